@@ -1,0 +1,2 @@
+// Placeholder until the CLI wiring lands.
+return 0;

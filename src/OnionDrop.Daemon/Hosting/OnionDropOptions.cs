@@ -1,0 +1,54 @@
+namespace OnionDrop.Daemon.Hosting;
+
+/// <summary>How tor is run for the onion service.</summary>
+public enum TorMode
+{
+    /// <summary>The daemon starts and supervises its own tor (default).</summary>
+    Launch,
+    /// <summary>Use the system's tor service through its control socket and ADD_ONION.</summary>
+    System,
+    /// <summary>No tor: only the loopback listener, for local trials and benchmarks.</summary>
+    None,
+}
+
+/// <summary>
+/// The daemon's settings, bound from config/*.json, ONIONDROP__* environment variables and the command
+/// line (section "OnionDrop"), validated at start-up.
+/// </summary>
+public sealed class OnionDropOptions
+{
+    public const string Section = "OnionDrop";
+
+    public string DataDir { get; set; } = "/var/lib/oniondrop";
+
+    /// <summary>Journalists' public keys (odpk1...). At least one; each must parse.</summary>
+    public List<string> Recipients { get; set; } = [];
+
+    /// <summary>Optional loopback TCP listener, "127.0.0.1:PORT" or "[::1]:PORT". Never a public address.</summary>
+    public string? Listen { get; set; }
+
+    public TorMode Tor { get; set; } = TorMode.Launch;
+
+    /// <summary>Path of the tor binary (Launch mode).</summary>
+    public string TorPath { get; set; } = "tor";
+
+    /// <summary>Path of torrc.template (Launch mode); empty means the one shipped beside the executable.</summary>
+    public string? TorrcTemplate { get; set; }
+
+    /// <summary>Extra torrc lines appended in Launch mode (e.g. to join a private test network).</summary>
+    public List<string> TorExtraConfig { get; set; } = [];
+
+    /// <summary>Control socket of the system tor (System mode).</summary>
+    public string SystemTorControlSocket { get; set; } = "/run/tor/control";
+
+    public string NewsroomName { get; set; } = "OnionDrop";
+
+    /// <summary>Optional welcome text shown above the form (plain text, no HTML).</summary>
+    public string? WelcomeText { get; set; }
+
+    public long MaxSubmissionBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    public int MaxFiles { get; set; } = 100;
+
+    public int MaxMessageChars { get; set; } = 100_000;
+}

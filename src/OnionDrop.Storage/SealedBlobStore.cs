@@ -1,0 +1,51 @@
+namespace OnionDrop.Storage;
+
+public enum SubmissionState { Receiving, Committed, Acknowledged }
+
+/// <summary>A catalog entry. Deliberately nothing about the source: no address, agent, name or exact time.</summary>
+public sealed record SubmissionRecord(
+    string Id,
+    long Sequence,
+    SubmissionState State,
+    long Size,
+    string Sha256Hex,
+    DateOnly ArrivedOn,
+    IReadOnlyCollection<string> AcknowledgedBy);
+
+public sealed record StoreStats(int Waiting, long WaitingBytes, DateOnly? OldestWaiting);
+
+/// <summary>
+/// Where sealed submissions live. The one implementation keeps a LiteDB catalog and one fsynced file per
+/// body; another layout (an object store, say) would be another implementation of this interface.
+/// A submission is visible to List/Open only once committed.
+/// </summary>
+public interface ISealedBlobStore : IDisposable
+{
+    /// <summary>Starts a submission: a fresh random id (also the source's receipt reference) and an exclusive 0600 temp file.</summary>
+    ISubmissionWriter BeginSubmission();
+
+    /// <summary>Committed submissions in pull order (ascending sequence), optionally only those after a sequence.</summary>
+    IReadOnlyList<SubmissionRecord> ListCommitted(long afterSequence = 0);
+
+    SubmissionRecord? Find(string id);
+
+    /// <summary>Opens the committed ciphertext for reading.</summary>
+    Stream OpenSealed(string id);
+
+    /// <summary>Records that <paramref name="recipient"/> holds a verified copy; applies the deletion policy.</summary>
+    SubmissionRecord? Acknowledge(string id, string recipient);
+
+    StoreStats GetStats();
+}
+
+/// <summary>One submission being written. Disposing without <see cref="CommitAsync"/> deletes every piece of it.</summary>
+public interface ISubmissionWriter : IAsyncDisposable
+{
+    string Id { get; }
+
+    /// <summary>Sequential ciphertext sink; its bytes are hashed as they pass.</summary>
+    Stream Ciphertext { get; }
+
+    /// <summary>fsync file, rename, fsync directory, then commit the catalog entry. Only then is it visible.</summary>
+    Task<SubmissionRecord> CommitAsync(CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace OnionDrop.Testing;
+
+/// <summary>Result of a finished child process.</summary>
+public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
+}
+
+/// <summary>Runs real programs (the built CLI, tor, ssh, chromium) the way a user would.</summary>
+public static class ChildProcess
+{
+    public static ProcessStartInfo StartInfo(string file, IEnumerable<string> args, string? workingDirectory = null)
+    {
+        var psi = new ProcessStartInfo(file)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return psi;
+    }
+
+    /// <summary>Runs to completion (killed after <paramref name="timeout"/>), feeding <paramref name="stdin"/> if given.</summary>
+    public static async Task<ProcessResult> RunAsync(ProcessStartInfo psi, TimeSpan timeout, string? stdin = null)
+    {
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + psi.FileName);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
+        p.StandardInput.Close();
+        using var cts = new CancellationTokenSource(timeout);
+        try { await p.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+            throw new TimeoutException($"{psi.FileName} {string.Join(' ', psi.ArgumentList)} ran over {timeout}\n{await stderr}");
+        }
+        return new ProcessResult(p.ExitCode, await stdout, await stderr);
+    }
+
+    public static Task<ProcessResult> RunAsync(string file, IEnumerable<string> args, TimeSpan? timeout = null, string? stdin = null) =>
+        RunAsync(StartInfo(file, args), timeout ?? TimeSpan.FromMinutes(2), stdin);
+}
+
+/// <summary>
+/// The built `oniondrop` executable. Test projects that use it reference src/OnionDrop.Cli, so oniondrop.dll
+/// sits beside the test assembly and is always the current build.
+/// </summary>
+public static class Oniondrop
+{
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "oniondrop.dll");
+
+    public static ProcessStartInfo StartInfo(params string[] args)
+    {
+        if (!File.Exists(Dll)) throw new FileNotFoundException("oniondrop.dll not beside the tests: reference src/OnionDrop.Cli", Dll);
+        return ChildProcess.StartInfo("dotnet", [Dll, .. args]);
+    }
+
+    public static Task<ProcessResult> RunAsync(string[] args, TimeSpan? timeout = null, string? stdin = null) =>
+        ChildProcess.RunAsync(StartInfo(args), timeout ?? TimeSpan.FromMinutes(2), stdin);
+}
