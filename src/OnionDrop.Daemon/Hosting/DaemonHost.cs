@@ -1,0 +1,39 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Pull;
+using OnionDrop.Daemon.Status;
+using OnionDrop.Daemon.Storage;
+using OnionDrop.Daemon.Tor;
+using OnionDrop.Daemon.Web;
+
+namespace OnionDrop.Daemon.Hosting;
+
+/// <summary>Builds the daemon: options, then one registration per concern, then the web endpoints.</summary>
+public static class DaemonHost
+{
+    /// <param name="configuration">Already layered by the caller: config file, environment, command line.</param>
+    public static WebApplication Build(IConfiguration configuration)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Configuration.AddConfiguration(configuration);
+        builder.Host.UseSystemd();
+
+        builder.Services.AddOptions<OnionDropOptions>()
+            .Bind(builder.Configuration.GetSection(OnionDropOptions.Section))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<OnionDropOptions>, OnionDropOptionsValidator>();
+
+        builder.Services.AddOnionDropStorage();
+        builder.Services.AddOnionDropWeb(builder.WebHost);
+        builder.Services.AddOnionDropTor();
+        builder.Services.AddOnionDropPull();
+        builder.Services.AddOnionDropStatus();
+
+        var app = builder.Build();
+        app.MapOnionDropWeb();
+        return app;
+    }
+}
