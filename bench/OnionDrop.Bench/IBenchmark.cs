@@ -1,0 +1,13 @@
+namespace OnionDrop.Bench;
+
+/// <summary>One benchmark; Program finds every implementation by reflection, so adding one is adding a file.</summary>
+public interface IBenchmark
+{
+    /// <summary>The name given on the command line, e.g. "seal".</summary>
+    string Name { get; }
+
+    string Description { get; }
+
+    /// <returns>Process exit code: non-zero when the run itself failed (not when a target was missed).</returns>
+    Task<int> RunAsync(string[] args);
+}
