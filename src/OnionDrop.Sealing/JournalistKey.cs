@@ -1,17 +1,172 @@
+using System.Security.Cryptography;
+using System.Text;
+using Sodium;
+
 namespace OnionDrop.Sealing;
 
-/// <summary>A journalist's key pair. Lives only on the journalist's machine, never on the server.</summary>
+/// <summary>
+/// A journalist's key pair. Lives only on the journalist's machine, never on the server.
+/// Secret key file (docs/sealed-format.md, "Keys"): '#' comment lines, then one line of space-separated fields:
+/// <code>
+/// odsk1 plain    PUBKEY SECRET_B64
+/// odsk1 argon2id PUBKEY OPSLIMIT MEMLIMIT SALT_B64 NONCE_B64 SECRETBOX_B64
+/// </code>
+/// The public key is repeated so the file can be checked (and the key recognised) without the passphrase.
+/// </summary>
 public sealed class JournalistKey : IDisposable
 {
-    public static JournalistKey Generate() => throw new NotImplementedException();
+    public const string Prefix = "odsk1";
+    /// <summary>Argon2id cost for new protected files: libsodium's "moderate" (3 passes, 256 MiB), about a second.</summary>
+    public const long DefaultOpsLimit = 3;
+    public const int DefaultMemLimit = 256 * 1024 * 1024;
+    // Refuse absurd costs from a file before running them.
+    private const long MaxOpsLimit = 64;
+    private const long MaxMemLimit = 2L * 1024 * 1024 * 1024 - 1;
 
-    public RecipientPublicKey PublicKey => throw new NotImplementedException();
+    private readonly byte[] _secret;
+    private readonly RecipientPublicKey _public;
+    private bool _disposed;
+
+    private JournalistKey(byte[] secret)
+    {
+        _secret = secret;
+        _public = new RecipientPublicKey(ScalarMult.Base(secret));
+    }
+
+    public static JournalistKey Generate()
+    {
+        using var pair = PublicKeyBox.GenerateKeyPair();
+        return new JournalistKey((byte[])pair.PrivateKey.Clone());
+    }
+
+    /// <summary>Builds a key from its 32 secret bytes (for tools and test vectors).</summary>
+    public static JournalistKey FromSecretBytes(ReadOnlySpan<byte> secret)
+    {
+        if (secret.Length != 32) throw new ArgumentException("a secret key is 32 bytes", nameof(secret));
+        return new JournalistKey(secret.ToArray());
+    }
+
+    public RecipientPublicKey PublicKey => _public;
+
+    internal ReadOnlySpan<byte> SecretBytes
+    {
+        get { ObjectDisposedException.ThrowIf(_disposed, this); return _secret; }
+    }
 
     /// <summary>Writes the secret key file (mode 0600, created exclusively), optionally passphrase-protected (Argon2id).</summary>
-    public void Save(string path, string? passphrase = null) => throw new NotImplementedException();
+    public void Save(string path, string? passphrase = null) =>
+        Save(path, passphrase, DefaultOpsLimit, DefaultMemLimit);
+
+    /// <summary>As <see cref="Save(string,string?)"/> with explicit Argon2id costs.</summary>
+    public void Save(string path, string? passphrase, long opsLimit, int memLimit)
+    {
+        var text = new StringBuilder()
+            .Append("# OnionDrop journalist secret key. Keep it offline, never on the server.\n")
+            .Append("# Public key (give this one to the server): ").Append(_public).Append('\n')
+            .Append(passphrase is null ? PlainLine() : ProtectedLine(passphrase, opsLimit, memLimit)).Append('\n')
+            .ToString();
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,   // never overwrite a key
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        };
+        using var file = new FileStream(path, options);
+        file.Write(Encoding.ASCII.GetBytes(text));
+        file.Flush(flushToDisk: true);
+    }
+
+    private string PlainLine() => $"{Prefix} plain {_public} {Convert.ToBase64String(_secret)}";
+
+    private string ProtectedLine(string passphrase, long opsLimit, int memLimit)
+    {
+        var salt = SodiumCore.GetRandomBytes(16);
+        var nonce = SecretBox.GenerateNonce();
+        var boxKey = DeriveKey(passphrase, salt, opsLimit, memLimit);
+        try
+        {
+            var box = SecretBox.Create(_secret, nonce, boxKey);
+            return $"{Prefix} argon2id {_public} {opsLimit} {memLimit} {Convert.ToBase64String(salt)} {Convert.ToBase64String(nonce)} {Convert.ToBase64String(box)}";
+        }
+        finally { CryptographicOperations.ZeroMemory(boxKey); }
+    }
+
+    /// <summary>True if the key file needs a passphrase (so a CLI asks only when needed).</summary>
+    public static bool IsProtected(string path) => ReadKeyLine(path)[1] == "argon2id";
 
     /// <summary>Loads a key file; asks <paramref name="passphrase"/> only if the file is protected.</summary>
-    public static JournalistKey Load(string path, Func<string>? passphrase = null) => throw new NotImplementedException();
+    /// <exception cref="FormatException">the file is not a valid key file, or the passphrase is wrong (one-line reason)</exception>
+    public static JournalistKey Load(string path, Func<string>? passphrase = null)
+    {
+        var f = ReadKeyLine(path);
+        var expectedPublic = RecipientPublicKey.Parse(f[2]);
+        byte[] secret;
+        switch (f[1])
+        {
+            case "plain" when f.Length == 4:
+                secret = FromBase64(f[3], 32, "secret key");
+                break;
+            case "argon2id" when f.Length == 8:
+                if (!long.TryParse(f[3], out var ops) || ops < 1 || ops > MaxOpsLimit
+                    || !long.TryParse(f[4], out var mem) || mem < 8192 || mem > MaxMemLimit)
+                    throw new FormatException("key file has invalid Argon2id parameters");
+                var salt = FromBase64(f[5], 16, "salt");
+                var nonce = FromBase64(f[6], 24, "nonce");
+                var box = FromBase64(f[7], 32 + 16, "protected secret key");
+                if (passphrase is null) throw new FormatException("key file is passphrase-protected and no passphrase was given");
+                var boxKey = DeriveKey(passphrase(), salt, ops, (int)mem);
+                try { secret = SecretBox.Open(box, nonce, boxKey); }
+                catch (CryptographicException) { throw new FormatException("wrong passphrase for the key file"); }
+                finally { CryptographicOperations.ZeroMemory(boxKey); }
+                break;
+            default:
+                throw new FormatException($"key file has an unknown or malformed \"{Prefix} {f[1]}\" line");
+        }
+        var key = new JournalistKey(secret);
+        if (!key.PublicKey.Equals(expectedPublic))
+        {
+            key.Dispose();
+            throw new FormatException("key file is corrupt: its secret key does not match its public key");
+        }
+        return key;
+    }
 
-    public void Dispose() => throw new NotImplementedException();
+    private static string[] ReadKeyLine(string path)
+    {
+        string[] lines;
+        try { lines = File.ReadAllLines(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FormatException($"cannot read key file: {e.Message}"); }
+        var line = lines.Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0 && !l.StartsWith('#'));
+        var fields = line?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (fields is null || fields.Length < 3 || fields[0] != Prefix)
+            throw new FormatException(line is not null && line.StartsWith(RecipientPublicKey.Prefix, StringComparison.OrdinalIgnoreCase)
+                ? "that is a public key; opening needs the secret key file"
+                : $"not an OnionDrop secret key file (no \"{Prefix}\" line)");
+        return fields;
+    }
+
+    private static byte[] FromBase64(string s, int length, string what)
+    {
+        byte[] b;
+        try { b = Convert.FromBase64String(s); }
+        catch (FormatException) { throw new FormatException($"key file has a malformed {what}"); }
+        if (b.Length != length) throw new FormatException($"key file has a malformed {what}");
+        return b;
+    }
+
+    /// <summary>Argon2id over the passphrase's NFC UTF-8 bytes, so the same words typed on any system give the same key.</summary>
+    private static byte[] DeriveKey(string passphrase, byte[] salt, long opsLimit, int memLimit)
+    {
+        if (passphrase.Length == 0) throw new FormatException("the passphrase is empty");
+        var bytes = Encoding.UTF8.GetBytes(passphrase.Normalize(NormalizationForm.FormC));
+        try { return PasswordHash.ArgonHashBinary(bytes, salt, opsLimit, memLimit, 32, PasswordHash.ArgonAlgorithm.Argon_2ID13); }
+        finally { CryptographicOperations.ZeroMemory(bytes); }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        CryptographicOperations.ZeroMemory(_secret);
+    }
 }
