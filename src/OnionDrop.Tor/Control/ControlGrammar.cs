@@ -1,0 +1,116 @@
+using System.Text;
+
+namespace OnionDrop.Tor.Control;
+
+/// <summary>
+/// The small pieces of the control-spec grammar shared by replies and events: space-separated words,
+/// <c>Keyword=Value</c> pairs, and QuotedString (control-spec §2.1 "Description format": a string in
+/// double quotes with backslash escapes; tor writes C-style escapes such as \n, \t, \" and \\ and octal
+/// \NNN, see §2.1.1 "Notes on an escaping bug").
+/// </summary>
+public static class ControlGrammar
+{
+    /// <summary>
+    /// Splits a reply line into leading positional words and the Keyword=Value pairs after them
+    /// (e.g. <c>BOOTSTRAP PROGRESS=10 TAG=conn SUMMARY="Connecting to a relay"</c>). Values may be quoted.
+    /// A word without "=" after the first pair is kept as a positional word.
+    /// </summary>
+    public static (IReadOnlyList<string> Words, IReadOnlyDictionary<string, string> Pairs) ParseArguments(string text)
+    {
+        var words = new List<string>();
+        var pairs = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var i = 0;
+        while (true)
+        {
+            while (i < text.Length && text[i] == ' ') i++;
+            if (i >= text.Length) break;
+            if (text[i] == '"')
+            {
+                words.Add(ReadQuoted(text, ref i));
+                continue;
+            }
+            var start = i;
+            while (i < text.Length && text[i] != ' ' && text[i] != '=') i++;
+            var word = text[start..i];
+            if (i < text.Length && text[i] == '=')
+            {
+                i++;
+                string value;
+                if (i < text.Length && text[i] == '"') value = ReadQuoted(text, ref i);
+                else
+                {
+                    var valueStart = i;
+                    while (i < text.Length && text[i] != ' ') i++;
+                    value = text[valueStart..i];
+                }
+                pairs[word] = value;
+            }
+            else words.Add(word);
+        }
+        return (words, pairs);
+    }
+
+    /// <summary>Parses a "key=value" reply line (GETINFO, ADD_ONION); the value may be a QuotedString.</summary>
+    public static (string Key, string Value) ParseKeyValue(string text)
+    {
+        var eq = text.IndexOf('=');
+        if (eq < 0) return (text, "");
+        var key = text[..eq];
+        var rest = text[(eq + 1)..];
+        if (rest.StartsWith('"'))
+        {
+            var i = 0;
+            return (key, ReadQuoted(rest, ref i));
+        }
+        return (key, rest);
+    }
+
+    /// <summary>Reads a QuotedString starting at text[i] == '"', leaving i after the closing quote.</summary>
+    public static string ReadQuoted(string text, ref int i)
+    {
+        if (text[i] != '"') throw new TorControlProtocolException("expected a quoted string");
+        i++;
+        var sb = new StringBuilder();
+        while (true)
+        {
+            if (i >= text.Length) throw new TorControlProtocolException("unterminated quoted string");
+            var c = text[i++];
+            if (c == '"') return sb.ToString();
+            if (c != '\\') { sb.Append(c); continue; }
+            if (i >= text.Length) throw new TorControlProtocolException("unterminated escape in quoted string");
+            var e = text[i++];
+            switch (e)
+            {
+                case 'n': sb.Append('\n'); break;
+                case 'r': sb.Append('\r'); break;
+                case 't': sb.Append('\t'); break;
+                case >= '0' and <= '7':
+                    // Octal \N, \NN or \NNN (tor's esc_for_log writes three digits).
+                    var value = e - '0';
+                    for (var k = 0; k < 2 && i < text.Length && text[i] is >= '0' and <= '7'; k++) value = value * 8 + (text[i++] - '0');
+                    sb.Append((char)value);
+                    break;
+                default: sb.Append(e); break; // \" \\ \' and anything else: the character itself
+            }
+        }
+    }
+
+    /// <summary>Quotes a value for a command argument (control-spec §2.1 QuotedString).</summary>
+    public static string Quote(string value)
+    {
+        var sb = new StringBuilder("\"");
+        foreach (var c in value)
+        {
+            switch (c)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                default: sb.Append(c); break;
+            }
+        }
+        return sb.Append('"').ToString();
+    }
+}

@@ -1,0 +1,104 @@
+namespace OnionDrop.Tor.Control;
+
+/// <summary>Severity of a tor log line or status event (control-spec §4.1.5 and §4.1.10).</summary>
+public enum TorSeverity { Debug, Info, Notice, Warn, Err }
+
+/// <summary>An asynchronous event (a 650 reply, control-spec §4.1), parsed by <see cref="TorEvent.Parse"/>.</summary>
+public abstract record TorEvent(string Keyword)
+{
+    /// <summary>Parses a 6yz reply into the most specific record we know; others become <see cref="UnrecognizedEvent"/>.</summary>
+    public static TorEvent Parse(ControlReply reply)
+    {
+        var first = reply.Lines[0];
+        var space = first.Text.IndexOf(' ');
+        var keyword = space < 0 ? first.Text : first.Text[..space];
+        var rest = space < 0 ? "" : first.Text[(space + 1)..];
+        // A multi-line event (650+KEYWORD ... data ... 650 OK) keeps its body in Data.
+        if (first.Data is { } data) rest = rest.Length == 0 ? data : rest + "\n" + data;
+
+        return keyword switch
+        {
+            "STATUS_GENERAL" or "STATUS_CLIENT" or "STATUS_SERVER" => StatusEvent.ParseBody(keyword, rest),
+            "HS_DESC" => HsDescEvent.ParseBody(rest),
+            "DEBUG" or "INFO" or "NOTICE" or "WARN" or "ERR" => new LogEvent(ParseSeverity(keyword), rest),
+            _ => new UnrecognizedEvent(keyword, rest),
+        };
+    }
+
+    public static TorSeverity ParseSeverity(string s) => s.ToUpperInvariant() switch
+    {
+        "DEBUG" => TorSeverity.Debug,
+        "INFO" => TorSeverity.Info,
+        "NOTICE" => TorSeverity.Notice,
+        "WARN" or "WARNING" => TorSeverity.Warn,
+        "ERR" or "ERROR" => TorSeverity.Err,
+        _ => TorSeverity.Notice,
+    };
+}
+
+/// <summary>
+/// STATUS_GENERAL / STATUS_CLIENT / STATUS_SERVER (control-spec §4.1.10 "Status events"):
+/// <c>"650" SP StatusType SP StatusSeverity SP StatusAction [SP StatusArguments]</c>.
+/// </summary>
+public sealed record StatusEvent(string Keyword, TorSeverity Severity, string Action, IReadOnlyDictionary<string, string> Arguments)
+    : TorEvent(Keyword)
+{
+    internal static StatusEvent ParseBody(string keyword, string body)
+    {
+        var (words, pairs) = ControlGrammar.ParseArguments(body);
+        if (words.Count < 2) throw new TorControlProtocolException($"malformed {keyword} event: {body}");
+        return new StatusEvent(keyword, ParseSeverity(words[0]), words[1], pairs);
+    }
+
+    /// <summary>The bootstrap status if this is a STATUS_CLIENT BOOTSTRAP event.</summary>
+    public BootstrapStatus? Bootstrap => Action == "BOOTSTRAP" ? BootstrapStatus.From(Severity, Arguments) : null;
+}
+
+/// <summary>
+/// Bootstrap progress (control-spec §4.1.10, "BOOTSTRAP" under STATUS_CLIENT; also the answer to
+/// <c>GETINFO status/bootstrap-phase</c>, §3.9): PROGRESS=num TAG=Keyword SUMMARY=String
+/// [WARNING=String REASON=Keyword COUNT=num RECOMMENDATION=Keyword HOST=... HOSTADDR=...].
+/// </summary>
+public sealed record BootstrapStatus(int Progress, string Tag, string Summary, TorSeverity Severity, string? Warning, string? Reason)
+{
+    public bool IsDone => Progress >= 100;
+
+    public static BootstrapStatus From(TorSeverity severity, IReadOnlyDictionary<string, string> args) => new(
+        args.TryGetValue("PROGRESS", out var p) && int.TryParse(p, out var n) ? n : 0,
+        args.GetValueOrDefault("TAG", ""),
+        args.GetValueOrDefault("SUMMARY", ""),
+        severity,
+        args.GetValueOrDefault("WARNING"),
+        args.GetValueOrDefault("REASON"));
+
+    /// <summary>Parses "NOTICE BOOTSTRAP PROGRESS=..." as GETINFO status/bootstrap-phase returns it.</summary>
+    public static BootstrapStatus ParsePhase(string text)
+    {
+        var (words, pairs) = ControlGrammar.ParseArguments(text);
+        return From(words.Count > 0 ? TorEvent.ParseSeverity(words[0]) : TorSeverity.Notice, pairs);
+    }
+}
+
+/// <summary>
+/// HS_DESC (control-spec §4.1.25 "HiddenService descriptors"):
+/// <c>"650" SP "HS_DESC" SP Action SP HSAddress SP AuthType SP HsDir [SP DescriptorID] [SP "REASON=" Reason]
+/// [SP "REPLICA=" Replica] [SP "HSDIR_INDEX=" HSDirIndex]</c>. Action is REQUESTED, UPLOAD, RECEIVED,
+/// UPLOADED, IGNORE, FAILED or CREATED. For our own service, UPLOADED means one HSDir accepted the
+/// descriptor: the service is published.
+/// </summary>
+public sealed record HsDescEvent(string Action, string Address, string AuthType, string HsDir, string? DescriptorId, string? Reason)
+    : TorEvent("HS_DESC")
+{
+    internal static HsDescEvent ParseBody(string body)
+    {
+        var (words, pairs) = ControlGrammar.ParseArguments(body);
+        if (words.Count < 4) throw new TorControlProtocolException($"malformed HS_DESC event: {body}");
+        return new HsDescEvent(words[0], words[1], words[2], words[3], words.Count > 4 ? words[4] : null, pairs.GetValueOrDefault("REASON"));
+    }
+}
+
+/// <summary>A log message event: DEBUG, INFO, NOTICE, WARN or ERR (control-spec §4.1.5).</summary>
+public sealed record LogEvent(TorSeverity Severity, string Message) : TorEvent(Severity.ToString().ToUpperInvariant());
+
+/// <summary>An event we asked for but do not model; kept whole so nothing is lost.</summary>
+public sealed record UnrecognizedEvent(string Keyword, string Text) : TorEvent(Keyword);
