@@ -1,6 +1,12 @@
 namespace OnionDrop.Storage;
 
-public enum SubmissionState { Receiving, Committed, Acknowledged }
+/// <summary>
+/// Receiving: being written (a blobs/*.partial file, no catalog entry yet). Committed: visible, waiting to be
+/// pulled. Acknowledged: the deletion policy's quorum holds a verified copy (kept only if the operator keeps
+/// acknowledged blobs for some days). Damaged: the catalog entry's file was found missing or short at open;
+/// never offered to pull, kept so the operator sees it.
+/// </summary>
+public enum SubmissionState { Receiving, Committed, Acknowledged, Damaged }
 
 /// <summary>A catalog entry. Deliberately nothing about the source: no address, agent, name or exact time.</summary>
 public sealed record SubmissionRecord(
@@ -26,6 +32,9 @@ public interface ISealedBlobStore : IDisposable
 
     /// <summary>Committed submissions in pull order (ascending sequence), optionally only those after a sequence.</summary>
     IReadOnlyList<SubmissionRecord> ListCommitted(long afterSequence = 0);
+
+    /// <summary>What <paramref name="recipient"/> still has to pull: committed and not yet acknowledged by it, in pull order.</summary>
+    IReadOnlyList<SubmissionRecord> ListWaiting(string recipient, long afterSequence = 0);
 
     SubmissionRecord? Find(string id);
 

@@ -51,4 +51,10 @@ public sealed class OnionDropOptions
     public int MaxFiles { get; set; } = 100;
 
     public int MaxMessageChars { get; set; } = 100_000;
+
+    /// <summary>An upload that sends nothing for this long is dropped (and stores nothing); a slow one that keeps moving is not.</summary>
+    public TimeSpan UploadIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>When pulled submissions are deleted and how long unfetched ones may wait (Storage/RetentionOptions.cs).</summary>
+    public OnionDrop.Daemon.Storage.RetentionOptions Retention { get; set; } = new();
 }

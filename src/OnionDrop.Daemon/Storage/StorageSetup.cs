@@ -1,8 +1,58 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Hosting;
+using OnionDrop.Storage;
 
 namespace OnionDrop.Daemon.Storage;
 
 public static class StorageSetup
 {
-    public static IServiceCollection AddOnionDropStorage(this IServiceCollection services) => services; // filled in by its owner
+    /// <summary>
+    /// The daemon's one <see cref="SealedBlobStore"/> (it holds DATA/daemon.lock: the catalog's only writer),
+    /// opened at start-up so a second daemon on the same data directory fails fast, and the retention loop.
+    /// </summary>
+    public static IServiceCollection AddOnionDropStorage(this IServiceCollection services)
+    {
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<OnionDropOptions>>().Value;
+            return SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with
+            {
+                Logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("OnionDrop.Storage"),
+                // A pull serving directly while the daemon was stopped may still hold the lock for a moment.
+                LockWait = TimeSpan.FromSeconds(30),
+            });
+        });
+        services.AddSingleton<ISealedBlobStore>(sp => sp.GetRequiredService<SealedBlobStore>());
+        services.AddHostedService<RetentionService>();
+        return services;
+    }
+}
+
+/// <summary>Opens the store at start-up, then applies retention every CheckInterval and compacts after deletions.</summary>
+internal sealed class RetentionService(SealedBlobStore store, IOptions<OnionDropOptions> options, ILogger<RetentionService> log) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = options.Value.Retention.CheckInterval;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var deleted = store.ApplyRetention();
+                if (deleted > 0)
+                {
+                    store.Compact();
+                    log.LogInformation("retention: deleted {Count} submission(s), catalog compacted", deleted);
+                }
+            }
+            catch (Exception e) when (e is IOException or LiteDB.LiteException)
+            {
+                log.LogError("retention: {Error}", e.Message);
+            }
+            await Task.Delay(interval, stoppingToken).ContinueWith(_ => { }, CancellationToken.None);
+        }
+    }
 }

@@ -1,0 +1,335 @@
+using LiteDB;
+using Microsoft.Extensions.Logging;
+
+namespace OnionDrop.Storage;
+
+/// <summary>
+/// The sealed blob store (docs/storage.md): a LiteDB catalog (DATA/catalog.db) that is the single source of
+/// truth, and one fsynced ciphertext file per submission (DATA/blobs/ID.sealed). The process that opens it
+/// holds DATA/daemon.lock, so it is the catalog's only writer.
+/// Thread-safe: uploads stream in parallel, each into its own file; the catalog is touched only to commit,
+/// acknowledge and clean up, under one short lock.
+/// </summary>
+public sealed class SealedBlobStore : ISealedBlobStore
+{
+    public const string CatalogFileName = "catalog.db";
+    public const string BlobsDirectoryName = "blobs";
+    internal const string SealedExtension = ".sealed";
+    internal const string PartialExtension = ".partial";
+
+    private const UnixFileMode PrivateDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    private readonly DataDirectoryLock _lock;
+    private readonly LiteDatabase _db;
+    private readonly ILiteCollection<BsonDocument> _submissions;
+    private readonly ILiteCollection<BsonDocument> _meta;
+    private readonly SealedBlobStoreOptions _options;
+    private readonly ILogger _log;
+    private readonly object _catalogWrite = new();
+    private bool _disposed;
+
+    public string DataDir { get; }
+    public string BlobsDir { get; }
+    public SealedBlobStoreOptions Options => _options;
+
+    private SealedBlobStore(string dataDir, DataDirectoryLock dataLock, LiteDatabase db, SealedBlobStoreOptions options)
+    {
+        DataDir = dataDir;
+        BlobsDir = Path.Combine(dataDir, BlobsDirectoryName);
+        _lock = dataLock;
+        _db = db;
+        _options = options;
+        _log = options.Logger;
+        _submissions = db.GetCollection("submissions");
+        _submissions.EnsureIndex("seq", unique: true);
+        _submissions.EnsureIndex("state");
+        _meta = db.GetCollection("meta");
+    }
+
+    /// <summary>
+    /// Opens (creating if needed) the store in <paramref name="dataDir"/>: takes daemon.lock, then sweeps
+    /// what an interrupted run left behind. Throws <see cref="StoreLockedException"/> when another process
+    /// holds the lock.
+    /// </summary>
+    public static SealedBlobStore Open(string dataDir, SealedBlobStoreOptions? options = null)
+    {
+        options ??= new SealedBlobStoreOptions();
+        options.Validate();
+        dataDir = Path.GetFullPath(dataDir);
+
+        // Everything this process creates from here on is private unless deliberately widened (pull.sock).
+        Posix.SetUmask(0b000_111_111);
+        CreatePrivateDirectory(dataDir);
+        var dataLock = DataDirectoryLock.TryAcquire(dataDir, options.LockWait) ?? throw new StoreLockedException(dataDir);
+        try
+        {
+            CreatePrivateDirectory(Path.Combine(dataDir, BlobsDirectoryName));
+            var catalog = Path.Combine(dataDir, CatalogFileName);
+            if (!File.Exists(catalog)) File.Create(catalog, 0, FileOptions.None).Dispose();
+            File.SetUnixFileMode(catalog, PrivateFile);
+            var db = new LiteDatabase(new ConnectionString { Filename = catalog, Connection = ConnectionType.Direct });
+            var store = new SealedBlobStore(dataDir, dataLock, db, options);
+            store.Sweep();
+            return store;
+        }
+        catch
+        {
+            dataLock.Dispose();
+            throw;
+        }
+    }
+
+    private static void CreatePrivateDirectory(string path)
+    {
+        Directory.CreateDirectory(path, PrivateDirectory);
+        File.SetUnixFileMode(path, PrivateDirectory); // tighten one that already existed
+    }
+
+    // ---- writing -------------------------------------------------------------------------------------
+
+    public ISubmissionWriter BeginSubmission()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        while (true)
+        {
+            var id = SubmissionId.New();
+            try { return new SubmissionWriter(this, id); }
+            catch (IOException) when (File.Exists(PartialPath(id)) || File.Exists(SealedPath(id))) { } // 2^-100: try another
+        }
+    }
+
+    internal string PartialPath(string id) => Path.Combine(BlobsDir, id + PartialExtension);
+    internal string SealedPath(string id) => Path.Combine(BlobsDir, id + SealedExtension);
+
+    /// <summary>
+    /// The last step of a commit, after the file is durable under its final name: one catalog transaction
+    /// that assigns the next pull sequence number and records the entry. Sequence numbers follow commit
+    /// order (not begin order), so a pull cursor "after N" never misses a slow upload that began earlier.
+    /// </summary>
+    internal SubmissionRecord CommitEntry(string id, long size, string sha256Hex)
+    {
+        lock (_catalogWrite)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var sequence = (_meta.FindById("sequence")?["value"].AsInt64 ?? 0) + 1;
+            var doc = new BsonDocument
+            {
+                ["_id"] = id,
+                ["seq"] = sequence,
+                ["state"] = nameof(SubmissionState.Committed),
+                ["size"] = size,
+                ["sha256"] = sha256Hex,
+                ["day"] = Today().ToString("yyyy-MM-dd"),
+                ["acks"] = new BsonArray(),
+            };
+            _db.BeginTrans();
+            try
+            {
+                _meta.Upsert(new BsonDocument { ["_id"] = "sequence", ["value"] = sequence });
+                _submissions.Insert(doc);
+                _db.Commit();
+            }
+            catch
+            {
+                _db.Rollback();
+                throw;
+            }
+            return ToRecord(doc);
+        }
+    }
+
+    // ---- reading -------------------------------------------------------------------------------------
+
+    public IReadOnlyList<SubmissionRecord> ListCommitted(long afterSequence = 0) =>
+        _submissions.Query()
+            .Where("(state = @0 OR state = @1) AND seq > @2", nameof(SubmissionState.Committed), nameof(SubmissionState.Acknowledged), afterSequence)
+            .OrderBy("seq").ToList().Select(ToRecord).ToList();
+
+    public IReadOnlyList<SubmissionRecord> ListWaiting(string recipient, long afterSequence = 0) =>
+        _submissions.Query()
+            .Where("state = @0 AND seq > @1", nameof(SubmissionState.Committed), afterSequence)
+            .OrderBy("seq").ToList().Select(ToRecord)
+            .Where(r => !r.AcknowledgedBy.Contains(recipient)).ToList();
+
+    public SubmissionRecord? Find(string id) =>
+        SubmissionId.IsValid(id) && _submissions.FindById(id) is { } doc ? ToRecord(doc) : null;
+
+    public Stream OpenSealed(string id)
+    {
+        var record = Find(id);
+        if (record is null || record.State is not (SubmissionState.Committed or SubmissionState.Acknowledged))
+            throw new FileNotFoundException($"no committed submission {id}");
+        return new FileStream(SealedPath(id), new FileStreamOptions
+        {
+            Mode = FileMode.Open, Access = FileAccess.Read, Share = FileShare.Read | FileShare.Delete,
+            Options = FileOptions.SequentialScan, BufferSize = 0,
+        });
+    }
+
+    public StoreStats GetStats()
+    {
+        var waiting = _submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).Select(ToRecord).ToList();
+        return new StoreStats(waiting.Count, waiting.Sum(r => r.Size), waiting.Count == 0 ? null : waiting.Min(r => r.ArrivedOn));
+    }
+
+    // ---- acknowledgement and retention ---------------------------------------------------------------
+
+    /// <summary>
+    /// Records that <paramref name="recipient"/> holds a verified copy. When the quorum
+    /// (<see cref="SealedBlobStoreOptions.DeleteAfter"/>) is reached the entry becomes Acknowledged, and is
+    /// deleted now or after <see cref="SealedBlobStoreOptions.KeepDaysAfterAcknowledgement"/> days.
+    /// Idempotent. Null if there is no such visible submission (unknown, damaged or already deleted).
+    /// </summary>
+    public SubmissionRecord? Acknowledge(string id, string recipient)
+    {
+        if (!SealedBlobStoreOptions.IsValidJournalistName(recipient))
+            throw new ArgumentException($"journalist name '{recipient}' is not 1-64 of a-z A-Z 0-9 . _ -");
+        if (!SubmissionId.IsValid(id)) return null;
+        lock (_catalogWrite)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var doc = _submissions.FindById(id);
+            if (doc is null) return null;
+            var record = ToRecord(doc);
+            if (record.State is not (SubmissionState.Committed or SubmissionState.Acknowledged)) return null;
+            if (record.AcknowledgedBy.Contains(recipient)) return record;
+
+            var today = Today();
+            doc["acks"].AsArray.Add(new BsonDocument { ["by"] = recipient, ["day"] = today.ToString("yyyy-MM-dd") });
+            var acked = doc["acks"].AsArray.Select(a => a["by"].AsString).ToHashSet();
+            var quorum = _options.DeleteAfter == AcknowledgementQuorum.First || _options.Journalists.All(acked.Contains);
+            if (quorum && record.State == SubmissionState.Committed)
+            {
+                doc["state"] = nameof(SubmissionState.Acknowledged);
+                doc["deleteOn"] = today.AddDays(_options.KeepDaysAfterAcknowledgement).ToString("yyyy-MM-dd");
+            }
+            _submissions.Update(doc);
+            record = ToRecord(doc);
+            if (quorum && _options.KeepDaysAfterAcknowledgement == 0) Delete(id);
+            return record;
+        }
+    }
+
+    /// <summary>
+    /// Deletes acknowledged blobs whose keeping time is over and, if <see cref="SealedBlobStoreOptions.MaxUnfetchedDays"/>
+    /// is set, unfetched ones older than that (each with a warning for the operator). Returns how many went.
+    /// </summary>
+    public int ApplyRetention()
+    {
+        var today = Today();
+        var deleted = 0;
+        lock (_catalogWrite)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            foreach (var doc in _submissions.Find(Query.EQ("state", nameof(SubmissionState.Acknowledged))).ToList())
+            {
+                if (doc["deleteOn"].IsString && DateOnly.Parse(doc["deleteOn"].AsString) <= today) { Delete(doc["_id"].AsString); deleted++; }
+            }
+            if (_options.MaxUnfetchedDays is int maxDays)
+            {
+                var oldest = today.AddDays(-maxDays);
+                foreach (var doc in _submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).ToList())
+                {
+                    var record = ToRecord(doc);
+                    if (record.ArrivedOn >= oldest) continue;
+                    _log.LogWarning("retention: deleted unfetched submission {Id} from {Day}: older than MaxUnfetchedDays={Max}",
+                        record.Id, record.ArrivedOn, maxDays);
+                    Delete(record.Id);
+                    deleted++;
+                }
+            }
+        }
+        return deleted;
+    }
+
+    /// <summary>Rebuilds catalog.db so the space of deleted entries goes back to the file system.</summary>
+    public long Compact()
+    {
+        lock (_catalogWrite)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _db.Rebuild();
+        }
+    }
+
+    /// <summary>Catalog entry first, then the file: a crash in between leaves an orphan file the next sweep removes.</summary>
+    private void Delete(string id)
+    {
+        _submissions.Delete(id);
+        TryDelete(SealedPath(id));
+    }
+
+    // ---- recovery ------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Run at open, before anything is served. Partial files are interrupted uploads: deleted. A .sealed
+    /// file without a visible catalog entry is a commit cut between rename and catalog (or a damaged
+    /// entry's leftover): deleted. A visible entry whose file is missing or not its recorded size becomes
+    /// Damaged: never offered to pull, logged for the operator. Hashes are not re-read here (that would
+    /// read every stored byte at each start); they are checked end to end by every fetch instead.
+    /// </summary>
+    private void Sweep()
+    {
+        lock (_catalogWrite)
+        {
+            var visible = new HashSet<string>();
+            foreach (var doc in _submissions.FindAll().ToList())
+            {
+                var record = ToRecord(doc);
+                if (record.State is not (SubmissionState.Committed or SubmissionState.Acknowledged)) continue;
+                var file = new FileInfo(SealedPath(record.Id));
+                if (file.Exists && file.Length == record.Size) { visible.Add(record.Id); continue; }
+                doc["state"] = nameof(SubmissionState.Damaged);
+                _submissions.Update(doc);
+                _log.LogError("store: submission {Id} is damaged ({Problem}); it will not be offered to pull",
+                    record.Id, file.Exists ? $"file is {file.Length} bytes, catalog says {record.Size}" : "file missing");
+            }
+
+            var removed = 0;
+            foreach (var path in Directory.EnumerateFiles(BlobsDir))
+            {
+                var name = Path.GetFileName(path);
+                var isPartial = name.EndsWith(PartialExtension, StringComparison.Ordinal);
+                var isOrphan = name.EndsWith(SealedExtension, StringComparison.Ordinal) && !visible.Contains(name[..^SealedExtension.Length]);
+                if (isPartial || isOrphan) { TryDelete(path); removed++; }
+                else if (!name.EndsWith(SealedExtension, StringComparison.Ordinal))
+                    _log.LogWarning("store: unexpected file {Name} in blobs/ left alone", name);
+            }
+            if (removed > 0)
+            {
+                Posix.FsyncDirectory(BlobsDir);
+                _log.LogInformation("store: swept {Count} unfinished or orphaned blob file(s)", removed);
+            }
+        }
+    }
+
+    // ---- helpers -------------------------------------------------------------------------------------
+
+    private DateOnly Today() => DateOnly.FromDateTime(_options.Clock.GetUtcNow().UtcDateTime);
+
+    private static SubmissionRecord ToRecord(BsonDocument doc) => new(
+        doc["_id"].AsString,
+        doc["seq"].AsInt64,
+        Enum.Parse<SubmissionState>(doc["state"].AsString),
+        doc["size"].AsInt64,
+        doc["sha256"].AsString,
+        DateOnly.Parse(doc["day"].AsString),
+        doc["acks"].AsArray.Select(a => a["by"].AsString).ToArray());
+
+    internal static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    public void Dispose()
+    {
+        lock (_catalogWrite)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _db.Dispose();
+            _lock.Dispose();
+        }
+    }
+}
