@@ -12,4 +12,26 @@ var root = new RootCommand("OnionDrop: an onion-service drop box that seals ever
     FetchCommand.Create(),
     StatusCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync();
+var parse = root.Parse(args);
+var invocation = new InvocationConfiguration
+{
+    // `serve` leaves SIGTERM/SIGINT to the host, which stops tor and marks the status file before exiting;
+    // System.CommandLine would otherwise end the process two seconds after the signal.
+    ProcessTerminationTimeout = parse.CommandResult.Command.Name == "serve" ? null : TimeSpan.FromSeconds(2),
+    // A command's unexpected exception is still one line, never a stack trace.
+    EnableDefaultExceptionHandler = false,
+};
+try
+{
+    return await parse.InvokeAsync(invocation);
+}
+catch (OperationCanceledException)
+{
+    Console.Error.WriteLine($"oniondrop {parse.CommandResult.Command.Name}: interrupted");
+    return 130;
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"oniondrop {parse.CommandResult.Command.Name}: {e.Message.Split('\n')[0].Trim()}");
+    return 1;
+}

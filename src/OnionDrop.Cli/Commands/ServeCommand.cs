@@ -1,13 +1,77 @@
 using System.CommandLine;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Hosting;
 
 namespace OnionDrop.Cli.Commands;
 
+/// <summary>
+/// `oniondrop serve`: layers the configuration (see <see cref="OnionDropConfiguration"/>), checks it, and runs
+/// the daemon until SIGTERM/SIGINT. A bad configuration exits 2 with one line naming the bad entry.
+/// </summary>
 public static class ServeCommand
 {
+    public const int ExitBadConfig = 2;
+    public const int ExitFailed = 1;
+
     public static Command Create()
     {
-        var command = new Command("serve", "(not implemented yet)");
-        command.SetAction(_ => { Console.Error.WriteLine("oniondrop serve: not implemented yet"); return 70; });
+        var dataDir = new Option<string>("--data-dir") { Description = "Data directory (catalog, sealed blobs, sockets, status). Default /var/lib/oniondrop", HelpName = "DIR" };
+        var recipients = new Option<string[]>("--recipient") { Description = "A journalist's public key (odpk1...); repeat for several. Replaces the config file's list", HelpName = "PUBKEY" };
+        var listen = new Option<string>("--listen") { Description = "Also listen on a loopback address, for local trials and tests", HelpName = "127.0.0.1:PORT" };
+        var tor = new Option<string>("--tor") { Description = "launch: run our own tor (default); system: use the system tor's control socket; none: loopback only", HelpName = "launch|system|none" };
+        tor.AcceptOnlyFromAmong("launch", "system", "none");
+        var config = new Option<string>("--config") { Description = $"JSON config file (section \"OnionDrop\"). Default ${OnionDropConfiguration.ConfigFileVariable}, else {OnionDropConfiguration.DefaultConfigFile} if present", HelpName = "FILE" };
+
+        var command = new Command("serve", "Run the drop box daemon: tor, the onion service's form, sealing, the pull socket, the status file.\n" +
+            "Each flag also has a config-file form (\"OnionDrop\": { \"DataDir\": ... }) and an environment form (ONIONDROP_DATA_DIR, ...); flags win over environment, environment over file.")
+        {
+            dataDir, recipients, listen, tor, config,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            OnionDropConfiguration.Loaded loaded;
+            try
+            {
+                loaded = OnionDropConfiguration.Load(parse.GetValue(config),
+                    new(parse.GetValue(dataDir), parse.GetValue(recipients), parse.GetValue(listen), parse.GetValue(tor)));
+                // The daemon validates again on start; checking here keeps a bad config to one line, before any logging starts.
+                var failures = new OnionDropOptionsValidator().Validate(null, loaded.Options());
+                if (failures.Failed) throw new ConfigurationError(string.Join("; ", failures.Failures ?? []));
+            }
+            catch (ConfigurationError e)
+            {
+                return Fail(ExitBadConfig, "bad configuration: " + e.Message);
+            }
+
+            try
+            {
+                await using var app = DaemonHost.Build(loaded.Configuration);
+                await app.RunAsync();
+                return 0;
+            }
+            catch (OptionsValidationException e)
+            {
+                return Fail(ExitBadConfig, "bad configuration: " + string.Join("; ", e.Failures));
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The host has logged the details for the operator; the terminal gets the one line.
+                return Fail(ExitFailed, FirstLine(e));
+            }
+        });
         return command;
+    }
+
+    private static int Fail(int code, string message)
+    {
+        Console.Error.WriteLine("oniondrop serve: " + message);
+        return code;
+    }
+
+    internal static string FirstLine(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } a) e = a.InnerExceptions[0];
+        return e.Message.Split('\n')[0].Trim();
     }
 }

@@ -1,13 +1,102 @@
 using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OnionDrop.Daemon.Status;
 
 namespace OnionDrop.Cli.Commands;
 
+/// <summary>
+/// `oniondrop status`: reads DATA/status.json (never the network), checks that the daemon's pid is alive and
+/// the file fresh, and exits with a <see cref="HealthCode"/>: 0 healthy, otherwise the first problem.
+/// </summary>
 public static class StatusCommand
 {
     public static Command Create()
     {
-        var command = new Command("status", "(not implemented yet)");
-        command.SetAction(_ => { Console.Error.WriteLine("oniondrop status: not implemented yet"); return 70; });
+        var json = new Option<bool>("--json") { Description = "Print the status document and a \"health\" object as JSON, for monitoring" };
+        var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
+        var config = new Option<string>("--config") { Description = "Config file to take the data directory from", HelpName = "FILE" };
+        var command = new Command("status", "Is the daemon healthy? Tor, onion address, submissions waiting, free disk.\n" +
+            "Exit codes: 0 healthy, 1 status unreadable, 2 daemon not running or status stale, 3 tor not running, " +
+            "4 onion service not published (bootstrapping, no network), 5 degraded (store unreadable, disk low).")
+        {
+            json, dataDir, config,
+        };
+        command.SetAction(parse =>
+        {
+            string dir;
+            try
+            {
+                dir = parse.GetValue(dataDir) is { } d ? Path.GetFullPath(d)
+                    : OnionDropConfiguration.Load(parse.GetValue(config), new()).Options().DataDir;
+            }
+            catch (ConfigurationError e) { return Report(parse.GetValue(json), null, new(HealthCode.Unreadable, "bad configuration: " + e.Message)); }
+
+            var (status, document, verdict) = Read(Path.Combine(dir, DaemonStatus.FileName));
+            return Report(parse.GetValue(json), document, verdict ?? StatusHealth.Evaluate(status!, DateTimeOffset.UtcNow, StatusHealth.ProcessExists), status);
+        });
         return command;
+    }
+
+    private static (DaemonStatus? Status, JsonObject? Document, HealthVerdict? Failure) Read(string path)
+    {
+        try
+        {
+            var text = File.ReadAllText(path);
+            return (DaemonStatus.Parse(text), JsonNode.Parse(text)!.AsObject(), null);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return (null, null, new(HealthCode.DaemonNotRunning, $"daemon not running: no {path} (has it ever run with this data directory?)"));
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return (null, null, new(HealthCode.Unreadable, $"cannot read {path}: permission denied (run as root or the daemon's user)"));
+        }
+        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException)
+        {
+            return (null, null, new(HealthCode.Unreadable, $"cannot read {path}: {e.Message.Split('\n')[0]}"));
+        }
+    }
+
+    private static int Report(bool asJson, JsonObject? document, HealthVerdict verdict, DaemonStatus? status = null)
+    {
+        if (asJson)
+        {
+            document ??= [];
+            document["health"] = new JsonObject { ["healthy"] = verdict.Healthy, ["code"] = (int)verdict.Code, ["reason"] = verdict.Reason };
+            Console.WriteLine(document.ToJsonString(DaemonStatus.Json));
+        }
+        else
+        {
+            Console.WriteLine(verdict.Healthy ? "OnionDrop: healthy" : "OnionDrop: NOT HEALTHY: " + verdict.Reason);
+            if (status is not null) Console.Write(Table(status, DateTimeOffset.UtcNow));
+        }
+        if (!verdict.Healthy) Console.Error.WriteLine("oniondrop status: " + verdict.Reason);
+        return (int)verdict.Code;
+    }
+
+    /// <summary>The human view: one line per concern.</summary>
+    public static string Table(DaemonStatus s, DateTimeOffset now)
+    {
+        var rows = new List<(string, string)>
+        {
+            ("daemon", $"{s.State}, pid {s.Pid}, up since {s.StartedAt:u}, status written {StatusHealth.Ago(now - s.UpdatedAt)}"),
+        };
+        if (s.TorMode == "none") rows.Add(("tor", "none (loopback only)"));
+        else if (s.Tor is { } t)
+        {
+            rows.Add(("tor", (t.Running ? "running" : "NOT running") + (t.Pid is int p ? $" (pid {p})" : "") + $", {s.TorMode}" +
+                $", bootstrap {t.BootstrapPercent}%" + (t.BootstrapSummary is { } b ? $" ({b})" : "") + $", restarts {t.Restarts}"));
+            rows.Add(("onion address", (t.OnionAddress ?? "not known yet") + (t.Published ? ", published" : ", not published")));
+            if (t.LastProblem is { } problem) rows.Add(("tor problem", problem));
+        }
+        rows.Add(("submissions", s.Submissions is { } w
+            ? $"{w.Waiting} waiting ({StatusHealth.Bytes(w.WaitingBytes)})" + (w.OldestWaitingSince is { } d ? $", oldest since {d:yyyy-MM-dd} ({w.OldestWaitingDays} days)" : "")
+            : "unknown"));
+        rows.Add(("free disk", $"{StatusHealth.Bytes(s.Disk.FreeBytes)} of {StatusHealth.Bytes(s.Disk.TotalBytes)} under {s.Disk.Path}"));
+        if (s.Listen is { } l) rows.Add(("loopback", $"http://{l}/"));
+        foreach (var problem in s.Problems) rows.Add(("problem", problem));
+        return string.Concat(rows.Select(r => $"  {r.Item1,-14} {r.Item2}\n"));
     }
 }

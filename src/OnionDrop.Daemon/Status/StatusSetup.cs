@@ -4,5 +4,10 @@ namespace OnionDrop.Daemon.Status;
 
 public static class StatusSetup
 {
-    public static IServiceCollection AddOnionDropStatus(this IServiceCollection services) => services; // filled in by its owner
+    /// <summary>The status file writer (DATA/status.json). Tor's state comes from an <see cref="ITorStatusSource"/> the tor setup registers.</summary>
+    public static IServiceCollection AddOnionDropStatus(this IServiceCollection services)
+    {
+        services.AddHostedService<StatusFileWriter>();
+        return services;
+    }
 }

@@ -1,0 +1,172 @@
+using System.Collections;
+using System.Reflection;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Configuration;
+using OnionDrop.Daemon.Hosting;
+
+namespace OnionDrop.Cli;
+
+/// <summary>A configuration mistake, told in one line that names the bad entry.</summary>
+public sealed class ConfigurationError(string message) : Exception(message);
+
+/// <summary>
+/// Layers the daemon's settings: built-in defaults &lt; config file &lt; environment &lt; command-line flags.
+/// <list type="bullet">
+/// <item>Config file: JSON (comments allowed), section "OnionDrop"; --config FILE, else $ONIONDROP_CONFIG,
+/// else /etc/oniondrop/oniondrop.json if it exists.</item>
+/// <item>Environment: ONIONDROP_&lt;SETTING&gt;, the setting's name in any case with optional underscores
+/// between words (ONIONDROP_DATA_DIR, ONIONDROP_DataDir); a list either indexed (ONIONDROP_RECIPIENTS__0)
+/// or in one variable, one item per line (recipients may also be separated by commas or spaces).</item>
+/// </list>
+/// A list set by a higher layer replaces the lower layer's list as a whole (.NET would merge by index,
+/// which would silently keep an old recipient). Unknown settings are refused: a typo must not pass for a default.
+/// </summary>
+public static partial class OnionDropConfiguration
+{
+    public const string DefaultConfigFile = "/etc/oniondrop/oniondrop.json";
+    public const string EnvPrefix = "ONIONDROP_";
+    public const string ConfigFileVariable = "ONIONDROP_CONFIG";
+
+    private static readonly string Section = OnionDropOptions.Section;
+
+    /// <summary>Setting names (OnionDropOptions' properties) by their name with underscores removed, any case.</summary>
+    private static readonly Dictionary<string, PropertyInfo> Settings =
+        typeof(OnionDropOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanWrite)
+            .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+
+    private static bool IsList(PropertyInfo p) => p.PropertyType != typeof(string) && typeof(IEnumerable).IsAssignableFrom(p.PropertyType);
+
+    /// <summary>The command-line layer: only the flags actually given.</summary>
+    public sealed record Flags(string? DataDir = null, IReadOnlyList<string>? Recipients = null, string? Listen = null, string? Tor = null);
+
+    public sealed record Loaded(IConfigurationRoot Configuration, string? ConfigFile)
+    {
+        /// <summary>Binds the options as the daemon will, turning binder errors into one clear line.</summary>
+        public OnionDropOptions Options()
+        {
+            try { return Configuration.GetSection(Section).Get<OnionDropOptions>() ?? new OnionDropOptions(); }
+            catch (InvalidOperationException e)
+            {
+                // "Failed to convert configuration value '…' at 'OnionDrop:Tor' to type '…'."
+                var m = BadValue().Match(e.Message);
+                throw new ConfigurationError(m.Success ? $"bad value '{m.Groups[1].Value}' for {m.Groups[2].Value}" : e.Message);
+            }
+        }
+    }
+
+    [GeneratedRegex(@"value '(.*)' at '([^']*)'")]
+    private static partial Regex BadValue();
+
+    public static Loaded Load(string? configFile, Flags flags, IDictionary? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariables();
+        var file = ChooseFile(configFile, environment);
+        var layers = new[]
+        {
+            file is null ? [] : FileLayer(file),
+            EnvironmentLayer(environment),
+            FlagLayer(flags),
+        };
+        var merged = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var layer in layers)
+        {
+            // A list set here replaces the whole list from below.
+            foreach (var list in layer.Keys.Select(ListOf).OfType<string>().Distinct(StringComparer.OrdinalIgnoreCase).ToList())
+                foreach (var key in merged.Keys.Where(k => ListOf(k) is { } l && l.Equals(list, StringComparison.OrdinalIgnoreCase)).ToList())
+                    merged.Remove(key);
+            foreach (var (k, v) in layer) merged[k] = v;
+        }
+        return new Loaded(new ConfigurationBuilder().AddInMemoryCollection(merged).Build(), file);
+    }
+
+    private static string? ChooseFile(string? configFile, IDictionary environment)
+    {
+        var explicitFile = configFile ?? environment[ConfigFileVariable] as string;
+        if (!string.IsNullOrEmpty(explicitFile))
+        {
+            var full = Path.GetFullPath(explicitFile);
+            if (!File.Exists(full)) throw new ConfigurationError($"config file {full} not found");
+            return full;
+        }
+        return File.Exists(DefaultConfigFile) ? DefaultConfigFile : null;
+    }
+
+    /// <summary>"OnionDrop:Recipients:2" → "OnionDrop:Recipients"; null for a key that is not part of a list setting.</summary>
+    private static string? ListOf(string key)
+    {
+        var parts = key.Split(':');
+        return parts.Length >= 2 && parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase)
+            && Settings.TryGetValue(parts[1], out var p) && IsList(p) ? $"{Section}:{p.Name}" : null;
+    }
+
+    private static Dictionary<string, string?> FileLayer(string file)
+    {
+        IConfigurationRoot root;
+        try { root = new ConfigurationBuilder().AddJsonFile(file, optional: false, reloadOnChange: false).Build(); }
+        catch (Exception e) when (e is FormatException or InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            // The JSON parser's own message carries the line; the provider's wrappers only say "could not parse".
+            var inner = e;
+            while (inner.InnerException is not null && inner is not System.Text.Json.JsonException) inner = inner.InnerException;
+            var why = inner is System.Text.Json.JsonException ? "not valid JSON: " + inner.Message : inner.Message;
+            throw new ConfigurationError($"config file {file}: {why.Split('\n')[0].Trim()}");
+        }
+        var layer = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in root.AsEnumerable())
+        {
+            var parts = key.Split(':');
+            if (parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase) && parts.Length >= 2 && !Settings.ContainsKey(parts[1]))
+                throw new ConfigurationError($"config file {file}: unknown setting {Section}:{parts[1]} (known: {string.Join(", ", Settings.Keys)})");
+            if (value is not null) layer[key] = value;
+        }
+        return layer;
+    }
+
+    private static Dictionary<string, string?> EnvironmentLayer(IDictionary environment)
+    {
+        var layer = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (DictionaryEntry e in environment)
+        {
+            var name = (string)e.Key;
+            if (!name.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || name.Equals(ConfigFileVariable, StringComparison.OrdinalIgnoreCase))
+                continue;
+            var value = e.Value as string ?? "";
+            var path = name[EnvPrefix.Length..].Split("__");
+            if (!Settings.TryGetValue(path[0].Replace("_", ""), out var setting))
+                throw new ConfigurationError($"environment: {name} is not a setting (known: {string.Join(", ", Settings.Keys.Select(k => EnvPrefix + Snake(k)))})");
+            var key = $"{Section}:{setting.Name}";
+            if (path.Length > 1)
+                // Nested names (Retention__MAX_AGE_DAYS) and indexes (Recipients__0); the binder ignores case.
+                layer[key + ":" + string.Join(':', path[1..].Select(p => p.Replace("_", "")))] = value;
+            else if (IsList(setting))
+                AddList(layer, key, SplitList(setting, value));
+            else
+                layer[key] = value;
+        }
+        return layer;
+    }
+
+    private static IEnumerable<string> SplitList(PropertyInfo setting, string value) =>
+        value.Split(setting.Name == nameof(OnionDropOptions.Recipients) ? [',', ' ', '\t', '\n', '\r'] : ['\n', '\r'],
+            StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static Dictionary<string, string?> FlagLayer(Flags flags)
+    {
+        var layer = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        if (flags.DataDir is { } d) layer[$"{Section}:{nameof(OnionDropOptions.DataDir)}"] = Path.GetFullPath(d);
+        if (flags.Recipients is { Count: > 0 } r) AddList(layer, $"{Section}:{nameof(OnionDropOptions.Recipients)}", r);
+        if (flags.Listen is { } l) layer[$"{Section}:{nameof(OnionDropOptions.Listen)}"] = l;
+        if (flags.Tor is { } t) layer[$"{Section}:{nameof(OnionDropOptions.Tor)}"] = t;
+        return layer;
+    }
+
+    private static void AddList(Dictionary<string, string?> layer, string key, IEnumerable<string> items)
+    {
+        var i = 0;
+        foreach (var item in items) layer[$"{key}:{i++}"] = item;
+    }
+
+    /// <summary>DataDir → DATA_DIR, for messages and docs.</summary>
+    public static string Snake(string name) => string.Concat(name.Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + c : char.ToUpperInvariant(c).ToString()));
+}

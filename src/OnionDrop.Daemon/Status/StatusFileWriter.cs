@@ -1,0 +1,163 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Hosting;
+using OnionDrop.Storage;
+
+namespace OnionDrop.Daemon.Status;
+
+/// <summary>
+/// Keeps DATA/status.json current: rewritten atomically (temp file, rename) every few seconds and at once
+/// when tor's state changes, and marked "stopped" on a clean shutdown. `oniondrop status` reads it, so
+/// asking for status never touches the network or the catalog's lock.
+/// </summary>
+public sealed class StatusFileWriter : BackgroundService
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+
+    /// <summary>The waiting count goes to the operator's log this often, never per submission (arrival times could help find a source).</summary>
+    public static readonly TimeSpan CountLogInterval = TimeSpan.FromHours(1);
+
+    private readonly OnionDropOptions options;
+    private readonly IServiceProvider services;
+    private readonly ITorStatusSource? tor;
+    private readonly ILogger<StatusFileWriter> log;
+    private readonly TimeProvider clock;
+    private readonly SemaphoreSlim changed = new(0);
+    private readonly DateTimeOffset startedAt;
+    private readonly string path;
+    private DateTimeOffset lastCountLog = DateTimeOffset.MinValue;
+    private string? lastProblem;
+    private bool lowDiskLogged;
+
+    public StatusFileWriter(IOptions<OnionDropOptions> options, IServiceProvider services, ILogger<StatusFileWriter> log,
+        TimeProvider? clock = null)
+    {
+        this.options = options.Value;
+        this.services = services;
+        this.log = log;
+        this.clock = clock ?? TimeProvider.System;
+        tor = this.options.Tor == TorMode.None ? null : services.GetService<ITorStatusSource>();
+        startedAt = this.clock.GetUtcNow();
+        path = Path.Combine(this.options.DataDir, DaemonStatus.FileName);
+    }
+
+    public string StatusPath => path;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (tor is not null) tor.Changed += OnTorChanged;
+        else if (options.Tor != TorMode.None) log.LogWarning("No tor supervisor registered: status will report tor as not running");
+        try
+        {
+            log.LogInformation("Status file {Path}, rewritten every {Seconds}s", path, Interval.TotalSeconds);
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                Write(Snapshot("running"));
+                // Wake on the interval or on a change of tor's state, whichever comes first.
+                try { await changed.WaitAsync(Interval, stoppingToken); }
+                catch (OperationCanceledException) { break; }
+            }
+        }
+        finally
+        {
+            if (tor is not null) tor.Changed -= OnTorChanged;
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        try { Write(Snapshot("stopped")); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.LogWarning("Could not mark the status file stopped: {Error}", e.Message); }
+    }
+
+    private void OnTorChanged() => changed.Release();
+
+    internal DaemonStatus Snapshot(string state)
+    {
+        var now = clock.GetUtcNow();
+        var problems = new List<string>();
+
+        SubmissionsStatus? submissions = null;
+        try
+        {
+            var store = services.GetService<ISealedBlobStore>();
+            if (store is null) problems.Add("store unavailable: no sealed blob store registered");
+            else
+            {
+                var stats = store.GetStats();
+                var today = DateOnly.FromDateTime(now.UtcDateTime);
+                submissions = new SubmissionsStatus(stats.Waiting, stats.WaitingBytes, stats.OldestWaiting,
+                    stats.OldestWaiting is { } day ? today.DayNumber - day.DayNumber : null);
+            }
+        }
+        catch (Exception e)
+        {
+            problems.Add("store unreadable: " + e.Message);
+        }
+
+        var drive = new DriveInfo(options.DataDir);
+        var disk = new DiskStatus(options.DataDir, drive.AvailableFreeSpace, drive.TotalSize);
+
+        LogChanges(now, submissions, disk, problems);
+
+        return new DaemonStatus
+        {
+            State = state,
+            Pid = Environment.ProcessId,
+            StartedAt = startedAt,
+            UpdatedAt = now,
+            IntervalSeconds = (int)Interval.TotalSeconds,
+            TorMode = options.Tor.ToString().ToLowerInvariant(),
+            Tor = options.Tor == TorMode.None ? null : tor?.Current ?? new TorStatus { LastProblem = "no tor supervisor registered" },
+            Submissions = submissions,
+            Disk = disk,
+            Listen = options.Listen,
+            Problems = problems,
+        };
+    }
+
+    /// <summary>Operator log: counts hourly, problems and low disk when they start and end. Nothing per submission.</summary>
+    private void LogChanges(DateTimeOffset now, SubmissionsStatus? submissions, DiskStatus disk, List<string> problems)
+    {
+        if (submissions is not null && now - lastCountLog >= CountLogInterval)
+        {
+            lastCountLog = now;
+            log.LogInformation("Submissions waiting: {Waiting} ({Size}), oldest since {Oldest}", submissions.Waiting,
+                StatusHealth.Bytes(submissions.WaitingBytes), submissions.OldestWaitingSince?.ToString("yyyy-MM-dd") ?? "-");
+        }
+        var problem = problems.FirstOrDefault();
+        if (problem != lastProblem)
+        {
+            if (problem is not null) log.LogError("{Problem}", problem);
+            else log.LogInformation("Store readable again");
+            lastProblem = problem;
+        }
+        var low = disk.FreeBytes < StatusHealth.LowDiskBytes;
+        if (low != lowDiskLogged)
+        {
+            if (low) log.LogWarning("Low disk: {Free} free under {Path}", StatusHealth.Bytes(disk.FreeBytes), disk.Path);
+            else log.LogInformation("Disk space back: {Free} free", StatusHealth.Bytes(disk.FreeBytes));
+            lowDiskLogged = low;
+        }
+    }
+
+    /// <summary>Temp file created 0600, written, renamed over the old one: readers see the old or the new file, never half.</summary>
+    internal void Write(DaemonStatus status)
+    {
+        Directory.CreateDirectory(options.DataDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var tmp = path + ".tmp";
+        File.Delete(tmp);
+        using (var f = new FileStream(tmp, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        }))
+        using (var w = new StreamWriter(f))
+            w.Write(status.ToJson());
+        File.Move(tmp, path, overwrite: true);
+    }
+}
