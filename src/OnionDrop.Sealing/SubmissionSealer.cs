@@ -34,7 +34,6 @@ public sealed class SubmissionSealer : IAsyncDisposable
 
     // Test-vector knobs (tests/vectors/generate): produce streams a correct sealer never writes.
     internal byte FinalTag { get; init; } = SecretStream.TagFinal;
-    internal bool AppendEmptyFinalChunk { get; init; }
 
     public SubmissionSealer(Stream output, IReadOnlyList<RecipientPublicKey> recipients)
     {
@@ -137,7 +136,6 @@ public sealed class SubmissionSealer : IAsyncDisposable
             await AppendAsync(record, cancellationToken);
             await AppendAsync(json, cancellationToken);
             // The manifest is never empty, so the final chunk never is either.
-            if (AppendEmptyFinalChunk) await FlushChunkAsync(SecretStream.TagMessage, cancellationToken);
             await FlushChunkAsync(FinalTag, cancellationToken);
             await _output.FlushAsync(cancellationToken);
             _state = State.Completed;

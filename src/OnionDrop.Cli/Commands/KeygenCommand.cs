@@ -1,13 +1,95 @@
 using System.CommandLine;
+using System.Text;
+using OnionDrop.Sealing;
 
 namespace OnionDrop.Cli.Commands;
 
+/// <summary>`oniondrop keygen -o FILE`: a journalist key pair; the public key is stdout's last line.</summary>
 public static class KeygenCommand
 {
     public static Command Create()
     {
-        var command = new Command("keygen", "(not implemented yet)");
-        command.SetAction(_ => { Console.Error.WriteLine("oniondrop keygen: not implemented yet"); return 70; });
+        var output = new Option<string>("--output", "-o") { Description = "Secret key file to create (mode 0600; never overwritten)", Required = true };
+        var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Protect the key with the passphrase in this file (Argon2id); ONIONDROP_PASSPHRASE works too" };
+        var ask = new Option<bool>("--ask-passphrase") { Description = "Protect the key with a passphrase typed at the terminal" };
+        var command = new Command("keygen", "Create a journalist key pair: the secret key stays offline, the public key goes to the server's --recipient.")
+        {
+            output, passphraseFile, ask,
+        };
+        command.SetAction(parseResult =>
+        {
+            var path = parseResult.GetValue(output)!;
+            try
+            {
+                var passphrase = Passphrases.FromFileOrEnvironment(parseResult.GetValue(passphraseFile));
+                if (passphrase is null && parseResult.GetValue(ask)) passphrase = Passphrases.AskNew();
+                if (Path.Exists(path)) return Fail($"{path} already exists; refusing to overwrite a key");
+                using var key = JournalistKey.Generate();
+                key.Save(path, passphrase);
+                Console.Error.WriteLine($"oniondrop keygen: secret key written to {path}{(passphrase is null ? "" : " (passphrase-protected)")}; keep it offline.");
+                Console.Error.WriteLine("oniondrop keygen: public key (give it to the server as --recipient):");
+                Console.Out.WriteLine(key.PublicKey.ToString());
+                return 0;
+            }
+            catch (IOException e) when (Path.Exists(path)) { return Fail($"{path} already exists; refusing to overwrite a key ({e.Message})"); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or PassphraseException) { return Fail(e.Message); }
+        });
         return command;
+    }
+
+    private static int Fail(string reason)
+    {
+        Console.Error.WriteLine("oniondrop keygen: " + reason);
+        return 1;
+    }
+}
+
+/// <summary>A passphrase could not be had: one line for stderr.</summary>
+public sealed class PassphraseException(string reason) : Exception(reason);
+
+/// <summary>Where key passphrases come from: a file or ONIONDROP_PASSPHRASE for scripts, else the terminal.</summary>
+public static class Passphrases
+{
+    public const string EnvironmentVariable = "ONIONDROP_PASSPHRASE";
+
+    /// <summary>The passphrase file's first line (so a trailing newline does not count), else the environment variable, else null.</summary>
+    public static string? FromFileOrEnvironment(string? file)
+    {
+        if (file is not null)
+        {
+            string text;
+            try { text = File.ReadAllText(file, Encoding.UTF8); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new PassphraseException($"cannot read passphrase file: {e.Message}"); }
+            var line = text.Split('\n')[0].TrimEnd('\r');
+            if (line.Length == 0) throw new PassphraseException($"passphrase file {file} is empty");
+            return line;
+        }
+        var env = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        return string.IsNullOrEmpty(env) ? null : env;
+    }
+
+    public static string AskNew()
+    {
+        var first = Ask("New passphrase: ");
+        if (first.Length == 0) throw new PassphraseException("empty passphrase");
+        if (Ask("Repeat it: ") != first) throw new PassphraseException("the passphrases differ");
+        return first;
+    }
+
+    public static string Ask(string prompt)
+    {
+        if (Console.IsInputRedirected || Console.IsErrorRedirected)
+            throw new PassphraseException($"no terminal to ask the passphrase on: use --passphrase-file or {EnvironmentVariable}");
+        Console.Error.Write(prompt);
+        var sb = new StringBuilder();
+        while (true)
+        {
+            var k = Console.ReadKey(intercept: true);
+            if (k.Key == ConsoleKey.Enter) break;
+            if (k.Key == ConsoleKey.Backspace) { if (sb.Length > 0) sb.Length--; }
+            else if (k.KeyChar != '\0') sb.Append(k.KeyChar);
+        }
+        Console.Error.WriteLine();
+        return sb.ToString();
     }
 }

@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Text;
+
+namespace OnionDrop.Sealing;
+
+/// <summary>
+/// Turns a name chosen by whoever sealed a submission into one that is safe to create on the journalist's
+/// machine, while keeping it recognisable: no path separators or traversal, no control, bidi or other
+/// invisible format characters, no hidden (dot) or option-like (dash) names, no Windows device or
+/// reserved characters, at most <see cref="MaxBytes"/> UTF-8 bytes with the extension kept.
+/// </summary>
+public static class SafeFileName
+{
+    public const int MaxBytes = 200;   // under NAME_MAX (255) with room for " (NN)"
+    private const string Replacement = "_";
+    private static readonly string[] DeviceNames =
+        ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$",
+         .. Enumerable.Range(0, 10).SelectMany(i => new[] { $"COM{i}", $"LPT{i}" }),
+         "COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³"];
+
+    public static string Neutralise(string name, string fallback = "unnamed")
+    {
+        var sb = new StringBuilder(name.Length);
+        foreach (var rune in name.Normalize(NormalizationForm.FormC).EnumerateRunes())
+        {
+            var category = Rune.GetUnicodeCategory(rune);
+            var unsafeRune = Rune.IsControl(rune)
+                || category is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator
+                    or UnicodeCategory.Surrogate or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned
+                || rune == Rune.ReplacementChar
+                || (rune.IsAscii && "/\\:*?\"<>|".Contains((char)rune.Value));
+            if (unsafeRune) sb.Append(Replacement);
+            else if (Rune.IsWhiteSpace(rune)) sb.Append(' ');   // odd spaces (NBSP, ideographic...) become plain ones
+            else sb.Append(rune);
+        }
+        // Windows drops trailing dots and spaces; leading spaces hide in listings.
+        var s = sb.ToString().Trim(' ').TrimEnd('.', ' ');
+        if (s.Length == 0) s = fallback;
+        if (s[0] is '.' or '-' or '~') s = Replacement + s;   // hidden files, options to other tools, home dirs
+        var stem = s.Split('.')[0].TrimEnd(' ');
+        if (DeviceNames.Contains(stem, StringComparer.OrdinalIgnoreCase)) s = Replacement + s;
+        return Shorten(s, MaxBytes);
+    }
+
+    /// <summary>Cuts the stem (keeping a short extension) so the name fits in <paramref name="maxBytes"/> UTF-8 bytes.</summary>
+    public static string Shorten(string s, int maxBytes)
+    {
+        if (Encoding.UTF8.GetByteCount(s) <= maxBytes) return s;
+        var dot = s.LastIndexOf('.');
+        var ext = dot > 0 && Encoding.UTF8.GetByteCount(s[dot..]) <= 16 ? s[dot..] : "";
+        var budget = maxBytes - Encoding.UTF8.GetByteCount(ext) - Encoding.UTF8.GetByteCount("…");
+        var stem = new StringBuilder();
+        var used = 0;
+        foreach (var rune in s[..(s.Length - ext.Length)].EnumerateRunes())
+        {
+            if (used + rune.Utf8SequenceLength > budget) break;
+            stem.Append(rune);
+            used += rune.Utf8SequenceLength;
+        }
+        return stem.Append('…').Append(ext).ToString();
+    }
+
+    /// <summary>"name.ext", "name (2).ext", ...: the first not in <paramref name="taken"/> (which it joins).</summary>
+    public static string Unique(string safe, ISet<string> taken)
+    {
+        if (taken.Add(safe)) return safe;
+        var dot = safe.LastIndexOf('.');
+        var (stem, ext) = dot > 0 ? (safe[..dot], safe[dot..]) : (safe, "");
+        for (var i = 2; ; i++)
+        {
+            var candidate = Shorten(stem, MaxBytes - 8 - Encoding.UTF8.GetByteCount(ext)) + $" ({i})" + ext;
+            if (taken.Add(candidate)) return candidate;
+        }
+    }
+}
