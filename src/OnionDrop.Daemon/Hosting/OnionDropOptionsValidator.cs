@@ -1,9 +1,46 @@
 using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Web;
+using OnionDrop.Sealing;
 
 namespace OnionDrop.Daemon.Hosting;
 
 /// <summary>Fails start-up fast with a message naming the bad setting.</summary>
 public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOptions>
 {
-    public ValidateOptionsResult Validate(string? name, OnionDropOptions options) => ValidateOptionsResult.Success;
+    /// <summary>Kestrel's own ceiling for a request body is long.MaxValue, but a drop box has no use for more.</summary>
+    public const long LargestSubmissionBytes = 1L << 40;
+
+    public ValidateOptionsResult Validate(string? name, OnionDropOptions options)
+    {
+        var errors = new List<string>();
+
+        if (options.Recipients.Count == 0)
+            errors.Add("Recipients: at least one journalist public key (odpk1...) is required, or nobody could open a submission");
+        for (var i = 0; i < options.Recipients.Count; i++)
+        {
+            var entry = options.Recipients[i] ?? "";
+            try { RecipientPublicKey.Parse(entry.Trim()); }
+            catch (FormatException e) { errors.Add($"Recipients[{i}] \"{Abbreviate(entry)}\" is not a valid public key: {e.Message}"); }
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.Listen) && !LoopbackEndpoint.TryParse(options.Listen, out _, out var listenError))
+            errors.Add(listenError);
+
+        if (string.IsNullOrWhiteSpace(options.DataDir))
+            errors.Add("DataDir must be set");
+        if (options.MaxSubmissionBytes is < 1024 or > LargestSubmissionBytes)
+            errors.Add($"MaxSubmissionBytes must be between 1024 and {LargestSubmissionBytes} (got {options.MaxSubmissionBytes})");
+        if (options.MaxFiles is < 1 or > 10_000)
+            errors.Add($"MaxFiles must be between 1 and 10000 (got {options.MaxFiles})");
+        if (options.MaxMessageChars is < 0 or > 10_000_000)
+            errors.Add($"MaxMessageChars must be between 0 and 10000000 (got {options.MaxMessageChars})");
+        if (options.UploadIdleTimeout < TimeSpan.FromSeconds(1) || options.UploadIdleTimeout > TimeSpan.FromHours(1))
+            errors.Add($"UploadIdleTimeout must be between 00:00:01 and 01:00:00 (got {options.UploadIdleTimeout})");
+        if (string.IsNullOrWhiteSpace(options.NewsroomName))
+            errors.Add("NewsroomName must not be empty");
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static string Abbreviate(string s) => s.Length <= 24 ? s : s[..20] + "...";
 }

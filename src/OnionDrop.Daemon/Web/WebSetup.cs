@@ -1,12 +1,44 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Hosting;
 
 namespace OnionDrop.Daemon.Web;
 
+/// <summary>The source's side: Kestrel on the onion service's Unix socket (and optionally loopback), and the site.</summary>
 public static class WebSetup
 {
-    public static IServiceCollection AddOnionDropWeb(this IServiceCollection services, IWebHostBuilder webHost) => services; // filled in by its owner
+    public static IServiceCollection AddOnionDropWeb(this IServiceCollection services, IWebHostBuilder webHost)
+    {
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, WebListeners>();
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<OnionDropOptions>>().Value);
+        services.AddSingleton<SubmissionCounters>();
+        services.AddSingleton<OnionServiceAddress>();
+        services.AddSingleton<HostAllowList>();
+        services.AddSingleton<SealingRecipients>();
+        services.AddSingleton<Pages>();
+        services.AddSingleton<UploadHandler>();
+        services.AddSingleton<SourceSite>();
 
-    public static WebApplication MapOnionDropWeb(this WebApplication app) => app;
+        // No access log: ASP.NET Core's request logging would record paths, hosts and timings per request.
+        services.AddLogging(logging => logging
+            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning)
+            .AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None)
+            .AddFilter("Microsoft.AspNetCore.Routing", LogLevel.None)
+            .AddFilter("Microsoft.AspNetCore.Server.Kestrel.BadRequests", LogLevel.None)
+            .AddFilter("Microsoft.AspNetCore.Server.Kestrel.Connections", LogLevel.None)
+            .AddFilter("Microsoft.AspNetCore.Server.Kestrel.Http2", LogLevel.None));
+        return services;
+    }
+
+    public static WebApplication MapOnionDropWeb(this WebApplication app)
+    {
+        // Resolved lazily, so that bad options surface from the start-up validation as one clear message.
+        app.Lifetime.ApplicationStarted.Register(() => WebListeners.RestrictSocket(app.Services.GetRequiredService<OnionDropOptions>()));
+        app.Run(context => context.RequestServices.GetRequiredService<SourceSite>().HandleAsync(context));
+        return app;
+    }
 }

@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Hosting;
+
+namespace OnionDrop.Daemon.Web;
+
+/// <summary>
+/// The onion service's own name, for the Host allow-list. The tor supervisor calls <see cref="Publish"/>
+/// once the service is up (ADD_ONION's ServiceID or the HiddenServiceDir's hostname file); until then
+/// the launched tor's hostname file is read if it exists.
+/// </summary>
+public sealed class OnionServiceAddress(IOptions<OnionDropOptions> options)
+{
+    private volatile string? _host;
+
+    /// <summary>"&lt;56 base32 chars&gt;.onion", or null while unknown.</summary>
+    public string? Host => _host ??= ReadHostnameFile();
+
+    /// <param name="onion">A v3 service id, with or without ".onion".</param>
+    public void Publish(string onion)
+    {
+        var host = onion.Trim().ToLowerInvariant();
+        if (!host.EndsWith(".onion", StringComparison.Ordinal)) host += ".onion";
+        if (!IsV3OnionName(host)) throw new ArgumentException("not a v3 onion name", nameof(onion));
+        _host = host;
+    }
+
+    /// <summary>True for "&lt;56 base32 chars ending in d&gt;.onion" (rend-spec-v3 §6: pubkey, checksum, version 3).</summary>
+    public static bool IsV3OnionName(string host)
+    {
+        if (host.Length != 56 + ".onion".Length || !host.EndsWith(".onion", StringComparison.OrdinalIgnoreCase)) return false;
+        for (var i = 0; i < 56; i++)
+        {
+            var c = char.ToLowerInvariant(host[i]);
+            if (c is not ((>= 'a' and <= 'z') or (>= '2' and <= '7'))) return false;
+        }
+        return char.ToLowerInvariant(host[55]) == 'd';
+    }
+
+    private string? ReadHostnameFile()
+    {
+        try
+        {
+            var file = Path.Combine(options.Value.DataDir, "tor", "onion-service", "hostname");
+            if (!File.Exists(file)) return null;
+            var host = File.ReadAllText(file).Trim().ToLowerInvariant();
+            return IsV3OnionName(host) ? host : null;
+        }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+    }
+}

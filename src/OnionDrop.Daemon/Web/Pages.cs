@@ -1,0 +1,126 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Unicode;
+using OnionDrop.Daemon.Hosting;
+
+namespace OnionDrop.Daemon.Web;
+
+/// <summary>A page's title and body, before the shared layout wraps it.</summary>
+public sealed record Page(int Status, string Title, string Body);
+
+/// <summary>
+/// The source's pages as plain HTML: no script, no inline style, no resource from another origin, so they
+/// work at Tor Browser's "Safest" level and in a text browser. Every dynamic value is HTML-encoded.
+/// </summary>
+public sealed class Pages(OnionDropOptions options)
+{
+    private static readonly HtmlEncoder Html = HtmlEncoder.Create(UnicodeRanges.All);
+
+    private static string E(string s) => Html.Encode(s);
+
+    public Page Form(PageLanguage t)
+    {
+        var welcome = string.IsNullOrWhiteSpace(options.WelcomeText) ? "" : $"<p class=\"welcome\">{E(options.WelcomeText.Trim())}</p>\n";
+        var maxLength = options.MaxMessageChars > 0 ? $" maxlength=\"{options.MaxMessageChars}\"" : "";
+        var body = $"""
+            <h1>{E(t["FormHeading"])}</h1>
+            {welcome}<section class="card">
+            <h2>{E(t["WhoHeading"])}</h2>
+            <p>{E(t.Format("WhoText", options.NewsroomName))}</p>
+            <h2>{E(t["WhatHeading"])}</h2>
+            <ul>
+            <li>{E(t["What1"])}</li>
+            <li>{E(t["What2"])}</li>
+            <li>{E(t["What3"])}</li>
+            </ul>
+            </section>
+            <section class="card advice">
+            <h2>{E(t["AdviceHeading"])}</h2>
+            <ul>
+            <li>{E(t["Advice1"])}</li>
+            <li>{E(t["Advice2"])}</li>
+            <li>{E(t["Advice3"])}</li>
+            </ul>
+            </section>
+            <form class="card" method="post" action="/?lang={t.Code}" enctype="multipart/form-data">
+            <h2>{E(t["SubmissionHeading"])}</h2>
+            <label for="files">{E(t["FilesLabel"])}</label>
+            <input type="file" id="files" name="files" multiple>
+            <p class="hint">{E(t.Format("FilesHint", options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
+            <label for="message">{E(t["MessageLabel"])}</label>
+            <textarea id="message" name="message" rows="8"{maxLength}></textarea>
+            <p class="hint">{E(t["MessageHint"])}</p>
+            <button type="submit">{E(t["SubmitButton"])}</button>
+            <p class="note">{E(t["SendingNote"])}</p>
+            </form>
+            """;
+        return new Page(200, t.Format("FormTitle", options.NewsroomName), body);
+    }
+
+    public Page Receipt(PageLanguage t, string reference, int files, long bytes, bool hasMessage)
+    {
+        var body = $"""
+            <section class="card">
+            <p class="status">{E(t["ReceiptTitle"])}</p>
+            <h1>{E(t["ReceiptHeading"])}</h1>
+            <p>{E(t["ReferenceLabel"])}</p>
+            <p class="reference" id="reference">{E(reference)}</p>
+            <p>{E(t.Format("ReceiptFiles", files, t.FormatSize(bytes)))}<br>{E(t[hasMessage ? "ReceiptMessageYes" : "ReceiptMessageNo"])}</p>
+            <h2>{E(t["ExpectHeading"])}</h2>
+            <ul>
+            <li>{E(t["Expect1"])}</li>
+            <li>{E(t["Expect2"])}</li>
+            <li>{E(t["Expect3"])}</li>
+            </ul>
+            <p><a href="/?lang={t.Code}">{E(t["SendAnother"])}</a></p>
+            </section>
+            """;
+        return new Page(200, t["ReceiptTitle"], body);
+    }
+
+    /// <param name="textKey">Resource key of the explanation; formatted with <paramref name="args"/>.</param>
+    public Page Error(PageLanguage t, int status, string titleKey, string textKey, bool nothingStored, params object[] args)
+    {
+        var stored = nothingStored ? $"<p>{E(t["NothingStored"])}</p>\n" : "";
+        var body = $"""
+            <section class="card error">
+            <h1>{E(t[titleKey])}</h1>
+            <p>{E(t.Format(textKey, args.Select(a => a is ByteSize size ? t.FormatSize(size.Bytes) : a).ToArray()))}</p>
+            {stored}<p><a href="/?lang={t.Code}">{E(t["BackToForm"])}</a></p>
+            </section>
+            """;
+        return new Page(status, t[titleKey], body);
+    }
+
+    /// <summary>The shared layout: newsroom name, language switch (a plain link, no cookie), footer.</summary>
+    public string Render(PageLanguage t, Page page, string path = "/")
+    {
+        var switchLinks = string.Join(" ", PageLanguage.All.Where(l => l != t).Select(l =>
+            $"<a href=\"{E(path)}?lang={l.Code}\" hreflang=\"{l.Code}\" lang=\"{l.Code}\">{E(l.NativeName)}</a>"));
+        var html = new StringBuilder(8 * 1024);
+        html.Append($"""
+            <!DOCTYPE html>
+            <html lang="{t.Code}">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <meta name="referrer" content="no-referrer">
+            <title>{E(page.Title)} · {E(options.NewsroomName)}</title>
+            <link rel="stylesheet" href="/style.css">
+            </head>
+            <body>
+            <header><div class="wrap">
+            <p class="brand">{E(options.NewsroomName)}<span>{E(t["Tagline"])}</span></p>
+            <nav class="lang">{switchLinks}</nav>
+            </div></header>
+            <main class="wrap">
+            {page.Body}
+            </main>
+            <footer><div class="wrap">{E(t.Format("Footer", options.NewsroomName))}</div></footer>
+            </body>
+            </html>
+
+            """);
+        return html.ToString();
+    }
+}

@@ -1,0 +1,194 @@
+using System.Buffers;
+using System.Text;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Logging;
+using Microsoft.Net.Http.Headers;
+using OnionDrop.Daemon.Hosting;
+using OnionDrop.Sealing;
+using OnionDrop.Storage;
+
+namespace OnionDrop.Daemon.Web;
+
+/// <summary>The journalists' public keys, parsed once (the options validator has already checked them).</summary>
+public sealed class SealingRecipients(OnionDropOptions options)
+{
+    public IReadOnlyList<RecipientPublicKey> Keys { get; } = options.Recipients.Select(r => RecipientPublicKey.Parse(r.Trim())).ToList();
+}
+
+/// <summary>What the receipt page may say: the reference, how many files, how big, whether there was a message.</summary>
+public sealed record ReceivedSubmission(string Reference, int Files, long Bytes, bool HasMessage);
+
+/// <summary>
+/// Takes the form's POST: reads the multipart body as a stream, feeds each file straight into a
+/// <see cref="SubmissionSealer"/> writing into the store, and commits only once the whole request has
+/// arrived. Any refusal or failure disposes the uncommitted writer, which deletes every piece of it.
+/// Nothing here logs anything about the request itself.
+/// </summary>
+public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipients recipients, OnionDropOptions options, ILogger<UploadHandler> log)
+{
+    private const int ChunkBytes = 64 * 1024;
+
+    /// <summary>Parts allowed beyond MaxFiles: the message, the empty file input a browser sends, a few spares.</summary>
+    private const int SpareParts = 8;
+
+    public async Task<ReceivedSubmission> ReceiveAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var boundary = BoundaryOf(request.ContentType);
+        if (request.ContentLength > WebListeners.MaxRequestBodyBytes(options))
+            throw UploadRefused.TooLarge(options.MaxSubmissionBytes);
+
+        await using var body = new IdleTimeoutStream(request.Body, options.UploadIdleTimeout, options.MaxSubmissionBytes, context.RequestAborted);
+        var reader = new MultipartReader(boundary, body, ChunkBytes) { HeadersCountLimit = 8, HeadersLengthLimit = 8 * 1024 };
+        var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
+        try
+        {
+            await using var writer = store.BeginSubmission();
+            int files = 0, parts = 0;
+            long bytes = 0;
+            string? message = null;
+            await using (var sealer = new SubmissionSealer(writer.Ciphertext, recipients.Keys))
+            {
+                while (await Parse(() => reader.ReadNextSectionAsync(context.RequestAborted)) is { } section)
+                {
+                    if (++parts > options.MaxFiles + SpareParts) throw UploadRefused.TooManyFiles(options.MaxFiles);
+                    var part = FormPart.Parse(section.ContentDisposition) ?? throw UploadRefused.Malformed();
+
+                    if (part.FileName is { } fileName)
+                    {
+                        var read = await Parse(() => section.Body.ReadAsync(buffer.AsMemory(0, ChunkBytes)).AsTask());
+                        if (read == 0 && fileName.Length == 0) continue; // the file input of a form sent with no file chosen
+                        if (++files > options.MaxFiles) throw UploadRefused.TooManyFiles(options.MaxFiles);
+                        await sealer.BeginFileAsync(fileName, section.ContentType ?? "application/octet-stream", context.RequestAborted);
+                        while (read > 0)
+                        {
+                            bytes += read;
+                            if (bytes > options.MaxSubmissionBytes) throw UploadRefused.TooLarge(options.MaxSubmissionBytes);
+                            await sealer.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+                            read = await Parse(() => section.Body.ReadAsync(buffer.AsMemory(0, ChunkBytes)).AsTask());
+                        }
+                        await sealer.EndFileAsync(context.RequestAborted);
+                    }
+                    else if (part.Name == "message" && message is null)
+                        message = await ReadMessageAsync(section.Body, buffer);
+                    else
+                        await DrainAsync(section.Body, buffer, limit: 4 * 1024); // a field the form does not have
+                }
+
+                if (files == 0 && string.IsNullOrWhiteSpace(message)) throw UploadRefused.Empty();
+                // The whole request has arrived: from here on the submission is finished even if the
+                // source's connection drops before the receipt is shown.
+                await sealer.CompleteAsync(writer.Id, message ?? "", DateTimeOffset.UtcNow, CancellationToken.None);
+            }
+            await writer.CommitAsync(CancellationToken.None);
+            return new ReceivedSubmission(writer.Id, files, bytes, !string.IsNullOrWhiteSpace(message));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static string BoundaryOf(string? contentType)
+    {
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var mediaType) ||
+            !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
+            throw UploadRefused.NotMultipart();
+        var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).ToString();
+        // RFC 2046 §5.1.1: 1 to 70 characters.
+        if (boundary.Length is 0 or > 70 || boundary.Any(char.IsControl)) throw UploadRefused.Malformed();
+        return boundary;
+    }
+
+    /// <summary>The message is the one part kept in memory, so it is bounded before it is decoded.</summary>
+    private async Task<string> ReadMessageAsync(Stream section, byte[] buffer)
+    {
+        // A UTF-16 char takes at most 3 bytes in UTF-8 (a surrogate pair: 4 bytes for 2 chars).
+        var maxBytes = (long)options.MaxMessageChars * 3 + 4;
+        using var text = new MemoryStream();
+        int read;
+        while ((read = await Parse(() => section.ReadAsync(buffer.AsMemory(0, ChunkBytes)).AsTask())) > 0)
+        {
+            if (text.Length + read > maxBytes) throw UploadRefused.MessageTooLong(options.MaxMessageChars);
+            text.Write(buffer, 0, read);
+        }
+        var message = Encoding.UTF8.GetString(text.GetBuffer(), 0, (int)text.Length);
+        CryptographicClear(text);
+        // Browsers send line breaks as CRLF but count them as one character in maxlength.
+        if (message.Length - CountCrLf(message) > options.MaxMessageChars) throw UploadRefused.MessageTooLong(options.MaxMessageChars);
+        return message;
+    }
+
+    private static async Task DrainAsync(Stream section, byte[] buffer, int limit)
+    {
+        long total = 0;
+        int read;
+        while ((read = await Parse(() => section.ReadAsync(buffer.AsMemory(0, ChunkBytes)).AsTask())) > 0)
+            if ((total += read) > limit) throw UploadRefused.Malformed();
+    }
+
+    /// <summary>Multipart syntax errors are the client's: a 400, not a 500.</summary>
+    private static async Task<T> Parse<T>(Func<Task<T>> read)
+    {
+        try { return await read(); }
+        catch (InvalidDataException) { throw UploadRefused.Malformed(); }
+    }
+
+    private static int CountCrLf(string s)
+    {
+        var n = 0;
+        for (var i = s.IndexOf("\r\n", StringComparison.Ordinal); i >= 0; i = s.IndexOf("\r\n", i + 2, StringComparison.Ordinal)) n++;
+        return n;
+    }
+
+    private static void CryptographicClear(MemoryStream stream) =>
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(stream.GetBuffer().AsSpan(0, (int)stream.Length));
+
+    /// <summary>ENOSPC (28) or EDQUOT (122), possibly wrapped by the store or the catalog.</summary>
+    public static bool IsDiskFull(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e is IOException io && ((io.HResult & 0xFFFF) is 28 or 122 ||
+                                         io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) ||
+                                         io.Message.Contains("quota", StringComparison.OrdinalIgnoreCase)))
+                return true;
+        return false;
+    }
+
+    internal void LogDiskFull(Exception e) => log.LogError("Disk full: a submission could not be stored and was discarded ({Error})", e.Message);
+
+    /// <summary>
+    /// A part's Content-Disposition. Filenames are taken as sent, however odd (the opener neutralises
+    /// them); when a strict parse fails on one, a lenient one still finds it, so a source is never
+    /// refused for a filename.
+    /// </summary>
+    private sealed partial record FormPart(string Name, string? FileName)
+    {
+        public static FormPart? Parse(string? header)
+        {
+            if (string.IsNullOrEmpty(header)) return null;
+            if (ContentDispositionHeaderValue.TryParse(header, out var cd) &&
+                cd.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase) && cd.Name.HasValue)
+            {
+                string? fileName = null;
+                if (cd.FileNameStar.HasValue) fileName = cd.FileNameStar.ToString();
+                else if (cd.FileName.HasValue) fileName = HeaderUtilities.RemoveQuotes(cd.FileName).ToString();
+                return new FormPart(HeaderUtilities.RemoveQuotes(cd.Name).ToString(), fileName);
+            }
+            if (!header.TrimStart().StartsWith("form-data", StringComparison.OrdinalIgnoreCase)) return null;
+            var name = NameRegex().Match(header);
+            if (!name.Success) return null;
+            var file = FileNameRegex().Match(header);
+            return new FormPart(name.Groups[1].Value, file.Success ? file.Groups[1].Value : null);
+        }
+
+        [GeneratedRegex("""(?:^|;)\s*name="(.*?)"\s*(?=;\s*[\w*-]+=|$)""", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
+        private static partial Regex NameRegex();
+
+        // Up to the quote that ends the parameter: a filename may itself hold quotes or semicolons.
+        [GeneratedRegex("""(?:^|;)\s*filename="(.*?)"\s*(?=;\s*[\w*-]+=|$)""", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
+        private static partial Regex FileNameRegex();
+    }
+}
