@@ -1,0 +1,251 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using OnionDrop.Tor.Control;
+
+namespace OnionDrop.Tor;
+
+/// <summary>What <see cref="TorProcess"/> needs to start tor.</summary>
+public sealed record TorLaunchSettings(string DataDir)
+{
+    /// <summary>"tor" (searched on PATH and in /usr/sbin) or a path.</summary>
+    public string TorPath { get; init; } = "tor";
+
+    /// <summary>Template text; null means <see cref="TorrcTemplate.LoadDefault"/>.</summary>
+    public string? Template { get; init; }
+
+    public string TemplateName { get; init; } = TorrcTemplate.FileName;
+
+    public IReadOnlyList<string> ExtraConfig { get; init; } = [];
+
+    /// <summary>How long tor may take to open its control socket.</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+/// <summary>
+/// One running tor, started from the rendered torrc.template, with its log forwarded into an
+/// <see cref="ILogger"/> and an authenticated control connection that owns it (TAKEOWNERSHIP: tor exits
+/// when the connection closes, so it never outlives the daemon).
+/// </summary>
+public sealed class TorProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ILogger _logger;
+    private readonly Queue<TorLogLine> _recent = new();
+    private readonly object _gate = new();
+    private readonly TaskCompletionSource _stdoutClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private TorProcess(Process process, TorrcValues values, ILogger logger)
+    {
+        _process = process;
+        Values = values;
+        _logger = logger;
+        Pid = process.Id;
+    }
+
+    public TorrcValues Values { get; }
+
+    public int Pid { get; }
+
+    public TorControlClient Control { get; private set; } = null!;
+
+    /// <summary>tor's exit code, once it has exited (and its output has been read).</summary>
+    public Task<int> Exited { get; private set; } = null!;
+
+    /// <summary>The last [warn] or [err] line tor logged, if any.</summary>
+    public string? LastWarning { get; private set; }
+
+    /// <summary>Every log line tor writes, after it has been logged (for the supervisor's state).</summary>
+    public event Action<TorLogLine>? LogLine;
+
+    /// <summary>
+    /// Starts tor and connects to it. Creates DATA/tor and DATA/tor/onion-service (0700) and writes
+    /// DATA/tor/torrc (0600).
+    /// </summary>
+    /// <exception cref="TorNotFoundException">No tor binary.</exception>
+    /// <exception cref="TorConfigurationException">The template is unsafe.</exception>
+    /// <exception cref="TorStartException">tor refused the configuration or exited, with tor's own words.</exception>
+    /// <exception cref="TorAuthenticationException">The control socket refused us.</exception>
+    public static async Task<TorProcess> StartAsync(TorLaunchSettings settings, ILogger logger, CancellationToken cancellationToken = default)
+    {
+        var torPath = ResolveTor(settings.TorPath);
+        var values = new TorrcValues(Path.GetFullPath(settings.DataDir), Environment.ProcessId);
+        var torrc = TorrcTemplate.Render(settings.Template ?? TorrcTemplate.LoadDefault(), values, settings.ExtraConfig, settings.TemplateName);
+
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Directory.CreateDirectory(values.TorDir, Private);
+        File.SetUnixFileMode(values.TorDir, Private);
+        Directory.CreateDirectory(values.OnionServiceDir, Private);
+        File.SetUnixFileMode(values.OnionServiceDir, Private);
+        var torrcPath = Path.Combine(values.TorDir, "torrc");
+        await WritePrivateFileAsync(torrcPath, torrc, cancellationToken);
+        var emptyDefaults = Path.Combine(values.TorDir, "torrc-defaults");
+        await WritePrivateFileAsync(emptyDefaults, "", cancellationToken);
+
+        var psi = new ProcessStartInfo(torPath)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = values.TorDir,
+        };
+        // Our own empty defaults file: /etc/tor/torrc-defaults (if any) must not change this tor.
+        foreach (var a in new[] { "-f", torrcPath, "--defaults-torrc", emptyDefaults }) psi.ArgumentList.Add(a);
+
+        var process = Process.Start(psi) ?? throw new TorStartException($"could not start {torPath}");
+        process.StandardInput.Close();
+        var tor = new TorProcess(process, values, logger);
+        tor.PumpOutput();
+        logger.LogInformation("Started tor (pid {Pid}) from {Torrc}", tor.Pid, torrcPath);
+        try
+        {
+            await tor.ConnectAsync(settings.StartTimeout, cancellationToken);
+            return tor;
+        }
+        catch
+        {
+            await tor.DisposeAsync();
+            throw;
+        }
+    }
+
+    private void PumpOutput()
+    {
+        _process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) { _stdoutClosed.TrySetResult(); return; }
+            Record(TorLogLine.Parse(e.Data));
+        };
+        // tor writes to stderr only before its log is set up (e.g. a torrc it cannot even read).
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) Record(new TorLogLine(TorSeverity.Err, line)); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        Exited = WaitForExitAsync();
+    }
+
+    private async Task<int> WaitForExitAsync()
+    {
+        await _process.WaitForExitAsync();
+        await _stdoutClosed.Task.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { });
+        return _process.ExitCode;
+    }
+
+    private void Record(TorLogLine line)
+    {
+        lock (_gate)
+        {
+            _recent.Enqueue(line);
+            while (_recent.Count > 20) _recent.Dequeue();
+            if (line.Severity >= TorSeverity.Warn) LastWarning = line.Message;
+        }
+        _logger.Log(line.LogLevel, "tor: {Message}", line.Message);
+        LogLine?.Invoke(line);
+    }
+
+    /// <summary>tor's last warnings and errors, oldest first (what it said before refusing to run).</summary>
+    public string RecentProblems()
+    {
+        lock (_gate)
+        {
+            var problems = _recent.Where(l => l.Severity >= TorSeverity.Warn).Select(l => l.Message).ToList();
+            return problems.Count > 0 ? string.Join(" | ", problems) : string.Join(" | ", _recent.TakeLast(3).Select(l => l.Message));
+        }
+    }
+
+    private async Task ConnectAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        while (true)
+        {
+            if (Exited.IsCompleted)
+                throw new TorStartException($"tor exited with code {await Exited} before it was ready: {RecentProblems()}");
+            if (File.Exists(Values.ControlSocket))
+            {
+                try
+                {
+                    Control = await TorControlClient.ConnectUnixAsync(Values.ControlSocket, deadline.Token);
+                    break;
+                }
+                catch (System.Net.Sockets.SocketException) { /* tor has not started listening yet */ }
+            }
+            try { await Task.Delay(100, deadline.Token); }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TorStartException($"tor did not open its control socket {Values.ControlSocket} within {timeout.TotalSeconds:0} s: {RecentProblems()}");
+            }
+        }
+        await Control.AuthenticateAsync(cancellationToken: cancellationToken);
+        // Ownership by connection replaces ownership by pid (control-spec §3.23): tor exits as soon as we go.
+        await Control.TakeOwnershipAsync(cancellationToken);
+        await Control.ResetConfAsync("__OwningControllerProcess", cancellationToken);
+    }
+
+    /// <summary>Asks tor to shut down (SIGNAL SHUTDOWN), kills it if it has not exited within <paramref name="timeout"/>.</summary>
+    public async Task StopAsync(TimeSpan timeout)
+    {
+        if (!Exited.IsCompleted && Control is not null)
+        {
+            try { await Control.SignalAsync("SHUTDOWN").WaitAsync(timeout); }
+            catch (Exception e) when (e is IOException or TimeoutException or TorControlException) { /* it may be gone already */ }
+        }
+        try { await Exited.WaitAsync(timeout); }
+        catch (TimeoutException)
+        {
+            _logger.LogWarning("tor (pid {Pid}) did not exit within {Seconds} s; killing it", Pid, timeout.TotalSeconds);
+            _process.Kill();
+            await Exited;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!Exited.IsCompleted)
+        {
+            try { _process.Kill(); } catch (InvalidOperationException) { }
+            try { await Exited.WaitAsync(TimeSpan.FromSeconds(10)); } catch (TimeoutException) { }
+        }
+        if (Control is not null) await Control.DisposeAsync();
+        _process.Dispose();
+    }
+
+    /// <summary>The tor binary: a path as given, or a name searched on PATH and in the sbin directories Debian uses.</summary>
+    public static string ResolveTor(string torPath)
+    {
+        if (torPath.Contains('/'))
+            return File.Exists(torPath) ? torPath : throw new TorNotFoundException(torPath);
+        var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Concat(["/usr/sbin", "/usr/local/sbin", "/sbin"]);
+        foreach (var dir in dirs)
+        {
+            var candidate = Path.Combine(dir, torPath);
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new TorNotFoundException(torPath);
+    }
+
+    private static async Task WritePrivateFileAsync(string path, string contents, CancellationToken cancellationToken)
+    {
+        var temp = path + ".tmp";
+        File.Delete(temp);
+        await using (var stream = new FileStream(temp, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew, Access = FileAccess.Write,
+                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+        await using (var writer = new StreamWriter(stream))
+            await writer.WriteAsync(contents.AsMemory(), cancellationToken);
+        File.Move(temp, path, overwrite: true);
+    }
+}
+
+/// <summary>tor could not be started or did not come up; the message carries tor's own words.</summary>
+public class TorStartException(string message) : Exception(message);
+
+/// <summary>There is no tor binary where we looked.</summary>
+public sealed class TorNotFoundException(string torPath) : TorStartException(
+    $"tor not found ('{torPath}', looked on PATH and in /usr/sbin): install Debian's tor package " +
+    "(sudo apt-get install tor, or scripts/setup-deps) or set OnionDrop:TorPath to the tor binary")
+{
+    public string TorPath { get; } = torPath;
+}

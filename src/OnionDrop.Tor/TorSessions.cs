@@ -1,0 +1,182 @@
+using Microsoft.Extensions.Logging;
+using OnionDrop.Tor.Control;
+
+namespace OnionDrop.Tor;
+
+/// <summary>One life of the onion service: a control connection to a tor that serves it.</summary>
+internal interface ITorSession : IAsyncDisposable
+{
+    TorControlClient Control { get; }
+
+    /// <summary>"xxx.onion".</summary>
+    string OnionAddress { get; }
+
+    int? TorPid { get; }
+
+    /// <summary>Completes when tor exits or the control connection is lost.</summary>
+    Task Ended { get; }
+
+    /// <summary>Why it ended, for the log (tor's exit code and last words).</summary>
+    string EndReason();
+
+    /// <summary>Ends it on purpose: tor shut down (Launch) or the service removed (System).</summary>
+    Task StopAsync();
+}
+
+/// <summary>Launch mode: our own tor process with the HiddenServiceDir from torrc.template.</summary>
+internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : ITorSession
+{
+    public static async Task<LaunchedTorSession> StartAsync(TorSupervisorOptions options, ILogger logger, CancellationToken cancellationToken)
+    {
+        var template = string.IsNullOrEmpty(options.TorrcTemplate) ? null : await ReadTemplateAsync(options.TorrcTemplate, cancellationToken);
+        var tor = await TorProcess.StartAsync(new TorLaunchSettings(options.DataDir)
+        {
+            TorPath = options.TorPath,
+            Template = template,
+            TemplateName = string.IsNullOrEmpty(options.TorrcTemplate) ? TorrcTemplate.FileName : options.TorrcTemplate,
+            ExtraConfig = options.TorExtraConfig,
+        }, logger, cancellationToken);
+        try
+        {
+            return new LaunchedTorSession(tor, await ReadHostnameAsync(tor, cancellationToken));
+        }
+        catch
+        {
+            await tor.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<string> ReadTemplateAsync(string path, CancellationToken cancellationToken)
+    {
+        try { return await File.ReadAllTextAsync(path, cancellationToken); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new TorConfigurationException($"cannot read the torrc template {path}: {e.Message}");
+        }
+    }
+
+    /// <summary>tor writes HiddenServiceDir/hostname when it loads (or creates) the service key, right at start.</summary>
+    private static async Task<string> ReadHostnameAsync(TorProcess tor, CancellationToken cancellationToken)
+    {
+        var hostname = Path.Combine(tor.Values.OnionServiceDir, "hostname");
+        for (var i = 0; i < 300; i++)
+        {
+            if (File.Exists(hostname))
+            {
+                var text = (await File.ReadAllTextAsync(hostname, cancellationToken)).Trim();
+                if (text.EndsWith(".onion", StringComparison.Ordinal)) return text;
+            }
+            if (tor.Exited.IsCompleted) break;
+            await Task.Delay(100, cancellationToken);
+        }
+        throw new TorStartException($"tor did not write the onion service's hostname to {hostname}: {tor.RecentProblems()}");
+    }
+
+    public TorProcess Process => tor;
+    public TorControlClient Control => tor.Control;
+    public string OnionAddress => onionAddress;
+    public int? TorPid => tor.Pid;
+    public Task Ended => Task.WhenAny(tor.Exited, tor.Control.Completion);
+
+    public string EndReason() => tor.Exited.IsCompleted
+        ? $"tor (pid {tor.Pid}) exited with code {tor.Exited.Result}" + (tor.LastWarning is null ? "" : $"; its last warning: {tor.LastWarning}")
+        : $"the control connection to tor (pid {tor.Pid}) closed";
+
+    public Task StopAsync() => tor.StopAsync(TimeSpan.FromSeconds(10));
+
+    public ValueTask DisposeAsync() => tor.DisposeAsync();
+}
+
+/// <summary>
+/// System mode: the system's tor (e.g. Debian's tor@default) through its control socket. The service is
+/// created with ADD_ONION from a key the daemon keeps in DATA/onion-service.key (0600), so its address
+/// persists. It is not detached: it belongs to our control connection and disappears with it, so a dead
+/// daemon never leaves an onion service pointing at nothing; the supervisor re-creates it on reconnect.
+/// </summary>
+internal sealed class SystemTorSession(TorControlClient control, string serviceId) : ITorSession
+{
+    public static async Task<SystemTorSession> StartAsync(TorSupervisorOptions options, ILogger logger, CancellationToken cancellationToken)
+    {
+        TorControlClient control;
+        try
+        {
+            control = await TorControlClient.ConnectUnixAsync(options.SystemTorControlSocket, cancellationToken);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new TorStartException($"cannot connect to the system tor's control socket {options.SystemTorControlSocket}: {e.Message}" +
+                " (is tor running with \"ControlSocket\" and \"CookieAuthentication 1\", and may the daemon's user open the socket?)");
+        }
+        try
+        {
+            await control.AuthenticateAsync(cancellationToken: cancellationToken);
+            var keyFile = options.OnionServiceKeyFile;
+            var storedKey = await ReadKeyAsync(keyFile, logger, cancellationToken);
+            var result = await control.AddOnionAsync(
+                storedKey ?? "NEW:ED25519-V3",
+                ["80,unix:" + options.WebSocket],
+                flags: null,
+                options: [new("MaxStreams", "20"), new("PoWDefensesEnabled", "1"), new("PoWQueueRate", "250"), new("PoWQueueBurst", "2500")],
+                cancellationToken);
+            if (storedKey is null)
+            {
+                if (result.PrivateKey is null) throw new TorStartException("tor created the onion service but returned no key to keep");
+                await WriteKeyAsync(keyFile, result.PrivateKey);
+                logger.LogInformation("Created a new onion service key in {KeyFile}", keyFile);
+            }
+            return new SystemTorSession(control, result.ServiceId);
+        }
+        catch
+        {
+            await control.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<string?> ReadKeyAsync(string keyFile, ILogger logger, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(keyFile)) return null;
+        var mode = File.GetUnixFileMode(keyFile);
+        if ((mode & ~(UnixFileMode.UserRead | UnixFileMode.UserWrite)) != 0)
+        {
+            logger.LogWarning("{KeyFile} was readable by others ({Mode}); set it to 0600", keyFile, mode);
+            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        var key = (await File.ReadAllTextAsync(keyFile, cancellationToken)).Trim();
+        if (!key.StartsWith("ED25519-V3:", StringComparison.Ordinal))
+            throw new TorConfigurationException($"{keyFile} does not hold an ED25519-V3 onion service key");
+        return key;
+    }
+
+    private static async Task WriteKeyAsync(string keyFile, string key)
+    {
+        var temp = keyFile + ".tmp";
+        File.Delete(temp);
+        await using (var stream = new FileStream(temp, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew, Access = FileAccess.Write, Options = FileOptions.WriteThrough,
+                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+        {
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(key + "\n"));
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, keyFile);
+    }
+
+    public TorControlClient Control => control;
+    public string OnionAddress => serviceId + ".onion";
+    public int? TorPid => null;
+    public Task Ended => control.Completion;
+    public string EndReason() => "the system tor closed the control connection (restarted or stopped?)";
+
+    public async Task StopAsync()
+    {
+        try { await control.DelOnionAsync(serviceId).WaitAsync(TimeSpan.FromSeconds(5)); }
+        catch (Exception e) when (e is IOException or TimeoutException or TorControlException) { }
+        await control.DisposeAsync();
+    }
+
+    public ValueTask DisposeAsync() => control.DisposeAsync();
+}

@@ -1,0 +1,218 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OnionDrop.Tor.Control;
+
+namespace OnionDrop.Tor;
+
+/// <summary>
+/// Keeps the onion service up. On start it launches tor (or connects to the system tor) and returns only
+/// once tor runs and the onion address is known, so a bad setup fails the daemon's start-up with a clear
+/// error. Then it follows tor's events: bootstrap progress, "published" on HS_DESC UPLOADED, warnings; if
+/// tor exits unexpectedly it starts it again with exponential backoff (same key, same address). On
+/// shutdown it stops tor cleanly. Its state is <see cref="ITorStatus"/>.
+/// </summary>
+public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSupervisor> logger) : BackgroundService, ITorStatus
+{
+    private readonly object _gate = new();
+    private TorState _state = TorState.Initial;
+    private ITorSession? _session;
+    private DateTimeOffset _lastProgressAt = DateTimeOffset.UtcNow;
+    private bool _reportedStuck;
+
+    public TorState Current { get { lock (_gate) return _state; } }
+
+    public event Action<TorState>? Changed;
+
+    public async Task<TorState> WaitForAsync(Func<TorState, bool> condition, CancellationToken cancellationToken = default)
+    {
+        var done = new TaskCompletionSource<TorState>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnChanged(TorState s) { if (condition(s)) done.TrySetResult(s); }
+        Changed += OnChanged;
+        try
+        {
+            OnChanged(Current);
+            return await done.Task.WaitAsync(cancellationToken);
+        }
+        finally { Changed -= OnChanged; }
+    }
+
+    private void Update(Func<TorState, TorState> change)
+    {
+        TorState next;
+        lock (_gate)
+        {
+            next = change(_state);
+            if (next == _state) return;
+            _state = next;
+        }
+        Changed?.Invoke(next);
+    }
+
+    /// <summary>Starts tor and waits until it runs and the onion address is known; throws with a clear message if it cannot.</summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _session = await StartSessionAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    private async Task<ITorSession> StartSessionAsync(CancellationToken cancellationToken)
+    {
+        Update(s => s with { Phase = s.Restarts == 0 ? TorPhase.Starting : TorPhase.Restarting, Published = false, PublishedAt = null, BootstrapProgress = 0, BootstrapSummary = null });
+        ITorSession session = options.Mode == TorSupervisorMode.System
+            ? await SystemTorSession.StartAsync(options, logger, cancellationToken)
+            : await LaunchedTorSession.StartAsync(options, logger, cancellationToken);
+        try
+        {
+            if (session is LaunchedTorSession launched)
+                launched.Process.LogLine += line => { if (line.Severity >= TorSeverity.Warn) Update(s => s with { LastWarning = line.Message }); };
+            await session.Control.SetEventsAsync(["STATUS_CLIENT", "STATUS_GENERAL", "HS_DESC"], cancellationToken);
+            var phase = BootstrapStatus.ParsePhase(await session.Control.GetInfoAsync("status/bootstrap-phase", cancellationToken));
+            logger.LogInformation("Onion service address: {OnionAddress}", session.OnionAddress);
+            Update(s => s with { Phase = TorPhase.Bootstrapping, OnionAddress = session.OnionAddress, TorPid = session.TorPid });
+            OnBootstrap(phase);
+            return session;
+        }
+        catch
+        {
+            await session.DisposeAsync();
+            throw;
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var delay = options.RestartDelay;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var session = _session!;
+            var startedAt = DateTimeOffset.UtcNow;
+            await FollowAsync(session, stoppingToken);
+            if (stoppingToken.IsCancellationRequested) return;
+
+            logger.LogWarning("Tor went away unexpectedly: {Reason}", session.EndReason());
+            await session.DisposeAsync();
+            if (DateTimeOffset.UtcNow - startedAt > TimeSpan.FromMinutes(5)) delay = options.RestartDelay;
+            while (true)
+            {
+                Update(s => s with { Phase = TorPhase.Restarting, Restarts = s.Restarts + 1, Published = false, PublishedAt = null, TorPid = null });
+                logger.LogInformation("Restarting tor in {Seconds:0.#} s", delay.TotalSeconds);
+                try
+                {
+                    await Task.Delay(delay, stoppingToken);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.MaxRestartDelay.Ticks));
+                    _session = await StartSessionAsync(stoppingToken);
+                    break;
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { return; }
+                catch (Exception e)
+                {
+                    logger.LogError("Restarting tor failed: {Message}", e.Message);
+                    Update(s => s with { LastWarning = e.Message });
+                }
+            }
+        }
+    }
+
+    /// <summary>Follows tor's events until it goes away or we stop; also watches for a stalled bootstrap.</summary>
+    private async Task FollowAsync(ITorSession session, CancellationToken stoppingToken)
+    {
+        using var watchdog = new PeriodicTimer(TimeSpan.FromSeconds(5));
+        var tick = watchdog.WaitForNextTickAsync(stoppingToken).AsTask();
+        var next = session.Control.Events.ReadAsync(stoppingToken).AsTask();
+        while (true)
+        {
+            var done = await Task.WhenAny(next, tick, session.Ended);
+            if (done == session.Ended || stoppingToken.IsCancellationRequested) return;
+            if (done == tick)
+            {
+                try { if (!await tick) return; } catch (OperationCanceledException) { return; }
+                CheckStuck();
+                tick = watchdog.WaitForNextTickAsync(stoppingToken).AsTask();
+                continue;
+            }
+            TorEvent e;
+            try { e = await next; }
+            catch (Exception ex) when (ex is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
+            {
+                await session.Ended.WaitAsync(TimeSpan.FromSeconds(10), stoppingToken).ContinueWith(_ => { });
+                return;
+            }
+            OnEvent(session, e);
+            next = session.Control.Events.ReadAsync(stoppingToken).AsTask();
+        }
+    }
+
+    private void OnEvent(ITorSession session, TorEvent e)
+    {
+        switch (e)
+        {
+            case StatusEvent { Bootstrap: { } bootstrap }:
+                OnBootstrap(bootstrap);
+                break;
+            case StatusEvent { Severity: >= TorSeverity.Warn } status:
+                var text = $"{status.Action} {string.Join(' ', status.Arguments.Select(a => $"{a.Key}={a.Value}"))}".Trim();
+                logger.LogWarning("tor status: {Status}", text);
+                Update(s => s with { LastWarning = text });
+                break;
+            case HsDescEvent { Action: "UPLOADED" } hs when hs.Address + ".onion" == session.OnionAddress:
+                if (!Current.Published) logger.LogInformation("Onion service published: {OnionAddress}", session.OnionAddress);
+                Update(s => s with { Published = true, PublishedAt = s.PublishedAt ?? DateTimeOffset.UtcNow });
+                break;
+            case HsDescEvent { Action: "FAILED" } hs when hs.Address + ".onion" == session.OnionAddress:
+                logger.LogDebug("Descriptor upload to {HsDir} failed: {Reason}", hs.HsDir, hs.Reason);
+                break;
+        }
+    }
+
+    private void OnBootstrap(BootstrapStatus bootstrap)
+    {
+        var before = Current;
+        if (bootstrap.Progress != before.BootstrapProgress)
+        {
+            _lastProgressAt = DateTimeOffset.UtcNow;
+            _reportedStuck = false;
+            logger.LogInformation("Tor bootstrapped {Progress}%: {Summary}", bootstrap.Progress, bootstrap.Summary);
+        }
+        if (bootstrap.Warning is { } warning)
+        {
+            logger.LogWarning("Tor bootstrap problem at {Progress}%: {Warning} ({Reason})", bootstrap.Progress, warning, bootstrap.Reason);
+        }
+        Update(s => s with
+        {
+            Phase = bootstrap.IsDone ? TorPhase.Running : TorPhase.Bootstrapping,
+            BootstrapProgress = bootstrap.Progress,
+            BootstrapSummary = bootstrap.Summary,
+            LastWarning = bootstrap.Warning ?? s.LastWarning,
+        });
+    }
+
+    private void CheckStuck()
+    {
+        var state = Current;
+        if (state.Phase != TorPhase.Bootstrapping || _reportedStuck) return;
+        var stalled = DateTimeOffset.UtcNow - _lastProgressAt;
+        if (stalled < options.BootstrapStuckAfter) return;
+        _reportedStuck = true;
+        logger.LogError("Tor bootstrap is stuck at {Progress}% ({Summary}) for {Seconds:0} s; tor's last warning: {Warning}",
+            state.BootstrapProgress, state.BootstrapSummary, stalled.TotalSeconds, state.LastWarning ?? "none (is the network reachable?)");
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (_session is { } session)
+        {
+            _session = null;
+            await session.StopAsync();
+            await session.DisposeAsync();
+            logger.LogInformation("Tor stopped");
+        }
+        Update(s => s with { Phase = TorPhase.Stopped, Published = false, TorPid = null });
+    }
+
+    public override void Dispose()
+    {
+        _session?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,35 @@
+namespace OnionDrop.Tor;
+
+/// <summary>Launch our own tor, or use the system's tor through its control socket.</summary>
+public enum TorSupervisorMode { Launch, System }
+
+/// <summary>The supervisor's settings; the daemon fills them from its OnionDropOptions.</summary>
+public sealed class TorSupervisorOptions
+{
+    public TorSupervisorMode Mode { get; set; } = TorSupervisorMode.Launch;
+
+    /// <summary>The daemon's data directory (tor/, web.sock and onion-service.key live in it).</summary>
+    public string DataDir { get; set; } = "/var/lib/oniondrop";
+
+    public string TorPath { get; set; } = "tor";
+
+    /// <summary>Path of the torrc template; null or empty means the one shipped with the daemon.</summary>
+    public string? TorrcTemplate { get; set; }
+
+    public List<string> TorExtraConfig { get; set; } = [];
+
+    /// <summary>System mode: the system tor's control socket.</summary>
+    public string SystemTorControlSocket { get; set; } = "/run/tor/control";
+
+    /// <summary>Report bootstrap as stuck (with tor's last warning) when it makes no progress this long.</summary>
+    public TimeSpan BootstrapStuckAfter { get; set; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>First restart delay after an unexpected exit; doubles up to <see cref="MaxRestartDelay"/>.</summary>
+    public TimeSpan RestartDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromMinutes(1);
+
+    public string WebSocket => Path.Combine(DataDir, "web.sock");
+
+    public string OnionServiceKeyFile => Path.Combine(DataDir, "onion-service.key");
+}

@@ -1,0 +1,120 @@
+using System.Reflection;
+using System.Text;
+
+namespace OnionDrop.Tor;
+
+/// <summary>What the daemon fills into torrc.template's placeholders.</summary>
+public sealed record TorrcValues(string DataDir, int OwnerPid)
+{
+    public string TorDir => Path.Combine(DataDir, "tor");
+    public string ControlSocket => Path.Combine(TorDir, "control.sock");
+    public string OnionServiceDir => Path.Combine(TorDir, "onion-service");
+    public string WebSocket => Path.Combine(DataDir, "web.sock");
+}
+
+/// <summary>
+/// torrc.template (top of the repository, shipped beside the executable): an operator-editable torrc with
+/// {{DATA_DIR}} and {{OWNER_PID}} placeholders. <see cref="Render"/> fills them in, appends the extra lines
+/// from configuration and refuses any result that drops or contradicts a security-critical line.
+/// </summary>
+public static class TorrcTemplate
+{
+    public const string FileName = "torrc.template";
+
+    /// <summary>The template beside the executable, else the copy built into this library.</summary>
+    public static string LoadDefault()
+    {
+        var beside = Path.Combine(AppContext.BaseDirectory, FileName);
+        if (File.Exists(beside)) return File.ReadAllText(beside);
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(FileName)
+                           ?? throw new InvalidOperationException("torrc.template is not embedded in OnionDrop.Tor");
+        return new StreamReader(stream).ReadToEnd();
+    }
+
+    /// <summary>One rule per security-critical option: the value it must have, and whether it must appear.</summary>
+    private sealed record Rule(string Key, Func<TorrcValues, string?> Required, string Why, bool MustAppear = true);
+
+    private static readonly Rule[] Rules =
+    [
+        new("SocksPort", _ => "0", "this tor serves the onion service only; it must not be a SOCKS proxy"),
+        new("DataDirectory", v => v.TorDir, "tor's state and keys stay in the daemon's data directory"),
+        new("ControlSocket", v => v.ControlSocket, "the daemon controls tor through its own Unix socket"),
+        new("ControlSocketsGroupWritable", _ => "0", "no one but the daemon's user may control tor"),
+        new("CookieAuthentication", _ => "1", "the control socket requires cookie authentication"),
+        new("CookieAuthFileGroupReadable", _ => "0", "the control cookie is readable by the daemon's user only"),
+        new("__OwningControllerProcess", v => v.OwnerPid.ToString(), "tor must exit when the daemon dies"),
+        new("HiddenServiceDir", v => v.OnionServiceDir, "the onion service key lives in DATA/tor/onion-service (0700)"),
+        new("HiddenServicePort", v => "80 unix:" + v.WebSocket, "the onion service reaches the web server only through its Unix socket"),
+        new("HiddenServicePoWDefensesEnabled", _ => "1", "proof-of-work DoS defenses stay on"),
+        // Options that must stay off (or at their safe value) if they appear at all.
+        new("ControlPort", _ => "0", "a TCP control port would let any local process try to control tor", MustAppear: false),
+        new("HashedControlPassword", _ => null, "password control authentication is not used", MustAppear: false),
+        new("RunAsDaemon", _ => "0", "the daemon supervises tor in the foreground", MustAppear: false),
+        new("ORPort", _ => "0", "an onion service host must not also be a public relay", MustAppear: false),
+        new("HiddenServiceDirGroupReadable", _ => "0", "the onion service key is readable by the daemon's user only", MustAppear: false),
+        new("HiddenServiceSingleHopMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
+        new("HiddenServiceNonAnonymousMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
+    ];
+
+    /// <summary>Fills in the template, appends <paramref name="extraLines"/>, and checks the result.</summary>
+    /// <exception cref="TorConfigurationException">A required line is missing or a line contradicts one; the message names it.</exception>
+    public static string Render(string template, TorrcValues values, IEnumerable<string> extraLines, string templateName = FileName)
+    {
+        var text = template.Replace("{{DATA_DIR}}", values.DataDir).Replace("{{OWNER_PID}}", values.OwnerPid.ToString());
+        var lines = new List<(string Source, int Number, string Text)>();
+        var n = 0;
+        foreach (var line in text.Split('\n')) lines.Add((templateName, ++n, line.TrimEnd('\r')));
+        n = 0;
+        foreach (var line in extraLines)
+        {
+            n++;
+            if (line.Contains('\n')) throw new TorConfigurationException($"TorExtraConfig entry {n} holds more than one line; give one torrc line per entry");
+            lines.Add(("TorExtraConfig", n, line));
+        }
+
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var logToStdout = false;
+        foreach (var (source, number, raw) in lines)
+        {
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            if (line.Contains("{{")) throw new TorConfigurationException($"{source} line {number}: unknown placeholder in \"{line}\" (only {{{{DATA_DIR}}}} and {{{{OWNER_PID}}}} exist)");
+            if (line.StartsWith('%')) throw new TorConfigurationException($"{source} line {number}: \"{line}\" is not allowed: the daemon must see every option to check it");
+            var (key, value) = Split(line);
+            if (key.Equals("Log", StringComparison.OrdinalIgnoreCase) && Normalize(value).Equals("notice stdout", StringComparison.OrdinalIgnoreCase)) logToStdout = true;
+            var rule = Rules.FirstOrDefault(r => r.Key.Equals(key, StringComparison.OrdinalIgnoreCase));
+            if (rule is null) continue;
+            var required = rule.Required(values);
+            if (required is null || !Normalize(value).Equals(Normalize(required), StringComparison.Ordinal))
+                throw new TorConfigurationException($"{source} line {number}: \"{line}\" contradicts the required " +
+                    (required is null ? $"absence of {rule.Key}" : $"\"{rule.Key} {required}\"") + $": {rule.Why}");
+            if (!seen.Add(rule.Key) && rule.Key.StartsWith("HiddenService", StringComparison.Ordinal))
+                throw new TorConfigurationException($"{source} line {number}: \"{line}\" repeats {rule.Key}: the daemon publishes exactly one onion service");
+        }
+        foreach (var rule in Rules.Where(r => r.MustAppear && !seen.Contains(r.Key)))
+            throw new TorConfigurationException($"{templateName} lacks the required line \"{rule.Key} {rule.Required(values)}\": {rule.Why}");
+        if (!logToStdout) throw new TorConfigurationException($"{templateName} lacks the required line \"Log notice stdout\": the daemon forwards tor's log from its standard output");
+
+        var output = new StringBuilder("# Generated by oniondrop from ").Append(templateName).Append(" and TorExtraConfig; edits here are overwritten.\n");
+        foreach (var (_, _, line) in lines) output.Append(line).Append('\n');
+        return output.ToString();
+    }
+
+    private static (string Key, string Value) Split(string line)
+    {
+        var i = 0;
+        while (i < line.Length && !char.IsWhiteSpace(line[i])) i++;
+        return (line[..i], line[i..].Trim());
+    }
+
+    /// <summary>Collapses runs of whitespace and strips quotes around a whole value, as tor reads it.</summary>
+    private static string Normalize(string value)
+    {
+        var v = string.Join(' ', value.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+        if (v.Length >= 2 && v[0] == '"' && v[^1] == '"') v = v[1..^1];
+        return v;
+    }
+}
+
+/// <summary>The torrc we would give tor is unsafe or malformed; the message names the line.</summary>
+public sealed class TorConfigurationException(string message) : Exception(message);

@@ -1,0 +1,63 @@
+namespace OnionDrop.Tor.Tests;
+
+public class TorrcTemplateTests
+{
+    private static readonly TorrcValues Values = new("/var/lib/oniondrop", 4242);
+    private static string Template => TorrcTemplate.LoadDefault();
+
+    [Test]
+    public void Shipped_template_renders_with_the_security_critical_lines()
+    {
+        var torrc = TorrcTemplate.Render(Template, Values, []);
+        Assert.That(torrc, Does.Contain("\nSocksPort 0\n"));
+        Assert.That(torrc, Does.Contain("\nControlSocket /var/lib/oniondrop/tor/control.sock\n"));
+        Assert.That(torrc, Does.Contain("\nHiddenServiceDir /var/lib/oniondrop/tor/onion-service\n"));
+        Assert.That(torrc, Does.Contain("\nHiddenServicePort 80 unix:/var/lib/oniondrop/web.sock\n"));
+        Assert.That(torrc, Does.Contain("\n__OwningControllerProcess 4242\n"));
+        Assert.That(torrc, Does.Contain("\nHiddenServicePoWDefensesEnabled 1\n"));
+        Assert.That(torrc, Does.Not.Contain("{{"));
+    }
+
+    [Test]
+    public void Extra_lines_are_appended()
+    {
+        var torrc = TorrcTemplate.Render(Template, Values, ["TestingTorNetwork 1", "DirAuthority auth1 ..."]);
+        Assert.That(torrc, Does.EndWith("TestingTorNetwork 1\nDirAuthority auth1 ...\n"));
+    }
+
+    [TestCase("SocksPort 9050", "SocksPort")]
+    [TestCase("ControlPort 9051", "ControlPort")]
+    [TestCase("HashedControlPassword 16:ABC", "HashedControlPassword")]
+    [TestCase("HiddenServicePoWDefensesEnabled 0", "HiddenServicePoWDefensesEnabled")]
+    [TestCase("ControlSocketsGroupWritable 1", "ControlSocketsGroupWritable")]
+    [TestCase("ORPort 9001", "ORPort")]
+    [TestCase("HiddenServiceNonAnonymousMode 1", "HiddenServiceNonAnonymousMode")]
+    [TestCase("HiddenServicePort 22 127.0.0.1:22", "HiddenServicePort")]
+    [TestCase("HiddenServiceDir /tmp/other", "HiddenServiceDir")]
+    [TestCase("%include /etc/tor/torrc.d", "%include")]
+    public void Contradicting_lines_are_refused_by_name(string line, string named)
+    {
+        var fromTemplate = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template + line + "\n", Values, []));
+        Assert.That(fromTemplate!.Message, Does.Contain(named).And.Contain("torrc.template line"));
+        var fromExtra = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values, ["TestingTorNetwork 1", line]));
+        Assert.That(fromExtra!.Message, Does.Contain("TorExtraConfig line 2").And.Contain(named));
+    }
+
+    [TestCase("SocksPort 0")]
+    [TestCase("CookieAuthentication 1")]
+    [TestCase("HiddenServicePoWDefensesEnabled 1")]
+    [TestCase("Log notice stdout")]
+    public void Missing_required_lines_are_refused_by_name(string line)
+    {
+        var template = Template.Replace("\n" + line + "\n", "\n");
+        var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(template, Values, []));
+        Assert.That(e!.Message, Does.Contain("lacks the required line").And.Contain(line.Split(' ')[0]));
+    }
+
+    [Test]
+    public void Same_value_written_differently_is_accepted()
+    {
+        var template = Template.Replace("SocksPort 0", "socksport   0").Replace("ControlSocket {{DATA_DIR}}/tor/control.sock", "ControlSocket \"{{DATA_DIR}}/tor/control.sock\"");
+        Assert.DoesNotThrow(() => TorrcTemplate.Render(template, Values, []));
+    }
+}
