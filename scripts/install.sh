@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Installs OnionDrop as a hardened systemd service on Debian. Idempotent: run it again after `git pull`
+# to upgrade; it never overwrites an existing config or touches data, and says what it did.
+#
+#   sudo scripts/install.sh [--recipient PUBKEY]...      a real install (creates the `oniondrop` user)
+#   scripts/install.sh --root DIR [--no-deps] ...          into a throwaway root, e.g. for tests
+#
+# What it does: installs Debian's tor; publishes the daemon (Release) to /opt/oniondrop and links
+# /usr/local/bin/oniondrop; creates the system user `oniondrop`; creates /var/lib/oniondrop (0700) and
+# /etc/oniondrop/oniondrop.json (commented, holding the recipients' public keys: from --recipient, else a
+# placeholder the daemon refuses until you replace it); installs /etc/systemd/system/oniondrop.service.
+set -euo pipefail
+repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+
+root=/ deps=1 recipients=()
+usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+while (($#)); do
+  case "$1" in
+    --root) root=${2:?--root needs a directory}; shift 2 ;;
+    --recipient) recipients+=("${2:?--recipient needs a public key}"); shift 2 ;;
+    --no-deps) deps=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+root=$(readlink -m "$root")
+real=0; [ "$root" = / ] && real=1
+if ((real)) && [ "$(id -u)" -ne 0 ]; then echo "install.sh: run as root (sudo), or use --root DIR" >&2; exit 1; fi
+for r in "${recipients[@]}"; do
+  [[ $r =~ ^odpk1[a-z0-9]+$ ]] || { echo "install.sh: '$r' does not look like a public key (odpk1...)" >&2; exit 2; }
+done
+
+p() { echo "${root%/}$1"; }                   # a path inside the install root
+say() { echo "install.sh: $*"; }
+user=oniondrop
+opt=$(p /opt/oniondrop) etc=$(p /etc/oniondrop) data=$(p /var/lib/oniondrop)
+config="$etc/oniondrop.json" unit=$(p /etc/systemd/system/oniondrop.service) link=$(p /usr/local/bin/oniondrop)
+
+# 1. Debian packages the service needs at run time.
+if ((deps)); then
+  if dpkg-query -W -f='${Status}' tor 2>/dev/null | grep -q "install ok installed"; then say "tor: already installed"
+  else
+    say "tor: installing Debian's package"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tor >/dev/null
+  fi
+  command -v dotnet >/dev/null || { echo "install.sh: the .NET 10 SDK (dotnet) is needed to build; see README" >&2; exit 1; }
+fi
+
+# 2. The system user (a real install only: a throwaway root has no user database of its own).
+if ((real)); then
+  if getent passwd "$user" >/dev/null; then say "user $user: exists"
+  else
+    useradd --system --user-group --home-dir /var/lib/oniondrop --no-create-home --shell /usr/sbin/nologin "$user"
+    say "user $user: created"
+  fi
+  owner=(-o "$user" -g "$user")
+else
+  say "user $user: not created (--root $root); files stay owned by $(id -un)"
+  owner=()
+fi
+
+# 3. The program: publish to a staging folder, then copy only what changed, so a rerun changes nothing.
+stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
+say "publishing the daemon (dotnet publish -c Release) ..."
+DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 dotnet publish "$repo/src/OnionDrop.Cli/OnionDrop.Cli.csproj" \
+  -c Release -o "$stage/app" -nologo -v quiet -clp:"ErrorsOnly;NoSummary" </dev/null >&2
+cp "$repo/README.md" "$stage/app/" 2>/dev/null || true
+changed=0 same=0
+while IFS= read -r -d '' f; do
+  rel=${f#"$stage/app/"}
+  if cmp -s "$f" "$opt/$rel"; then same=$((same + 1))
+  else
+    mode=0644; [ -x "$f" ] && mode=0755
+    install -D -m "$mode" "$f" "$opt/$rel"; changed=$((changed + 1))
+  fi
+done < <(find "$stage/app" -type f -print0)
+stale=0
+while IFS= read -r -d '' f; do
+  [ -e "$stage/app/${f#"$opt/"}" ] || { rm -f "$f"; stale=$((stale + 1)); }
+done < <(find "$opt" -type f -print0)
+say "$opt: $changed files installed, $same unchanged, $stale removed"
+mkdir -p "$(dirname "$link")"
+if [ "$(readlink "$link" 2>/dev/null)" = /opt/oniondrop/oniondrop ]; then say "$link: exists"
+else ln -sfn /opt/oniondrop/oniondrop "$link"; say "$link -> /opt/oniondrop/oniondrop"; fi
+
+# 4. The data directory: created once, 0700, the daemon's; never touched again.
+if [ -d "$data" ]; then
+  say "$data: exists, left as it is"
+  m=$(stat -c %a "$data"); [ "$m" = 700 ] || say "WARNING: $data has mode $m; it should be 0700"
+else
+  install -d -m 0700 "${owner[@]}" "$data"; say "$data: created (0700)"
+fi
+
+# 5. The config: written once from config/oniondrop.json, then the operator's.
+if [ -d "$etc" ]; then say "$etc: exists"; else install -d -m 0750 ${owner:+-g "$user"} "$etc"; say "$etc: created (0750)"; fi
+if [ -e "$config" ]; then
+  say "$config: exists, not changed"
+  ((${#recipients[@]} == 0)) || say "to add the given recipients, edit $config by hand: ${recipients[*]}"
+else
+  if ((${#recipients[@]})); then list=$(printf '"%s", ' "${recipients[@]}"); list=${list%, }
+  else list='"REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY"'; fi
+  tmp="$config.tmp.$$"
+  sed "s|^\( *\"Recipients\": \)\[.*\],|\1[ $list ],|" "$repo/config/oniondrop.json" > "$tmp"
+  grep -q "\"Recipients\": \[ $list \]" "$tmp" || { rm -f "$tmp"; echo "install.sh: could not fill in the recipients" >&2; exit 1; }
+  chmod 0640 "$tmp"; ((real)) && chown "root:$user" "$tmp"
+  mv "$tmp" "$config"
+  say "$config: written (0640) with ${#recipients[@]} recipient(s)"
+fi
+
+# 6. The unit: ours, so it is replaced when it changed (the config above is the operator's part).
+if cmp -s "$repo/scripts/oniondrop.service" "$unit"; then say "$unit: unchanged"
+else
+  install -D -m 0644 "$repo/scripts/oniondrop.service" "$unit"; say "$unit: installed"
+  if ((real)) && [ -d /run/systemd/system ]; then systemctl daemon-reload; say "systemd: reloaded"; fi
+fi
+
+if ((${#recipients[@]} == 0)) && grep -q REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY "$config"; then
+  say "next: put the journalists' public keys (oniondrop keygen, on their machines) in $config"
+fi
+say "then: systemctl enable --now oniondrop; oniondrop status; journalctl -u oniondrop"
