@@ -77,7 +77,14 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
     public TorControlClient Control => tor.Control;
     public string OnionAddress => onionAddress;
     public int? TorPid => tor.Pid;
-    public Task Ended => Task.WhenAny(tor.Exited, tor.Control.Completion);
+    public Task Ended { get; } = Task.WhenAny(tor.Exited, LostControlAsync(tor));
+
+    /// <summary>The control connection closing usually means tor is exiting: give it a moment, to report its exit code.</summary>
+    private static async Task LostControlAsync(TorProcess tor)
+    {
+        await tor.Control.Completion;
+        await Task.WhenAny(tor.Exited, Task.Delay(TimeSpan.FromSeconds(5)));
+    }
 
     public string EndReason() => tor.Exited.IsCompleted
         ? $"tor (pid {tor.Pid}) exited with code {tor.Exited.Result}" + (tor.LastWarning is null ? "" : $"; its last warning: {tor.LastWarning}")

@@ -275,8 +275,11 @@ public sealed class TorControlClient : IAsyncDisposable
         }
     }
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _closing.Cancel();
         try { await _output.CompleteAsync(); } catch (Exception) { /* the peer may be gone */ }
         try { await _readLoop; } catch (Exception) { }

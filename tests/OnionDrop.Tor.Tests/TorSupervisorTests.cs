@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using OnionDrop.Testing;
+using OnionDrop.Tor.Control;
+
+namespace OnionDrop.Tor.Tests;
+
+/// <summary>
+/// The supervisor with a real tor and no network: tor starts, the service key and address appear with
+/// the right modes, PoW is accepted, a killed tor comes back with the same address, and nothing is left
+/// running afterwards. (Publishing needs a network: see the end-to-end tests on the private network.)
+/// </summary>
+[NonParallelizable]
+public class TorSupervisorTests
+{
+    private const UnixFileMode Dir0700 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode File0600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    // A tor of our own that cannot reach anything: no network here, and no public authorities to ask.
+    private static readonly string[] Offline = ["DirAuthority unreachable orport=1 no-v2 v3ident=0000000000000000000000000000000000000000 127.0.0.1:1 0000000000000000000000000000000000000000"];
+
+    private static TorSupervisor Supervisor(string dataDir, TestLogger<TorSupervisor> logger, params string[] extra) =>
+        new(new TorSupervisorOptions { DataDir = dataDir, TorExtraConfig = [.. Offline, .. extra], RestartDelay = TimeSpan.FromMilliseconds(200) }, logger);
+
+    private static bool Alive(int pid)
+    {
+        try { using var p = Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+    }
+
+    [Test]
+    public async Task Launch_starts_tor_with_a_persistent_private_onion_service_and_stops_it()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        string address;
+        int pid;
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            var state = supervisor.Current;
+            Assert.That(state.OnionAddress, Does.Match("^[a-z2-7]{56}\\.onion$"));
+            Assert.That(state.Phase, Is.EqualTo(TorPhase.Bootstrapping).Or.EqualTo(TorPhase.Running));
+            Assert.That(state.TorPid, Is.Not.Null);
+            address = state.OnionAddress!;
+            pid = state.TorPid!.Value;
+            Assert.That(Alive(pid), Is.True);
+
+            Assert.That(File.GetUnixFileMode(data.Combine("tor")), Is.EqualTo(Dir0700));
+            Assert.That(File.GetUnixFileMode(data.Combine("tor", "onion-service")), Is.EqualTo(Dir0700));
+            Assert.That(File.GetUnixFileMode(data.Combine("tor", "onion-service", "hs_ed25519_secret_key")), Is.EqualTo(File0600));
+            Assert.That(File.GetUnixFileMode(data.Combine("tor", "torrc")), Is.EqualTo(File0600));
+            Assert.That(File.GetUnixFileMode(data.Combine("tor", "control_auth_cookie")), Is.EqualTo(File0600));
+            Assert.That(File.Exists(data.Combine("tor", "control.sock")), Is.True);
+            Assert.That(logger.Lines.Any(l => l.Message.StartsWith("tor: ") && l.Message.Contains("Tor 0.")), Is.True, "tor's log is forwarded");
+
+            await supervisor.StopAsync(CancellationToken.None);
+            Assert.That(supervisor.Current.Phase, Is.EqualTo(TorPhase.Stopped));
+        }
+        Assert.That(Alive(pid), Is.False, "no tor left running after shutdown");
+
+        using (var again = Supervisor(data.Path, logger))
+        {
+            await again.StartAsync(CancellationToken.None);
+            Assert.That(again.Current.OnionAddress, Is.EqualTo(address), "the address persists across restarts");
+            await again.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
+    public async Task Tor_accepts_the_proof_of_work_and_intro_point_defenses()
+    {
+        using var data = new TempDirectory();
+        await using var tor = await TorProcess.StartAsync(new TorLaunchSettings(data.Path) { ExtraConfig = Offline }, new TestLogger<TorProcess>());
+        var options = await tor.Control.GetConfAsync(["HiddenServiceOptions"]);
+        string Get(string key) => options.Single(o => o.Key == key).Value;
+        Assert.That(Get("HiddenServicePoWDefensesEnabled"), Is.EqualTo("1"));
+        Assert.That(Get("HiddenServiceEnableIntroDoSDefense"), Is.EqualTo("1"));
+        Assert.That(Get("HiddenServicePort"), Is.EqualTo("80 unix:" + data.Combine("web.sock")));
+        Assert.That(await tor.Control.GetInfoAsync("config/names"), Does.Contain("HiddenServicePoWQueueRate"));
+        Assert.That(tor.LastWarning ?? "", Does.Not.Contain("PoW"), "tor did not complain about PoW");
+        await tor.StopAsync(TimeSpan.FromSeconds(10));
+        Assert.That(tor.Exited.IsCompleted, Is.True);
+    }
+
+    [Test]
+    public async Task Killed_tor_is_restarted_with_the_same_address()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = Supervisor(data.Path, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        var before = supervisor.Current;
+
+        Process.GetProcessById(before.TorPid!.Value).Kill();
+        using var cts = new CancellationTokenSource(Timeout);
+        var after = await supervisor.WaitForAsync(s => s.Restarts == 1 && s.TorPid is not null && s.Phase != TorPhase.Restarting, cts.Token);
+
+        Assert.That(after.TorPid, Is.Not.EqualTo(before.TorPid));
+        Assert.That(after.OnionAddress, Is.EqualTo(before.OnionAddress));
+        Assert.That(Alive(after.TorPid!.Value), Is.True);
+        Assert.That(logger.Lines.Any(l => l.Message.Contains("Tor went away unexpectedly") && l.Message.Contains("exited")), Is.True);
+        await supervisor.StopAsync(CancellationToken.None);
+        Assert.That(Alive(after.TorPid!.Value), Is.False);
+        Assert.That(Alive(before.TorPid!.Value), Is.False);
+    }
+
+    [Test]
+    public async Task Missing_tor_says_how_to_install_it()
+    {
+        using var data = new TempDirectory();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions { DataDir = data.Path, TorPath = "tor-that-does-not-exist" }, new TestLogger<TorSupervisor>());
+        var e = await Assert.ThrowsAsync<TorNotFoundException>(() => supervisor.StartAsync(CancellationToken.None));
+        Assert.That(e!.Message, Does.Contain("apt-get install tor"));
+    }
+
+    [Test]
+    public async Task Tor_refusing_its_configuration_is_reported_in_tor_s_words()
+    {
+        using var data = new TempDirectory();
+        using var supervisor = Supervisor(data.Path, new TestLogger<TorSupervisor>(), "NoSuchOption 1");
+        var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+        Assert.That(e!.Message, Does.Contain("exited with code").And.Contain("NoSuchOption"));
+    }
+
+    [Test]
+    public async Task Unsafe_template_is_refused_before_tor_starts()
+    {
+        using var data = new TempDirectory();
+        var template = data.Combine("torrc.template");
+        File.WriteAllText(template, TorrcTemplate.LoadDefault() + "ControlPort 9051\n");
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions { DataDir = data.Path, TorrcTemplate = template }, new TestLogger<TorSupervisor>());
+        var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None));
+        Assert.That(e!.Message, Does.Contain(template).And.Contain("ControlPort 9051"));
+        Assert.That(Directory.Exists(data.Combine("tor")), Is.False, "nothing was started");
+    }
+
+    [Test]
+    public async Task System_mode_adds_the_service_to_a_running_tor_with_a_kept_key()
+    {
+        using var data = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        // Stands in for Debian's tor@default: a tor we did not start through the supervisor, with a control socket.
+        var socket = system.Combine("control");
+        var psi = ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
+            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
+             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]);
+        using var systemTor = Process.Start(psi)!;
+        try
+        {
+            for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
+            var options = new TorSupervisorOptions { Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = socket };
+
+            string address;
+            using (var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>()))
+            {
+                await supervisor.StartAsync(CancellationToken.None);
+                address = supervisor.Current.OnionAddress!;
+                Assert.That(address, Does.Match("^[a-z2-7]{56}\\.onion$"));
+                Assert.That(supervisor.Current.TorPid, Is.Null);
+                Assert.That(File.GetUnixFileMode(options.OnionServiceKeyFile), Is.EqualTo(File0600));
+                Assert.That(File.ReadAllText(options.OnionServiceKeyFile), Does.StartWith("ED25519-V3:"));
+                await supervisor.StopAsync(CancellationToken.None);
+            }
+            await using (var control = await TorControlClient.ConnectUnixAsync(socket))
+            {
+                await control.AuthenticateAsync();
+                Assert.That(await control.GetInfoAsync("onions/detached"), Is.Empty, "nothing left behind in the system tor");
+            }
+            using (var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>()))
+            {
+                await supervisor.StartAsync(CancellationToken.None);
+                Assert.That(supervisor.Current.OnionAddress, Is.EqualTo(address), "the kept key gives the same address");
+                await supervisor.StopAsync(CancellationToken.None);
+            }
+            Assert.That(systemTor.HasExited, Is.False, "the system tor is not ours to stop");
+        }
+        finally
+        {
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+        }
+    }
+}
