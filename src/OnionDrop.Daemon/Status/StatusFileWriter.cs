@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
 using OnionDrop.Storage;
+using OnionDrop.Tor;
 
 namespace OnionDrop.Daemon.Status;
 
@@ -21,7 +22,7 @@ public sealed class StatusFileWriter : BackgroundService
 
     private readonly OnionDropOptions options;
     private readonly IServiceProvider services;
-    private readonly ITorStatusSource? tor;
+    private readonly ITorStatus? tor;
     private readonly ILogger<StatusFileWriter> log;
     private readonly TimeProvider clock;
     private readonly SemaphoreSlim changed = new(0);
@@ -38,7 +39,7 @@ public sealed class StatusFileWriter : BackgroundService
         this.services = services;
         this.log = log;
         this.clock = clock ?? TimeProvider.System;
-        tor = this.options.Tor == TorMode.None ? null : services.GetService<ITorStatusSource>();
+        tor = this.options.Tor == TorMode.None ? null : services.GetService<ITorStatus>();
         startedAt = this.clock.GetUtcNow();
         path = Path.Combine(this.options.DataDir, DaemonStatus.FileName);
     }
@@ -73,7 +74,7 @@ public sealed class StatusFileWriter : BackgroundService
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.LogWarning("Could not mark the status file stopped: {Error}", e.Message); }
     }
 
-    private void OnTorChanged() => changed.Release();
+    private void OnTorChanged(TorState _) => changed.Release();
 
     internal DaemonStatus Snapshot(string state)
     {
@@ -111,7 +112,7 @@ public sealed class StatusFileWriter : BackgroundService
             UpdatedAt = now,
             IntervalSeconds = (int)Interval.TotalSeconds,
             TorMode = options.Tor.ToString().ToLowerInvariant(),
-            Tor = options.Tor == TorMode.None ? null : tor?.Current ?? new TorStatus { LastProblem = "no tor supervisor registered" },
+            Tor = options.Tor == TorMode.None ? null : (tor is null ? new TorStatus { LastProblem = "no tor supervisor registered" } : TorStatus.From(tor.Current)),
             Submissions = submissions,
             Disk = disk,
             Listen = options.Listen,
