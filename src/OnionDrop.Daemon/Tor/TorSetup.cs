@@ -1,8 +1,67 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Hosting;
+using OnionDrop.Tor;
 
 namespace OnionDrop.Daemon.Tor;
 
+/// <summary>
+/// Registers the <see cref="TorSupervisor"/> (also as <see cref="ITorStatus"/>) per OnionDrop:Tor:
+/// Launch runs our own tor from torrc.template, System uses the system tor's control socket, None runs no tor.
+/// </summary>
 public static class TorSetup
 {
-    public static IServiceCollection AddOnionDropTor(this IServiceCollection services) => services; // filled in by its owner
+    public static IServiceCollection AddOnionDropTor(this IServiceCollection services)
+    {
+        services.AddSingleton(sp => SupervisorOptions(sp.GetRequiredService<IOptions<OnionDropOptions>>().Value));
+        services.AddSingleton<TorSupervisor>();
+        services.AddSingleton<ITorStatus>(sp => sp.GetRequiredService<TorSupervisor>());
+        services.AddHostedService<TorHostedService>();
+        return services;
+    }
+
+    public static TorSupervisorOptions SupervisorOptions(OnionDropOptions o) => new()
+    {
+        Mode = o.Tor == TorMode.System ? TorSupervisorMode.System : TorSupervisorMode.Launch,
+        DataDir = Path.GetFullPath(o.DataDir),
+        TorPath = o.TorPath,
+        TorrcTemplate = string.IsNullOrWhiteSpace(o.TorrcTemplate) ? null : Path.GetFullPath(o.TorrcTemplate),
+        TorExtraConfig = o.TorExtraConfig,
+        SystemTorControlSocket = o.SystemTorControlSocket,
+    };
+}
+
+/// <summary>
+/// Runs the supervisor unless OnionDrop:Tor is None, and mirrors its state into systemd's status text
+/// (STATUS=, shown by `systemctl status`). READY=1 is sent by the host once every hosted service, this
+/// one included, has started: so only after tor runs and the web server listens.
+/// </summary>
+internal sealed class TorHostedService(IOptions<OnionDropOptions> options, TorSupervisor supervisor, ILogger<TorHostedService> logger,
+    IServiceProvider services) : IHostedService
+{
+    private readonly bool _enabled = options.Value.Tor != TorMode.None;
+    private readonly ISystemdNotifier? _systemd = services.GetService<ISystemdNotifier>() is { IsEnabled: true } n ? n : null;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!_enabled)
+        {
+            logger.LogInformation("Tor disabled (OnionDrop:Tor = None): only the loopback listener serves the form");
+            return;
+        }
+        if (_systemd is not null) supervisor.Changed += Notify;
+        await supervisor.StartAsync(cancellationToken);
+    }
+
+    private void Notify(TorState state) => _systemd?.Notify(new ServiceState("STATUS=" + state.Describe()));
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (!_enabled) return;
+        await supervisor.StopAsync(cancellationToken);
+        supervisor.Changed -= Notify;
+    }
 }
