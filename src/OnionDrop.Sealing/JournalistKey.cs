@@ -107,7 +107,7 @@ public sealed class JournalistKey : IDisposable
                 secret = FromBase64(f[3], 32, "secret key");
                 break;
             case "argon2id" when f.Length == 8:
-                if (!long.TryParse(f[3], out var ops) || ops < 1 || ops > MaxOpsLimit
+                if (!long.TryParse(f[3], out var ops) || ops < 3 || ops > MaxOpsLimit
                     || !long.TryParse(f[4], out var mem) || mem < 8192 || mem > MaxMemLimit)
                     throw new FormatException("key file has invalid Argon2id parameters");
                 var salt = FromBase64(f[5], 16, "salt");

@@ -119,7 +119,8 @@ internal sealed class SealedStreamReader : Stream
             if (!_stream.TryPull(_cipher.AsSpan(0, n), _plain, ad, out _len, out var tag))
                 throw new SealedFormatException(
                     _chunk == 0 ? "header or first chunk fails authentication: corrupted or tampered"
-                    : n < SealedFormat.CipherChunkSize ? $"chunk {number} fails authentication: truncated mid-chunk or corrupted"
+                    // A short read is the end of the file: a cut chunk, or a short final chunk with bytes appended.
+                    : n < SealedFormat.CipherChunkSize ? $"chunk {number} (the last) fails authentication: truncated mid-chunk, corrupted, or followed by trailing data"
                     : $"chunk {number} fails authentication: corrupted, reordered or from another blob");
             _chunk = number;
             _pos = 0;

@@ -1,0 +1,62 @@
+using OnionDrop.Testing;
+
+namespace OnionDrop.Sealing.Tests;
+
+/// <summary>`oniondrop keygen` and `oniondrop open` as operators and scripts use them.</summary>
+public class CliTests
+{
+    [Test]
+    public async Task KeygenPrintsThePublicKeyLastAndWritesA0600FileOnce()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("me.key");
+        var result = await Oniondrop.RunAsync(["keygen", "-o", path]);
+        Assert.That(result.ExitCode, Is.Zero, result.ToString());
+        var last = result.Stdout.TrimEnd('\n').Split('\n')[^1];
+        using var key = JournalistKey.Load(path);
+        Assert.That(RecipientPublicKey.Parse(last), Is.EqualTo(key.PublicKey));
+        Assert.That(File.GetUnixFileMode(path), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
+
+        var before = File.ReadAllText(path);
+        var again = await Oniondrop.RunAsync(["keygen", "-o", path]);
+        Assert.That(again.ExitCode, Is.Not.Zero);
+        Assert.That(again.Stderr.Trim(), Does.StartWith("oniondrop keygen: ").And.Contains("refusing to overwrite"));
+        Assert.That(File.ReadAllText(path), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task KeygenWithAPassphraseFileThenOpenWithTheEnvironmentVariable()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.Combine("pass"), "s3cret words\n");
+        var keygen = await Oniondrop.RunAsync(["keygen", "-o", dir.Combine("me.key"), "--passphrase-file", dir.Combine("pass")]);
+        Assert.That(keygen.ExitCode, Is.Zero, keygen.ToString());
+        Assert.That(JournalistKey.IsProtected(dir.Combine("me.key")), Is.True);
+        var publicKey = RecipientPublicKey.Parse(keygen.Stdout.TrimEnd().Split('\n')[^1]);
+
+        var blobPath = dir.Combine("x.sealed");
+        File.WriteAllBytes(blobPath, await Seal.ToBytesAsync([publicKey], "via env", ("doc.txt", "hello"u8.ToArray())));
+
+        var noPassphrase = await Oniondrop.RunAsync(["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), blobPath]);
+        Assert.That(noPassphrase.ExitCode, Is.Not.Zero);
+        Assert.That(noPassphrase.Stderr.Trim(), Does.StartWith($"oniondrop open: {dir.Combine("me.key")}: ").And.Contains("no terminal"));
+
+        var psi = Oniondrop.StartInfo("open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), blobPath);
+        psi.Environment["ONIONDROP_PASSPHRASE"] = "s3cret words";
+        var open = await ChildProcess.RunAsync(psi, TimeSpan.FromMinutes(2));
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        Assert.That(open.Stderr, Is.Empty, "no progress output when stderr is not a terminal");
+        Assert.That(File.ReadAllText(Path.Combine(dir.Combine("out"), "ref-1", "doc.txt")), Is.EqualTo("hello"));
+        Assert.That(File.ReadAllText(Path.Combine(dir.Combine("out"), "ref-1", "message.txt")), Is.EqualTo("via env"));
+    }
+
+    [Test]
+    public async Task OpenWithAMissingBlobSaysSoInOneLine()
+    {
+        using var dir = new TempDirectory();
+        var missing = dir.Combine("nope.sealed");
+        var result = await Oniondrop.RunAsync(["open", "--key", Path.Combine(RepoPaths.Vectors, "journalist.key"), "-o", dir.Combine("out"), missing]);
+        Assert.That(result.ExitCode, Is.Not.Zero);
+        Assert.That(result.Stderr.Trim(), Does.StartWith($"oniondrop open: {missing}: ").And.Not.Contains("\n"));
+    }
+}

@@ -1,0 +1,97 @@
+using OnionDrop.Testing;
+
+namespace OnionDrop.Sealing.Tests;
+
+public class KeyTests
+{
+    [Test]
+    public void PublicKeyTextRoundTrips()
+    {
+        using var key = JournalistKey.Generate();
+        var text = key.PublicKey.ToString();
+        Assert.That(text, Does.Match("^odpk1[a-z2-7]{58}$"));
+        Assert.That(RecipientPublicKey.Parse(text), Is.EqualTo(key.PublicKey));
+        Assert.That(RecipientPublicKey.Parse("  " + text.ToUpperInvariant() + "\n"), Is.EqualTo(key.PublicKey), "case and surrounding space do not matter");
+        Assert.That(key.PublicKey.KeyId.Length, Is.EqualTo(8));
+    }
+
+    [Test]
+    public void EveryOneCharacterMistypeIsRejected()
+    {
+        using var key = JournalistKey.Generate();
+        var text = key.PublicKey.ToString();
+        for (var i = 5; i < text.Length; i++)
+            foreach (var c in "a7q")
+            {
+                if (text[i] == c) continue;
+                var typo = text[..i] + c + text[(i + 1)..];
+                Assert.That(() => RecipientPublicKey.Parse(typo), Throws.TypeOf<FormatException>(), typo);
+            }
+        var swapped = text[..10] + text[11] + text[10] + text[12..];
+        if (swapped != text) Assert.That(() => RecipientPublicKey.Parse(swapped), Throws.TypeOf<FormatException>().With.Message.Contains("checksum"));
+    }
+
+    [TestCase("", "must start with")]
+    [TestCase("age1qqqq", "must start with")]
+    [TestCase("odpk1abc", "truncated or mistyped")]
+    [TestCase("odpk1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1a", "invalid character '1'")]
+    public void MalformedPublicKeysGiveAOneLineReason(string text, string reason) =>
+        Assert.That(() => RecipientPublicKey.Parse(text), Throws.TypeOf<FormatException>().With.Message.Contains(reason));
+
+    [Test]
+    public void PlainKeyFileIsPrivateExclusiveAndLoads()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("j.key");
+        using var key = JournalistKey.Generate();
+        key.Save(path);
+        Assert.That(File.GetUnixFileMode(path), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
+        Assert.That(File.ReadAllText(path), Does.Contain(key.PublicKey.ToString()));
+        Assert.That(() => key.Save(path), Throws.InstanceOf<IOException>(), "never overwrites");
+        Assert.That(JournalistKey.IsProtected(path), Is.False);
+        using var loaded = JournalistKey.Load(path, () => throw new AssertionException("no passphrase needed"));
+        Assert.That(loaded.PublicKey, Is.EqualTo(key.PublicKey));
+    }
+
+    [Test]
+    public async Task Argon2idProtectedKeyRoundTripsAndOpens()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("j.key");
+        using var key = JournalistKey.Generate();
+        key.Save(path, "tröpfchen passphrase");   // default cost: Argon2id moderate
+        var text = File.ReadAllText(path);
+        Assert.That(text, Does.Contain("odsk1 argon2id").And.Not.Contain(Convert.ToBase64String(key.SecretBytes.ToArray())));
+        Assert.That(JournalistKey.IsProtected(path), Is.True);
+
+        Assert.That(() => JournalistKey.Load(path), Throws.TypeOf<FormatException>().With.Message.Contains("passphrase"));
+        Assert.That(() => JournalistKey.Load(path, () => "wrong"), Throws.TypeOf<FormatException>().With.Message.EqualTo("wrong passphrase for the key file"));
+        // The same words in decomposed form (as some systems type them) give the same key.
+        using var loaded = JournalistKey.Load(path, () => "tro\u0308pfchen passphrase");
+        Assert.That(loaded.PublicKey, Is.EqualTo(key.PublicKey));
+
+        var blob = await Seal.ToBytesAsync([key.PublicKey], "hi", ("a", [1]));
+        using var output = new TempDirectory();
+        Assert.That(Seal.Open(blob, loaded, output.Path).Message, Is.EqualTo("hi"));
+    }
+
+    [Test]
+    public void CorruptKeyFilesAreRefusedClearly()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        var path = dir.Combine("j.key");
+        key.Save(path);
+        var line = File.ReadAllLines(path).Single(l => l.StartsWith("odsk1"));
+        var fields = line.Split(' ');
+
+        File.WriteAllText(dir.Combine("pub.key"), key.PublicKey + "\n");
+        Assert.That(() => JournalistKey.Load(dir.Combine("pub.key")), Throws.TypeOf<FormatException>().With.Message.Contains("public key"));
+        var other = Convert.ToBase64String(new byte[32]);
+        File.WriteAllText(dir.Combine("mismatch.key"), $"odsk1 plain {fields[2]} {other}\n");
+        Assert.That(() => JournalistKey.Load(dir.Combine("mismatch.key")), Throws.TypeOf<FormatException>().With.Message.Contains("does not match"));
+        File.WriteAllText(dir.Combine("junk.key"), "hello\n");
+        Assert.That(() => JournalistKey.Load(dir.Combine("junk.key")), Throws.TypeOf<FormatException>().With.Message.Contains("not an OnionDrop secret key"));
+        Assert.That(() => JournalistKey.Load(dir.Combine("missing.key")), Throws.TypeOf<FormatException>().With.Message.Contains("cannot read"));
+    }
+}

@@ -1,0 +1,1 @@
+file 3: .bashrc
