@@ -1,3 +1,4 @@
+using System.Globalization;
 using LiteDB;
 using Microsoft.Extensions.Logging;
 
@@ -120,7 +121,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 ["state"] = nameof(SubmissionState.Committed),
                 ["size"] = size,
                 ["sha256"] = sha256Hex,
-                ["day"] = Today().ToString("yyyy-MM-dd"),
+                ["day"] = Today().ToString(DayFormat, CultureInfo.InvariantCulture),
                 ["acks"] = new BsonArray(),
             };
             _db.BeginTrans();
@@ -196,13 +197,13 @@ public sealed class SealedBlobStore : ISealedBlobStore
             if (record.AcknowledgedBy.Contains(recipient)) return record;
 
             var today = Today();
-            doc["acks"].AsArray.Add(new BsonDocument { ["by"] = recipient, ["day"] = today.ToString("yyyy-MM-dd") });
+            doc["acks"].AsArray.Add(new BsonDocument { ["by"] = recipient, ["day"] = today.ToString(DayFormat, CultureInfo.InvariantCulture) });
             var acked = doc["acks"].AsArray.Select(a => a["by"].AsString).ToHashSet();
             var quorum = _options.DeleteAfter == AcknowledgementQuorum.First || _options.Journalists.All(acked.Contains);
             if (quorum && record.State == SubmissionState.Committed)
             {
                 doc["state"] = nameof(SubmissionState.Acknowledged);
-                doc["deleteOn"] = today.AddDays(_options.KeepDaysAfterAcknowledgement).ToString("yyyy-MM-dd");
+                doc["deleteOn"] = today.AddDays(_options.KeepDaysAfterAcknowledgement).ToString(DayFormat, CultureInfo.InvariantCulture);
             }
             _submissions.Update(doc);
             record = ToRecord(doc);
@@ -224,7 +225,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             ObjectDisposedException.ThrowIf(_disposed, this);
             foreach (var doc in _submissions.Find(Query.EQ("state", nameof(SubmissionState.Acknowledged))).ToList())
             {
-                if (doc["deleteOn"].IsString && DateOnly.Parse(doc["deleteOn"].AsString) <= today) { Delete(doc["_id"].AsString); deleted++; }
+                if (doc["deleteOn"].IsString && ParseDay(doc["deleteOn"].AsString) <= today) { Delete(doc["_id"].AsString); deleted++; }
             }
             if (_options.MaxUnfetchedDays is int maxDays)
             {
@@ -306,6 +307,9 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     // ---- helpers -------------------------------------------------------------------------------------
 
+    private const string DayFormat = "yyyy-MM-dd";
+    private static DateOnly ParseDay(string text) => DateOnly.ParseExact(text, DayFormat, CultureInfo.InvariantCulture);
+
     private DateOnly Today() => DateOnly.FromDateTime(_options.Clock.GetUtcNow().UtcDateTime);
 
     private static SubmissionRecord ToRecord(BsonDocument doc) => new(
@@ -314,7 +318,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
         Enum.Parse<SubmissionState>(doc["state"].AsString),
         doc["size"].AsInt64,
         doc["sha256"].AsString,
-        DateOnly.Parse(doc["day"].AsString),
+        ParseDay(doc["day"].AsString),
         doc["acks"].AsArray.Select(a => a["by"].AsString).ToArray());
 
     internal static void TryDelete(string path)

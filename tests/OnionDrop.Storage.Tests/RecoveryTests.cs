@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using OnionDrop.Storage;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Storage.Tests;
+
+/// <summary>What an interrupted run leaves behind is never shown, and is gone after the next open's sweep.</summary>
+public class RecoveryTests
+{
+    private TempDirectory _temp = null!;
+    private string DataDir => _temp.Combine("data");
+    private string Blobs => _temp.Combine("data", "blobs");
+
+    [SetUp] public void SetUp() => _temp = new TempDirectory();
+    [TearDown] public void TearDown() => _temp.Dispose();
+
+    private string[] BlobFiles() => Directory.GetFiles(Blobs).Select(Path.GetFileName).Order().ToArray()!;
+
+    [Test]
+    public async Task A_writer_process_killed_mid_stream_leaves_nothing_visible_and_its_pieces_are_swept()
+    {
+        var psi = ChildProcess.StartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "KillableWriter.dll"), DataDir, "3"]);
+        using var writer = Process.Start(psi)!;
+        var committed = new List<string>();
+        string? streaming = null;
+        try
+        {
+            while (streaming is null && await writer.StandardOutput.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("committed ")) committed.Add(line["committed ".Length..]);
+                if (line.StartsWith("streaming ")) streaming = line["streaming ".Length..];
+            }
+            Assert.That(streaming, Is.Not.Null, "the writer exited before streaming");
+            Assert.That(new FileInfo(Path.Combine(Blobs, streaming + ".partial")).Length, Is.GreaterThanOrEqualTo(1 << 20),
+                "the killed writer had a megabyte on disk");
+        }
+        finally
+        {
+            writer.Kill(); // SIGKILL: no finally blocks, no Dispose, nothing tidied up
+            await writer.WaitForExitAsync();
+        }
+        Assert.That(committed, Has.Count.EqualTo(3));
+        Assert.That(BlobFiles(), Does.Contain(streaming + ".partial"), "the piece is there before the sweep");
+
+        using var store = SealedBlobStore.Open(DataDir);
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(committed));
+        Assert.That(store.Find(streaming!), Is.Null);
+        Assert.That(BlobFiles(), Is.EqualTo(committed.Select(id => id + ".sealed").Order()));
+    }
+
+    [Test]
+    public async Task A_sealed_file_without_a_catalog_entry_is_deleted_at_open()
+    {
+        string keep;
+        using (var store = SealedBlobStore.Open(DataDir))
+            keep = (await SealedBlobStoreTests.StoreAsync(store, 1000)).Record.Id;
+        // A commit cut between the rename and the catalog transaction leaves exactly this.
+        var orphan = SubmissionId.New();
+        File.WriteAllBytes(Path.Combine(Blobs, orphan + ".sealed"), new byte[77]);
+        File.WriteAllBytes(Path.Combine(Blobs, SubmissionId.New() + ".partial"), new byte[77]);
+
+        using (var store = SealedBlobStore.Open(DataDir))
+        {
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { keep }));
+            Assert.That(BlobFiles(), Is.EqualTo(new[] { keep + ".sealed" }));
+        }
+    }
+
+    [Test]
+    public async Task An_entry_whose_file_is_missing_or_short_is_marked_damaged_and_never_offered()
+    {
+        string missing, shortened, intact;
+        using (var store = SealedBlobStore.Open(DataDir))
+        {
+            missing = (await SealedBlobStoreTests.StoreAsync(store, 1000, 1)).Record.Id;
+            shortened = (await SealedBlobStoreTests.StoreAsync(store, 1000, 2)).Record.Id;
+            intact = (await SealedBlobStoreTests.StoreAsync(store, 1000, 3)).Record.Id;
+        }
+        File.Delete(Path.Combine(Blobs, missing + ".sealed"));
+        using (var f = File.OpenWrite(Path.Combine(Blobs, shortened + ".sealed"))) f.SetLength(999);
+
+        using (var store = SealedBlobStore.Open(DataDir))
+        {
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { intact }));
+            Assert.That(store.ListWaiting("alice").Select(r => r.Id), Is.EqualTo(new[] { intact }));
+            Assert.That(store.Find(missing)!.State, Is.EqualTo(SubmissionState.Damaged));
+            Assert.That(store.Find(shortened)!.State, Is.EqualTo(SubmissionState.Damaged));
+            Assert.Throws<FileNotFoundException>(() => store.OpenSealed(shortened));
+            Assert.That(store.Acknowledge(shortened, "alice"), Is.Null);
+            Assert.That(store.GetStats().Waiting, Is.EqualTo(1));
+            Assert.That(BlobFiles(), Is.EqualTo(new[] { intact + ".sealed" }), "the short file is a damaged entry's leftover");
+        }
+    }
+}

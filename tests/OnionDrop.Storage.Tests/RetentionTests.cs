@@ -1,0 +1,127 @@
+using OnionDrop.Storage;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Storage.Tests;
+
+public class RetentionTests
+{
+    private sealed class MovableClock : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = new(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    private MovableClock _clock = null!;
+    private TempDirectory _temp = null!;
+    private string DataDir => _temp.Combine("data");
+
+    [SetUp] public void SetUp() => (_temp, _clock) = (new TempDirectory(), new MovableClock());
+    [TearDown] public void TearDown() => _temp.Dispose();
+
+    private SealedBlobStore Open(SealedBlobStoreOptions options) => SealedBlobStore.Open(DataDir, options with { Clock = _clock });
+    private bool FileExists(string id) => File.Exists(_temp.Combine("data", "blobs", id + ".sealed"));
+
+    [Test]
+    public async Task By_default_the_first_acknowledgement_deletes_at_once()
+    {
+        using var store = Open(new SealedBlobStoreOptions());
+        var (a, _) = await SealedBlobStoreTests.StoreAsync(store, 100, 1);
+        var (b, _) = await SealedBlobStoreTests.StoreAsync(store, 100, 2);
+
+        var acked = store.Acknowledge(a.Id, "alice");
+        Assert.That(acked!.State, Is.EqualTo(SubmissionState.Acknowledged));
+        Assert.That(acked.AcknowledgedBy, Is.EqualTo(new[] { "alice" }));
+        Assert.That(store.Find(a.Id), Is.Null);
+        Assert.That(FileExists(a.Id), Is.False);
+        Assert.That(store.ListWaiting("bob").Select(r => r.Id), Is.EqualTo(new[] { b.Id }));
+        Assert.That(store.Acknowledge(a.Id, "alice"), Is.Null, "already gone");
+        Assert.That(FileExists(b.Id));
+    }
+
+    [Test]
+    public async Task With_quorum_all_each_journalist_gets_it_and_only_the_last_acknowledgement_deletes()
+    {
+        using var store = Open(new SealedBlobStoreOptions { DeleteAfter = AcknowledgementQuorum.All, Journalists = ["alice", "bob"] });
+        var (a, _) = await SealedBlobStoreTests.StoreAsync(store, 100);
+
+        Assert.That(store.Acknowledge(a.Id, "alice")!.State, Is.EqualTo(SubmissionState.Committed));
+        Assert.That(store.ListWaiting("alice"), Is.Empty);
+        Assert.That(store.ListWaiting("bob").Select(r => r.Id), Is.EqualTo(new[] { a.Id }));
+        Assert.That(store.Acknowledge(a.Id, "alice")!.AcknowledgedBy, Is.EqualTo(new[] { "alice" }), "idempotent");
+        Assert.That(store.Acknowledge(a.Id, "mallory")!.State, Is.EqualTo(SubmissionState.Committed), "not in the list: does not count");
+        Assert.That(FileExists(a.Id));
+
+        Assert.That(store.Acknowledge(a.Id, "bob")!.State, Is.EqualTo(SubmissionState.Acknowledged));
+        Assert.That(store.Find(a.Id), Is.Null);
+        Assert.That(FileExists(a.Id), Is.False);
+    }
+
+    [Test]
+    public async Task Acknowledged_blobs_can_be_kept_for_some_days_then_retention_deletes_them()
+    {
+        using var store = Open(new SealedBlobStoreOptions { KeepDaysAfterAcknowledgement = 3 });
+        var (a, _) = await SealedBlobStoreTests.StoreAsync(store, 100);
+        store.Acknowledge(a.Id, "alice");
+        Assert.That(store.Find(a.Id)!.State, Is.EqualTo(SubmissionState.Acknowledged));
+        Assert.That(store.ListWaiting("bob"), Is.Empty, "quorum First: done once anyone has it");
+        Assert.That(store.GetStats().Waiting, Is.Zero);
+
+        _clock.Now = _clock.Now.AddDays(2);
+        Assert.That(store.ApplyRetention(), Is.Zero);
+        Assert.That(FileExists(a.Id));
+        _clock.Now = _clock.Now.AddDays(1);
+        Assert.That(store.ApplyRetention(), Is.EqualTo(1));
+        Assert.That(store.Find(a.Id), Is.Null);
+        Assert.That(FileExists(a.Id), Is.False);
+    }
+
+    [Test]
+    public async Task Unfetched_submissions_are_kept_unless_a_maximum_age_is_set()
+    {
+        string old, recent;
+        using (var store = Open(new SealedBlobStoreOptions()))
+        {
+            old = (await SealedBlobStoreTests.StoreAsync(store, 100, 1)).Record.Id;
+            _clock.Now = _clock.Now.AddDays(5);
+            recent = (await SealedBlobStoreTests.StoreAsync(store, 100, 2)).Record.Id;
+            _clock.Now = _clock.Now.AddDays(30);
+            Assert.That(store.ApplyRetention(), Is.Zero);
+            Assert.That(store.GetStats().OldestWaiting, Is.EqualTo(new DateOnly(2026, 3, 1)));
+        }
+        using (var store = Open(new SealedBlobStoreOptions { MaxUnfetchedDays = 31 }))
+        {
+            Assert.That(store.ApplyRetention(), Is.EqualTo(1));
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { recent }));
+            Assert.That(FileExists(old), Is.False);
+        }
+    }
+
+    [Test]
+    public async Task Compaction_gives_the_space_of_deleted_entries_back()
+    {
+        using var store = Open(new SealedBlobStoreOptions());
+        var catalog = _temp.Combine("data", "catalog.db");
+        for (var i = 0; i < 300; i++)
+        {
+            var (r, _) = await SealedBlobStoreTests.StoreAsync(store, 1, i);
+            store.Acknowledge(r.Id, "alice");
+        }
+        store.Compact(); // checkpoint so the file holds what the log held
+        var before = new FileInfo(catalog).Length;
+        Assert.That(store.ListCommitted(), Is.Empty);
+        // Rebuild reports the bytes it gave back; after the first compaction, a second gives back nothing.
+        Assert.That(store.Compact(), Is.Zero);
+        Assert.That(new FileInfo(catalog).Length, Is.LessThanOrEqualTo(before));
+    }
+
+    [Test]
+    public void Nonsense_retention_settings_are_refused_with_a_reason()
+    {
+        Assert.That(() => Open(new SealedBlobStoreOptions { DeleteAfter = AcknowledgementQuorum.All }),
+            Throws.ArgumentException.With.Message.Contains("Journalists"));
+        Assert.That(() => Open(new SealedBlobStoreOptions { MaxUnfetchedDays = 0 }),
+            Throws.ArgumentException.With.Message.Contains("MaxUnfetchedDays"));
+        Assert.That(() => Open(new SealedBlobStoreOptions { Journalists = ["a b"] }),
+            Throws.ArgumentException.With.Message.Contains("a b"));
+    }
+}
