@@ -49,16 +49,24 @@ internal sealed class SeededStream(long length, ulong seed) : Stream
 
     public override int Read(Span<byte> buffer)
     {
-        var n = (int)Math.Min(buffer.Length & ~7, length - _position);
-        if (n <= 0 && length - _position > 0) n = (int)Math.Min(buffer.Length, length - _position);
-        for (var i = 0; i < n; i += 8)
+        var n = (int)Math.Min(buffer.Length, length - _position);
+        if (n <= 0) return 0;
+        var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(buffer[..(n & ~7)]);
+        for (var i = 0; i < words.Length; i++) words[i] = Next();
+        if ((n & 7) != 0)
         {
-            _state ^= _state >> 12; _state ^= _state << 25; _state ^= _state >> 27;
-            var v = _state * 0x2545F4914F6CDD1DUL;
-            for (var j = 0; j < 8 && i + j < n; j++) buffer[i + j] = (byte)(v >> (8 * j));
+            Span<byte> last = stackalloc byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(last, Next());
+            last[..(n & 7)].CopyTo(buffer[(n & ~7)..n]);
         }
         _position += n;
         return n;
+    }
+
+    private ulong Next()
+    {
+        _state ^= _state >> 12; _state ^= _state << 25; _state ^= _state >> 27;
+        return _state * 0x2545F4914F6CDD1DUL;
     }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
