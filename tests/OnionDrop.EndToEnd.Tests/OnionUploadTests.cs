@@ -1,0 +1,138 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using OnionDrop.Testing;
+
+namespace OnionDrop.EndToEnd.Tests;
+
+/// <summary>
+/// The whole path a source's upload takes, on a private Tor network: `oniondrop serve --tor launch` starts
+/// its tor, which joins the network and publishes the onion service; a client's curl reaches the .onion
+/// through its SOCKS port and uploads a file and a message; the journalist's key opens identical bytes.
+/// Then tor is killed: the daemon restarts it, the address stays, and a new upload succeeds. One network
+/// and one daemon serve the whole fixture, in order.
+/// </summary>
+[Category("EndToEnd"), NonParallelizable, TestFixture]
+public partial class OnionUploadTests
+{
+    private static readonly TimeSpan PublishTimeout = TimeSpan.FromMinutes(2);
+    private PrivateTorNetwork _network = null!;
+    private TempDirectory _work = null!;
+    private DaemonProcess _daemon = null!;
+    private string _recipient = null!;
+    private string _secretKey = null!;
+    private string _address = null!;
+
+    [OneTimeSetUp]
+    public async Task StartNetworkAndDaemon()
+    {
+        _network = await PrivateTorNetwork.StartAsync(basePort: 17100);
+        _work = new TempDirectory("oniondrop-e2e-");
+        _secretKey = _work.Combine("journalist.key");
+        var keygen = await Oniondrop.RunAsync(["keygen", "-o", _secretKey]);
+        Assert.That(keygen.ExitCode, Is.Zero, keygen.ToString());
+        _recipient = Regex.Match(keygen.Stdout + keygen.Stderr, "odpk1[a-z0-9]+").Value;
+
+        var data = _work.Combine("data");
+        _daemon = await DaemonProcess.StartAsync(data, _recipient, tor: "launch",
+            settings: new Dictionary<string, object> { ["TorExtraConfig"] = _network.JoinLines });
+        var published = await WaitForTorAsync(t => t.GetProperty("published").GetBoolean(), PublishTimeout);
+        _address = published.GetProperty("onionAddress").GetString()!;
+        TestContext.Progress.WriteLine($"published {_address}");
+    }
+
+    [OneTimeTearDown]
+    public async Task StopEverything()
+    {
+        if (_daemon is not null) await _daemon.DisposeAsync();
+        if (_network is not null) await _network.DisposeAsync();
+        _work?.Dispose();
+    }
+
+    [Test, Order(1)]
+    public async Task Upload_through_the_onion_service_opens_to_identical_bytes()
+    {
+        await UploadAndOpenAsync("first.bin", 3 << 20, "A message with accents: café, and a newline\nsecond line");
+    }
+
+    [Test, Order(2)]
+    public async Task Killed_tor_is_restarted_with_the_same_address_and_uploads_still_work()
+    {
+        var before = await WaitForTorAsync(t => t.GetProperty("pid").ValueKind == JsonValueKind.Number, TimeSpan.FromSeconds(30));
+        var torPid = before.GetProperty("pid").GetInt32();
+        Assert.That(PosixProcess.Name(torPid), Is.EqualTo("tor"));
+        PosixProcess.Signal(torPid, PosixProcess.SIGKILL);
+
+        var after = await WaitForTorAsync(t => t.GetProperty("restarts").GetInt32() >= 1 && t.GetProperty("published").GetBoolean(), PublishTimeout);
+        Assert.That(after.GetProperty("onionAddress").GetString(), Is.EqualTo(_address));
+        Assert.That(after.GetProperty("pid").GetInt32(), Is.Not.EqualTo(torPid));
+        Assert.That(PosixProcess.IsAlive(torPid), Is.False);
+
+        await UploadAndOpenAsync("after-restart.bin", 1 << 20, "sent after tor was killed");
+    }
+
+    [Test, Order(3)]
+    public async Task Stopping_the_daemon_stops_its_tor()
+    {
+        var torPid = (await WaitForTorAsync(t => t.GetProperty("pid").ValueKind == JsonValueKind.Number, TimeSpan.FromSeconds(30))).GetProperty("pid").GetInt32();
+        var exit = await _daemon.StopAsync();
+        Assert.That(exit, Is.Zero, _daemon.Output);
+        Assert.That(PosixProcess.IsAlive(torPid), Is.False, "tor outlived the daemon");
+    }
+
+    private async Task UploadAndOpenAsync(string fileName, int size, string message)
+    {
+        var file = _work.Combine(fileName);
+        var bytes = RandomNumberGenerator.GetBytes(size);
+        await File.WriteAllBytesAsync(file, bytes);
+
+        var curl = await ChildProcess.RunAsync("curl", [
+            "--silent", "--show-error", "--fail", "--max-time", "180",
+            "--socks5-hostname", $"127.0.0.1:{_network.SocksPort}",
+            "-F", $"files=@{file}", "-F", $"message={message}",
+            $"http://{_address}/"], TimeSpan.FromMinutes(4));
+        Assert.That(curl.ExitCode, Is.Zero, curl.ToString());
+        var reference = ReferenceInReceipt().Match(curl.Stdout);
+        Assert.That(reference.Success, Is.True, "no reference in the receipt:\n" + curl.Stdout);
+
+        var blob = Path.Combine(_daemon.DataDir, "blobs", reference.Groups[1].Value + ".sealed");
+        Assert.That(File.Exists(blob), Is.True, blob);
+        var output = _work.Combine("opened-" + reference.Groups[1].Value);
+        Directory.CreateDirectory(output);
+        var open = await Oniondrop.RunAsync(["open", "-k", _secretKey, "-o", output, blob]);
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+
+        var opened = Directory.GetFiles(output, "*", SearchOption.AllDirectories);
+        var openedFile = opened.Single(f => Path.GetFileName(f) == fileName);
+        Assert.That(await File.ReadAllBytesAsync(openedFile), Is.EqualTo(bytes), "the opened file differs from the upload");
+        var openedMessage = opened.Single(f => Path.GetFileName(f) == "message.txt");
+        Assert.That(await File.ReadAllTextAsync(openedMessage, Encoding.UTF8), Does.Contain(message));
+    }
+
+    /// <summary>Polls the daemon's status file until its "tor" object satisfies <paramref name="condition"/>.</summary>
+    private async Task<JsonElement> WaitForTorAsync(Func<JsonElement, bool> condition, TimeSpan timeout)
+    {
+        var path = Path.Combine(_daemon.DataDir, "status.json");
+        var deadline = DateTime.UtcNow + timeout;
+        string last = "(no status.json)";
+        while (DateTime.UtcNow < deadline)
+        {
+            if (File.Exists(path))
+            {
+                try
+                {
+                    last = await File.ReadAllTextAsync(path);
+                    var tor = JsonDocument.Parse(last).RootElement.GetProperty("tor");
+                    if (tor.ValueKind == JsonValueKind.Object && condition(tor)) return tor.Clone();
+                }
+                catch (Exception e) when (e is JsonException or IOException or KeyNotFoundException or InvalidOperationException) { }
+            }
+            await Task.Delay(250);
+        }
+        throw new TimeoutException($"tor state not reached within {timeout}; status.json:\n{last}\n--- daemon output\n{_daemon.Output}");
+    }
+
+    [GeneratedRegex("id=\"reference\">([A-Z0-9-]+)<")]
+    private static partial Regex ReferenceInReceipt();
+}
