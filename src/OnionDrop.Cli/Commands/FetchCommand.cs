@@ -1,13 +1,181 @@
 using System.CommandLine;
+using System.Diagnostics;
+using OnionDrop.Pull;
+using OnionDrop.Sealing;
 
 namespace OnionDrop.Cli.Commands;
 
+/// <summary>
+/// `oniondrop fetch [user@]host [-o DIR]`: runs the system's `ssh` (so ~/.ssh/config, ProxyJump, ProxyCommand
+/// and torsocks all apply) to the server's forced command `oniondrop pull --stdio`, and collects every waiting
+/// sealed submission into DIR as ID.sealed: verified, fsynced, then acknowledged. Safe to interrupt and rerun.
+/// </summary>
 public static class FetchCommand
 {
     public static Command Create()
     {
-        var command = new Command("fetch", "(not implemented yet)");
-        command.SetAction(_ => { Console.Error.WriteLine("oniondrop fetch: not implemented yet"); return 70; });
+        var host = new Argument<string?>("HOST") { Description = "[user@]host of the drop box, as you would give it to ssh (a Host alias from ~/.ssh/config works)", Arity = ArgumentArity.ZeroOrOne };
+        var output = new Option<string>("--output", "-o") { Description = "Directory for the ID.sealed files (default: the current one)", DefaultValueFactory = _ => "." };
+        var port = new Option<int?>("--port", "-p") { Description = "SSH port (else ssh's own default or ~/.ssh/config)" };
+        var sshArgs = new Option<string[]>("--ssh-arg") { Description = "An extra argument for ssh, before the host (repeatable), e.g. --ssh-arg=-i --ssh-arg=~/.ssh/drop", AllowMultipleArgumentsPerToken = false };
+        var via = new Option<string?>("--via") { Description = "Run COMMAND (with /bin/sh -c) instead of ssh, e.g. 'oniondrop pull --stdio --data-dir DIR' or 'torsocks ssh drop.onion'", HelpName = "COMMAND" };
+        var open = new Option<bool>("--open") { Description = "Also open each blob as it arrives (needs --key): for the machine that holds the secret key" };
+        var keyFile = new Option<string?>("--key", "-k") { Description = "Your secret key file, with --open" };
+        var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Passphrase of a protected key, for scripts (or ONIONDROP_PASSPHRASE)" };
+        var command = new Command("fetch", "Collect sealed submissions from the drop box over SSH. Nothing is deleted there before it is safely here.")
+        {
+            host, output, port, sshArgs, via, open, keyFile, passphraseFile,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var dir = Path.GetFullPath(parse.GetValue(output)!);
+            var target = parse.GetValue(host);
+            var viaCommand = parse.GetValue(via);
+            if (target is null && viaCommand is null) return Fail("give the server as [user@]host (or --via COMMAND)", 2);
+            if (target is not null && viaCommand is not null) return Fail("give either a host or --via, not both", 2);
+
+            JournalistKey? key = null;
+            if (parse.GetValue(open))
+            {
+                var keyPath = parse.GetValue(keyFile);
+                if (keyPath is null) return Fail("--open needs --key FILE", 2);
+                try
+                {
+                    var fromScript = Passphrases.FromFileOrEnvironment(parse.GetValue(passphraseFile));
+                    key = JournalistKey.Load(keyPath, () => fromScript ?? Passphrases.Ask($"Passphrase for {keyPath}: "));
+                }
+                catch (Exception e) when (e is FormatException or PassphraseException or IOException or UnauthorizedAccessException)
+                {
+                    return Fail($"{keyPath}: {e.Message}", 2);
+                }
+            }
+            else if (parse.GetValue(keyFile) is not null) return Fail("--key is only used with --open", 2);
+
+            try { Directory.CreateDirectory(dir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return Fail($"{dir}: {e.Message}", 2); }
+
+            var psi = viaCommand is not null
+                ? new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", viaCommand } }
+                : SshStartInfo(target!, parse.GetValue(port), parse.GetValue(sshArgs) ?? []);
+            psi.RedirectStandardInput = psi.RedirectStandardOutput = true;
+            psi.RedirectStandardError = false; // ssh's prompts and errors reach the journalist directly
+            psi.UseShellExecute = false;
+
+            using (key)
+                return await RunAsync(psi, dir, key, ct);
+        });
         return command;
+    }
+
+    private static ProcessStartInfo SshStartInfo(string target, int? port, string[] extra)
+    {
+        var psi = new ProcessStartInfo("ssh");
+        psi.ArgumentList.Add("-T"); // no terminal: the channel carries binary frames
+        if (port is { } p) { psi.ArgumentList.Add("-p"); psi.ArgumentList.Add(p.ToString()); }
+        foreach (var a in extra) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add("--");
+        psi.ArgumentList.Add(target);
+        psi.ArgumentList.Add(PullProtocol.RemoteCommand);
+        return psi;
+    }
+
+    private static async Task<int> RunAsync(ProcessStartInfo psi, string dir, JournalistKey? key, CancellationToken ct)
+    {
+        Process transport;
+        try { transport = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception e) { return Fail($"cannot run {psi.FileName}: {e.Message}", 2); }
+        using var _ = transport;
+        var progress = new FetchProgressReport(dir);
+        var opened = 0;
+        var openProblems = new List<string>();
+        var options = new FetchOptions
+        {
+            OutputDirectory = dir,
+            Progress = progress.Report,
+            Stored = key is null ? null : (path, _) =>
+            {
+                try
+                {
+                    using var blob = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
+                    SubmissionOpener.Open(blob, key, dir, Path.GetFileName(path));
+                    opened++;
+                }
+                catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
+                {
+                    // The ciphertext itself arrived intact (hash checked): keep and acknowledge it, say why it did not open.
+                    openProblems.Add($"{Path.GetFileName(path)}: not opened: {e.Message.ReplaceLineEndings(" ")}");
+                }
+                return Task.CompletedTask;
+            },
+        };
+
+        FetchResult result;
+        try
+        {
+            result = await PullClient.FetchAsync(transport.StandardOutput.BaseStream, transport.StandardInput.BaseStream, options, ct);
+            transport.StandardInput.Close();
+            if (!transport.WaitForExit(10_000)) transport.Kill();
+        }
+        catch (Exception e) when (e is PullProtocolException or IOException)
+        {
+            progress.Clear();
+            if (!transport.HasExited) transport.Kill();
+            await transport.WaitForExitAsync(CancellationToken.None);
+            var why = e is PullConnectionLostException
+                ? $"connection lost ({psi.FileName} exited {transport.ExitCode}) after {progress.Done} of {progress.Total} submission(s); nothing unacknowledged was deleted: run fetch again to resume"
+                : e.Message;
+            return Fail(why, 3);
+        }
+        progress.Clear();
+        foreach (var p in result.Problems.Concat(openProblems)) Console.Error.WriteLine("oniondrop fetch: " + p);
+        var summary = $"oniondrop fetch: {result.Received} new submission(s), {FetchProgressReport.Size(result.BytesReceived)} in {progress.Elapsed.TotalSeconds:0.0} s " +
+                      $"({FetchProgressReport.Size((long)(result.BytesReceived / Math.Max(progress.Elapsed.TotalSeconds, 0.001)))}/s) into {dir}";
+        if (result.AlreadyHeld > 0) summary += $"; {result.AlreadyHeld} already here";
+        if (key is not null) summary += $"; {opened} opened";
+        Console.Error.WriteLine(summary);
+        return result.Problems.Count + openProblems.Count == 0 ? 0 : 1;
+    }
+
+    private static int Fail(string message, int code)
+    {
+        Console.Error.WriteLine("oniondrop fetch: " + message);
+        return code;
+    }
+
+    /// <summary>Count, bytes and rate rewritten in place when stderr is a terminal (4 times a second); silent otherwise.</summary>
+    private sealed class FetchProgressReport(string dir)
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly bool _terminal = !Console.IsErrorRedirected;
+        private TimeSpan _lastShown = TimeSpan.MinValue;
+        private bool _shown;
+
+        public int Done { get; private set; }
+        public int Total { get; private set; }
+        public TimeSpan Elapsed => _clock.Elapsed;
+
+        public void Report(FetchProgress p)
+        {
+            (Done, Total) = (p.Done, p.Total);
+            if (!_terminal || (_clock.Elapsed - _lastShown < TimeSpan.FromMilliseconds(250) && p.Done < p.Total)) return;
+            _lastShown = _clock.Elapsed;
+            var rate = p.Bytes / Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
+            Console.Error.Write($"\r{p.Done}/{p.Total} submissions  {Size(p.Bytes)} of {Size(p.TotalBytes)}  {Size((long)rate)}/s  → {dir}\x1b[K");
+            _shown = true;
+        }
+
+        public void Clear()
+        {
+            if (_shown) Console.Error.Write("\r\x1b[K");
+            _shown = false;
+        }
+
+        public static string Size(long bytes) => bytes switch
+        {
+            < 1024 => $"{bytes} B",
+            < 1024 * 1024 => $"{bytes / 1024.0:0.0} KiB",
+            < 1024L * 1024 * 1024 => $"{bytes / 1048576.0:0.0} MiB",
+            _ => $"{bytes / 1073741824.0:0.00} GiB",
+        };
     }
 }

@@ -1,13 +1,82 @@
 using System.CommandLine;
+using System.Net.Sockets;
+using OnionDrop.Pull;
+using OnionDrop.Storage;
 
 namespace OnionDrop.Cli.Commands;
 
+/// <summary>
+/// `oniondrop pull --stdio`: the SSH forced command on the server (docs/pull-protocol.md). Speaks the pull
+/// protocol on stdin/stdout for one journalist. While the daemon runs (it holds daemon.lock) the session is
+/// relayed to its DATA/pull.sock, so the daemon stays the catalog's only writer; when it is stopped, the
+/// store is opened and served directly.
+/// </summary>
 public static class PullCommand
 {
     public static Command Create()
     {
-        var command = new Command("pull", "(not implemented yet)");
-        command.SetAction(_ => { Console.Error.WriteLine("oniondrop pull: not implemented yet"); return 70; });
+        var stdio = new Option<bool>("--stdio") { Description = "Speak the pull protocol on stdin/stdout (required: this is an SSH forced command)" };
+        var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
+        var config = new Option<string>("--config") { Description = "Config file to take the data directory and retention settings from", HelpName = "FILE" };
+        var name = new Option<string>("--as") { Description = "The journalist this key belongs to, for per-journalist acknowledgements (default: the user name)", HelpName = "NAME" };
+        var command = new Command("pull", "Serve sealed submissions to `oniondrop fetch` over SSH. Use as a forced command in authorized_keys:\n" +
+            "  restrict,command=\"oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as alice\" ssh-ed25519 AAAA... alice")
+        {
+            stdio, dataDir, config, name,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            if (ForcedCommand.Refusal(Environment.GetEnvironmentVariable(ForcedCommand.Variable)) is { } refusal) return Fail(refusal, 126);
+            if (!parse.GetValue(stdio)) return Fail("--stdio is required (this command is the server side of `oniondrop fetch`, run by sshd)", 2);
+            var journalist = parse.GetValue(name) ?? Environment.UserName;
+            if (!SealedBlobStoreOptions.IsValidJournalistName(journalist)) return Fail($"--as '{journalist}': a name is 1-64 of a-z A-Z 0-9 . _ -", 2);
+
+            OnionDrop.Daemon.Hosting.OnionDropOptions options;
+            try { options = OnionDropConfiguration.Load(parse.GetValue(config), new(DataDir: parse.GetValue(dataDir))).Options(); }
+            catch (ConfigurationError e) { return Fail(e.Message, 2); }
+            if (!Directory.Exists(options.DataDir)) return Fail($"data directory {options.DataDir} not found", 2);
+
+            using var stdin = Console.OpenStandardInput();
+            using var stdout = Console.OpenStandardOutput();
+            try
+            {
+                SealedBlobStore store;
+                try { store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions()); }
+                catch (StoreLockedException)
+                {
+                    await RelayAsync(options.DataDir, journalist, stdin, stdout, ct);
+                    return 0;
+                }
+                using (store) await new PullServer(store, journalist).RunAsync(stdin, stdout, ct);
+                return 0;
+            }
+            catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (pull runs as the daemon's user)", 1); }
+            catch (ArgumentException e) { return Fail("retention settings: " + e.Message, 2); }
+            catch (Exception e) when (e is IOException or SocketException or LiteDB.LiteException) { return Fail(e.Message, 1); }
+        });
         return command;
+    }
+
+    /// <summary>The daemon holds the store: hand the session to it. It may be starting, so give pull.sock a moment.</summary>
+    private static async Task RelayAsync(string dataDir, string journalist, Stream stdin, Stream stdout, CancellationToken ct)
+    {
+        var socket = Path.Combine(dataDir, PullSocketListener.FileName);
+        Socket? connection = null;
+        for (var attempt = 1; connection is null; attempt++)
+        {
+            try { connection = await PullRelay.ConnectAsync(socket, ct); }
+            catch (SocketException e)
+            {
+                if (attempt == 20) throw new IOException($"the daemon holds {dataDir} but {socket} does not answer: {e.Message}");
+                await Task.Delay(250, ct);
+            }
+        }
+        using (connection) await PullRelay.RunAsync(connection, journalist, stdin, stdout, ct);
+    }
+
+    private static int Fail(string message, int code)
+    {
+        Console.Error.WriteLine("oniondrop pull: " + message);
+        return code;
     }
 }

@@ -1,0 +1,252 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading.Channels;
+using OnionDrop.Storage;
+using static OnionDrop.Pull.PullProtocol;
+
+namespace OnionDrop.Pull;
+
+public sealed record FetchProgress(int Done, int Total, long Bytes, long TotalBytes);
+
+/// <summary>What one fetch did. <see cref="Problems"/> lists blobs left on the server, one line each.</summary>
+public sealed record FetchResult(int Received, int AlreadyHeld, long BytesReceived, int Acknowledged, int Waiting, IReadOnlyList<string> Problems);
+
+public sealed class FetchOptions
+{
+    public required string OutputDirectory { get; init; }
+
+    /// <summary>Requests kept in flight so the connection never idles between blobs.</summary>
+    public int Window { get; init; } = 32;
+
+    /// <summary>Acknowledge (after one directory fsync) once this many blobs or bytes are durable, or nothing else is coming.</summary>
+    public int AckBatchCount { get; init; } = 64;
+    public long AckBatchBytes { get; init; } = 64L << 20;
+
+    public Action<FetchProgress>? Progress { get; init; }
+
+    /// <summary>Called with each newly stored <c>ID.sealed</c> path, before it is acknowledged (fetch --open).</summary>
+    public Func<string, CancellationToken, Task>? Stored { get; init; }
+}
+
+/// <summary>
+/// The journalist's side of the pull protocol. Each blob goes to DIR/ID.partial, is checked against the
+/// framed length and SHA-256, fsynced, renamed to DIR/ID.sealed, the directory fsynced, and only then
+/// acknowledged. A cut connection loses nothing: whatever was not acknowledged is still on the server, and
+/// a blob already in DIR (verified again) is acknowledged without being sent twice.
+/// </summary>
+public static class PullClient
+{
+    private enum Kind { Get, Ack }
+
+    public static async Task<FetchResult> FetchAsync(Stream fromServer, Stream toServer, FetchOptions options, CancellationToken cancellationToken = default)
+    {
+        var dir = options.OutputDirectory;
+        Directory.CreateDirectory(dir);
+        RemoveLeftovers(dir);
+        var reader = new ProtocolReader(fromServer);
+        var problems = new List<string>();
+
+        var greeting = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("the server closed the connection before greeting (is the forced command `oniondrop pull --stdio`?)");
+        if (greeting != Greeting)
+            throw new PullProtocolException(greeting.StartsWith("ONIONDROP-PULL ") ? $"server speaks {greeting}, this fetch speaks {Greeting}" : $"not an OnionDrop pull server (it said: {Trim(greeting)})");
+
+        // Everything written to the server goes through one channel, so requests stay in the order they were queued.
+        var outgoing = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        using var writerStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var writer = WriteLinesAsync(outgoing.Reader, toServer, writerStop.Token);
+        try
+        {
+            outgoing.Writer.TryWrite(List);
+            var waiting = await ReadListAsync(reader, cancellationToken);
+            long totalBytes = waiting.Sum(i => i.Size), received = 0;
+            int receivedCount = 0, held = 0, acknowledged = 0, done = 0;
+
+            var inFlight = new Queue<(Kind Kind, string Id)>();
+            var toGet = new Queue<Listed>();
+            var batch = new List<(string Id, long Size)>();
+            long batchBytes = 0;
+
+            void Request(Kind kind, string id)
+            {
+                inFlight.Enqueue((kind, id));
+                outgoing.Writer.TryWrite($"{(kind == Kind.Get ? Get : Ack)} {id}");
+            }
+            void FlushBatch()
+            {
+                if (batch.Count == 0) return;
+                Posix.FsyncDirectory(dir); // the renames are durable: now the server may forget these blobs
+                foreach (var (id, _) in batch) Request(Kind.Ack, id);
+                batch.Clear();
+                batchBytes = 0;
+            }
+
+            foreach (var item in waiting)
+            {
+                var existing = Path.Combine(dir, item.Id + ".sealed");
+                if (!File.Exists(existing)) { toGet.Enqueue(item); continue; }
+                // Received by an earlier fetch whose acknowledgement never arrived: check it, acknowledge, don't fetch twice.
+                if (await MatchesAsync(existing, item, cancellationToken)) { batch.Add((item.Id, item.Size)); held++; done++; }
+                else problems.Add($"{item.Id}: {existing} exists with other content; left on the server, not overwritten");
+            }
+            FlushBatch();
+            while (inFlight.Count(r => r.Kind == Kind.Get) < options.Window && toGet.TryDequeue(out var next)) Request(Kind.Get, next.Id);
+
+            var byId = waiting.ToDictionary(i => i.Id);
+            while (inFlight.TryDequeue(out var request))
+            {
+                var line = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("connection closed");
+                var words = line.Split(' ');
+                if (words[0] == Error)
+                {
+                    var message = line.Length > Error.Length + 1 ? line[(Error.Length + 1)..] : "(no reason given)";
+                    // Gone on the server (deleted or acknowledged meanwhile): nothing to lose. Anything else stays there.
+                    if (!(request.Kind == Kind.Ack && words.ElementAtOrDefault(1) == Errors.NotFound))
+                        problems.Add($"{request.Id}: server refused {request.Kind.ToString().ToUpperInvariant()}: {Trim(message)}");
+                    if (request.Kind == Kind.Get) done++;
+                }
+                else if (request.Kind == Kind.Ack)
+                {
+                    if (line != $"{Acked} {request.Id}") throw new PullProtocolException($"expected ACKED {request.Id}, got: {Trim(line)}");
+                    acknowledged++;
+                }
+                else
+                {
+                    var item = byId[request.Id];
+                    if (words is not [Blob, var id, var sizeText, var sha] || id != request.Id || !long.TryParse(sizeText, out var size) || size < 0)
+                        throw new PullProtocolException($"expected BLOB {request.Id} ..., got: {Trim(line)}");
+                    var path = await ReceiveAsync(reader, dir, id, size, sha, item, problems, cancellationToken);
+                    done++;
+                    received += size;
+                    if (path is not null)
+                    {
+                        receivedCount++;
+                        if (options.Stored is { } stored) await stored(path, cancellationToken);
+                        batch.Add((id, size));
+                        batchBytes += size;
+                    }
+                    options.Progress?.Invoke(new FetchProgress(done, waiting.Count, received, totalBytes));
+                    if (toGet.TryDequeue(out var next)) Request(Kind.Get, next.Id);
+                }
+                // Acknowledge in batches (one directory fsync each), and whatever is left once no blob is on its way.
+                var blobsComing = inFlight.Any(r => r.Kind == Kind.Get);
+                if (batch.Count >= options.AckBatchCount || batchBytes >= options.AckBatchBytes || (!blobsComing && batch.Count > 0)) FlushBatch();
+            }
+
+            outgoing.Writer.TryWrite(Quit);
+            var bye = await reader.ReadLineAsync(cancellationToken);
+            if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Trim(bye ?? "(end of stream)")}");
+            return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems);
+        }
+        finally
+        {
+            outgoing.Writer.TryComplete();
+            writerStop.Cancel(); // done, or failing: either way nothing more needs to reach the server
+            try { await writer; } catch (OperationCanceledException) { } catch (IOException) { }
+            RemoveLeftovers(dir);
+        }
+    }
+
+    private sealed record Listed(string Id, long Size, string Sha256Hex);
+
+    private static async Task<List<Listed>> ReadListAsync(ProtocolReader reader, CancellationToken cancellationToken)
+    {
+        var header = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("connection closed before the list");
+        if (header.StartsWith(Error + " ")) throw new PullProtocolException("server: " + Trim(header[(Error.Length + 1)..]));
+        if (header.Split(' ') is not [Waiting, var countText, _] || !int.TryParse(countText, out var count) || count < 0)
+            throw new PullProtocolException($"expected WAITING, got: {Trim(header)}");
+        var items = new List<Listed>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var line = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("connection closed in the list");
+            if (line.Split(' ') is not [Item, var id, var sizeText, var sha] || !SubmissionId.IsValid(id) || !long.TryParse(sizeText, out var size) || size < 0 || sha.Length != 64)
+                throw new PullProtocolException($"bad ITEM line: {Trim(line)}");
+            items.Add(new Listed(id, size, sha));
+        }
+        return items;
+    }
+
+    /// <summary>Receives one framed blob to ID.partial, checks it, makes it durable as ID.sealed. Null if refused.</summary>
+    private static async Task<string?> ReceiveAsync(ProtocolReader reader, string dir, string id, long size, string sha, Listed listed,
+        List<string> problems, CancellationToken cancellationToken)
+    {
+        var partial = Path.Combine(dir, id + ".partial");
+        var final = Path.Combine(dir, id + ".sealed");
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var ok = false;
+        try
+        {
+            await using (var file = new FileStream(partial, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite, PreallocationSize = size,
+            }))
+            {
+                await reader.ReadPayloadAsync(size, async chunk =>
+                {
+                    hash.AppendData(chunk.Span);
+                    await file.WriteAsync(chunk, cancellationToken);
+                }, cancellationToken);
+                var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+                if (size != listed.Size || !actual.Equals(sha, StringComparison.OrdinalIgnoreCase) || !sha.Equals(listed.Sha256Hex, StringComparison.OrdinalIgnoreCase))
+                {
+                    problems.Add($"{id}: received {size} bytes with SHA-256 {actual}, expected {listed.Size} bytes with {listed.Sha256Hex}; not acknowledged");
+                    return null;
+                }
+                file.Flush(flushToDisk: true);
+            }
+            if (File.Exists(final))
+            {
+                problems.Add($"{id}: {final} appeared meanwhile; not overwritten, not acknowledged");
+                return null;
+            }
+            File.Move(partial, final, overwrite: false);
+            ok = true;
+            return final;
+        }
+        finally
+        {
+            if (!ok) SealedBlobStoreFiles.TryDelete(partial);
+        }
+    }
+
+    private static async Task<bool> MatchesAsync(string path, Listed item, CancellationToken cancellationToken)
+    {
+        await using var file = File.OpenRead(path);
+        if (file.Length != item.Size) return false;
+        var hash = await SHA256.HashDataAsync(file, cancellationToken);
+        return Convert.ToHexStringLower(hash).Equals(item.Sha256Hex, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>ID.partial files are ours, from a fetch that was cut: never complete, never acknowledged.</summary>
+    private static void RemoveLeftovers(string dir)
+    {
+        foreach (var path in Directory.EnumerateFiles(dir, "*.partial"))
+            if (SubmissionId.IsValid(Path.GetFileNameWithoutExtension(path))) SealedBlobStoreFiles.TryDelete(path);
+    }
+
+    private static async Task WriteLinesAsync(ChannelReader<string> lines, Stream toServer, CancellationToken cancellationToken)
+    {
+        var pending = new StringBuilder();
+        while (await lines.WaitToReadAsync(cancellationToken))
+        {
+            while (lines.TryRead(out var line)) pending.Append(line).Append('\n');
+            await toServer.WriteAsync(Encoding.ASCII.GetBytes(pending.ToString()), cancellationToken);
+            await toServer.FlushAsync(cancellationToken);
+            pending.Clear();
+        }
+    }
+
+    private static string Trim(string text)
+    {
+        var clean = new string(text.Select(c => c is >= ' ' and < (char)127 ? c : '?').ToArray());
+        return clean.Length > 120 ? clean[..120] + "..." : clean;
+    }
+}
+
+internal static class SealedBlobStoreFiles
+{
+    public static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

@@ -1,0 +1,104 @@
+using System.Buffers;
+using System.Text;
+
+namespace OnionDrop.Pull;
+
+/// <summary>The pull protocol's words (docs/pull-protocol.md). Lines are ASCII, end in LF, at most <see cref="MaxLine"/> bytes.</summary>
+public static class PullProtocol
+{
+    public const string Greeting = "ONIONDROP-PULL 1";
+    public const int MaxLine = 1024;
+
+    /// <summary>The command `oniondrop fetch` asks ssh to run; the forced command accepts it (and only it).</summary>
+    public const string RemoteCommand = "oniondrop pull --stdio";
+
+    /// <summary>pull.sock only: the relay's first line, naming the journalist its forced command serves.</summary>
+    public const string As = "AS";
+
+    public const string List = "LIST", Get = "GET", Ack = "ACK", Quit = "QUIT";
+    public const string Waiting = "WAITING", Item = "ITEM", Blob = "BLOB", Acked = "ACKED", Bye = "BYE", Error = "ERROR";
+
+    public static class Errors
+    {
+        public const string UnknownCommand = "unknown-command", BadId = "bad-id", NotFound = "not-found",
+            Damaged = "damaged", LineTooLong = "line-too-long", ServerError = "server-error", Refused = "refused";
+    }
+
+    public static byte[] Line(string text) => Encoding.ASCII.GetBytes(text + "\n");
+}
+
+/// <summary>The other side broke the protocol, or said ERROR where that cannot be recovered from.</summary>
+public class PullProtocolException(string message) : Exception(message);
+
+/// <summary>The byte stream ended before the exchange was over (ssh killed, network cut).</summary>
+public sealed class PullConnectionLostException(string message) : PullProtocolException(message);
+
+/// <summary>
+/// Reads the protocol's two kinds of data from one stream: LF-terminated lines and exactly-sized binary
+/// payloads that follow them. Buffers reads itself, so nothing after a line is lost to a line reader.
+/// </summary>
+public sealed class ProtocolReader(Stream stream, int bufferSize = 256 * 1024)
+{
+    private readonly byte[] _buffer = new byte[bufferSize];
+    private int _start, _end;
+
+    /// <summary>True when bytes already received wait to be read (the peer has pipelined more).</summary>
+    public bool HasBuffered => _end > _start;
+
+    /// <summary>The next line without its LF; null at a clean end of stream (between lines).</summary>
+    public async ValueTask<string?> ReadLineAsync(CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            var newline = Array.IndexOf(_buffer, (byte)'\n', _start, _end - _start);
+            if (newline >= 0)
+            {
+                var line = Encoding.ASCII.GetString(_buffer, _start, newline - _start);
+                _start = newline + 1;
+                return line;
+            }
+            if (_end - _start >= PullProtocol.MaxLine) throw new PullProtocolException($"line longer than {PullProtocol.MaxLine} bytes");
+            if (await FillAsync(cancellationToken) == 0)
+            {
+                if (_end == _start) return null;
+                throw new PullConnectionLostException("connection closed in the middle of a line");
+            }
+        }
+    }
+
+    /// <summary>Hands exactly <paramref name="count"/> payload bytes to <paramref name="sink"/>, in pieces.</summary>
+    public async ValueTask ReadPayloadAsync(long count, Func<ReadOnlyMemory<byte>, ValueTask> sink, CancellationToken cancellationToken = default)
+    {
+        while (count > 0)
+        {
+            if (_end == _start && await FillAsync(cancellationToken) == 0)
+                throw new PullConnectionLostException($"connection closed with {count} bytes of a blob still to come");
+            var take = (int)Math.Min(count, _end - _start);
+            await sink(_buffer.AsMemory(_start, take));
+            _start += take;
+            count -= take;
+        }
+    }
+
+    /// <summary>Moves already-buffered bytes out (for handing the rest of a stream to another reader).</summary>
+    public int TakeBuffered(Span<byte> destination)
+    {
+        var n = Math.Min(destination.Length, _end - _start);
+        _buffer.AsSpan(_start, n).CopyTo(destination);
+        _start += n;
+        return n;
+    }
+
+    private async ValueTask<int> FillAsync(CancellationToken cancellationToken)
+    {
+        if (_start == _end) _start = _end = 0;
+        else if (_start > 0 && _end == _buffer.Length)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            (_end, _start) = (_end - _start, 0);
+        }
+        var read = await stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
+        _end += read;
+        return read;
+    }
+}

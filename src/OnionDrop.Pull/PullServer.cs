@@ -1,0 +1,118 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using OnionDrop.Storage;
+using static OnionDrop.Pull.PullProtocol;
+
+namespace OnionDrop.Pull;
+
+/// <summary>
+/// The server side of the pull protocol (docs/pull-protocol.md) for one journalist over one connection:
+/// answers LIST, GET, ACK and QUIT in the order they arrive. Sends ciphertext only, exactly as stored,
+/// framed with the catalog's size and SHA-256; deletes nothing itself (the store applies the deletion
+/// policy when an ACK arrives).
+/// </summary>
+public sealed class PullServer(ISealedBlobStore store, string journalist, ILogger? log = null)
+{
+    private readonly ILogger _log = log ?? NullLogger.Instance;
+
+    public async Task RunAsync(Stream input, Stream output, CancellationToken cancellationToken = default)
+    {
+        if (!SealedBlobStoreOptions.IsValidJournalistName(journalist)) throw new ArgumentException($"bad journalist name '{journalist}'");
+        var reader = new ProtocolReader(input);
+        var sent = 0;
+        var acked = 0;
+        var copyBuffer = new byte[256 * 1024];
+        await WriteAsync(output, Greeting);
+        try
+        {
+            while (await reader.ReadLineAsync(cancellationToken) is { } line)
+            {
+                var words = line.Split(' ');
+                switch (words[0])
+                {
+                    case List when words.Length == 1:
+                        var waiting = store.ListWaiting(journalist);
+                        var text = new StringBuilder($"{Waiting} {waiting.Count} {waiting.Sum(r => r.Size)}\n");
+                        foreach (var r in waiting) text.Append($"{Item} {r.Id} {r.Size} {r.Sha256Hex}\n");
+                        await output.WriteAsync(Encoding.ASCII.GetBytes(text.ToString()), cancellationToken);
+                        break;
+                    case Get when words.Length == 2:
+                        if (await SendAsync(words[1], output, copyBuffer, cancellationToken)) sent++;
+                        break;
+                    case Ack when words.Length == 2:
+                        if (!SubmissionId.IsValid(words[1])) { await ErrorAsync(output, Errors.BadId, words[1]); break; }
+                        if (store.Acknowledge(words[1], journalist) is null) { await ErrorAsync(output, Errors.NotFound, words[1]); break; }
+                        acked++;
+                        await WriteAsync(output, $"{Acked} {words[1]}");
+                        break;
+                    case Quit when words.Length == 1:
+                        await WriteAsync(output, Bye);
+                        return;
+                    default:
+                        await ErrorAsync(output, Errors.UnknownCommand, Printable(line));
+                        return; // a peer that speaks something else gets one answer, then the door
+                }
+                if (!reader.HasBuffered) await output.FlushAsync(cancellationToken);
+            }
+        }
+        catch (PullConnectionLostException) { }
+        catch (PullProtocolException e)
+        {
+            await ErrorAsync(output, Errors.LineTooLong, e.Message);
+        }
+        catch (IOException) { } // the peer went away mid-answer: nothing to tell it
+        finally
+        {
+            if (sent > 0 || acked > 0) _log.LogInformation("pull: {Journalist} was sent {Sent} blob(s) and acknowledged {Acked}", journalist, sent, acked);
+        }
+    }
+
+    private async Task<bool> SendAsync(string id, Stream output, byte[] buffer, CancellationToken cancellationToken)
+    {
+        if (!SubmissionId.IsValid(id)) { await ErrorAsync(output, Errors.BadId, Printable(id)); return false; }
+        var record = store.Find(id);
+        if (record is null || record.State is not (SubmissionState.Committed or SubmissionState.Acknowledged))
+        {
+            await ErrorAsync(output, Errors.NotFound, id);
+            return false;
+        }
+        Stream file;
+        try { file = store.OpenSealed(id); }
+        catch (FileNotFoundException) { await ErrorAsync(output, Errors.NotFound, id); return false; }
+        await using (file)
+        {
+            // The frame promises exactly Size bytes: check before promising, so a damaged file cannot desync the stream.
+            if (file.Length != record.Size)
+            {
+                _log.LogError("pull: submission {Id} is {Actual} bytes on disk, catalog says {Size}", id, file.Length, record.Size);
+                await ErrorAsync(output, Errors.Damaged, id);
+                return false;
+            }
+            await WriteAsync(output, $"{Blob} {id} {record.Size} {record.Sha256Hex}");
+            var left = record.Size;
+            while (left > 0)
+            {
+                var read = await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), cancellationToken);
+                if (read == 0) throw new IOException($"submission {id} shrank while being sent"); // ends the connection: the frame cannot be kept
+                await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                left -= read;
+            }
+        }
+        return true;
+    }
+
+    private static ValueTask WriteAsync(Stream output, string line) => output.WriteAsync(Line(line));
+
+    private static async Task ErrorAsync(Stream output, string code, string detail)
+    {
+        await WriteAsync(output, $"{Error} {code} {detail}");
+        await output.FlushAsync();
+    }
+
+    private static string Printable(string text)
+    {
+        var clean = new string(text.Select(c => c is >= ' ' and < (char)127 ? c : '?').ToArray());
+        return clean.Length > 80 ? clean[..80] + "..." : clean;
+    }
+}
