@@ -1,0 +1,43 @@
+namespace OnionDrop.Sealing.Tests;
+
+public class SafeFileNameTests
+{
+    [TestCase("report.pdf", "report.pdf")]
+    [TestCase("../../etc/passwd", "_.._.._etc_passwd")]
+    [TestCase("/etc/shadow", "_etc_shadow")]
+    [TestCase("..\\..\\boot.ini", "_.._.._boot.ini")]
+    [TestCase(".bashrc", "_.bashrc")]
+    [TestCase("..", "fallback")]
+    [TestCase("", "fallback")]
+    [TestCase("   ", "fallback")]
+    [TestCase("-rf", "_-rf")]
+    [TestCase("~", "_~")]
+    [TestCase("CON", "_CON")]
+    [TestCase("aux.txt", "_aux.txt")]
+    [TestCase("Com1.tar.gz", "_Com1.tar.gz")]
+    [TestCase("console.txt", "console.txt")]
+    [TestCase("a\0b\nc\u007f.txt", "a_b_c_.txt")]
+    [TestCase("invoice\u202Efdp.exe", "invoice_fdp.exe")]
+    [TestCase("trailing. . .", "trailing")]
+    [TestCase("quote\"pipe|star*.txt", "quote_pipe_star_.txt")]
+    [TestCase("日本語 文書.pdf", "日本語 文書.pdf")]
+    [TestCase("nbsp\u00a0space", "nbsp space")]
+    public void NeutralisesWhileKeepingNamesRecognisable(string name, string expected) =>
+        Assert.That(SafeFileName.Neutralise(name, "fallback"), Is.EqualTo(expected));
+
+    [Test]
+    public void LongNamesAreCutToTheLimitKeepingTheExtension()
+    {
+        var safe = SafeFileName.Neutralise(new string('ü', 400) + ".docx");
+        Assert.That(System.Text.Encoding.UTF8.GetByteCount(safe), Is.LessThanOrEqualTo(SafeFileName.MaxBytes));
+        Assert.That(safe, Does.EndWith("….docx").And.StartWith("üüü"));
+    }
+
+    [Test]
+    public void DuplicatesAreNumberedCaseInsensitively()
+    {
+        var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "message.txt" };
+        Assert.That(new[] { "a.txt", "A.TXT", "a.txt", "message.txt", "noext", "noext" }.Select(n => SafeFileName.Unique(n, taken)),
+            Is.EqualTo(new[] { "a.txt", "A (2).TXT", "a (3).txt", "message (2).txt", "noext", "noext (2)" }));
+    }
+}
