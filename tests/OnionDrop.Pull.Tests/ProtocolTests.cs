@@ -1,0 +1,134 @@
+using System.IO.Pipelines;
+using System.Text;
+using OnionDrop.Sealing;
+using OnionDrop.Storage;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Pull.Tests;
+
+/// <summary>PullServer and PullClient talking over in-memory pipes: the protocol without ssh.</summary>
+public class ProtocolTests
+{
+    private TempDirectory _temp = null!;
+    private JournalistKey _key = null!;
+    private string DataDir => _temp.Combine("data");
+    private string Received => _temp.Combine("received");
+
+    [SetUp] public void SetUp() => (_temp, _key) = (new TempDirectory(), JournalistKey.Generate());
+    [TearDown] public void TearDown() { _key.Dispose(); _temp.Dispose(); }
+
+    private static async Task<FetchResult> FetchAsync(ISealedBlobStore store, string journalist, FetchOptions options)
+    {
+        var toServer = new Pipe();
+        var toClient = new Pipe();
+        var server = Task.Run(async () =>
+        {
+            await new PullServer(store, journalist).RunAsync(toServer.Reader.AsStream(), toClient.Writer.AsStream());
+            await toClient.Writer.CompleteAsync();
+        });
+        try { return await PullClient.FetchAsync(toClient.Reader.AsStream(), toServer.Writer.AsStream(), options); }
+        finally
+        {
+            await toServer.Writer.CompleteAsync();
+            await server;
+        }
+    }
+
+    [Test]
+    public async Task Fetch_receives_every_blob_verified_and_the_server_deletes_only_what_was_acknowledged()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var ids = await Submissions.CreateAsync(store, _key.PublicKey, 25, n => n * 3001);
+        var hashes = store.ListCommitted().ToDictionary(r => r.Id, r => r.Sha256Hex);
+
+        var result = await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = Received, Window = 4, AckBatchCount = 7 });
+
+        Assert.That(result.Problems, Is.Empty);
+        Assert.That((result.Received, result.Acknowledged, result.Waiting), Is.EqualTo((25, 25, 25)));
+        Assert.That(Directory.GetFiles(Received).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Select(id => id + ".sealed").Order()));
+        foreach (var (id, sha) in hashes)
+            Assert.That(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(Received, id + ".sealed")))), Is.EqualTo(sha));
+        Assert.That(store.ListCommitted(), Is.Empty, "acknowledged, and the default policy deletes at once");
+        Assert.That(Directory.GetFiles(_temp.Combine("data", "blobs")), Is.Empty);
+    }
+
+    [Test]
+    public async Task A_blob_whose_bytes_changed_on_the_server_is_refused_and_left_there()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var ids = await Submissions.CreateAsync(store, _key.PublicKey, 3, _ => 5000);
+        var bad = ids.Keys.First();
+        using (var f = new FileStream(_temp.Combine("data", "blobs", bad + ".sealed"), FileMode.Open)) { f.Position = 100; f.WriteByte(0x55); f.Position = 101; f.WriteByte(0xAA); }
+
+        var result = await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = Received });
+
+        Assert.That(result.Problems, Has.Count.EqualTo(1));
+        Assert.That(result.Problems[0], Does.StartWith(bad).And.Contain("SHA-256").And.Contain("not acknowledged"));
+        Assert.That(result.Acknowledged, Is.EqualTo(2));
+        Assert.That(File.Exists(Path.Combine(Received, bad + ".sealed")), Is.False);
+        Assert.That(Directory.GetFiles(Received, "*.partial"), Is.Empty);
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { bad }));
+    }
+
+    [Test]
+    public async Task Per_journalist_acknowledgements_with_quorum_all()
+    {
+        using var store = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { DeleteAfter = AcknowledgementQuorum.All, Journalists = ["alice", "bob"] });
+        await Submissions.CreateAsync(store, _key.PublicKey, 4, _ => 1000);
+
+        var alice = await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = _temp.Combine("alice") });
+        Assert.That(alice.Received, Is.EqualTo(4));
+        Assert.That(store.ListCommitted(), Has.Count.EqualTo(4), "bob has not got them yet");
+        Assert.That((await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = _temp.Combine("alice") })).Waiting, Is.Zero);
+
+        var bob = await FetchAsync(store, "bob", new FetchOptions { OutputDirectory = _temp.Combine("bob") });
+        Assert.That(bob.Received, Is.EqualTo(4));
+        Assert.That(store.ListCommitted(), Is.Empty);
+    }
+
+    [Test]
+    public async Task A_blob_already_in_the_folder_is_acknowledged_without_being_sent_again()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var ids = await Submissions.CreateAsync(store, _key.PublicKey, 3, _ => 2000);
+        var held = ids.Keys.First();
+        Directory.CreateDirectory(Received);
+        using (var source = store.OpenSealed(held)) using (var copy = File.Create(Path.Combine(Received, held + ".sealed"))) source.CopyTo(copy);
+        File.WriteAllText(Path.Combine(Received, ids.Keys.Last() + ".partial"), "left by a cut fetch");
+
+        var result = await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = Received });
+
+        Assert.That((result.Received, result.AlreadyHeld, result.Acknowledged), Is.EqualTo((2, 1, 3)));
+        Assert.That(result.BytesReceived, Is.EqualTo(ids.Keys.Skip(1).Sum(id => new FileInfo(Path.Combine(Received, id + ".sealed")).Length)), "only the two missing ones travelled");
+        Assert.That(Directory.GetFiles(Received).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Select(id => id + ".sealed").Order()));
+    }
+
+    [Test]
+    public async Task The_server_answers_nonsense_with_a_clear_error_and_hangs_up()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var input = new MemoryStream(Encoding.ASCII.GetBytes("GET ../../etc/passwd\nGET 0000-0000-0000-0000-0000\nACK 0000-0000-0000-0000-0000\nrm -rf /\nLIST\n"));
+        var output = new MemoryStream();
+        await new PullServer(store, "alice").RunAsync(input, output);
+        Assert.That(Encoding.ASCII.GetString(output.ToArray()).Split('\n'), Is.EqualTo(new[]
+        {
+            PullProtocol.Greeting,
+            "ERROR bad-id ../../etc/passwd",
+            "ERROR not-found 0000-0000-0000-0000-0000",
+            "ERROR not-found 0000-0000-0000-0000-0000",
+            "ERROR unknown-command rm -rf /",
+            "",
+        }));
+    }
+
+    [Test]
+    public void The_forced_command_accepts_only_what_fetch_sends()
+    {
+        Assert.That(ForcedCommand.Refusal(null), Is.Null);
+        Assert.That(ForcedCommand.Refusal(""), Is.Null);
+        Assert.That(ForcedCommand.Refusal("oniondrop pull --stdio"), Is.Null);
+        Assert.That(ForcedCommand.Refusal("oniondrop  pull   --stdio "), Is.Null);
+        foreach (var other in new[] { "bash", "sh -i", "oniondrop pull --stdio --data-dir /", "scp -f /etc/shadow", "internal-sftp", "oniondrop pull --stdio; sh" })
+            Assert.That(ForcedCommand.Refusal(other), Does.Contain("may only pull").And.Contain("refused"), other);
+    }
+}
