@@ -37,6 +37,10 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     {
         var request = context.Request;
         var boundary = BoundaryOf(request.ContentType);
+        // Browsers always declare the length of a form; a chunked body (or one declaring both, a
+        // smuggling pattern) has no business here.
+        if (request.Headers.ContentLength is null || request.Headers.TransferEncoding.Count > 0)
+            throw UploadRefused.LengthRequired();
         if (request.ContentLength > WebListeners.MaxRequestBodyBytes(options))
             throw UploadRefused.TooLarge(options.MaxSubmissionBytes);
 
@@ -134,6 +138,9 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     {
         try { return await read(); }
         catch (InvalidDataException) { throw UploadRefused.Malformed(); }
+        // MultipartReader's "Unexpected end of Stream": the body ended inside the multipart structure.
+        // (Failures of the connection itself already come out of IdleTimeoutStream as UploadRefused.)
+        catch (IOException) { throw UploadRefused.Malformed(); }
     }
 
     private static int CountCrLf(string s)

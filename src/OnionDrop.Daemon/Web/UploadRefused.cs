@@ -21,6 +21,7 @@ public sealed class UploadRefused : Exception
         (Status, TitleKey, TextKey, CloseConnection, Args) = (status, titleKey, textKey, close, args);
 
     public static UploadRefused Malformed() => new(400, "ErrBadRequestTitle", "ErrBadRequestText", false);
+    public static UploadRefused LengthRequired() => new(411, "ErrBadRequestTitle", "ErrBadRequestText", false);
     public static UploadRefused NotMultipart() => new(415, "ErrContentTypeTitle", "ErrContentTypeText", false);
     public static UploadRefused Empty() => new(400, "ErrNothingTitle", "ErrNothingText", false);
     public static UploadRefused TooLarge(long limitBytes) => new(413, "ErrTooLargeTitle", "ErrTooLargeText", false, new ByteSize(limitBytes));

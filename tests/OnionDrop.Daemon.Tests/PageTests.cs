@@ -1,0 +1,145 @@
+using System.Net;
+using System.Net.Sockets;
+using OnionDrop.Daemon.Web;
+
+namespace OnionDrop.Daemon.Tests;
+
+/// <summary>What a source's browser gets: JS-free pages in their language, strict headers on everything, no cookies.</summary>
+public sealed class PageTests
+{
+    private static TestDaemon _daemon = null!;
+
+    [OneTimeSetUp]
+    public async Task Start() => _daemon = await TestDaemon.StartAsync();
+
+    [OneTimeTearDown]
+    public async Task Stop() => await _daemon.DisposeAsync();
+
+    [Test]
+    public async Task Form_has_everything_a_source_needs_and_no_script_or_foreign_resource()
+    {
+        using var client = _daemon.SocketClient();
+        var html = await client.GetStringAsync("/");
+        Assert.That(html, Does.Contain("La Gazette du Lac"));
+        Assert.That(html, Does.Contain("Documents about public affairs in the Lake district are welcome."));
+        Assert.That(html, Does.Contain("Who receives it").And.Contain("What happens to it").And.Contain("Before you send"));
+        Assert.That(html, Does.Contain("Tor Browser").And.Contain("metadata").And.Contain("work computer"));
+        Assert.That(html, Does.Contain("<form class=\"card\" method=\"post\" action=\"/?lang=en\" enctype=\"multipart/form-data\">"));
+        Assert.That(html, Does.Contain("<input type=\"file\" id=\"files\" name=\"files\" multiple>"));
+        Assert.That(html, Does.Contain("<textarea id=\"message\" name=\"message\""));
+        Assert.That(html, Does.Contain("Up to 100 files, 2&#xA0;GB in total"));
+        Assert.That(html, Does.Not.Contain("<script").IgnoreCase);
+        Assert.That(html, Does.Not.Match(@"\son[a-z]+\s*="), "no event handler attributes");
+        Assert.That(html, Does.Not.Match(@"(src|href|action)=""(https?:)?//"), "no resource from another origin");
+        Assert.That(html, Does.Not.Contain("style=\""), "no inline style (CSP allows only /style.css)");
+    }
+
+    [Test]
+    public async Task Language_follows_Accept_Language_and_the_visible_switch_link_without_a_cookie()
+    {
+        using var client = _daemon.LoopbackClient();
+        using var fr = new HttpRequestMessage(HttpMethod.Get, "/");
+        fr.Headers.AcceptLanguage.ParseAdd("fr-CH, fr;q=0.9, en;q=0.8");
+        using var frResponse = await client.SendAsync(fr);
+        var frHtml = await frResponse.Content.ReadAsStringAsync();
+        Assert.That(frHtml, Does.Contain("<html lang=\"fr\">").And.Contain("Envoyez-nous des documents"));
+        Assert.That(frHtml, Does.Contain("href=\"/?lang=en\"").And.Contain(">English</a>"));
+        Assert.That(frHtml, Does.Contain("action=\"/?lang=fr\""), "the receipt comes back in the same language");
+        Assert.That(frHtml, Does.Contain("2&#xA0;Go"));
+
+        // Tor Browser asks for English; the link switches.
+        using var en = new HttpRequestMessage(HttpMethod.Get, "/?lang=fr");
+        en.Headers.AcceptLanguage.ParseAdd("en-US, en;q=0.5");
+        using var switched = await client.SendAsync(en);
+        Assert.That(await switched.Content.ReadAsStringAsync(), Does.Contain("Envoyez-nous des documents"));
+        Assert.That(switched.Headers.Contains("Set-Cookie"), Is.False);
+
+        var english = await client.GetStringAsync("/?lang=xx");
+        Assert.That(english, Does.Contain("<html lang=\"en\">").And.Contain("href=\"/?lang=fr\""));
+    }
+
+    [TestCase("GET", "/")]
+    [TestCase("HEAD", "/")]
+    [TestCase("GET", "/style.css")]
+    [TestCase("GET", "/favicon.ico")]
+    [TestCase("GET", "/../../etc/passwd")]
+    [TestCase("DELETE", "/")]
+    [TestCase("PUT", "/style.css")]
+    [TestCase("POST", "/")]
+    [TestCase("OPTIONS", "*")]
+    public async Task Every_response_carries_the_privacy_headers_and_no_server_or_cookie(string method, string path)
+    {
+        var request = RawHttp.Ascii($"{method} {path} HTTP/1.1\r\nHost: {TestDaemon.OnionHost}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        var response = await RawHttp.SendAsync(new UnixDomainSocketEndPoint(_daemon.SocketPath), request);
+        Assert.That(response.Status, Is.Not.Null.And.LessThan(500), response.Head);
+        var head = response.Head;
+        Assert.That(head, Does.Contain("Content-Security-Policy: " + PrivacyHeaders.ContentSecurityPolicy));
+        Assert.That(head, Does.Contain("Referrer-Policy: no-referrer"));
+        Assert.That(head, Does.Contain("X-Content-Type-Options: nosniff"));
+        Assert.That(head, Does.Contain("Cross-Origin-Opener-Policy: same-origin"));
+        Assert.That(head, Does.Contain("Cross-Origin-Resource-Policy: same-origin"));
+        Assert.That(head, Does.Contain("Permissions-Policy: ").And.Contain("camera=()").And.Contain("geolocation=()"));
+        Assert.That(head, Does.Contain("Cache-Control: no-store"));
+        Assert.That(head, Does.Not.Contain("Server:").IgnoreCase);
+        Assert.That(head, Does.Not.Contain("Set-Cookie").IgnoreCase);
+    }
+
+    [Test]
+    public async Task Methods_and_paths_outside_the_site_get_calm_4xx_pages()
+    {
+        using var client = _daemon.LoopbackClient();
+        using var notFound = await client.GetAsync("/admin");
+        Assert.That(notFound.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(await notFound.Content.ReadAsStringAsync(), Does.Contain("Page not found"));
+
+        using var delete = await client.DeleteAsync("/");
+        Assert.That(delete.StatusCode, Is.EqualTo(HttpStatusCode.MethodNotAllowed));
+        Assert.That(delete.Content.Headers.Allow, Is.EquivalentTo(new[] { "GET", "HEAD", "POST" }));
+
+        using var css = await client.GetAsync("/style.css");
+        Assert.That(css.Content.Headers.ContentType!.MediaType, Is.EqualTo("text/css"));
+        Assert.That(await css.Content.ReadAsStringAsync(), Does.Contain(".card"));
+
+        using var wrongType = await client.PostAsync("/", new StringContent("message=hello", null, "application/x-www-form-urlencoded"));
+        Assert.That(wrongType.StatusCode, Is.EqualTo(HttpStatusCode.UnsupportedMediaType));
+    }
+
+    [TestCase("evil.example", 400)]
+    [TestCase("127.0.0.1.nip.io", 400)]
+    [TestCase("localhost", 200)]
+    [TestCase("127.0.0.1", 200)]
+    [TestCase("[::1]", 200)]
+    [TestCase(TestDaemon.OnionHost, 200)]
+    [TestCase("www." + TestDaemon.OnionHost, 200)]
+    [TestCase("notav3name.onion", 400)]
+    public async Task Host_header_must_be_ours(string host, int expected)
+    {
+        var endpoint = new IPEndPoint(IPAddress.Loopback, _daemon.Loopback.Port);
+        var response = await RawHttp.SendAsync(endpoint, RawHttp.Ascii($"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+        Assert.That(response.Status, Is.EqualTo(expected), response.Head);
+        if (expected == 400) Assert.That(response.Body, Does.Contain("Wrong address"));
+    }
+
+    [Test]
+    public async Task Once_the_onion_name_is_known_only_that_name_is_served()
+    {
+        await using var daemon = await TestDaemon.StartAsync();
+        const string other = "otheronionaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaad.onion";
+        daemon.App.Services.GetService(typeof(OnionServiceAddress)).As<OnionServiceAddress>().Publish(TestDaemon.OnionHost[..56]);
+        using (var ours = daemon.SocketClient()) Assert.That((await ours.GetAsync("/")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using (var theirs = daemon.SocketClient(other)) Assert.That((await theirs.GetAsync("/")).StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+    }
+
+    [Test]
+    public async Task Unix_socket_is_private_to_the_daemon_user()
+    {
+        var mode = File.GetUnixFileMode(_daemon.SocketPath);
+        Assert.That(mode, Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
+        await Task.CompletedTask;
+    }
+}
+
+internal static class ObjectExtensions
+{
+    public static T As<T>(this object? o) => (T)o!;
+}
