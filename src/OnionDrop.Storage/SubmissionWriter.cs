@@ -55,8 +55,9 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         if (_disposed) return;
         _disposed = true;
         if (_committed) return;
-        await _file.DisposeAsync();
-        SealedBlobStore.TryDelete(_renamed ? _store.SealedPath(Id) : _store.PartialPath(Id));
+        try { await _file.DisposeAsync(); }
+        catch (IOException) { } // its buffered tail could not be written (disk full): the file goes anyway
+        finally { SealedBlobStore.TryDelete(_renamed ? _store.SealedPath(Id) : _store.PartialPath(Id)); }
     }
 }
 
