@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using OnionDrop.Sealing;
+using OnionDrop.Storage;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Pull.Tests;
+
+/// <summary>
+/// `oniondrop fetch` through a real sshd on 127.0.0.1 whose authorized_keys line forces
+/// `oniondrop pull --stdio` (the built CLI), as a journalist would use it.
+/// </summary>
+[Category("EndToEnd")]
+public class SshFetchTests
+{
+    private TempDirectory _temp = null!;
+    private JournalistKey _key = null!;
+    private LoopbackSshd _sshd = null!;
+    private string DataDir => _temp.Combine("data");
+    private string Received => _temp.Combine("received");
+    private string KeyFile => _temp.Combine("journalist.key");
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _temp = new TempDirectory();
+        _key = JournalistKey.Generate();
+        _key.Save(KeyFile);
+        _sshd = await LoopbackSshd.StartAsync(_temp.Combine("ssh"),
+            $"/usr/bin/dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as alice");
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _sshd.Dispose();
+        _key.Dispose();
+        _temp.Dispose();
+    }
+
+    private string[] FetchArgs() =>
+        ["fetch", _sshd.Target, "-o", Received, "--port", _sshd.Port.ToString(), .. _sshd.ClientOptions.Select(o => "--ssh-arg=" + o)];
+
+    private SealedBlobStore OpenServerStore() => SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { LockWait = TimeSpan.FromSeconds(20) });
+
+    private string[] ReceivedNames() => Directory.GetFiles(Received).Select(Path.GetFileName).Order().ToArray()!;
+
+    [Test]
+    public async Task Fetch_collects_a_thousand_submissions_and_open_recovers_every_uploaded_byte()
+    {
+        static int Size(int n) => 1 + n * 37 % 5000;
+        Dictionary<string, int> ids;
+        using (var store = OpenServerStore()) ids = await Submissions.CreateAsync(store, _key.PublicKey, 1000, Size);
+
+        var fetch = await Oniondrop.RunAsync(FetchArgs(), TimeSpan.FromMinutes(3));
+        Assert.That(fetch.ExitCode, Is.Zero, fetch.ToString());
+        Assert.That(fetch.Stderr.Trim().Split('\n'), Has.Length.EqualTo(1), "one summary line when stderr is not a terminal");
+        Assert.That(fetch.Stderr, Does.Contain("1000 new submission(s)"));
+        Assert.That(ReceivedNames(), Is.EqualTo(ids.Keys.Select(id => id + ".sealed").Order()));
+        using (var store = OpenServerStore()) Assert.That(store.ListCommitted(), Is.Empty, "all acknowledged, deleted by the default policy");
+
+        var opened = _temp.Combine("opened");
+        var open = await Oniondrop.RunAsync(["open", "--key", KeyFile, "-o", opened, .. Directory.GetFiles(Received)], TimeSpan.FromMinutes(3));
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        var folders = Directory.GetDirectories(opened);
+        Assert.That(folders, Has.Length.EqualTo(1000));
+        var seen = new HashSet<int>();
+        foreach (var folder in folders)
+        {
+            var message = File.ReadAllText(Path.Combine(folder, SubmissionOpener.MessageFileName));
+            var n = int.Parse(message["message number ".Length..]);
+            Assert.That(seen.Add(n), $"submission {n} opened twice");
+            Assert.That(File.ReadAllBytes(Path.Combine(folder, Submissions.FileName(n))), Is.EqualTo(Submissions.Content(n, Size(n))), folder);
+        }
+        Assert.That(seen, Is.EquivalentTo(ids.Values));
+    }
+
+    [Test]
+    public async Task Killing_ssh_three_times_loses_nothing_and_the_rerun_leaves_each_blob_exactly_once()
+    {
+        const int count = 120;
+        Dictionary<string, int> ids;
+        Dictionary<string, string> hashes;
+        using (var store = OpenServerStore())
+        {
+            ids = await Submissions.CreateAsync(store, _key.PublicKey, count, _ => 1 << 20);
+            hashes = store.ListCommitted().ToDictionary(r => r.Id, r => r.Sha256Hex);
+        }
+
+        foreach (var killAt in new[] { 15, 45, 80 })
+        {
+            var psi = Oniondrop.StartInfo(FetchArgs());
+            using var fetch = Process.Start(psi)!;
+            var stderr = fetch.StandardError.ReadToEndAsync();
+            var killed = false;
+            while (!fetch.HasExited && !killed)
+            {
+                if (Directory.Exists(Received) && Directory.EnumerateFiles(Received, "*.sealed").Count() >= killAt)
+                    foreach (var ssh in Submissions.Children(fetch.Id, "ssh")) { Process.GetProcessById(ssh).Kill(); killed = true; }
+                await Task.Delay(5);
+            }
+            await fetch.WaitForExitAsync();
+            Assert.That(killed, $"fetch finished before ssh could be killed at {killAt}: {await stderr}");
+            Assert.That(fetch.ExitCode, Is.EqualTo(3), await stderr);
+            Assert.That(await stderr, Does.Contain("connection lost").And.Contain("run fetch again"));
+
+            Assert.That(Directory.GetFiles(Received, "*.partial"), Is.Empty, "no half-written file left");
+            var here = ReceivedNames().ToHashSet();
+            Assert.That(here, Has.Count.LessThan(count), "interrupted midway");
+            foreach (var name in here)
+                Assert.That(Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(Received, name)))), Is.EqualTo(hashes[name[..^".sealed".Length]]), name);
+            using var store = OpenServerStore();
+            var onServer = store.ListCommitted().Select(r => r.Id).ToHashSet();
+            var deleted = ids.Keys.Where(id => !onServer.Contains(id));
+            Assert.That(deleted.Select(id => id + ".sealed"), Is.SubsetOf(here), "the server deleted only blobs the journalist holds");
+        }
+
+        var rerun = await Oniondrop.RunAsync(FetchArgs(), TimeSpan.FromMinutes(3));
+        Assert.That(rerun.ExitCode, Is.Zero, rerun.ToString());
+        Assert.That(ReceivedNames(), Is.EqualTo(ids.Keys.Select(id => id + ".sealed").Order()), "every blob exactly once, nothing else");
+        foreach (var (id, sha) in hashes)
+            Assert.That(Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(Received, id + ".sealed")))), Is.EqualTo(sha), id);
+        using (var store = OpenServerStore()) Assert.That(store.ListCommitted(), Is.Empty);
+    }
+
+    [Test]
+    public async Task The_forced_command_refuses_a_shell_or_any_other_command()
+    {
+        using (var store = OpenServerStore()) await Submissions.CreateAsync(store, _key.PublicKey, 1, _ => 10);
+        foreach (var command in new[] { "bash", "sh -c id", "cat /etc/passwd", "oniondrop pull --stdio --data-dir /", "scp -f " + DataDir + "/catalog.db" })
+        {
+            var ssh = await ChildProcess.RunAsync("ssh", ["-T", .. _sshd.ClientArgs, _sshd.Target, command], TimeSpan.FromSeconds(60), stdin: "id\n");
+            Assert.That(ssh.ExitCode, Is.Not.Zero, command);
+            Assert.That(ssh.Stderr, Does.Contain("oniondrop pull: this key may only pull sealed submissions"), command + "\n" + ssh);
+            Assert.That(ssh.Stdout, Is.Empty, command);
+        }
+        var sftp = await ChildProcess.RunAsync("sftp", ["-b", "-", "-P", _sshd.Port.ToString(), .. _sshd.ClientOptions, _sshd.Target], TimeSpan.FromSeconds(60), stdin: "ls\n");
+        Assert.That(sftp.ExitCode, Is.Not.Zero, sftp.ToString());
+        using (var store = OpenServerStore()) Assert.That(store.ListCommitted(), Has.Count.EqualTo(1), "nothing was taken");
+    }
+}
