@@ -171,7 +171,9 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         {
             _lastProgressAt = DateTimeOffset.UtcNow;
             _reportedStuck = false;
-            logger.LogInformation("Tor bootstrapped {Progress}%: {Summary}", bootstrap.Progress, bootstrap.Summary);
+            // In Launch mode tor's own log line says the same thing; the system tor's log is not ours to forward.
+            logger.Log(options.Mode == TorSupervisorMode.System ? LogLevel.Information : LogLevel.Debug,
+                "Tor bootstrapped {Progress}%: {Summary}", bootstrap.Progress, bootstrap.Summary);
         }
         if (bootstrap.Warning is { } warning)
         {

@@ -1,0 +1,262 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using OnionDrop.Tor.Control;
+
+namespace OnionDrop.Bench;
+
+/// <summary>
+/// The onion service on a private Tor network (scripts/tornet), beside bare tor on the same network:
+/// <list type="bullet">
+/// <item>time from starting `oniondrop serve --tor launch` to "published" (status.json) beside the time a bare
+/// tor with a HiddenServiceDir takes from its start to HS_DESC UPLOADED (target: within 2 s);</item>
+/// <item>upload throughput of curl through the client's SOCKS port to the daemon's form, beside the same curl
+/// to a plain file sink (Kestrel writing the body to a file) behind the bare tor's onion service (target: >= 0.9).</item>
+/// </list>
+/// Usage: oniondrop-bench tor [--rounds N] [--size-mib N] [--base-port P]
+/// </summary>
+public sealed class TorBenchmark : IBenchmark
+{
+    public string Name => "tor";
+    public string Description => "serve → published vs bare tor, and upload throughput vs a file sink, on a private Tor network";
+
+    private static readonly string Repo = FindRepo();
+    private static string Script(string name) => Path.Combine(Repo, "scripts", name);
+    private static string OniondropDll => Path.Combine(Repo, "src", "OnionDrop.Cli", "bin", "Release", "net10.0", "linux-x64", "oniondrop.dll");
+
+    /// <summary>The onion-service options torrc.template gives the daemon's tor; the bare tor gets them too, so only the daemon differs.</summary>
+    private static readonly string[] ServiceDefenses =
+    [
+        "HiddenServicePoWDefensesEnabled 1", "HiddenServicePoWQueueRate 250", "HiddenServicePoWQueueBurst 2500",
+        "HiddenServiceEnableIntroDoSDefense 1", "HiddenServiceEnableIntroDoSRatePerSec 25", "HiddenServiceEnableIntroDoSBurstPerSec 200",
+        "HiddenServiceMaxStreams 20", "HiddenServiceMaxStreamsCloseCircuit 1",
+    ];
+
+    public async Task<int> RunAsync(string[] args)
+    {
+        int rounds = 3, sizeMiB = 8, basePort = 17300;
+        for (var i = 0; i + 1 < args.Length; i += 2)
+            switch (args[i])
+            {
+                case "--rounds": rounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+                case "--size-mib": sizeMiB = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+                case "--base-port": basePort = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+                default: Console.Error.WriteLine("usage: oniondrop-bench tor [--rounds N] [--size-mib N] [--base-port P]"); return 2;
+            }
+
+        var work = Directory.CreateTempSubdirectory("oniondrop-bench-tor-").FullName;
+        var net = Path.Combine(work, "tornet");
+        var started = new List<Process>();
+        WebApplication? sink = null;
+        try
+        {
+            // Build (if needed) before any clock starts; then run the built dll itself, so that no rebuild
+            // (scripts/oniondrop rebuilds when a source changed) ever lands inside a measurement.
+            await RunAsync(Script("oniondrop"), ["--help"]);
+            var keygen = await RunAsync("dotnet", [OniondropDll, "keygen", "-o", Path.Combine(work, "journalist.key")]);
+            var recipient = System.Text.RegularExpressions.Regex.Match(keygen, "odpk1[a-z0-9]+").Value;
+
+            Console.WriteLine($"tor: private network (scripts/tornet, ports {basePort}..{basePort + 49}), {rounds} rounds, uploads of {sizeMiB} MiB");
+            var netUp = Stopwatch.StartNew();
+            await RunAsync(Script("tornet"), ["up", net], new() { ["TORNET_BASE_PORT"] = basePort.ToString(), ["TORNET_OWNER_PID"] = Environment.ProcessId.ToString() });
+            Console.WriteLine($"  network up in {netUp.Elapsed.TotalSeconds:F1} s");
+            var join = File.ReadAllLines(Path.Combine(net, "join.torrc")).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+            var socks = File.ReadAllText(Path.Combine(net, "socks-port")).Trim();
+
+            // 1. Time to published, alternating so both see the same network conditions.
+            var serveTimes = new List<double>();
+            var bareTimes = new List<double>();
+            (Process Process, string DataDir, string Address)? lastServe = null;
+            (Process Process, string Dir, string Address)? lastBare = null;
+            for (var r = 1; r <= rounds; r++)
+            {
+                var serve = await StartServeAsync(Path.Combine(work, $"serve{r}"), recipient, join);
+                started.Add(serve.Process);
+                var bare = await StartBareTorAsync(Path.Combine(work, $"bare{r}"), join);
+                started.Add(bare.Process);
+                serveTimes.Add(serve.Seconds);
+                bareTimes.Add(bare.Seconds);
+                Console.WriteLine($"  round {r}: oniondrop serve → published {serve.Seconds,6:F2} s   bare tor → HS_DESC UPLOADED {bare.Seconds,6:F2} s");
+                if (r < rounds)
+                {
+                    await StopAsync(serve.Process);
+                    await StopAsync(bare.Process);
+                }
+                else
+                {
+                    lastServe = (serve.Process, serve.DataDir, serve.Address);
+                    lastBare = (bare.Process, bare.Dir, bare.Address);
+                }
+            }
+            var serveMedian = Median(serveTimes);
+            var bareMedian = Median(bareTimes);
+            Console.WriteLine($"  median: oniondrop serve {serveMedian:F2} s, bare tor {bareMedian:F2} s, difference {serveMedian - bareMedian:+0.00;-0.00} s" +
+                              $"   (target within 2 s: {(serveMedian - bareMedian <= 2 ? "met" : "MISSED")})");
+
+            // 2. Upload throughput through the network: the daemon's form vs a plain file sink behind bare tor.
+            var sinkSocket = Path.Combine(lastBare!.Value.Dir, "sink.sock");
+            sink = StartSink(sinkSocket, Path.Combine(work, "sink.out"));
+            await sink.StartAsync();
+            var file = Path.Combine(work, "upload.bin");
+            await using (var f = File.Create(file))
+            {
+                var buffer = new byte[1 << 20];
+                for (var i = 0; i < sizeMiB; i++) { Random.Shared.NextBytes(buffer); await f.WriteAsync(buffer); }
+            }
+            var oniondrop = new List<double>();
+            var plain = new List<double>();
+            for (var r = 1; r <= rounds; r++)
+            {
+                oniondrop.Add(await CurlUploadAsync(socks, lastServe!.Value.Address, file));
+                plain.Add(await CurlUploadAsync(socks, lastBare.Value.Address, file));
+                Console.WriteLine($"  round {r}: upload to oniondrop {oniondrop[^1],6:F2} MB/s   to the file sink {plain[^1],6:F2} MB/s");
+            }
+            var ratio = Median(oniondrop) / Median(plain);
+            Console.WriteLine($"  median: oniondrop {Median(oniondrop):F2} MB/s, file sink {Median(plain):F2} MB/s, ratio {ratio:F2}   (target >= 0.90: {(ratio >= 0.9 ? "met" : "MISSED")})");
+            return 0;
+        }
+        finally
+        {
+            if (sink is not null) await sink.DisposeAsync();
+            foreach (var p in started) await StopAsync(p);
+            try { await RunAsync(Script("tornet"), ["down", net]); } catch (Exception e) { Console.Error.WriteLine(e.Message); }
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    /// <summary>Starts `oniondrop serve --tor launch` joined to the network; returns once status.json says published.</summary>
+    private static async Task<(Process Process, double Seconds, string DataDir, string Address)> StartServeAsync(string dataDir, string recipient, List<string> join)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { OniondropDll, "serve", "--data-dir", dataDir, "--recipient", recipient, "--tor", "launch" }) psi.ArgumentList.Add(a);
+        psi.Environment["ONIONDROP_TOR_EXTRA_CONFIG"] = string.Join('\n', join);
+        var clock = Stopwatch.StartNew();
+        var process = Process.Start(psi)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var status = Path.Combine(dataDir, "status.json");
+        while (clock.Elapsed < TimeSpan.FromMinutes(3))
+        {
+            if (process.HasExited) throw new InvalidOperationException($"oniondrop serve exited with {process.ExitCode}");
+            try
+            {
+                var tor = JsonDocument.Parse(await File.ReadAllTextAsync(status)).RootElement.GetProperty("tor");
+                if (tor.ValueKind == JsonValueKind.Object && tor.GetProperty("published").GetBoolean())
+                    return (process, clock.Elapsed.TotalSeconds, dataDir, tor.GetProperty("onionAddress").GetString()!);
+            }
+            catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException) { }
+            await Task.Delay(20);
+        }
+        throw new TimeoutException("oniondrop serve did not publish within 3 minutes");
+    }
+
+    /// <summary>A bare tor with a HiddenServiceDir on the network; returns once HS_DESC UPLOADED arrives for its service.</summary>
+    private static async Task<(Process Process, double Seconds, string Dir, string Address)> StartBareTorAsync(string dir, List<string> join)
+    {
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var torrc = Path.Combine(dir, "torrc");
+        await File.WriteAllLinesAsync(torrc, [.. join,
+            "SocksPort 0", $"DataDirectory {dir}/data", $"ControlSocket {dir}/control", "CookieAuthentication 1", $"Log notice file {dir}/notice.log",
+            $"__OwningControllerProcess {Environment.ProcessId}",
+            $"HiddenServiceDir {dir}/hs", $"HiddenServicePort 80 unix:{dir}/sink.sock", .. ServiceDefenses]);
+        var psi = new ProcessStartInfo("tor") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-f", torrc }) psi.ArgumentList.Add(a);
+        var clock = Stopwatch.StartNew();
+        var process = Process.Start(psi)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        TorControlClient? control = null;
+        while (control is null)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"bare tor exited with {process.ExitCode}");
+            try { control = await TorControlClient.ConnectUnixAsync(Path.Combine(dir, "control")); }
+            catch (System.Net.Sockets.SocketException) { await Task.Delay(20); }
+        }
+        await using (control)
+        {
+            await control.AuthenticateAsync();
+            await control.SetEventsAsync(["HS_DESC"]);
+            var address = (await File.ReadAllTextAsync(Path.Combine(dir, "hs", "hostname"))).Trim();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            await foreach (var e in control.Events.ReadAllAsync(timeout.Token))
+                if (e is HsDescEvent { Action: "UPLOADED" } hs && hs.Address + ".onion" == address)
+                    return (process, clock.Elapsed.TotalSeconds, dir, address);
+        }
+        throw new InvalidOperationException("bare tor's control connection closed before it published");
+    }
+
+    /// <summary>The plain file sink: Kestrel on a Unix socket, writing each request body to a file and answering 200.</summary>
+    private static WebApplication StartSink(string socket, string outFile)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = null;
+            k.ListenUnixSocket(socket);
+        });
+        var app = builder.Build();
+        app.MapPost("/", async (HttpContext context) =>
+        {
+            await using (var f = File.Create(outFile)) await context.Request.Body.CopyToAsync(f);
+            return Results.Text("stored");
+        });
+        return app;
+    }
+
+    /// <summary>curl's multipart upload of <paramref name="file"/> (and a message) through the SOCKS port; MB/s of the whole request.</summary>
+    private static async Task<double> CurlUploadAsync(string socks, string address, string file)
+    {
+        var output = await RunAsync("curl", ["--silent", "--show-error", "--fail", "--max-time", "600", "--socks5-hostname", $"127.0.0.1:{socks}",
+            "-o", "/dev/null", "-w", "%{size_upload} %{time_total}", "-F", $"files=@{file}", "-F", "message=benchmark", $"http://{address}/"]);
+        var parts = output.Trim().Split(' ');
+        var bytes = double.Parse(parts[0], CultureInfo.InvariantCulture);
+        var seconds = double.Parse(parts[1], CultureInfo.InvariantCulture);
+        return bytes / seconds / 1e6;
+    }
+
+    private static async Task StopAsync(Process p)
+    {
+        if (p.HasExited) return;
+        Process.Start("kill", ["-TERM", p.Id.ToString()])?.WaitForExit();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try { await p.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException) { p.Kill(entireProcessTree: true); await p.WaitForExitAsync(); }
+    }
+
+    private static async Task<string> RunAsync(string file, string[] args, Dictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env ?? []) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited with {p.ExitCode}: {await stderr}");
+        return await stdout + await stderr;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static string FindRepo()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "OnionDrop.sln"))) return dir.FullName;
+        throw new InvalidOperationException("OnionDrop.sln not found above " + AppContext.BaseDirectory);
+    }
+}
