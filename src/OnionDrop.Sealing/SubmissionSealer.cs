@@ -21,7 +21,9 @@ public sealed class SubmissionSealer : IAsyncDisposable
     private readonly byte[] _header;          // written before the first chunk, and that chunk's additional data
     private readonly SecretStream _stream;
     private readonly byte[] _plain;           // the chunk being filled; held back when full until more data comes
-    private readonly byte[] _cipher;
+    private readonly byte[][] _cipher;       // two: one being written out while the next chunk is encrypted
+    private int _nextCipher;
+    private ValueTask _pendingWrite;           // awaited exactly once, then reset
     private readonly byte[] _scratch = new byte[1 + 8 + 32];
     private readonly List<ManifestFile> _files = [];
     private readonly IncrementalHash _fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -65,7 +67,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
         finally { CryptographicOperations.ZeroMemory(streamKey); }
 
         _plain = ArrayPool<byte>.Shared.Rent(SealedFormat.ChunkSize);
-        _cipher = ArrayPool<byte>.Shared.Rent(SealedFormat.CipherChunkSize);
+        _cipher = [ArrayPool<byte>.Shared.Rent(SealedFormat.CipherChunkSize), ArrayPool<byte>.Shared.Rent(SealedFormat.CipherChunkSize)];
     }
 
     /// <summary>Bytes of ciphertext written to the output so far.</summary>
@@ -137,6 +139,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
             await AppendAsync(json, cancellationToken);
             // The manifest is never empty, so the final chunk never is either.
             await FlushChunkAsync(FinalTag, cancellationToken);
+            await AwaitPendingWriteAsync();
             await _output.FlushAsync(cancellationToken);
             _state = State.Completed;
         }
@@ -180,21 +183,33 @@ public sealed class SubmissionSealer : IAsyncDisposable
         catch { _state = State.Broken; throw; }
     }
 
+    /// <summary>
+    /// Encrypts the buffered plaintext as one chunk and starts writing it; the write runs while the caller
+    /// fills and encrypts the next chunk (the previous write is awaited first, so writes stay in order).
+    /// </summary>
     private async ValueTask FlushChunkAsync(byte tag, CancellationToken ct)
     {
-        int length;
+        var cipher = _cipher[_nextCipher];
+        _nextCipher ^= 1;
+        // The whole header is the first chunk's additional data: a change to any stanza fails that chunk.
+        var length = _stream.Push(_plain.AsSpan(0, _filled), cipher, _headerWritten ? default : _header, tag);
+        _filled = 0;
+        await AwaitPendingWriteAsync();
         if (!_headerWritten)
         {
             await _output.WriteAsync(_header, ct);
             CiphertextLength += _header.Length;
-            // The whole header is the first chunk's additional data: a change to any stanza fails that chunk.
-            length = _stream.Push(_plain.AsSpan(0, _filled), _cipher, _header, tag);
             _headerWritten = true;
         }
-        else length = _stream.Push(_plain.AsSpan(0, _filled), _cipher, default, tag);
-        _filled = 0;
-        await _output.WriteAsync(_cipher.AsMemory(0, length), ct);
+        _pendingWrite = _output.WriteAsync(cipher.AsMemory(0, length), ct);
         CiphertextLength += length;
+    }
+
+    private async ValueTask AwaitPendingWriteAsync()
+    {
+        var pending = _pendingWrite;
+        _pendingWrite = default;
+        await pending;
     }
 
     private void Expect(State state, string call)
@@ -214,14 +229,16 @@ public sealed class SubmissionSealer : IAsyncDisposable
     private static string ValidUnicode(string s) =>
         s.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0 ? s : SealedFormat.Utf8.GetString(SealedFormat.Utf8.GetBytes(s));
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        if (_disposed) return ValueTask.CompletedTask;
+        if (_disposed) return;
         _disposed = true;
+        // A write still running reads a pooled buffer: let it finish before the buffer goes back.
+        try { await AwaitPendingWriteAsync(); }
+        catch (Exception) { }   // unfinished anyway: no opener accepts a stream without its FINAL chunk
         _stream.Dispose();
         _fileHash.Dispose();
         ArrayPool<byte>.Shared.Return(_plain, clearArray: true);
-        ArrayPool<byte>.Shared.Return(_cipher, clearArray: true);
-        return ValueTask.CompletedTask;
+        foreach (var c in _cipher) ArrayPool<byte>.Shared.Return(c, clearArray: true);
     }
 }
