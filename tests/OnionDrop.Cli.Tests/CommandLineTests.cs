@@ -1,0 +1,120 @@
+using System.Text.Json.Nodes;
+using OnionDrop.Sealing;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Cli.Tests;
+
+/// <summary>The built `oniondrop serve` and `status` as a user runs them: help, exit codes, one-line errors.</summary>
+public class CommandLineTests
+{
+    private TempDirectory dir = null!;
+
+    [SetUp] public void SetUp() => dir = new TempDirectory();
+    [TearDown] public void TearDown() => dir.Dispose();
+
+
+    /// <summary>Runs the CLI with a clean ONIONDROP_* environment plus <paramref name="env"/>.</summary>
+    private static Task<ProcessResult> Run(string[] args, Dictionary<string, string>? env = null)
+    {
+        var psi = Oniondrop.StartInfo(args);
+        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("ONIONDROP_", StringComparison.OrdinalIgnoreCase)).ToList())
+            psi.Environment.Remove(name);
+        foreach (var (k, v) in env ?? []) psi.Environment[k] = v;
+        return ChildProcess.RunAsync(psi, TimeSpan.FromMinutes(1));
+    }
+
+    private static void AssertOneLineError(ProcessResult r, int exitCode, string command, string mentions)
+    {
+        Assert.That(r.ExitCode, Is.EqualTo(exitCode), r.ToString());
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(1), "exactly one line on stderr\n" + r);
+        Assert.That(lines[0], Does.StartWith($"oniondrop {command}: ").And.Contain(mentions));
+        Assert.That(r.Stderr + r.Stdout, Does.Not.Contain("   at ").And.Not.Contain("Exception"), "no stack trace");
+    }
+
+    [TestCase("serve", "--data-dir", "--recipient", "--listen", "--tor", "--config")]
+    [TestCase("status", "--json", "--data-dir", "Exit codes")]
+    public async Task HelpDescribesEveryOption(string command, params string[] mentions)
+    {
+        var r = await Run([command, "--help"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        foreach (var m in mentions) Assert.That(r.Stdout, Does.Contain(m));
+    }
+
+    [Test]
+    public async Task RootHelpListsEveryCommand()
+    {
+        var r = await Run(["--help"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0));
+        foreach (var c in new[] { "serve", "keygen", "open", "pull", "fetch", "status" }) Assert.That(r.Stdout, Does.Contain(c));
+    }
+
+    [Test]
+    public async Task AnUnknownOptionOrBadTorModeIsAUsageError()
+    {
+        Assert.That((await Run(["serve", "--no-such-flag"])).ExitCode, Is.EqualTo(1));
+        var r = await Run(["serve", "--tor", "lunch", "--data-dir", dir.Path]);
+        Assert.That(r.ExitCode, Is.EqualTo(1));
+        Assert.That(r.Stderr, Does.Contain("lunch"));
+    }
+
+    [Test]
+    public async Task ServeWithoutRecipientsFailsFast() =>
+        AssertOneLineError(await Run(["serve", "--data-dir", dir.Path, "--tor", "none"]), 2, "serve", "Recipients: at least one");
+
+    [Test]
+    public async Task ServeWithAMistypedKeyNamesTheEntry()
+    {
+        var good = JournalistKey.Generate().PublicKey.ToString();
+        var typo = good[..20] + (good[20] == 'a' ? 'b' : 'a') + good[21..];
+        var r = await Run(["serve", "--data-dir", dir.Path, "--tor", "none", "--recipient", good, "--recipient", typo]);
+        AssertOneLineError(r, 2, "serve", "Recipients[1]");
+        Assert.That(Directory.EnumerateFileSystemEntries(dir.Path), Is.Empty, "nothing started, nothing written");
+    }
+
+    [Test]
+    public async Task ServeRefusesAPublicListenAddress()
+    {
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        AssertOneLineError(await Run(["serve", "--data-dir", dir.Path, "--tor", "none", "--recipient", key, "--listen", "0.0.0.0:8080"]), 2, "serve", "0.0.0.0");
+    }
+
+    [Test]
+    public async Task ServeNamesABadConfigFileEntryAndABadVariable()
+    {
+        var file = dir.Combine("c.json");
+        await File.WriteAllTextAsync(file, """{ "OnionDrop": { "Recipients": [ "odpk1nonsense" ] } }""");
+        AssertOneLineError(await Run(["serve", "--config", file, "--tor", "none", "--data-dir", dir.Combine("data")]), 2, "serve", "Recipients[0] \"odpk1nonsense\"");
+        AssertOneLineError(await Run(["serve", "--config", dir.Combine("none.json")]), 2, "serve", "none.json not found");
+        AssertOneLineError(await Run(["serve", "--data-dir", dir.Path], new() { ["ONIONDROP_DATADIR"] = "/x", ["ONIONDROP_RECIPIENT"] = "k" }), 2, "serve", "ONIONDROP_RECIPIENT is not a setting");
+    }
+
+    [Test]
+    public async Task StatusWithoutADaemonSaysSoAndExits2()
+    {
+        var r = await Run(["status", "--data-dir", dir.Path]);
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
+        Assert.That(r.Stdout, Does.Contain("NOT HEALTHY"));
+        AssertOneLineError(r, 2, "status", "no " + Path.Combine(dir.Path, "status.json"));
+
+        var j = await Run(["status", "--json", "--data-dir", dir.Path]);
+        Assert.That(j.ExitCode, Is.EqualTo(2));
+        var health = JsonNode.Parse(j.Stdout)!["health"]!;
+        Assert.That((bool)health["healthy"]!, Is.False);
+        Assert.That((int)health["code"]!, Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task StatusOfAGarbledFileExits1()
+    {
+        await File.WriteAllTextAsync(dir.Combine("status.json"), "{ not json");
+        AssertOneLineError(await Run(["status", "--data-dir", dir.Path]), 1, "status", "cannot read");
+    }
+
+    [Test]
+    public async Task StatusTakesTheDataDirectoryFromTheEnvironmentLikeServe()
+    {
+        var r = await Run(["status"], new() { ["ONIONDROP_DATA_DIR"] = dir.Path });
+        Assert.That(r.Stderr, Does.Contain(Path.Combine(dir.Path, "status.json")));
+    }
+}

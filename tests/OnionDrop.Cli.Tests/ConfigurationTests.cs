@@ -1,0 +1,116 @@
+using System.Collections;
+using OnionDrop.Daemon.Hosting;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Cli.Tests;
+
+/// <summary>defaults &lt; config file &lt; environment &lt; flags, lists replaced whole, mistakes named in one line.</summary>
+public class ConfigurationTests
+{
+    private TempDirectory dir = null!;
+
+    [SetUp] public void SetUp() => dir = new TempDirectory();
+    [TearDown] public void TearDown() => dir.Dispose();
+
+    private string File(string json)
+    {
+        var path = dir.Combine("oniondrop.json");
+        System.IO.File.WriteAllText(path, json);
+        return path;
+    }
+
+    private static OnionDropOptions Load(string? file, OnionDropConfiguration.Flags? flags = null, IDictionary? env = null) =>
+        OnionDropConfiguration.Load(file, flags ?? new(), env ?? new Hashtable()).Options();
+
+    [Test]
+    public void DefaultsApplyWhenNothingIsSet()
+    {
+        var o = Load(null);
+        Assert.That(o.Tor, Is.EqualTo(TorMode.Launch));
+        Assert.That(o.Recipients, Is.Empty);
+        if (!System.IO.File.Exists(OnionDropConfiguration.DefaultConfigFile))
+            Assert.That(o.DataDir, Is.EqualTo("/var/lib/oniondrop"));
+    }
+
+    [Test]
+    public void FileThenEnvironmentThenFlagsEachWin()
+    {
+        var file = File("""
+            // comments are allowed
+            { "OnionDrop": { "DataDir": "/from/file", "Listen": "127.0.0.1:1", "Tor": "system", "NewsroomName": "File news", } }
+            """);
+        var env = new Hashtable { ["ONIONDROP_LISTEN"] = "127.0.0.1:2", ["ONIONDROP_TOR"] = "none" };
+        var o = Load(file, new(Tor: "launch"), env);
+        Assert.Multiple(() =>
+        {
+            Assert.That(o.NewsroomName, Is.EqualTo("File news"), "file over default");
+            Assert.That(o.DataDir, Is.EqualTo("/from/file"), "file, nothing above");
+            Assert.That(o.Listen, Is.EqualTo("127.0.0.1:2"), "environment over file");
+            Assert.That(o.Tor, Is.EqualTo(TorMode.Launch), "flag over environment");
+        });
+        Assert.That(Load(file, new(DataDir: "rel/data"), env).DataDir, Is.EqualTo(Path.GetFullPath("rel/data")), "flag paths are made absolute");
+    }
+
+    [Test]
+    public void AHigherLayerReplacesTheWholeRecipientList()
+    {
+        var file = File("""{ "OnionDrop": { "Recipients": [ "a", "b", "c" ] } }""");
+        Assert.That(Load(file).Recipients, Is.EqualTo(new[] { "a", "b", "c" }));
+        Assert.That(Load(file, env: new Hashtable { ["ONIONDROP_RECIPIENTS__0"] = "x" }).Recipients, Is.EqualTo(new[] { "x" }),
+            ".NET alone would merge by index and keep b and c");
+        Assert.That(Load(file, new(Recipients: ["y"]), new Hashtable { ["ONIONDROP_RECIPIENTS"] = "x" }).Recipients, Is.EqualTo(new[] { "y" }));
+    }
+
+    [TestCase("ONIONDROP_DATA_DIR")]
+    [TestCase("ONIONDROP_DataDir")]
+    [TestCase("ONIONDROP_datadir")]
+    public void EnvironmentNamesAnyCaseWithOrWithoutUnderscores(string name) =>
+        Assert.That(Load(null, env: new Hashtable { [name] = "/env/dir" }).DataDir, Is.EqualTo("/env/dir"));
+
+    [Test]
+    public void EnvironmentListsInOneVariableOrIndexed()
+    {
+        Assert.That(Load(null, env: new Hashtable { ["ONIONDROP_RECIPIENTS"] = "k1, k2\nk3 k4" }).Recipients, Is.EqualTo(new[] { "k1", "k2", "k3", "k4" }));
+        Assert.That(Load(null, env: new Hashtable { ["ONIONDROP_TOR_EXTRA_CONFIG"] = "ExitPolicy accept 127.0.0.1:*,reject *:*\nLog info stdout" }).TorExtraConfig,
+            Is.EqualTo(new[] { "ExitPolicy accept 127.0.0.1:*,reject *:*", "Log info stdout" }), "tor lines split on newlines only");
+        Assert.That(Load(null, env: new Hashtable { ["ONIONDROP_RECIPIENTS__0"] = "k1", ["ONIONDROP_RECIPIENTS__1"] = "k2" }).Recipients, Is.EqualTo(new[] { "k1", "k2" }));
+        Assert.That(Load(null, env: new Hashtable { ["ONIONDROP_RETENTION__MAX_UNFETCHED_DAYS"] = "30" }).Retention.MaxUnfetchedDays, Is.EqualTo(30), "nested settings");
+    }
+
+    [Test]
+    public void TheConfigFileComesFromTheEnvironmentWhenNoFlagNamesIt()
+    {
+        var file = File("""{ "OnionDrop": { "NewsroomName": "Env-chosen file" } }""");
+        Assert.That(Load(null, env: new Hashtable { ["ONIONDROP_CONFIG"] = file }).NewsroomName, Is.EqualTo("Env-chosen file"));
+    }
+
+    [Test]
+    public void TheShippedExampleConfigParsesAndOnlyLacksRealKeys()
+    {
+        var example = Path.Combine(RepoPaths.Root, "config", "oniondrop.json");
+        var o = Load(example);
+        Assert.That(o.Recipients, Is.EqualTo(new[] { "REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY" }));
+        var verdict = new OnionDropOptionsValidator().Validate(null, o);
+        Assert.That(verdict.Failures, Has.Exactly(1).Contains("Recipients[0]"), "the placeholder is the only thing wrong with it");
+    }
+
+    [Test]
+    public void MistakesAreNamedInOneLine()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Error(File("""{ "OnionDrop": { "Recipents": [ "x" ] } }""")), Does.Contain("unknown setting OnionDrop:Recipents"));
+            Assert.That(Error(File("""{ "OnionDrop": { "Tor": "lunch" } }""")), Does.Contain("bad value 'lunch' for OnionDrop:Tor"));
+            Assert.That(Error(File("""{ "OnionDrop": { "DataDir": "/x" """)), Does.Contain("not valid JSON"));
+            Assert.That(Error(dir.Combine("missing.json")), Does.Contain("not found"));
+            Assert.That(Error(null, new Hashtable { ["ONIONDROP_RECIPIENT"] = "x" }), Does.Contain("ONIONDROP_RECIPIENT is not a setting"));
+        });
+    }
+
+    private static string Error(string? file, IDictionary? env = null)
+    {
+        var e = Assert.Throws<ConfigurationError>(() => Load(file, env: env))!;
+        Assert.That(e.Message, Does.Not.Contain('\n'));
+        return e.Message;
+    }
+}

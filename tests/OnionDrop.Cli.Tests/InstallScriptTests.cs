@@ -1,0 +1,91 @@
+using OnionDrop.Daemon.Hosting;
+using OnionDrop.Sealing;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Cli.Tests;
+
+/// <summary>scripts/install.sh into a throwaway root: complete, idempotent, never touching the operator's config or data.</summary>
+[Category("EndToEnd")]
+public class InstallScriptTests
+{
+    /// <summary>
+    /// A frozen copy of the sources (no bin/obj/.git): both runs must build the very same thing, even while
+    /// someone edits the working tree.
+    /// </summary>
+    private static async Task<string> CopyOfTheRepository(TempDirectory tmp)
+    {
+        var copy = tmp.Combine("src");
+        Directory.CreateDirectory(copy);
+        var r = await ChildProcess.RunAsync("bash", ["-c",
+            "tar -C \"$1\" --exclude=./.git --exclude=bin --exclude=obj --exclude=./artifacts --exclude=./TestResults --exclude=./.trial -cf - . | tar -C \"$2\" -xf -",
+            "copy", RepoPaths.Root, copy]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        return Path.Combine(copy, "scripts", "install.sh");
+    }
+
+    /// <summary>Every path under the root with its type, mode, size, mtime and content hash: any change shows.</summary>
+    private static List<string> Snapshot(string root) =>
+        Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Select(p =>
+        {
+            var info = new FileInfo(p);
+            var link = info.LinkTarget;
+            var kind = link is not null ? "link->" + link : Directory.Exists(p) ? "dir" : "file";
+            var hash = kind == "file" ? Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(p))) : "";
+            var mode = link is null ? File.GetUnixFileMode(p).ToString() : ""; // a link into the real / dangles here
+            var size = kind == "file" ? info.Length : 0;
+            var mtime = kind == "file" ? info.LastWriteTimeUtc.Ticks : Directory.GetLastWriteTimeUtc(p).Ticks;
+            return $"{Path.GetRelativePath(root, p)} {kind} {mode} {size} {mtime} {hash}";
+        }).ToList();
+
+    [Test]
+    public async Task TwiceInARowChangesNothingTheSecondTimeAndKeepsTheOperatorsConfig()
+    {
+        using var tmp = new TempDirectory();
+        var root = tmp.Combine("root");
+        var script = await CopyOfTheRepository(tmp);
+        var key = JournalistKey.Generate().PublicKey.ToString();
+
+        var first = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--recipient", key], TimeSpan.FromMinutes(8));
+        Assert.That(first.ExitCode, Is.EqualTo(0), first.ToString());
+        TestContext.Out.WriteLine(first.Stdout);
+
+        string P(string p) => Path.Combine(root, p.TrimStart('/'));
+        Assert.Multiple(() =>
+        {
+            Assert.That(File.Exists(P("/opt/oniondrop/oniondrop.dll")), Is.True);
+            Assert.That(File.GetUnixFileMode(P("/var/lib/oniondrop")), Is.EqualTo((UnixFileMode)Convert.ToInt32("700", 8)));
+            Assert.That(File.GetUnixFileMode(P("/etc/oniondrop/oniondrop.json")), Is.EqualTo((UnixFileMode)Convert.ToInt32("640", 8)));
+            Assert.That(File.ReadAllText(P("/etc/systemd/system/oniondrop.service")), Is.EqualTo(File.ReadAllText(Path.Combine(RepoPaths.Root, "scripts", "oniondrop.service"))));
+            Assert.That(new FileInfo(P("/usr/local/bin/oniondrop")).LinkTarget, Is.EqualTo("/opt/oniondrop/oniondrop"));
+        });
+
+        // The written config holds the recipient, and the daemon's own loading and validation accept it.
+        var config = P("/etc/oniondrop/oniondrop.json");
+        var options = OnionDropConfiguration.Load(config, new(), new System.Collections.Hashtable()).Options();
+        Assert.That(options.Recipients, Is.EqualTo(new[] { key }));
+        Assert.That(new OnionDropOptionsValidator().Validate(null, options).Succeeded, Is.True);
+
+        // The installed program runs.
+        var help = await ChildProcess.RunAsync(P("/opt/oniondrop/oniondrop"), ["status", "--help"]);
+        Assert.That(help.ExitCode, Is.EqualTo(0), help.ToString());
+
+        // The operator edits the config and the data directory fills; a rerun (another key given) leaves both alone.
+        await File.AppendAllTextAsync(config, "// the operator's own note\n");
+        await File.WriteAllTextAsync(P("/var/lib/oniondrop/catalog.db"), "data");
+        var before = Snapshot(root);
+        var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--recipient", JournalistKey.Generate().PublicKey.ToString()], TimeSpan.FromMinutes(8));
+        Assert.That(second.ExitCode, Is.EqualTo(0), second.ToString());
+        TestContext.Out.WriteLine(second.Stdout);
+        Assert.That(Snapshot(root), Is.EqualTo(before), "the second run changed something");
+        Assert.That(second.Stdout, Does.Contain("oniondrop.json: exists, not changed").And.Contain("0 files installed"));
+    }
+
+    [Test]
+    public async Task ARealInstallNeedsRootAndBadKeysAreRefused()
+    {
+        var r = await ChildProcess.RunAsync("bash", [Path.Combine(RepoPaths.Root, "scripts", "install.sh"), "--root", "/tmp/unused", "--no-deps", "--recipient", "not-a-key"]);
+        Assert.That(r.ExitCode, Is.EqualTo(2));
+        Assert.That(r.Stderr, Does.Contain("does not look like a public key"));
+        Assert.That(Directory.Exists("/tmp/unused"), Is.False);
+    }
+}

@@ -1,0 +1,88 @@
+using OnionDrop.Daemon.Status;
+
+namespace OnionDrop.Cli.Tests;
+
+/// <summary>The verdicts behind `oniondrop status`'s exit code, on documents built by hand.</summary>
+public class StatusHealthTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);
+    private const int DaemonPid = 1000, TorPid = 1001;
+
+    private static DaemonStatus Status(Func<TorStatus, TorStatus>? tor = null, string torMode = "launch") => new()
+    {
+        State = "running",
+        Pid = DaemonPid,
+        StartedAt = Now.AddHours(-1),
+        UpdatedAt = Now.AddSeconds(-2),
+        IntervalSeconds = 5,
+        TorMode = torMode,
+        Tor = torMode == "none" ? null : (tor ?? (t => t))(new TorStatus
+        {
+            Phase = "running", Running = true, Pid = TorPid, BootstrapPercent = 100, BootstrapSummary = "Done",
+            OnionAddress = "abc.onion", Published = true,
+        }),
+        Submissions = new SubmissionsStatus(2, 100, new DateOnly(2026, 11, 20), 3),
+        Disk = new DiskStatus("/data", 50L << 30, 100L << 30),
+    };
+
+    private static HealthVerdict Judge(DaemonStatus s, params int[] dead) => StatusHealth.Evaluate(s, Now, pid => !dead.Contains(pid));
+
+    [Test]
+    public void AllWellIsHealthy() => Assert.That(Judge(Status()).Code, Is.EqualTo(HealthCode.Healthy));
+
+    [Test]
+    public void NoTorModeNeedsNoTor() => Assert.That(Judge(Status(torMode: "none")).Code, Is.EqualTo(HealthCode.Healthy));
+
+    [Test]
+    public void DaemonGoneStoppedOrHung()
+    {
+        Assert.That(Judge(Status(), DaemonPid), Has.Property("Code").EqualTo(HealthCode.DaemonNotRunning).And.Property("Reason").Contains("pid 1000 is gone"));
+        Assert.That(Judge(Status() with { State = "stopped" }).Reason, Does.Contain("stopped"));
+        var stale = Judge(Status() with { UpdatedAt = Now.AddSeconds(-16) });
+        Assert.That(stale, Has.Property("Code").EqualTo(HealthCode.DaemonNotRunning).And.Property("Reason").Contains("stale"));
+        Assert.That(Judge(Status() with { UpdatedAt = Now.AddSeconds(-14) }).Code, Is.EqualTo(HealthCode.Healthy), "three intervals, at least 15 s, of grace");
+    }
+
+    [Test]
+    public void TorDownOrItsPidGone()
+    {
+        var down = Judge(Status(t => t with { Running = false, Phase = "restarting", Pid = null, LastProblem = "tor exited with code 1" }));
+        Assert.That(down, Has.Property("Code").EqualTo(HealthCode.TorNotRunning).And.Property("Reason").Contains("tor exited with code 1"));
+        Assert.That(Judge(Status(), TorPid), Has.Property("Code").EqualTo(HealthCode.TorNotRunning).And.Property("Reason").Contains("pid 1001 is gone"),
+            "the status file says running, but the pid is checked against reality");
+    }
+
+    [Test]
+    public void NotPublishedSaysTorIsWaitingForTheNetwork()
+    {
+        var v = Judge(Status(t => t with { Published = false, BootstrapPercent = 5, BootstrapSummary = "Connecting to a relay" }));
+        Assert.That(v.Code, Is.EqualTo(HealthCode.NotPublished));
+        Assert.That(v.Reason, Does.Contain("waiting for the network").And.Contain("5%").And.Contain("Connecting to a relay"));
+    }
+
+    [Test]
+    public void StoreProblemsAndLowDiskDegrade()
+    {
+        Assert.That(Judge(Status() with { Problems = ["store unreadable: locked"] }).Reason, Is.EqualTo("store unreadable: locked"));
+        var low = Judge(Status() with { Disk = new DiskStatus("/data", 100L << 20, 100L << 30) });
+        Assert.That(low, Has.Property("Code").EqualTo(HealthCode.Degraded).And.Property("Reason").Contains("low disk: 100.0 MiB"));
+    }
+
+    [Test]
+    public void TheDocumentRoundTripsThroughJson()
+    {
+        var s = Status();
+        var back = DaemonStatus.Parse(s.ToJson());
+        Assert.That(back with { Problems = s.Problems }, Is.EqualTo(s));
+        Assert.That(s.ToJson(), Does.Contain("\"onionAddress\": \"abc.onion\"").And.Contain("\"waiting\": 2"));
+    }
+
+    [Test]
+    public void ProcessExistsSeesOurselvesAndNotAnExitedChild()
+    {
+        Assert.That(StatusHealth.ProcessExists(Environment.ProcessId), Is.True);
+        using var p = System.Diagnostics.Process.Start("true")!;
+        p.WaitForExit();
+        Assert.That(StatusHealth.ProcessExists(p.Id), Is.False);
+    }
+}
