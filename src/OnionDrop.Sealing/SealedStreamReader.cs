@@ -102,6 +102,13 @@ internal sealed class SealedStreamReader : Stream
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
+    // Record types are read one byte at a time: without this, Stream.ReadByte allocates per call.
+    public override int ReadByte()
+    {
+        Span<byte> one = stackalloc byte[1];
+        return Read(one) == 1 ? one[0] : -1;
+    }
+
     private void NextChunk()
     {
         {
