@@ -44,10 +44,15 @@ public sealed class FuzzTests
         var corpus = Directory.GetFiles(RepoPaths.Vectors, "good_*.sealed").Select(File.ReadAllBytes).ToList();
         Assert.That(corpus, Is.Not.Empty);
         var output = dir.Combine("out");
+        // What the unmutated vectors open to: a mutation that still opens (in bytes no MAC covers, such as
+        // another recipient's stanza) must open to one of these, never to something else.
+        string Fingerprint(OpenedSubmission o) => o.Reference + "|" + o.Message + "|" + string.Join(",", o.Files.Select(f => f.OriginalName + ":" + f.Sha256Hex));
+        var genuine = corpus.Select(c => Fingerprint(SubmissionOpener.Open(new MemoryStream(c), key, output, "good.sealed"))).ToHashSet();
         await Fuzz("sealed", corpus, FuzzRun.Iterations(1500), input =>
         {
             using var blob = new MemoryStream(input, writable: false);
-            SubmissionOpener.Open(blob, key, output, "fuzz.sealed");
+            var opened = SubmissionOpener.Open(blob, key, output, "fuzz.sealed");
+            if (!genuine.Contains(Fingerprint(opened))) throw new InvalidDataException("a mutated blob opened to content no genuine blob holds");
             return Task.CompletedTask;
         }, e => e is SealedFormatException);
         // A refused blob leaves nothing behind; a few mutations (in padding a MAC does not cover, if any) may open.
