@@ -64,7 +64,10 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         try
         {
             if (session is LaunchedTorSession launched)
+            {
                 launched.Process.LogLine += line => { if (line.Severity >= TorSeverity.Warn) Update(s => s with { LastWarning = line.Message }); };
+                if (launched.Process.LastWarning is { } early) Update(s => s with { LastWarning = early });
+            }
             await session.Control.SetEventsAsync(["STATUS_CLIENT", "STATUS_GENERAL", "HS_DESC"], cancellationToken);
             var phase = BootstrapStatus.ParsePhase(await session.Control.GetInfoAsync("status/bootstrap-phase", cancellationToken));
             logger.LogInformation("Onion service address: {OnionAddress}", session.OnionAddress);

@@ -106,6 +106,27 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task Stuck_bootstrap_is_reported_with_tor_s_last_warning()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            DataDir = data.Path, TorExtraConfig = [.. Offline], BootstrapStuckAfter = TimeSpan.FromSeconds(1),
+        }, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline && !logger.Lines.Any(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Error)) await Task.Delay(200);
+            var error = logger.Lines.Single(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Error).Message;
+            Assert.That(error, Does.Contain("bootstrap is stuck at").And.Contain("last warning"));
+            Assert.That(supervisor.Current.Phase, Is.EqualTo(TorPhase.Bootstrapping));
+        }
+        finally { await supervisor.StopAsync(CancellationToken.None); }
+    }
+
+    [Test]
     public async Task Missing_tor_says_how_to_install_it()
     {
         using var data = new TempDirectory();
