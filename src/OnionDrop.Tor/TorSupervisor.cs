@@ -95,9 +95,9 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             logger.LogWarning("Tor went away unexpectedly: {Reason}", session.EndReason());
             await session.DisposeAsync();
             if (DateTimeOffset.UtcNow - startedAt > TimeSpan.FromMinutes(5)) delay = options.RestartDelay;
+            Update(s => s with { Phase = TorPhase.Restarting, Restarts = s.Restarts + 1, Published = false, PublishedAt = null, TorPid = null });
             while (true)
             {
-                Update(s => s with { Phase = TorPhase.Restarting, Restarts = s.Restarts + 1, Published = false, PublishedAt = null, TorPid = null });
                 logger.LogInformation("Restarting tor in {Seconds:0.#} s", delay.TotalSeconds);
                 try
                 {
