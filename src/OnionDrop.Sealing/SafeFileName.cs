@@ -21,6 +21,8 @@ public static class SafeFileName
     public static string Neutralise(string name, string fallback = "unnamed")
     {
         var sb = new StringBuilder(name.Length);
+        // Lone surrogates (possible in a manifest's JSON escapes) would make Normalize throw: U+FFFD first.
+        if (name.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') >= 0) name = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(name));
         foreach (var rune in name.Normalize(NormalizationForm.FormC).EnumerateRunes())
         {
             var category = Rune.GetUnicodeCategory(rune);

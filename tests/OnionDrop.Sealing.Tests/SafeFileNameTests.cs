@@ -26,6 +26,10 @@ public class SafeFileNameTests
         Assert.That(SafeFileName.Neutralise(name, "fallback"), Is.EqualTo(expected));
 
     [Test]
+    public void LoneSurrogatesAreReplacedNotThrownOn() =>
+        Assert.That(SafeFileName.Neutralise("lone" + '\ud800' + "surrogate"), Is.EqualTo("lone_surrogate"));
+
+    [Test]
     public void LongNamesAreCutToTheLimitKeepingTheExtension()
     {
         var safe = SafeFileName.Neutralise(new string('ü', 400) + ".docx");
