@@ -118,7 +118,8 @@ public sealed class TorBenchmark : IBenchmark
             {
                 oniondrop.Add(await CurlUploadAsync(socks, lastServe!.Value.Address, file));
                 plain.Add(await CurlUploadAsync(socks, lastBare.Value.Address, file));
-                viaBare.Add(await CurlUploadAsync(socks, daemonViaBare, file));
+                // The daemon answers only to its own address (Host allow-list), so the request names it.
+                viaBare.Add(await CurlUploadAsync(socks, daemonViaBare, file, host: lastServe.Value.Address));
                 Console.WriteLine($"  round {r}: upload to oniondrop {oniondrop[^1],6:F2} MB/s   to the file sink {plain[^1],6:F2} MB/s" +
                                   $"   (to oniondrop's socket via the bare tor {viaBare[^1],6:F2} MB/s)");
             }
@@ -224,9 +225,10 @@ public sealed class TorBenchmark : IBenchmark
     }
 
     /// <summary>curl's multipart upload of <paramref name="file"/> (and a message) through the SOCKS port; MB/s of the whole request.</summary>
-    private static async Task<double> CurlUploadAsync(string socks, string address, string file)
+    private static async Task<double> CurlUploadAsync(string socks, string address, string file, string? host = null)
     {
         var output = await RunAsync("curl", ["--silent", "--show-error", "--fail", "--max-time", "600", "--socks5-hostname", $"127.0.0.1:{socks}",
+            .. host is null ? Array.Empty<string>() : ["-H", $"Host: {host}"],
             "-o", "/dev/null", "-w", "%{size_upload} %{time_total}", "-F", $"files=@{file}", "-F", "message=benchmark", $"http://{address}/"]);
         var parts = output.Trim().Split(' ');
         var bytes = double.Parse(parts[0], CultureInfo.InvariantCulture);
