@@ -45,6 +45,7 @@ public static class PullClient
         RemoveLeftovers(dir);
         var reader = new ProtocolReader(fromServer);
         var problems = new List<string>();
+        var pending = new List<Task<string?>>();
 
         var greeting = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("the server closed the connection before greeting (is the forced command `oniondrop pull --stdio`?)");
         if (greeting != Greeting)
@@ -63,7 +64,10 @@ public static class PullClient
 
             var inFlight = new Queue<(Kind Kind, string Id)>();
             var toGet = new Queue<Listed>();
-            var batch = new List<(string Id, long Size)>();
+            // Received or held blobs not yet acknowledged; Durable completes (with the .sealed path, or null if
+            // refused) once the file is fsynced and renamed. Files are fsynced in the background, in parallel,
+            // while the next blobs arrive; the batch is acknowledged after one directory fsync.
+            var batch = new List<(string Id, Task<string?> Durable, bool New)>();
             long batchBytes = 0;
 
             void Request(Kind kind, string id)
@@ -71,13 +75,25 @@ public static class PullClient
                 inFlight.Enqueue((kind, id));
                 outgoing.Writer.TryWrite($"{(kind == Kind.Get ? Get : Ack)} {id}");
             }
-            void FlushBatch()
+            async Task FlushBatchAsync()
             {
                 if (batch.Count == 0) return;
-                Posix.FsyncDirectory(dir); // the renames are durable: now the server may forget these blobs
-                foreach (var (id, _) in batch) Request(Kind.Ack, id);
+                var ready = new List<string>();
+                foreach (var (id, durable, isNew) in batch)
+                {
+                    if (await durable is not { } path) continue;
+                    if (isNew)
+                    {
+                        receivedCount++;
+                        if (options.Stored is { } stored) await stored(path, cancellationToken);
+                    }
+                    ready.Add(id);
+                }
                 batch.Clear();
                 batchBytes = 0;
+                if (ready.Count == 0) return;
+                Posix.FsyncDirectory(dir); // the renames are durable: now the server may forget these blobs
+                foreach (var id in ready) Request(Kind.Ack, id);
             }
 
             foreach (var item in waiting)
@@ -85,10 +101,10 @@ public static class PullClient
                 var existing = Path.Combine(dir, item.Id + ".sealed");
                 if (!File.Exists(existing)) { toGet.Enqueue(item); continue; }
                 // Received by an earlier fetch whose acknowledgement never arrived: check it, acknowledge, don't fetch twice.
-                if (await MatchesAsync(existing, item, cancellationToken)) { batch.Add((item.Id, item.Size)); held++; done++; }
-                else problems.Add($"{item.Id}: {existing} exists with other content; left on the server, not overwritten");
+                if (await MatchesAsync(existing, item, cancellationToken)) { batch.Add((item.Id, Task.FromResult<string?>(existing), false)); held++; done++; }
+                else lock (problems) problems.Add($"{item.Id}: {existing} exists with other content; left on the server, not overwritten");
             }
-            FlushBatch();
+            await FlushBatchAsync();
             while (inFlight.Count(r => r.Kind == Kind.Get) < options.Window && toGet.TryDequeue(out var next)) Request(Kind.Get, next.Id);
 
             var byId = waiting.ToDictionary(i => i.Id);
@@ -101,7 +117,7 @@ public static class PullClient
                     var message = line.Length > Error.Length + 1 ? line[(Error.Length + 1)..] : "(no reason given)";
                     // Gone on the server (deleted or acknowledged meanwhile): nothing to lose. Anything else stays there.
                     if (!(request.Kind == Kind.Ack && words.ElementAtOrDefault(1) == Errors.NotFound))
-                        problems.Add($"{request.Id}: server refused {request.Kind.ToString().ToUpperInvariant()}: {Trim(message)}");
+                        lock (problems) problems.Add($"{request.Id}: server refused {request.Kind.ToString().ToUpperInvariant()}: {Trim(message)}");
                     if (request.Kind == Kind.Get) done++;
                 }
                 else if (request.Kind == Kind.Ack)
@@ -114,22 +130,18 @@ public static class PullClient
                     var item = byId[request.Id];
                     if (words is not [Blob, var id, var sizeText, var sha] || id != request.Id || !long.TryParse(sizeText, out var size) || size < 0)
                         throw new PullProtocolException($"expected BLOB {request.Id} ..., got: {Trim(line)}");
-                    var path = await ReceiveAsync(reader, dir, id, size, sha, item, problems, cancellationToken);
+                    var durable = await ReceiveAsync(reader, dir, id, size, sha, item, problems, cancellationToken);
+                    pending.Add(durable);
                     done++;
                     received += size;
-                    if (path is not null)
-                    {
-                        receivedCount++;
-                        if (options.Stored is { } stored) await stored(path, cancellationToken);
-                        batch.Add((id, size));
-                        batchBytes += size;
-                    }
+                    batch.Add((id, durable, true));
+                    batchBytes += size;
                     options.Progress?.Invoke(new FetchProgress(done, waiting.Count, received, totalBytes));
                     if (toGet.TryDequeue(out var next)) Request(Kind.Get, next.Id);
                 }
                 // Acknowledge in batches (one directory fsync each), and whatever is left once no blob is on its way.
                 var blobsComing = inFlight.Any(r => r.Kind == Kind.Get);
-                if (batch.Count >= options.AckBatchCount || batchBytes >= options.AckBatchBytes || (!blobsComing && batch.Count > 0)) FlushBatch();
+                if (batch.Count >= options.AckBatchCount || batchBytes >= options.AckBatchBytes || (!blobsComing && batch.Count > 0)) await FlushBatchAsync();
             }
 
             outgoing.Writer.TryWrite(Quit);
@@ -139,6 +151,8 @@ public static class PullClient
         }
         finally
         {
+            // Let background fsyncs finish, so nothing renames behind our back after we return.
+            try { await Task.WhenAll(pending); } catch (Exception) { }
             outgoing.Writer.TryComplete();
             writerStop.Cancel(); // done, or failing: either way nothing more needs to reach the server
             try { await writer; } catch (OperationCanceledException) { } catch (IOException) { }
@@ -165,48 +179,63 @@ public static class PullClient
         return items;
     }
 
-    /// <summary>Receives one framed blob to ID.partial, checks it, makes it durable as ID.sealed. Null if refused.</summary>
-    private static async Task<string?> ReceiveAsync(ProtocolReader reader, string dir, string id, long size, string sha, Listed listed,
+    /// <summary>
+    /// Receives one framed blob to ID.partial and checks its length and SHA-256. Returns a task that fsyncs
+    /// it and renames it to ID.sealed (its path), or null when the blob was refused (and removed).
+    /// </summary>
+    private static async Task<Task<string?>> ReceiveAsync(ProtocolReader reader, string dir, string id, long size, string sha, Listed listed,
         List<string> problems, CancellationToken cancellationToken)
     {
         var partial = Path.Combine(dir, id + ".partial");
         var final = Path.Combine(dir, id + ".sealed");
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var ok = false;
+        var file = new FileStream(partial, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite, PreallocationSize = size,
+        });
         try
         {
-            await using (var file = new FileStream(partial, new FileStreamOptions
+            await reader.ReadPayloadAsync(size, async chunk =>
             {
-                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite, PreallocationSize = size,
-            }))
+                hash.AppendData(chunk.Span);
+                await file.WriteAsync(chunk, cancellationToken);
+            }, cancellationToken);
+        }
+        catch
+        {
+            await file.DisposeAsync();
+            SealedBlobStoreFiles.TryDelete(partial);
+            throw;
+        }
+        var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+        if (size != listed.Size || !actual.Equals(sha, StringComparison.OrdinalIgnoreCase) || !sha.Equals(listed.Sha256Hex, StringComparison.OrdinalIgnoreCase))
+        {
+            await file.DisposeAsync();
+            SealedBlobStoreFiles.TryDelete(partial);
+            lock (problems) problems.Add($"{id}: received {size} bytes with SHA-256 {actual}, expected {listed.Size} bytes with {listed.Sha256Hex}; not acknowledged");
+            return Task.FromResult<string?>(null);
+        }
+        return Task.Run<string?>(() =>
+        {
+            var renamed = false;
+            try
             {
-                await reader.ReadPayloadAsync(size, async chunk =>
+                using (file) file.Flush(flushToDisk: true);
+                if (File.Exists(final))
                 {
-                    hash.AppendData(chunk.Span);
-                    await file.WriteAsync(chunk, cancellationToken);
-                }, cancellationToken);
-                var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-                if (size != listed.Size || !actual.Equals(sha, StringComparison.OrdinalIgnoreCase) || !sha.Equals(listed.Sha256Hex, StringComparison.OrdinalIgnoreCase))
-                {
-                    problems.Add($"{id}: received {size} bytes with SHA-256 {actual}, expected {listed.Size} bytes with {listed.Sha256Hex}; not acknowledged");
+                    lock (problems) problems.Add($"{id}: {final} appeared meanwhile; not overwritten, not acknowledged");
                     return null;
                 }
-                file.Flush(flushToDisk: true);
+                File.Move(partial, final, overwrite: false);
+                renamed = true;
+                return final;
             }
-            if (File.Exists(final))
+            finally
             {
-                problems.Add($"{id}: {final} appeared meanwhile; not overwritten, not acknowledged");
-                return null;
+                if (!renamed) SealedBlobStoreFiles.TryDelete(partial);
             }
-            File.Move(partial, final, overwrite: false);
-            ok = true;
-            return final;
-        }
-        finally
-        {
-            if (!ok) SealedBlobStoreFiles.TryDelete(partial);
-        }
+        }, CancellationToken.None);
     }
 
     private static async Task<bool> MatchesAsync(string path, Listed item, CancellationToken cancellationToken)

@@ -26,25 +26,41 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
         await WriteAsync(output, Greeting);
         try
         {
-            while (await reader.ReadLineAsync(cancellationToken) is { } line)
+            string? next = null;
+            while ((next ?? await reader.ReadLineAsync(cancellationToken)) is { } line)
             {
+                next = null;
                 var words = line.Split(' ');
                 switch (words[0])
                 {
                     case List when words.Length == 1:
                         var waiting = store.ListWaiting(journalist);
-                        var text = new StringBuilder($"{Waiting} {waiting.Count} {waiting.Sum(r => r.Size)}\n");
-                        foreach (var r in waiting) text.Append($"{Item} {r.Id} {r.Size} {r.Sha256Hex}\n");
-                        await output.WriteAsync(Encoding.ASCII.GetBytes(text.ToString()), cancellationToken);
+                        var list = new StringBuilder($"{Waiting} {waiting.Count} {waiting.Sum(r => r.Size)}\n");
+                        foreach (var r in waiting) list.Append($"{Item} {r.Id} {r.Size} {r.Sha256Hex}\n");
+                        await output.WriteAsync(Encoding.ASCII.GetBytes(list.ToString()), cancellationToken);
                         break;
                     case Get when words.Length == 2:
                         if (await SendAsync(words[1], output, copyBuffer, cancellationToken)) sent++;
                         break;
                     case Ack when words.Length == 2:
-                        if (!SubmissionId.IsValid(words[1])) { await ErrorAsync(output, Errors.BadId, words[1]); break; }
-                        if (store.Acknowledge(words[1], journalist) is null) { await ErrorAsync(output, Errors.NotFound, words[1]); break; }
-                        acked++;
-                        await WriteAsync(output, $"{Acked} {words[1]}");
+                        // Acknowledgements come in bursts: take all that already arrived in one catalog transaction.
+                        var ids = new List<string> { words[1] };
+                        while (reader.HasBuffered && await reader.ReadLineAsync(cancellationToken) is { } more)
+                        {
+                            if (more.Split(' ') is [Ack, var id]) ids.Add(id);
+                            else { next = more; break; }
+                        }
+                        var valid = ids.Where(SubmissionId.IsValid).ToList();
+                        var records = store.Acknowledge(valid, journalist);
+                        var text = new StringBuilder();
+                        foreach (var id in ids)
+                        {
+                            var index = valid.IndexOf(id);
+                            if (index < 0) text.Append($"{Error} {Errors.BadId} {Printable(id)}\n");
+                            else if (records[index] is null) text.Append($"{Error} {Errors.NotFound} {id}\n");
+                            else { acked++; text.Append($"{Acked} {id}\n"); }
+                        }
+                        await output.WriteAsync(Encoding.ASCII.GetBytes(text.ToString()), cancellationToken);
                         break;
                     case Quit when words.Length == 1:
                         await WriteAsync(output, Bye);
@@ -53,7 +69,7 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
                         await ErrorAsync(output, Errors.UnknownCommand, Printable(line));
                         return; // a peer that speaks something else gets one answer, then the door
                 }
-                if (!reader.HasBuffered) await output.FlushAsync(cancellationToken);
+                if (next is null && !reader.HasBuffered) await output.FlushAsync(cancellationToken);
             }
         }
         catch (PullConnectionLostException) { }

@@ -44,6 +44,9 @@ public interface ISealedBlobStore : IDisposable
     /// <summary>Records that <paramref name="recipient"/> holds a verified copy; applies the deletion policy.</summary>
     SubmissionRecord? Acknowledge(string id, string recipient);
 
+    /// <summary>Acknowledges a batch at once (one catalog transaction); results in the order of <paramref name="ids"/>, null where unknown.</summary>
+    IReadOnlyList<SubmissionRecord?> Acknowledge(IReadOnlyList<string> ids, string recipient);
+
     StoreStats GetStats();
 }
 

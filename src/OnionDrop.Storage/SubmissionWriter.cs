@@ -45,7 +45,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         _renamed = true;
         Posix.FsyncDirectory(_store.BlobsDir); // the name is on disk
 
-        var record = _store.CommitEntry(Id, size, sha256); // only now is it visible
+        var record = await _store.CommitEntryAsync(Id, size, sha256); // only now is it visible
         _committed = true;
         return record;
     }

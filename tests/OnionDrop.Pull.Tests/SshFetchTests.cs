@@ -50,9 +50,14 @@ public class SshFetchTests
     {
         static int Size(int n) => 1 + n * 37 % 5000;
         Dictionary<string, int> ids;
+        var clock = Stopwatch.StartNew();
         using (var store = OpenServerStore()) ids = await Submissions.CreateAsync(store, _key.PublicKey, 1000, Size);
+        TestContext.Progress.WriteLine($"sealed and stored 1000 in {clock.Elapsed.TotalSeconds:0.0} s");
+        clock.Restart();
 
         var fetch = await Oniondrop.RunAsync(FetchArgs(), TimeSpan.FromMinutes(3));
+        TestContext.Progress.WriteLine($"fetched in {clock.Elapsed.TotalSeconds:0.0} s: {fetch.Stderr.Trim()}");
+        clock.Restart();
         Assert.That(fetch.ExitCode, Is.Zero, fetch.ToString());
         Assert.That(fetch.Stderr.Trim().Split('\n'), Has.Length.EqualTo(1), "one summary line when stderr is not a terminal");
         Assert.That(fetch.Stderr, Does.Contain("1000 new submission(s)"));
@@ -62,6 +67,7 @@ public class SshFetchTests
         var opened = _temp.Combine("opened");
         var open = await Oniondrop.RunAsync(["open", "--key", KeyFile, "-o", opened, .. Directory.GetFiles(Received)], TimeSpan.FromMinutes(3));
         Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        TestContext.Progress.WriteLine($"opened in {clock.Elapsed.TotalSeconds:0.0} s");
         var folders = Directory.GetDirectories(opened);
         Assert.That(folders, Has.Length.EqualTo(1000));
         var seen = new HashSet<int>();
