@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
+using OnionDrop.Daemon.Status;
+using OnionDrop.Sealing;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Cli.Tests;
+
+/// <summary>
+/// A real daemon with a real tor (no network here, so it never publishes): `oniondrop status --json` checked
+/// against /proc, the onion service's hostname file and the filesystem; tor killed by hand and restarted.
+/// </summary>
+[Category("EndToEnd")]
+public class DaemonStatusTests
+{
+    private TempDirectory dir = null!;
+    private readonly List<int> torPids = [];
+
+    [SetUp] public void SetUp() => dir = new TempDirectory();
+
+    [TearDown]
+    public void TearDown()
+    {
+        foreach (var pid in torPids) PosixProcess.Signal(pid, PosixProcess.SIGKILL);
+        dir.Dispose();
+    }
+
+    private static readonly string Recipient = JournalistKey.Generate().PublicKey.ToString();
+
+    private sealed record Status(int ExitCode, JsonNode Json, string Stderr)
+    {
+        public int Code => (int)Json["health"]!["code"]!;
+        public string Reason => (string)Json["health"]!["reason"]!;
+        public int? TorPid => (int?)Json["tor"]?["pid"];
+        public override string ToString() => $"exit {ExitCode}\n{Json}\n{Stderr}";
+    }
+
+    private async Task<Status> StatusOf(string dataDir)
+    {
+        var r = await Oniondrop.RunAsync(["status", "--json", "--data-dir", dataDir], TimeSpan.FromMinutes(1));
+        var json = JsonNode.Parse(r.Stdout)!;
+        var s = new Status(r.ExitCode, json, r.Stderr);
+        Assert.That(r.ExitCode, Is.EqualTo(s.Code), "the exit code is the health code\n" + s);
+        return s;
+    }
+
+    private async Task<Status> WaitFor(string dataDir, Func<Status, bool> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        Status s;
+        while (!condition(s = await StatusOf(dataDir)))
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"status never showed {what} within {timeout}\n{s}");
+            await Task.Delay(250);
+        }
+        return s;
+    }
+
+    private static UnixFileMode Mode(string octal) => (UnixFileMode)Convert.ToInt32(octal, 8);
+
+    private static int ParentOf(int pid) =>
+        int.Parse(File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("PPid:"))["PPid:".Length..].Trim());
+
+    [Test]
+    public async Task StatusMatchesRealityAndFollowsTorThroughAKillAndRestart()
+    {
+        var data = dir.Combine("data");
+        await using var daemon = await DaemonProcess.StartAsync(data, Recipient, tor: "launch");
+
+        var s = await WaitFor(data, s => s.Json["tor"]?["onionAddress"] is not null && s.TorPid is not null, TimeSpan.FromSeconds(90), "tor's pid and the onion address");
+        var torPid = s.TorPid!.Value;
+        torPids.Add(torPid);
+        var onion = (string)s.Json["tor"]!["onionAddress"]!;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That((int)s.Json["pid"]!, Is.EqualTo(daemon.Pid), "the daemon's pid");
+            Assert.That((string)s.Json["state"]!, Is.EqualTo("running"));
+            Assert.That((string)s.Json["torMode"]!, Is.EqualTo("launch"));
+            Assert.That(PosixProcess.Name(torPid), Is.EqualTo("tor"), "tor.pid is a tor");
+            Assert.That(ParentOf(torPid), Is.EqualTo(daemon.Pid), "and the daemon's own child");
+            Assert.That(onion, Is.EqualTo(File.ReadAllText(Path.Combine(data, "tor", "onion-service", "hostname")).Trim()), "the address tor holds the key for");
+            Assert.That(File.GetUnixFileMode(Path.Combine(data, DaemonStatus.FileName)), Is.EqualTo(Mode("600")));
+            var free = new DriveInfo(data).AvailableFreeSpace;
+            Assert.That((long)s.Json["disk"]!["freeBytes"]!, Is.EqualTo(free).Within(512L << 20), "free disk as statvfs sees it");
+            Assert.That((int)s.Json["submissions"]!["waiting"]!, Is.EqualTo(0));
+            Assert.That(DateTimeOffset.UtcNow - (DateTimeOffset)s.Json["updatedAt"]!, Is.LessThan(TimeSpan.FromSeconds(15)), "fresh");
+        });
+
+        // Published or not, the verdict agrees with tor's own state: here (no network) tor waits.
+        if ((bool)s.Json["tor"]!["published"]!) Assert.That(s.Code, Is.EqualTo((int)HealthCode.Healthy), s.ToString());
+        else Assert.That(s, Has.Property("Code").EqualTo((int)HealthCode.NotPublished).And.Property("Reason").Contains("waiting for the network"), s.ToString());
+        var settled = s.Code;
+
+        // A submission arrives: the count follows within a few intervals, with its day and no more.
+        using (var client = new HttpClient { BaseAddress = daemon.BaseAddress })
+        {
+            var form = new MultipartFormDataContent();
+            var file = new ByteArrayContent(new byte[10_000]);
+            file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            form.Add(file, "files", "a.bin");
+            form.Add(new StringContent("hello"), "message");
+            using var response = await client.PostAsync("/", form);
+            Assert.That((int)response.StatusCode, Is.EqualTo(200), await response.Content.ReadAsStringAsync());
+        }
+        s = await WaitFor(data, s => (int?)s.Json["submissions"]?["waiting"] == 1, TimeSpan.FromSeconds(20), "one submission waiting");
+        Assert.That((long)s.Json["submissions"]!["waitingBytes"]!, Is.GreaterThan(10_000), "ciphertext bytes");
+        Assert.That((string)s.Json["submissions"]!["oldestWaitingSince"]!, Is.EqualTo(DateTime.UtcNow.ToString("yyyy-MM-dd")));
+
+        // Kill tor by hand: status turns unhealthy. The supervisor restarts tor after a second (doubling each
+        // time), so the window is short; a few tries cover a slow `oniondrop status` start.
+        Status down = s;
+        for (var attempt = 0; attempt < 3 && down.Code != (int)HealthCode.TorNotRunning; attempt++)
+        {
+            var victim = (await WaitFor(data, s => s.TorPid is not null, TimeSpan.FromSeconds(60), "a running tor")).TorPid!.Value;
+            torPids.Add(victim);
+            Assert.That(PosixProcess.Signal(victim, PosixProcess.SIGKILL), Is.True);
+            down = await StatusOf(data);
+            TestContext.Out.WriteLine($"after kill -9 of tor {victim}: {down.Code} {down.Reason}");
+        }
+        Assert.That(down.Code, Is.EqualTo((int)HealthCode.TorNotRunning), down.ToString());
+        Assert.That(down.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(down.Reason, Does.StartWith("tor not running"));
+
+        // ...and back once the supervisor has restarted it: a new tor, the same address.
+        var up = await WaitFor(data, s => s.Code == settled && (int)s.Json["tor"]!["restarts"]! >= 1, TimeSpan.FromSeconds(90), "tor restarted");
+        var newTor = up.TorPid!.Value;
+        torPids.Add(newTor);
+        Assert.Multiple(() =>
+        {
+            Assert.That(newTor, Is.Not.EqualTo(torPid));
+            Assert.That(PosixProcess.IsAlive(newTor) && PosixProcess.Name(newTor) == "tor", Is.True);
+            Assert.That((string)up.Json["tor"]!["onionAddress"]!, Is.EqualTo(onion), "same key, same address");
+        });
+
+        // A clean stop: exit 0, tor gone, status says stopped.
+        Assert.That(await daemon.StopAsync(), Is.EqualTo(0), daemon.Output);
+        Assert.That(PosixProcess.IsAlive(newTor), Is.False, "tor left running after the daemon stopped");
+        var stopped = await StatusOf(data);
+        Assert.That(stopped, Has.Property("Code").EqualTo((int)HealthCode.DaemonNotRunning).And.Property("Reason").Contains("stopped"));
+    }
+
+    [Test]
+    public async Task WithoutTorHealthyUntilTheDaemonIsKilled()
+    {
+        var data = dir.Combine("data");
+        await using var daemon = await DaemonProcess.StartAsync(data, Recipient, tor: "none");
+        var s = await WaitFor(data, s => s.Json["pid"] is not null, TimeSpan.FromSeconds(30), "a status file");
+        Assert.That(s.Code, Is.EqualTo(0), s.ToString());
+        Assert.That(s.Json["tor"], Is.Null);
+
+        var human = await Oniondrop.RunAsync(["status", "--data-dir", data]);
+        Assert.That(human.ExitCode, Is.EqualTo(0));
+        Assert.That(human.Stdout, Does.StartWith("OnionDrop: healthy").And.Contain($"pid {daemon.Pid}").And.Contain($"http://127.0.0.1:{daemon.Port}/"));
+
+        await daemon.KillAsync();
+        var dead = await StatusOf(data);
+        Assert.That(dead, Has.Property("Code").EqualTo((int)HealthCode.DaemonNotRunning).And.Property("Reason").Contains($"pid {daemon.Pid} is gone"));
+    }
+}
