@@ -30,8 +30,6 @@ public sealed class SealedBlobStore : ISealedBlobStore
     private readonly object _catalogWrite = new();
     // Commits wait their turn here without holding a thread; only the one writing the catalog blocks (LiteDB fsyncs).
     private readonly SemaphoreSlim _commitTurn = new(1, 1);
-    // Commits wait their turn here without holding a thread; only the one writing the catalog blocks (LiteDB fsyncs).
-    private readonly SemaphoreSlim _commitTurn = new(1, 1);
     private bool _disposed;
 
     public string DataDir { get; }
@@ -112,17 +110,6 @@ public sealed class SealedBlobStore : ISealedBlobStore
     /// that assigns the next pull sequence number and records the entry. Sequence numbers follow commit
     /// order (not begin order), so a pull cursor "after N" never misses a slow upload that began earlier.
     /// </summary>
-    /// <summary>
-    /// <see cref="CommitEntry"/> in turn. Uploads that waited for the catalog lock each blocked a pool thread,
-    /// and under steady load the thread pool kept adding threads (found by the reliability soak).
-    /// </summary>
-    internal async Task<SubmissionRecord> CommitEntryAsync(string id, long size, string sha256Hex)
-    {
-        await _commitTurn.WaitAsync();
-        try { return CommitEntry(id, size, sha256Hex); }
-        finally { _commitTurn.Release(); }
-    }
-
     /// <summary>
     /// <see cref="CommitEntry"/> in turn. Uploads that waited for the catalog lock each blocked a pool thread,
     /// and under steady load the thread pool kept adding threads (found by the reliability soak).
