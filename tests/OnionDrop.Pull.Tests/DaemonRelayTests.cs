@@ -1,0 +1,63 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using OnionDrop.Sealing;
+using OnionDrop.Storage;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Pull.Tests;
+
+/// <summary>
+/// While the daemon holds the store (here: this test process, with the daemon's PullSocketListener),
+/// `oniondrop pull --stdio` must not open the catalog itself: it relays to DATA/pull.sock.
+/// </summary>
+public class DaemonRelayTests
+{
+    private TempDirectory _temp = null!;
+    private JournalistKey _key = null!;
+    private string DataDir => _temp.Combine("data");
+
+    [SetUp] public void SetUp() => (_temp, _key) = (new TempDirectory(), JournalistKey.Generate());
+    [TearDown] public void TearDown() { _key.Dispose(); _temp.Dispose(); }
+
+    [Test]
+    public async Task Pull_relays_to_the_running_daemon_which_stays_the_only_writer()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var ids = await Submissions.CreateAsync(store, _key.PublicKey, 20, n => 100 * n);
+        var listener = new PullSocketListener(store, DataDir, NullLogger<PullSocketListener>.Instance);
+        await listener.StartAsync(CancellationToken.None);
+        try
+        {
+            await listener.Listening.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.That(File.GetUnixFileMode(listener.SocketPath), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite));
+
+            var received = _temp.Combine("received");
+            var fetch = await Oniondrop.RunAsync(["fetch", "-o", received, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as carol"]);
+
+            Assert.That(fetch.ExitCode, Is.Zero, fetch.ToString());
+            Assert.That(Directory.GetFiles(received).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Select(id => id + ".sealed").Order()));
+            Assert.That(store.ListCommitted(), Is.Empty, "acknowledged through the daemon's own store");
+            Assert.That(DataDirectoryLock.IsHeld(DataDir), "this process still holds the lock");
+        }
+        finally
+        {
+            await listener.StopAsync(CancellationToken.None);
+        }
+        Assert.That(File.Exists(listener.SocketPath), Is.False, "the socket goes with the daemon");
+    }
+
+    [Test]
+    public async Task Pull_without_stdio_or_with_a_bad_name_says_why()
+    {
+        var noStdio = await Oniondrop.RunAsync(["pull", "--data-dir", DataDir]);
+        Assert.That(noStdio.ExitCode, Is.Not.Zero);
+        Assert.That(noStdio.Stderr.Trim(), Does.StartWith("oniondrop pull: --stdio is required"));
+
+        var badName = await Oniondrop.RunAsync(["pull", "--stdio", "--data-dir", DataDir, "--as", "../x"]);
+        Assert.That(badName.ExitCode, Is.Not.Zero);
+        Assert.That(badName.Stderr.Trim(), Does.StartWith("oniondrop pull: --as '../x'"));
+
+        var fetchNothing = await Oniondrop.RunAsync(["fetch"]);
+        Assert.That(fetchNothing.ExitCode, Is.Not.Zero);
+        Assert.That(fetchNothing.Stderr.Trim(), Does.StartWith("oniondrop fetch: give the server"));
+    }
+}
