@@ -1,0 +1,85 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Cli.Tests;
+
+/// <summary>The README's first command, run as written (in a scratch directory): it serves, names its key and address, stops cleanly.</summary>
+[Category("EndToEnd")]
+public class TrialScriptTests
+{
+    [Test]
+    public async Task TrialServesTheFormSaysTorIsWaitingAndStopsEverything()
+    {
+        using var dir = new TempDirectory();
+        var trialDir = dir.Combine("trial");
+        var port = FreePort.Next();
+        var psi = ChildProcess.StartInfo("bash", [Path.Combine(RepoPaths.Root, "scripts", "trial"), "--dir", trialDir, "--port", port.ToString()]);
+        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("ONIONDROP_", StringComparison.OrdinalIgnoreCase)).ToList())
+            psi.Environment.Remove(name);
+        using var trial = Process.Start(psi)!;
+        trial.StandardInput.Close();
+        var lines = new BlockingCollection<string>();
+        var all = new ConcurrentQueue<string>();
+        trial.OutputDataReceived += (_, e) => { if (e.Data is { } l) { lines.Add(l); all.Enqueue(l); } };
+        trial.ErrorDataReceived += (_, e) => { if (e.Data is { } l) all.Enqueue("stderr: " + l); };
+        trial.BeginOutputReadLine();
+        trial.BeginErrorReadLine();
+        string Output() => string.Join('\n', all);
+
+        var daemonPid = 0;
+        int? torPid = null;
+        try
+        {
+            // It may build first: allow minutes for the announcement.
+            string? url = null, onion = null;
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(6);
+            while (url is null || onion is null)
+            {
+                Assert.That(lines.TryTake(out var line, deadline - DateTime.UtcNow), Is.True, "no announcement\n" + Output());
+                if (Regex.Match(line!, @"the form, on this machine:\s+(\S+)") is { Success: true } u) url = u.Groups[1].Value;
+                if (Regex.Match(line!, @"onion address \(Tor Browser\):\s+http://(\S+)/") is { Success: true } o) onion = o.Groups[1].Value;
+            }
+            Assert.That(url, Is.EqualTo($"http://127.0.0.1:{port}/"));
+            Assert.That(onion, Is.EqualTo(File.ReadAllText(Path.Combine(trialDir, "data", "tor", "onion-service", "hostname")).Trim()));
+            Assert.That(File.GetUnixFileMode(Path.Combine(trialDir, "journalist.key")), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
+            Assert.That(Output(), Does.Contain("journalist key:"));
+
+            using (var client = new HttpClient())
+            {
+                var page = await client.GetStringAsync(url);
+                Assert.That(page, Does.Contain("<form").And.Contain("multipart/form-data"));
+            }
+
+            // No network here: it must say so plainly (or, with a network, that it is published).
+            deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+            while (true)
+            {
+                Assert.That(lines.TryTake(out var line, deadline - DateTime.UtcNow), Is.True, "never said tor waits or is published\n" + Output());
+                if (line!.Contains("tor is waiting for the network") && line.Contains(url!)) break;
+                if (line.Contains("published: the onion service is reachable")) break;
+            }
+
+            var status = JsonNode.Parse(File.ReadAllText(Path.Combine(trialDir, "data", "status.json")))!;
+            daemonPid = (int)status["pid"]!;
+            torPid = (int?)status["tor"]?["pid"];
+            Assert.That(PosixProcess.IsAlive(daemonPid), Is.True);
+        }
+        finally
+        {
+            // Ctrl-C's equivalent for a script without a terminal: SIGTERM, which it traps to stop the daemon.
+            PosixProcess.Signal(trial.Id, PosixProcess.SIGTERM);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            try { await trial.WaitForExitAsync(cts.Token); }
+            catch (OperationCanceledException) { trial.Kill(entireProcessTree: true); }
+            foreach (var pid in new[] { daemonPid, torPid ?? 0 }.Where(p => p > 0 && PosixProcess.IsAlive(p)))
+            {
+                PosixProcess.Signal(pid, PosixProcess.SIGKILL);
+                Assert.Fail($"pid {pid} outlived the trial\n{Output()}");
+            }
+        }
+        Assert.That(Output(), Does.Contain("stopping the daemon"));
+    }
+}
