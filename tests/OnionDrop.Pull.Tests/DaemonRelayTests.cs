@@ -46,6 +46,30 @@ public class DaemonRelayTests
     }
 
     [Test]
+    public async Task Fetch_with_open_opens_each_blob_as_it_arrives_when_the_daemon_is_stopped()
+    {
+        Dictionary<string, int> ids;
+        using (var store = SealedBlobStore.Open(DataDir)) ids = await Submissions.CreateAsync(store, _key.PublicKey, 5, n => 1000 + n);
+        var keyFile = _temp.Combine("journalist.key");
+        _key.Save(keyFile);
+        var dir = _temp.Combine("received");
+
+        var fetch = await Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", keyFile, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+
+        Assert.That(fetch.ExitCode, Is.Zero, fetch.ToString());
+        Assert.That(fetch.Stderr, Does.Contain("5 new submission(s)").And.Contain("5 opened"));
+        Assert.That(Directory.GetFiles(dir, "*.sealed"), Has.Length.EqualTo(5));
+        var folders = Directory.GetDirectories(dir);
+        Assert.That(folders, Has.Length.EqualTo(5));
+        foreach (var folder in folders)
+        {
+            var n = int.Parse(File.ReadAllText(Path.Combine(folder, "message.txt"))["message number ".Length..]);
+            Assert.That(File.ReadAllBytes(Path.Combine(folder, Submissions.FileName(n))), Is.EqualTo(Submissions.Content(n, 1000 + n)));
+        }
+        using (var store = SealedBlobStore.Open(DataDir)) Assert.That(store.ListCommitted(), Is.Empty);
+    }
+
+    [Test]
     public async Task Pull_without_stdio_or_with_a_bad_name_says_why()
     {
         var noStdio = await Oniondrop.RunAsync(["pull", "--data-dir", DataDir]);
