@@ -27,6 +27,9 @@ public static partial class OnionDropConfiguration
     public const string EnvPrefix = "ONIONDROP_";
     public const string ConfigFileVariable = "ONIONDROP_CONFIG";
 
+    /// <summary>ONIONDROP_ variables that are not daemon settings: the config file's name, and keygen/open/fetch's passphrase.</summary>
+    private static readonly HashSet<string> NotSettings = new([ConfigFileVariable, "ONIONDROP_PASSPHRASE"], StringComparer.OrdinalIgnoreCase);
+
     private static readonly string Section = OnionDropOptions.Section;
 
     /// <summary>Setting names (OnionDropOptions' properties) by their name with underscores removed, any case.</summary>
@@ -129,7 +132,7 @@ public static partial class OnionDropConfiguration
         foreach (DictionaryEntry e in environment)
         {
             var name = (string)e.Key;
-            if (!name.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || name.Equals(ConfigFileVariable, StringComparison.OrdinalIgnoreCase))
+            if (!name.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) || NotSettings.Contains(name))
                 continue;
             var value = e.Value as string ?? "";
             var path = name[EnvPrefix.Length..].Split("__");

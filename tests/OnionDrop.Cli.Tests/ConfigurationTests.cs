@@ -85,6 +85,10 @@ public class ConfigurationTests
     }
 
     [Test]
+    public void OtherCommandsVariablesAreNotMistakenForSettings() =>
+        Assert.That(Load(null, env: new Hashtable { ["ONIONDROP_PASSPHRASE"] = "x", ["ONIONDROP_CONFIG"] = "" }).Recipients, Is.Empty);
+
+    [Test]
     public void TheShippedExampleConfigParsesAndOnlyLacksRealKeys()
     {
         var example = Path.Combine(RepoPaths.Root, "config", "oniondrop.json");
