@@ -98,6 +98,10 @@ public sealed class CrashTests
             Assert.That(await last.StopAsync(), Is.EqualTo(0), last.Output);
         }
 
+        var states = Journalist.CatalogStates(dataDir);
+        TestContext.Out.WriteLine($"catalog: {string.Join(", ", states.Select(s => $"{s.Key} {s.Value}"))}");
+        Assert.That(states.Keys, Is.SubsetOf(new[] { "Committed" }), "only committed entries in the catalog (none damaged)");
+
         var receipts = outcomes.Where(o => o.Receipted).ToDictionary(o => o.Receipt!, o => o.Upload.Label);
         var opened = journalist.OpenAll(dataDir, uploads, dir.Path);
         TestContext.Out.WriteLine($"phases at kill over all rounds: {string.Join(", ", hits.Select(h => $"{h.Key} {h.Value}"))}");

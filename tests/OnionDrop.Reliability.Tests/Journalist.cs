@@ -24,6 +24,19 @@ public sealed class Journalist : IDisposable
         return store.ListCommitted();
     }
 
+    /// <summary>
+    /// Opens catalog.db with LiteDB itself (the store closed) and counts entries by state: the file must open
+    /// cleanly, and no entry may be Damaged (listed as committed while its file is missing or short).
+    /// </summary>
+    public static IReadOnlyDictionary<string, int> CatalogStates(string dataDir)
+    {
+        using var db = new LiteDB.LiteDatabase(new LiteDB.ConnectionString
+        {
+            Filename = Path.Combine(dataDir, SealedBlobStore.CatalogFileName), Connection = LiteDB.ConnectionType.Direct,
+        });
+        return db.GetCollection("submissions").FindAll().GroupBy(d => d["state"].AsString).ToDictionary(g => g.Key, g => g.Count());
+    }
+
     /// <summary>Opens every committed submission and compares it with the upload its message names.</summary>
     public IReadOnlyList<OpenedCheck> OpenAll(string dataDir, IReadOnlyDictionary<string, SeededUpload> uploadsByLabel, string scratch)
     {
