@@ -37,9 +37,11 @@ public static class SubmissionOpener
         ArgumentNullException.ThrowIfNull(sealedBlob);
         ArgumentNullException.ThrowIfNull(key);
         Directory.CreateDirectory(outputDirectory, PrivateDir);
+        SweepAbandonedWork(outputDirectory);
 
         // Everything goes into a hidden working folder first; it is renamed into view only once verified.
-        var working = Path.Combine(outputDirectory, WorkingPrefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)));
+        // Its name carries our pid, so a later run can tell an abandoned folder from one still being written.
+        var working = Path.Combine(outputDirectory, $"{WorkingPrefix}{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}");
         if (Path.Exists(working)) throw new IOException("working folder name collision: " + working);
         Directory.CreateDirectory(working, PrivateDir);
         try
@@ -60,6 +62,21 @@ public static class SubmissionOpener
         {
             try { Directory.Delete(working, recursive: true); } catch (IOException) { }
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Removes working folders left by an opener that was killed mid-way (they hold unverified plaintext):
+    /// those whose process is gone. A folder of a live process, or of an unknown form, is left alone.
+    /// </summary>
+    private static void SweepAbandonedWork(string outputDirectory)
+    {
+        foreach (var dir in Directory.EnumerateDirectories(outputDirectory, WorkingPrefix + "*"))
+        {
+            var rest = Path.GetFileName(dir)[WorkingPrefix.Length..];
+            var dash = rest.IndexOf('-');
+            if (dash <= 0 || !int.TryParse(rest[..dash], out var pid) || Directory.Exists($"/proc/{pid}")) continue;
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 

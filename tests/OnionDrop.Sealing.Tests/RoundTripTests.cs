@@ -119,6 +119,22 @@ public class RoundTripTests
     }
 
     [Test]
+    public async Task AWorkingFolderLeftByAKilledOpenerIsSweptButALiveOnesIsNot()
+    {
+        using var exited = System.Diagnostics.Process.Start("true")!;
+        exited.WaitForExit();
+        using var dir = new TempDirectory();
+        var abandoned = Directory.CreateDirectory(dir.Combine($".oniondrop-opening-{exited.Id}-00")).FullName;
+        File.WriteAllText(Path.Combine(abandoned, "partial"), "unverified plaintext");
+        var live = Directory.CreateDirectory(dir.Combine($".oniondrop-opening-{Environment.ProcessId}-00")).FullName;
+
+        Seal.Open(await Seal.ToBytesAsync([_keys[0].PublicKey], "m", ("x", [1])), _keys[0], dir.Path);
+
+        Assert.That(Directory.Exists(abandoned), Is.False, "a dead opener's plaintext stays behind");
+        Assert.That(Directory.Exists(live), Is.True, "a running opener's folder was deleted under it");
+    }
+
+    [Test]
     public async Task AnUnfinishedSealIsRefusedAndLeavesNothing()
     {
         var output = new MemoryStream();
