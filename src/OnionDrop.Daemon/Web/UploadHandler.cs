@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http;
@@ -46,53 +45,71 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
 
         await using var body = new IdleTimeoutStream(request.Body, options.UploadIdleTimeout, options.MaxSubmissionBytes, context.RequestAborted);
         var reader = new MultipartReader(boundary, body, ChunkBytes) { HeadersCountLimit = 8, HeadersLengthLimit = 8 * 1024 };
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
-        try
+        // Not pooled: a read still in flight when a write fails may land in it after we have left.
+        var buffer = new byte[ChunkBytes];
+        await using var writer = store.BeginSubmission();
+        int files = 0, parts = 0;
+        long bytes = 0;
+        string? message = null;
+        await using (var sealer = new SubmissionSealer(writer.Ciphertext, recipients.Keys))
         {
-            await using var writer = store.BeginSubmission();
-            int files = 0, parts = 0;
-            long bytes = 0;
-            string? message = null;
-            await using (var sealer = new SubmissionSealer(writer.Ciphertext, recipients.Keys))
+            while (await Parse(() => reader.ReadNextSectionAsync(context.RequestAborted)) is { } section)
             {
-                while (await Parse(() => reader.ReadNextSectionAsync(context.RequestAborted)) is { } section)
+                if (++parts > options.MaxFiles + SpareParts) throw UploadRefused.TooManyFiles(options.MaxFiles);
+                var part = FormPart.Parse(section.ContentDisposition) ?? throw UploadRefused.Malformed();
+
+                if (part.FileName is { } fileName)
                 {
-                    if (++parts > options.MaxFiles + SpareParts) throw UploadRefused.TooManyFiles(options.MaxFiles);
-                    var part = FormPart.Parse(section.ContentDisposition) ?? throw UploadRefused.Malformed();
-
-                    if (part.FileName is { } fileName)
-                    {
-                        var read = await Parse(() => section.Body.ReadAsync(buffer.AsMemory(0, ChunkBytes)).AsTask());
-                        if (read == 0 && fileName.Length == 0) continue; // the file input of a form sent with no file chosen
-                        if (++files > options.MaxFiles) throw UploadRefused.TooManyFiles(options.MaxFiles);
-                        await sealer.BeginFileAsync(fileName, section.ContentType ?? "application/octet-stream", context.RequestAborted);
-                        while (read > 0)
-                        {
-                            bytes += read;
-                            if (bytes > options.MaxSubmissionBytes) throw UploadRefused.TooLarge(options.MaxSubmissionBytes);
-                            await sealer.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
-                            read = await Parse(() => section.Body.ReadAsync(buffer.AsMemory(0, ChunkBytes)).AsTask());
-                        }
-                        await sealer.EndFileAsync(context.RequestAborted);
-                    }
-                    else if (part.Name == "message" && message is null)
-                        message = await ReadMessageAsync(section.Body, buffer);
-                    else
-                        await DrainAsync(section.Body, buffer, limit: 4 * 1024); // a field the form does not have
+                    var read = await Parse(() => section.Body.ReadAsync(buffer.AsMemory(0, ChunkBytes)).AsTask());
+                    if (read == 0 && fileName.Length == 0) continue; // the file input of a form sent with no file chosen
+                    if (++files > options.MaxFiles) throw UploadRefused.TooManyFiles(options.MaxFiles);
+                    await sealer.BeginFileAsync(fileName, section.ContentType ?? "application/octet-stream", context.RequestAborted);
+                    bytes = await SealFileAsync(section.Body, sealer, buffer, read, bytes, context.RequestAborted);
+                    await sealer.EndFileAsync(context.RequestAborted);
                 }
-
-                if (files == 0 && string.IsNullOrWhiteSpace(message)) throw UploadRefused.Empty();
-                // The whole request has arrived: from here on the submission is finished even if the
-                // source's connection drops before the receipt is shown.
-                await sealer.CompleteAsync(writer.Id, message ?? "", DateTimeOffset.UtcNow, CancellationToken.None);
+                else if (part.Name == "message" && message is null)
+                    message = await ReadMessageAsync(section.Body, buffer);
+                else
+                    await DrainAsync(section.Body, buffer, limit: 4 * 1024); // a field the form does not have
             }
-            await writer.CommitAsync(CancellationToken.None);
-            return new ReceivedSubmission(writer.Id, files, bytes, !string.IsNullOrWhiteSpace(message));
+
+            if (files == 0 && string.IsNullOrWhiteSpace(message)) throw UploadRefused.Empty();
+            // The whole request has arrived: from here on the submission is finished even if the
+            // source's connection drops before the receipt is shown.
+            await sealer.CompleteAsync(writer.Id, message ?? "", DateTimeOffset.UtcNow, CancellationToken.None);
         }
-        finally
+        await writer.CommitAsync(CancellationToken.None);
+        return new ReceivedSubmission(writer.Id, files, bytes, !string.IsNullOrWhiteSpace(message));
+    }
+
+    /// <summary>
+    /// Seals one file part, starting with the <paramref name="firstRead"/> bytes already in
+    /// <paramref name="first"/>. The next read from the network runs while the previous chunk is being
+    /// sealed, so receiving and encrypting use both cores. Returns the submission's running byte count.
+    /// </summary>
+    private async Task<long> SealFileAsync(Stream part, SubmissionSealer sealer, byte[] first, int firstRead, long bytes, CancellationToken ct)
+    {
+        byte[] current = first, next = new byte[ChunkBytes];
+        var read = firstRead;
+        while (read > 0)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            bytes += read;
+            if (bytes > options.MaxSubmissionBytes) throw UploadRefused.TooLarge(options.MaxSubmissionBytes);
+            var pending = Parse(() => part.ReadAsync(next.AsMemory(0, ChunkBytes)).AsTask());
+            try
+            {
+                await sealer.WriteAsync(current.AsMemory(0, read), ct);
+            }
+            catch
+            {
+                // The write's failure is the one that matters; the read's, if any, is observed and dropped.
+                _ = pending.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+                throw;
+            }
+            read = await pending;
+            (current, next) = (next, current);
         }
+        return bytes;
     }
 
     private static string BoundaryOf(string? contentType)
