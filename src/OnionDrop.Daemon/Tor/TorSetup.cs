@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
+using OnionDrop.Daemon.Web;
 using OnionDrop.Tor;
 
 namespace OnionDrop.Daemon.Tor;
@@ -40,7 +41,7 @@ public static class TorSetup
 /// one included, has started: so only after tor runs and the web server listens.
 /// </summary>
 internal sealed class TorHostedService(IOptions<OnionDropOptions> options, TorSupervisor supervisor, ILogger<TorHostedService> logger,
-    IServiceProvider services) : IHostedService
+    IServiceProvider services, OnionServiceAddress address) : IHostedService
 {
     private readonly bool _enabled = options.Value.Tor != TorMode.None;
     private readonly ISystemdNotifier? _systemd = services.GetService<ISystemdNotifier>() is { IsEnabled: true } n ? n : null;
@@ -53,7 +54,15 @@ internal sealed class TorHostedService(IOptions<OnionDropOptions> options, TorSu
             return;
         }
         if (_systemd is not null) supervisor.Changed += Notify;
+        // The web's Host allow-list accepts our own onion name only, once tor has told us what it is.
+        supervisor.Changed += PublishAddress;
         await supervisor.StartAsync(cancellationToken);
+        PublishAddress(supervisor.Current);
+    }
+
+    private void PublishAddress(TorState state)
+    {
+        if (state.OnionAddress is { } onion) address.Publish(onion);
     }
 
     private void Notify(TorState state) => _systemd?.Notify(new ServiceState("STATUS=" + state.Describe()));
@@ -63,5 +72,6 @@ internal sealed class TorHostedService(IOptions<OnionDropOptions> options, TorSu
         if (!_enabled) return;
         await supervisor.StopAsync(cancellationToken);
         supervisor.Changed -= Notify;
+        supervisor.Changed -= PublishAddress;
     }
 }
