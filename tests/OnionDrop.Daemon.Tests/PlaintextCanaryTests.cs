@@ -68,7 +68,9 @@ public sealed class PlaintextCanaryTests
         foreach (var path in Directory.EnumerateFiles(root, "*", options))
         {
             FileInfo info;
-            try { info = new FileInfo(path); if (info.LastWriteTimeUtc < since || info.LinkTarget is not null) continue; }
+            // Empty entries are skipped: they hold no marker, and FIFOs (.NET's clr-debug-pipe-* in /tmp, made by
+            // every dotnet process) report size 0 and would block a reader forever.
+            try { info = new FileInfo(path); if (info.LastWriteTimeUtc < since || info.LinkTarget is not null || info.Length == 0) continue; }
             catch (IOException) { continue; }
             if (Contains(path, patterns)) yield return path;
         }
