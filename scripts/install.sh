@@ -49,10 +49,17 @@ fi
 
 # 2. The system user (a real install only: a throwaway root has no user database of its own).
 if ((real)); then
-  if getent passwd "$user" >/dev/null; then say "user $user: exists"
+  # A real shell, because sshd runs the journalists' forced command (authorized_keys `restrict,command=`,
+  # scripts/authorized_keys.example) through it; nologin would refuse every pull. The password stays
+  # locked, so the only way in is a key whose line forces `oniondrop pull --stdio`.
+  if getent passwd "$user" >/dev/null; then
+    if [ "$(getent passwd "$user" | cut -d: -f7)" != /bin/sh ]; then
+      usermod --shell /bin/sh "$user"; say "user $user: shell set to /bin/sh (for the forced pull command)"
+    else say "user $user: exists"
+    fi
   else
-    useradd --system --user-group --home-dir /var/lib/oniondrop --no-create-home --shell /usr/sbin/nologin "$user"
-    say "user $user: created"
+    useradd --system --user-group --home-dir /var/lib/oniondrop --no-create-home --shell /bin/sh "$user"
+    say "user $user: created (password locked; SSH only with forced-command keys)"
   fi
   owner=(-o "$user" -g "$user")
 else
