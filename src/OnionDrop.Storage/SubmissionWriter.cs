@@ -86,12 +86,19 @@ internal sealed class HashingWriteStream(Stream inner) : Stream
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Hashes and writes on a pool thread, so that on a second core this overlaps with whatever the caller
+    /// does before awaiting (the sealer encrypts its next chunk meanwhile, keeping one write in flight).
+    /// </summary>
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (_finished) throw new InvalidOperationException("the submission is already committed");
-        _sha256.AppendData(buffer.Span);
-        await inner.WriteAsync(buffer, cancellationToken);
         _length += buffer.Length;
+        return new ValueTask(Task.Run(() =>
+        {
+            _sha256.AppendData(buffer.Span);
+            inner.Write(buffer.Span);
+        }, cancellationToken));
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
