@@ -138,6 +138,17 @@ public sealed class TorBenchmark : IBenchmark
         }
     }
 
+    /// <summary>Starts a process whose output is read and dropped, so a full pipe never stalls it.</summary>
+    private static Process StartDiscardingOutput(ProcessStartInfo psi)
+    {
+        var process = Process.Start(psi)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
     /// <summary>Starts `oniondrop serve --tor launch` joined to the network; returns once status.json says published.</summary>
     private static async Task<(Process Process, double Seconds, string DataDir, string Address)> StartServeAsync(string dataDir, string recipient, List<string> join)
     {
@@ -145,11 +156,7 @@ public sealed class TorBenchmark : IBenchmark
         foreach (var a in new[] { OniondropDll, "serve", "--data-dir", dataDir, "--recipient", recipient, "--tor", "launch" }) psi.ArgumentList.Add(a);
         psi.Environment["ONIONDROP_TOR_EXTRA_CONFIG"] = string.Join('\n', join);
         var clock = Stopwatch.StartNew();
-        var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = StartDiscardingOutput(psi);
         var status = Path.Combine(dataDir, "status.json");
         while (clock.Elapsed < TimeSpan.FromMinutes(3))
         {
@@ -180,11 +187,7 @@ public sealed class TorBenchmark : IBenchmark
         var psi = new ProcessStartInfo("tor") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "-f", torrc }) psi.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
-        var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = StartDiscardingOutput(psi);
         TorControlClient? control = null;
         while (control is null)
         {
