@@ -57,7 +57,6 @@ internal sealed class TorHostedService(IOptions<OnionDropOptions> options, TorSu
         // The web's Host allow-list accepts our own onion name only, once tor has told us what it is.
         supervisor.Changed += PublishAddress;
         await supervisor.StartAsync(cancellationToken);
-        PublishAddress(supervisor.Current);
     }
 
     private void PublishAddress(TorState state)
