@@ -3,12 +3,13 @@ using System.Runtime.InteropServices;
 
 namespace OnionDrop.Storage;
 
-/// <summary>The few POSIX calls .NET does not expose: directory fsync, flock, umask.</summary>
+/// <summary>The few POSIX calls .NET does not expose: directory fsync, flock, umask, O_DIRECT.</summary>
 public static class Posix
 {
     private const int O_RDONLY = 0, O_DIRECTORY = 0x10000, O_CLOEXEC = 0x80000;
     private const int LOCK_EX = 2, LOCK_NB = 4;
     private const int EINTR = 4;
+    private const int F_GETFL = 3, F_SETFL = 4, O_DIRECT = 0x4000;
 
     /// <summary>Makes a rename or unlink in <paramref name="directory"/> durable.</summary>
     public static void FsyncDirectory(string directory)
@@ -37,6 +38,23 @@ public static class Posix
     /// <summary>Sets the process umask (octal bits) and returns the previous one.</summary>
     public static int SetUmask(int mask) => umask(mask);
 
+    /// <summary>Turns on O_DIRECT for an open file; false where the filesystem does not support it (tmpfs).</summary>
+    public static bool TrySetDirectIo(SafeHandle file)
+    {
+        var fd = (int)file.DangerousGetHandle();
+        var flags = fcntl(fd, F_GETFL, 0);
+        return flags >= 0 && fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
+    }
+
+    /// <summary>Turns O_DIRECT off again: later writes go through the page cache.</summary>
+    public static void ClearDirectIo(SafeHandle file)
+    {
+        var fd = (int)file.DangerousGetHandle();
+        var flags = fcntl(fd, F_GETFL, 0);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_DIRECT) != 0)
+            throw new IOException($"fcntl: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+    }
+
     private static IOException Error(string call, string path) =>
         new($"{call} {path}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
 
@@ -45,4 +63,5 @@ public static class Posix
     [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
     [DllImport("libc", SetLastError = true)] private static extern int flock(int fd, int operation);
     [DllImport("libc", SetLastError = true)] private static extern int umask(int mask);
+    [DllImport("libc", SetLastError = true)] private static extern int fcntl(int fd, int cmd, int arg);
 }
