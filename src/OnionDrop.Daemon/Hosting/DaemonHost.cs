@@ -17,7 +17,14 @@ public static class DaemonHost
     /// <param name="configuration">Already layered by the caller: config file, environment, command line.</param>
     public static WebApplication Build(IConfiguration configuration)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            // The configuration is the caller's; no appsettings.json is read from the working directory, and
+            // nothing watches it: under systemd that directory is "/", and the default file watcher would put
+            // an inotify watch on every directory of the system (41,166 of them, seen here).
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.Configuration.AddConfiguration(configuration);
         builder.Host.UseSystemd();
 
