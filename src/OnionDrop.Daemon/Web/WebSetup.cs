@@ -1,7 +1,9 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
@@ -14,6 +16,8 @@ public static class WebSetup
     public static IServiceCollection AddOnionDropWeb(this IServiceCollection services, IWebHostBuilder webHost)
     {
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, WebListeners>();
+        services.RemoveAll<IMemoryPoolFactory<byte>>();
+        services.AddSingleton<IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<OnionDropOptions>>().Value);
         services.AddSingleton<SubmissionCounters>();
         services.AddSingleton<OnionServiceAddress>();
