@@ -17,6 +17,8 @@ public sealed class SubmissionSealer : IAsyncDisposable
 {
     private enum State { Idle, InFile, Completed, Broken }
 
+    private const int ParallelHashBytes = 16 * 1024;
+
     private readonly Stream _output;
     private readonly byte[] _header;          // written before the first chunk, and that chunk's additional data
     private readonly SecretStream _stream;
@@ -99,15 +101,26 @@ public sealed class SubmissionSealer : IAsyncDisposable
         return AppendAsync(record, cancellationToken);
     }
 
-    public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    /// <summary>The caller keeps <paramref name="data"/> unchanged until the returned task completes.</summary>
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         Expect(State.InFile, "WriteAsync");
-        if (data.IsEmpty) return ValueTask.CompletedTask;
-        _fileHash.AppendData(data.Span);
+        if (data.IsEmpty) return;
         _fileSize += data.Length;
-        _scratch[0] = SealedFormat.RecordFileData;
-        BinaryPrimitives.WriteUInt32LittleEndian(_scratch.AsSpan(1), (uint)data.Length);
-        return AppendRecordAsync(5, data, cancellationToken);
+        // The file's SHA-256 (for the manifest) runs on a second core beside the copy and encryption of
+        // the same bytes; for small writes handing it over would cost more than it saves.
+        var hashing = data.Length >= ParallelHashBytes ? Task.Run(() => _fileHash.AppendData(data.Span), CancellationToken.None) : null;
+        if (hashing is null) _fileHash.AppendData(data.Span);
+        try
+        {
+            _scratch[0] = SealedFormat.RecordFileData;
+            BinaryPrimitives.WriteUInt32LittleEndian(_scratch.AsSpan(1), (uint)data.Length);
+            await AppendRecordAsync(5, data, cancellationToken);
+        }
+        finally
+        {
+            if (hashing is not null) await hashing;
+        }
     }
 
     public ValueTask EndFileAsync(CancellationToken cancellationToken = default)
