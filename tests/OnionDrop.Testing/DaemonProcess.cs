@@ -34,8 +34,10 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     /// <param name="settings">extra "OnionDrop" settings, written to a config file beside the data directory</param>
     /// <param name="wrapper">a command line the daemon runs under, e.g. ["strace", "-f", "-o", FILE]</param>
+    /// <param name="workingDirectory">where the daemon starts (systemd starts services in "/")</param>
     public static async Task<DaemonProcess> StartAsync(string dataDir, string recipient, string tor = "none",
-        IReadOnlyDictionary<string, object>? settings = null, IReadOnlyList<string>? wrapper = null, TimeSpan? readyTimeout = null)
+        IReadOnlyDictionary<string, object>? settings = null, IReadOnlyList<string>? wrapper = null, TimeSpan? readyTimeout = null,
+        string? workingDirectory = null)
     {
         var port = FreePort.Next();
         var config = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dataDir))!, $"oniondrop-{port}.json");
@@ -50,6 +52,7 @@ public sealed class DaemonProcess : IAsyncDisposable
         foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("ONIONDROP_", StringComparison.OrdinalIgnoreCase)).ToList())
             psi.Environment.Remove(name);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
 
         var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start oniondrop serve");
         var daemon = new DaemonProcess(process, dataDir, port);
