@@ -48,6 +48,8 @@ public static class PullClient
         var pending = new List<Task<string?>>();
 
         var greeting = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("the server closed the connection before greeting (is the forced command `oniondrop pull --stdio`?)");
+        if (greeting.StartsWith(Error + " ", StringComparison.Ordinal))
+            throw new PullProtocolException($"the server refused: {Trim(greeting[(Error.Length + 1)..])}");
         if (greeting != Greeting)
             throw new PullProtocolException(greeting.StartsWith("ONIONDROP-PULL ") ? $"server speaks {greeting}, this fetch speaks {Greeting}" : $"not an OnionDrop pull server (it said: {Trim(greeting)})");
 

@@ -32,9 +32,33 @@ public static class PullRelay
             }
             catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
         }, cancellationToken);
+        await RelayFirstLineAsync(daemon, stdout, cancellationToken);
         // The session is over when the daemon closes its side (after BYE, an error, or a cut).
         await daemon.CopyToAsync(stdout, 256 * 1024, cancellationToken);
         await stdout.FlushAsync(cancellationToken);
         await Task.WhenAny(toDaemon, Task.Delay(100, cancellationToken));
+    }
+
+    /// <summary>
+    /// Passes on the daemon's first line (and whatever came with it) and looks at it: when it is a refusal,
+    /// the client has it, and the relay ends with it as an error of its own, so the server side's stderr and
+    /// exit code say so too.
+    /// </summary>
+    private static async Task RelayFirstLineAsync(Stream daemon, Stream stdout, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[MaxLine];
+        var length = 0;
+        int newline;
+        while ((newline = Array.IndexOf(buffer, (byte)'\n', 0, length)) < 0 && length < buffer.Length)
+        {
+            var read = await daemon.ReadAsync(buffer.AsMemory(length), cancellationToken);
+            if (read == 0) break;
+            length += read;
+        }
+        await stdout.WriteAsync(buffer.AsMemory(0, length), cancellationToken);
+        await stdout.FlushAsync(cancellationToken);
+        var first = System.Text.Encoding.ASCII.GetString(buffer, 0, newline < 0 ? length : newline);
+        if (first.StartsWith(Error + " ", StringComparison.Ordinal))
+            throw new IOException($"{PullSocketListener.FileName} refused this relay: {first[(Error.Length + 1)..]}");
     }
 }

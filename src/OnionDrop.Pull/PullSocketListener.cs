@@ -8,8 +8,14 @@ namespace OnionDrop.Pull;
 /// <summary>
 /// The daemon's DATA/pull.sock: `oniondrop pull --stdio` relays each journalist's SSH session here while the
 /// daemon runs, so the daemon stays the catalog's only writer. Each connection starts with one line
-/// "AS NAME" from the relay, then speaks the pull protocol. The socket is 0660: its group decides who may pull.
+/// "AS NAME" from the relay, then speaks the pull protocol.
 /// </summary>
+/// <remarks>
+/// The name is believed only because of who sends it: the kernel's peer credentials (SO_PEERCRED) must show
+/// the daemon's own user, which journalists reach only through the forced command that sshd runs for their key,
+/// the command line in authorized_keys fixing its --as. Anyone else is refused whatever file modes allow
+/// (docs/pull-protocol.md, "Who may connect to pull.sock"); the socket is 0600 besides.
+/// </remarks>
 public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, ILogger<PullSocketListener> log) : BackgroundService
 {
     public const string FileName = "pull.sock";
@@ -27,7 +33,7 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
         File.Delete(SocketPath);
         using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
-        File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         listener.Listen(16);
         _listening.TrySetResult();
         var sessions = new List<Task>();
@@ -56,6 +62,13 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
         {
             try
             {
+                var peer = PeerCredentials.Of(connection);
+                if (!MayRelay(peer.Uid))
+                {
+                    log.LogWarning("pull.sock: refused a connection from uid {Uid} (pid {Pid}): only the daemon's own user may relay pulls", peer.Uid, peer.Pid);
+                    await stream.WriteAsync(PullProtocol.Line($"{PullProtocol.Error} {PullProtocol.Errors.Refused} {RefusalDetail(peer.Uid)}"), stoppingToken);
+                    return;
+                }
                 var reader = new ProtocolReader(stream, 1024);
                 var first = await reader.ReadLineAsync(stoppingToken);
                 if (first?.Split(' ') is not [PullProtocol.As, var name] || !SealedBlobStoreOptions.IsValidJournalistName(name))
@@ -73,6 +86,17 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
             }
         }
     }
+
+    /// <summary>
+    /// Who may speak for a journalist on pull.sock: the daemon's own user (the account whose authorized_keys
+    /// forces `oniondrop pull --stdio --as NAME`), and root, who can read the store anyway. Never the overflow
+    /// uid, which stands for every unmapped user inside a user namespace.
+    /// </summary>
+    public static bool MayRelay(uint peerUid) =>
+        peerUid != PeerCredentials.OverflowUid && (peerUid == PeerCredentials.OwnUid || peerUid == 0);
+
+    internal static string RefusalDetail(uint peerUid) =>
+        $"pull.sock serves only the daemon's user (uid {PeerCredentials.OwnUid}); this connection is uid {peerUid}";
 
     /// <summary>Reads first what <see cref="ProtocolReader"/> already buffered, then the socket.</summary>
     private sealed class ReplayStream(ProtocolReader buffered, Stream inner) : Stream

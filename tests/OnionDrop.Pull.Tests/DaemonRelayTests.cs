@@ -28,7 +28,7 @@ public class DaemonRelayTests
         try
         {
             await listener.Listening.WaitAsync(TimeSpan.FromSeconds(10));
-            Assert.That(File.GetUnixFileMode(listener.SocketPath), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite));
+            Assert.That(File.GetUnixFileMode(listener.SocketPath), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite), "only the daemon's user may connect (and is the only one served)");
 
             var received = _temp.Combine("received");
             var fetch = await Oniondrop.RunAsync(["fetch", "-o", received, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as carol"]);
