@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using OnionDrop.Sealing.Interop;
 using Sodium;
@@ -11,28 +12,54 @@ namespace OnionDrop.Sealing;
 /// plaintext as a read-only stream. Every failure is a <see cref="SealedFormatException"/> with a one-line
 /// reason. Read returns 0 only once the FINAL chunk has verified and nothing follows it.
 /// </summary>
+/// <remarks>
+/// Decryption runs ahead on a thread of its own, so that it uses one core while the reader (the opener:
+/// hashing and writing files) uses the other. The two hand plaintext over in <see cref="SlotCount"/> pooled
+/// slots of <see cref="ChunksPerSlot"/> chunks: memory stays at a few MiB whatever the blob's size. A chunk's
+/// plaintext reaches the reader only once it has verified; a failure reaches it exactly where it occurred in
+/// the stream, after the verified bytes before it, so the reasons are those a one-thread reader would give.
+/// </remarks>
 internal sealed class SealedStreamReader : Stream
 {
+    /// <summary>Chunks decrypted per hand-over: 1 MiB, few enough hand-overs and large writes.</summary>
+    internal const int ChunksPerSlot = 16;
+    private const int SlotCount = 3;
+    private const int BlockSize = ChunksPerSlot * SealedFormat.CipherChunkSize;
+
+    private sealed class Slot
+    {
+        public readonly byte[] Plain = ArrayPool<byte>.Shared.Rent(ChunksPerSlot * SealedFormat.ChunkSize);
+        public int Length;
+        /// <summary>The most plaintext this slot has held: what must be wiped before the buffer goes back to the pool.</summary>
+        public int Used;
+        public bool Final;
+        /// <summary>Set when the stream failed right after this slot's <see cref="Length"/> verified bytes.</summary>
+        public ExceptionDispatchInfo? Error;
+    }
+
     private readonly Stream _source;
     private readonly SecretStream _stream;
     private readonly byte[] _header;
-    private readonly byte[] _cipher = ArrayPool<byte>.Shared.Rent(SealedFormat.CipherChunkSize);
-    private readonly byte[] _plain = ArrayPool<byte>.Shared.Rent(SealedFormat.ChunkSize);
     private readonly IProgress<long>? _progress;
-    private int _pos, _len;
-    private long _chunk;        // chunks verified so far
-    private long _consumed;     // ciphertext bytes read
-    private bool _final;
+    private readonly Slot[] _slots = new Slot[SlotCount];
+    private readonly SemaphoreSlim _filled = new(0, SlotCount), _free = new(SlotCount, SlotCount);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _decryptor;
+    private Slot? _current;     // the reader's slot
+    private int _pos;           // the reader's position in it
+    private int _taken;         // slots the reader has taken so far
 
     public SealedStreamReader(Stream source, JournalistKey key, IProgress<long>? progress = null)
     {
         _source = source;
         _progress = progress;
         _header = ReadHeader(source, out var recipients);
-        _consumed = _header.Length;
         var streamKey = UnwrapStreamKey(_header, recipients, key);
         try { _stream = SecretStream.InitPull(streamKey, _header.AsSpan(_header.Length - SecretStream.HeaderBytes)); }
         finally { CryptographicOperations.ZeroMemory(streamKey); }
+        for (var i = 0; i < SlotCount; i++) _slots[i] = new Slot();
+        _decryptor = new Thread(DecryptAhead) { IsBackground = true, Name = "oniondrop open: decrypt" };
+        _decryptor.Start();
     }
 
     private static byte[] ReadHeader(Stream source, out int recipients)
@@ -88,16 +115,9 @@ internal sealed class SealedStreamReader : Stream
 
     public override int Read(Span<byte> buffer)
     {
-        if (buffer.IsEmpty) return 0;
-        if (_pos == _len)
-        {
-            if (_final) return 0;
-            NextChunk();
-        }
-        var n = Math.Min(buffer.Length, _len - _pos);
-        _plain.AsSpan(_pos, n).CopyTo(buffer);
-        _pos += n;
-        return n;
+        var verified = ReadSpan(buffer.Length);
+        verified.CopyTo(buffer);
+        return verified.Length;
     }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
@@ -105,44 +125,115 @@ internal sealed class SealedStreamReader : Stream
     // Record types are read one byte at a time: without this, Stream.ReadByte allocates per call.
     public override int ReadByte()
     {
-        Span<byte> one = stackalloc byte[1];
-        return Read(one) == 1 ? one[0] : -1;
+        var one = ReadSpan(1);
+        return one.IsEmpty ? -1 : one[0];
     }
 
-    private void NextChunk()
+    /// <summary>
+    /// Up to <paramref name="max"/> verified plaintext bytes, without a copy: valid until the next read. Empty
+    /// only once the FINAL chunk has verified and nothing follows it; throws where the stream fails.
+    /// </summary>
+    internal ReadOnlySpan<byte> ReadSpan(int max)
     {
+        if (max <= 0) return default;
+        while (_current is null || _pos == _current.Length)
         {
-            var n = _source.ReadAtLeast(_cipher.AsSpan(0, SealedFormat.CipherChunkSize), SealedFormat.CipherChunkSize, throwOnEndOfStream: false);
-            var number = _chunk + 1;
-            if (n == 0)
-                throw new SealedFormatException(_chunk == 0
-                    ? "truncated: no chunks after the header"
-                    : $"truncated: the stream ends after chunk {_chunk} without its final chunk");
-            _consumed += n;
-            _progress?.Report(_consumed);
-            if (n < SecretStream.ABytes)
-                throw new SealedFormatException($"truncated mid-chunk: chunk {number} has only {n} bytes");
-            var ad = _chunk == 0 ? _header : [];
-            if (!_stream.TryPull(_cipher.AsSpan(0, n), _plain, ad, out _len, out var tag))
-                throw new SealedFormatException(
-                    _chunk == 0 ? "header or first chunk fails authentication: corrupted or tampered"
-                    // A short read is the end of the file: a cut chunk, or a short final chunk with bytes appended.
-                    : n < SealedFormat.CipherChunkSize ? $"chunk {number} (the last) fails authentication: truncated mid-chunk, corrupted, or followed by trailing data"
-                    : $"chunk {number} fails authentication: corrupted, reordered or from another blob");
-            _chunk = number;
-            _pos = 0;
-            if (tag == SecretStream.TagFinal)
+            if (_current is not null)
             {
-                if (_len == 0) throw new SealedFormatException("the final chunk is empty (not written by an OnionDrop sealer)");
-                Span<byte> one = stackalloc byte[1];
-                if (_source.Read(one) != 0) throw new SealedFormatException($"trailing data after the final chunk ({number})");
-                _final = true;
+                _current.Error?.Throw();
+                if (_current.Final) return default;
+                _current = null;
+                _free.Release();
             }
-            else if (tag != SecretStream.TagMessage)
-                throw new SealedFormatException($"chunk {number} has an unexpected tag {tag}");
-            else if (n < SealedFormat.CipherChunkSize)
-                throw new SealedFormatException($"truncated: the stream ends after chunk {number} without its final chunk");
+            _filled.Wait();
+            _current = _slots[_taken++ % SlotCount];
+            _pos = 0;
         }
+        var n = Math.Min(max, _current.Length - _pos);
+        var span = _current.Plain.AsSpan(_pos, n);
+        _pos += n;
+        return span;
+    }
+
+    /// <summary>
+    /// The decrypting thread: reads ciphertext a block of <see cref="ChunksPerSlot"/> chunks at a time, verifies
+    /// and decrypts each chunk into a free slot, hands full slots over in order. Stops at FINAL, at the first
+    /// failure (handed over with the slot it happened in), or when the reader is disposed.
+    /// </summary>
+    private void DecryptAhead()
+    {
+        var cipher = ArrayPool<byte>.Shared.Rent(BlockSize);
+        long chunk = 0, consumed = _header.Length;
+        Span<byte> one = stackalloc byte[1];
+        try
+        {
+            for (var index = 0; ; index++)
+            {
+                _free.Wait(_stop.Token);
+                var slot = _slots[index % SlotCount];
+                (slot.Length, slot.Final, slot.Error) = (0, false, null);
+                try
+                {
+                    var n = _source.ReadAtLeast(cipher.AsSpan(0, BlockSize), BlockSize, throwOnEndOfStream: false);
+                    for (var offset = 0; offset < n || n < BlockSize;)
+                    {
+                        // Chunks are counted: every one is CipherChunkSize bytes but the last, which the file's end cuts short.
+                        var length = Math.Min(SealedFormat.CipherChunkSize, n - offset);
+                        consumed += length;
+                        var tag = PullChunk(cipher.AsSpan(offset, length), slot.Plain.AsSpan(slot.Length), ++chunk, out var written);
+                        _progress?.Report(consumed);
+                        slot.Length += written;
+                        slot.Used = Math.Max(slot.Used, slot.Length);
+                        offset += length;
+                        if (tag == SecretStream.TagFinal)
+                        {
+                            if (offset < n || (n == BlockSize && _source.Read(one) != 0))
+                                throw new SealedFormatException($"trailing data after the final chunk ({chunk})");
+                            slot.Final = true;
+                            _filled.Release();
+                            return;
+                        }
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    slot.Error = ExceptionDispatchInfo.Capture(e);
+                    _filled.Release();
+                    return;
+                }
+                _filled.Release();
+            }
+        }
+        catch (OperationCanceledException) { } // the reader stopped early (a refusal, or a blob it read in part)
+        finally { ArrayPool<byte>.Shared.Return(cipher); } // ciphertext: nothing to wipe
+    }
+
+    /// <summary>Verifies and decrypts chunk number <paramref name="number"/>; every failure is the spec's one-line reason.</summary>
+    private byte PullChunk(ReadOnlySpan<byte> cipher, Span<byte> plain, long number, out int written)
+    {
+        var n = cipher.Length;
+        if (n == 0)
+            throw new SealedFormatException(number == 1
+                ? "truncated: no chunks after the header"
+                : $"truncated: the stream ends after chunk {number - 1} without its final chunk");
+        if (n < SecretStream.ABytes)
+            throw new SealedFormatException($"truncated mid-chunk: chunk {number} has only {n} bytes");
+        var ad = number == 1 ? _header : [];
+        if (!_stream.TryPull(cipher, plain, ad, out written, out var tag))
+            throw new SealedFormatException(
+                number == 1 ? "header or first chunk fails authentication: corrupted or tampered"
+                // A short chunk is the end of the file: a cut chunk, or a short final chunk with bytes appended.
+                : n < SealedFormat.CipherChunkSize ? $"chunk {number} (the last) fails authentication: truncated mid-chunk, corrupted, or followed by trailing data"
+                : $"chunk {number} fails authentication: corrupted, reordered or from another blob");
+        if (tag == SecretStream.TagFinal)
+        {
+            if (written == 0) throw new SealedFormatException("the final chunk is empty (not written by an OnionDrop sealer)");
+        }
+        else if (tag != SecretStream.TagMessage)
+            throw new SealedFormatException($"chunk {number} has an unexpected tag {tag}");
+        else if (n < SealedFormat.CipherChunkSize)
+            throw new SealedFormatException($"truncated: the stream ends after chunk {number} without its final chunk");
+        return tag;
     }
 
     public override bool CanRead => true;
@@ -159,9 +250,18 @@ internal sealed class SealedStreamReader : Stream
     {
         if (disposing)
         {
+            // The decrypting thread must be gone before its state and slots are wiped and returned.
+            _stop.Cancel();
+            _decryptor.Join();
             _stream.Dispose();
-            ArrayPool<byte>.Shared.Return(_cipher, clearArray: true);
-            ArrayPool<byte>.Shared.Return(_plain, clearArray: true);
+            foreach (var slot in _slots)
+            {
+                CryptographicOperations.ZeroMemory(slot.Plain.AsSpan(0, slot.Used));
+                ArrayPool<byte>.Shared.Return(slot.Plain);
+            }
+            _filled.Dispose();
+            _free.Dispose();
+            _stop.Dispose();
         }
         base.Dispose(disposing);
     }

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using OnionDrop.Sealing.Interop;
 
 namespace OnionDrop.Sealing;
 
@@ -26,6 +27,8 @@ public static class SubmissionOpener
     private const string WorkingPrefix = ".oniondrop-opening-";
     private const UnixFileMode PrivateDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const int WriteBuffer = 64 * 1024;
+    private const long WritebackStep = 8L << 20;
 
     public static OpenedSubmission Open(Stream sealedBlob, JournalistKey key, string outputDirectory, string blobName) =>
         Open(sealedBlob, key, outputDirectory, blobName, progress: null);
@@ -34,10 +37,23 @@ public static class SubmissionOpener
     /// <exception cref="SealedFormatException">the blob is refused; nothing was left in <paramref name="outputDirectory"/></exception>
     public static OpenedSubmission Open(Stream sealedBlob, JournalistKey key, string outputDirectory, string blobName, IProgress<long>? progress)
     {
+        using var verified = Verify(sealedBlob, key, outputDirectory, blobName, progress);
+        return verified.Publish();
+    }
+
+    /// <summary>
+    /// The first half of <see cref="Open(Stream, JournalistKey, string, string, IProgress{long}?)"/>: decrypts and
+    /// verifies the whole blob into a hidden working folder in <paramref name="outputDirectory"/>, and stops there.
+    /// <see cref="VerifiedSubmission.Publish"/> makes it durable and brings it into view; a caller with many blobs
+    /// can publish one while it verifies the next.
+    /// </summary>
+    /// <exception cref="SealedFormatException">the blob is refused; nothing was left in <paramref name="outputDirectory"/></exception>
+    public static VerifiedSubmission Verify(Stream sealedBlob, JournalistKey key, string outputDirectory, string blobName, IProgress<long>? progress = null)
+    {
         ArgumentNullException.ThrowIfNull(sealedBlob);
         ArgumentNullException.ThrowIfNull(key);
         Directory.CreateDirectory(outputDirectory, PrivateDir);
-        SweepAbandonedWork(outputDirectory);
+        if (Swept.TryAdd(Path.GetFullPath(outputDirectory), true)) SweepAbandonedWork(outputDirectory);
 
         // Everything goes into a hidden working folder first; it is renamed into view only once verified.
         // Its name carries our pid, so a later run can tell an abandoned folder from one still being written.
@@ -46,17 +62,16 @@ public static class SubmissionOpener
         Directory.CreateDirectory(working, PrivateDir);
         try
         {
-            using var plain = new SealedStreamReader(sealedBlob, key, progress);
-            var (manifest, files) = ReadRecords(plain, working);
-            var message = manifest.Message;
-            WriteSmallFile(Path.Combine(working, MessageFileName), Encoding.UTF8.GetBytes(message));
+            Manifest manifest;
+            List<OpenedFile> files;
+            using (var plain = new SealedStreamReader(sealedBlob, key, progress))
+                (manifest, files) = ReadRecords(plain, working);
+            WriteSmallFile(Path.Combine(working, MessageFileName), Encoding.UTF8.GetBytes(manifest.Message));
             WriteSmallFile(Path.Combine(working, ManifestFileName), DescribeOpened(manifest, files));
 
             var fallback = Path.GetFileNameWithoutExtension(blobName);
             var folderName = SafeFileName.Neutralise(manifest.Reference, SafeFileName.Neutralise(fallback, "submission"));
-            var final = MoveIntoView(working, outputDirectory, folderName);
-            Manifest.TryParseTime(manifest.ReceivedAt, out var receivedAt);
-            return new OpenedSubmission(manifest.Reference, receivedAt, message, files, final);
+            return new VerifiedSubmission(working, outputDirectory, folderName, manifest, files);
         }
         catch
         {
@@ -64,6 +79,9 @@ public static class SubmissionOpener
             throw;
         }
     }
+
+    /// <summary>Output directories already swept by this process (once is enough: later leftovers are our own).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Swept = new();
 
     /// <summary>
     /// Removes working folders left by an opener that was killed mid-way (they hold unverified plaintext):
@@ -81,48 +99,48 @@ public static class SubmissionOpener
     }
 
     /// <summary>Parses the record framing (docs/sealed-format.md, "Plaintext records"), writing each file as it streams.</summary>
-    private static (Manifest, List<OpenedFile>) ReadRecords(Stream plain, string working)
+    private static (Manifest, List<OpenedFile>) ReadRecords(SealedStreamReader plain, string working)
     {
         var files = new List<OpenedFile>();
         var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { MessageFileName, ManifestFileName };
-        var buffer = ArrayPool<byte>.Shared.Rent(SealedFormat.ChunkSize);
-        Span<byte> fixedPart = stackalloc byte[8 + 32];
-        try
+        while (true)
         {
-            while (true)
+            var type = plain.ReadByte();
+            if (type < 0) throw new SealedFormatException("malformed contents: the stream ends without a manifest");
+            switch (type)
             {
-                var type = plain.ReadByte();
-                if (type < 0) throw new SealedFormatException("malformed contents: the stream ends without a manifest");
-                switch (type)
-                {
-                    case SealedFormat.RecordFileStart:
-                        var name = ReadText(plain, SealedFormat.MaxNameBytes, "file name");
-                        var contentType = ReadText(plain, SealedFormat.MaxContentTypeBytes, "content type");
-                        var safe = SafeFileName.Unique(SafeFileName.Neutralise(name, $"file-{files.Count + 1}"), taken);
-                        files.Add(ReadFile(plain, Path.Combine(working, safe), name, safe, contentType, buffer));
-                        break;
-                    case SealedFormat.RecordManifest:
-                        var json = ReadLengthPrefixed(plain, SealedFormat.MaxManifestBytes, "manifest");
-                        var manifest = Manifest.Parse(json);
-                        // Read returns 0 only after FINAL verified with nothing after it.
-                        if (plain.Read(fixedPart[..1]) != 0) throw new SealedFormatException("malformed contents: data after the manifest");
-                        CheckAgrees(manifest, files);
-                        return (manifest, files);
-                    case SealedFormat.RecordFileData or SealedFormat.RecordFileEnd:
-                        throw new SealedFormatException("malformed contents: file data outside a file");
-                    default:
-                        throw new SealedFormatException($"malformed contents: unknown record type 0x{type:x2}");
-                }
+                case SealedFormat.RecordFileStart:
+                    var name = ReadText(plain, SealedFormat.MaxNameBytes, "file name");
+                    var contentType = ReadText(plain, SealedFormat.MaxContentTypeBytes, "content type");
+                    var safe = SafeFileName.Unique(SafeFileName.Neutralise(name, $"file-{files.Count + 1}"), taken);
+                    files.Add(ReadFile(plain, Path.Combine(working, safe), name, safe, contentType));
+                    break;
+                case SealedFormat.RecordManifest:
+                    var json = ReadLengthPrefixed(plain, SealedFormat.MaxManifestBytes, "manifest");
+                    var manifest = Manifest.Parse(json);
+                    // Read returns 0 only after FINAL verified with nothing after it.
+                    if (!plain.ReadSpan(1).IsEmpty) throw new SealedFormatException("malformed contents: data after the manifest");
+                    CheckAgrees(manifest, files);
+                    return (manifest, files);
+                case SealedFormat.RecordFileData or SealedFormat.RecordFileEnd:
+                    throw new SealedFormatException("malformed contents: file data outside a file");
+                default:
+                    throw new SealedFormatException($"malformed contents: unknown record type 0x{type:x2}");
             }
         }
-        finally { ArrayPool<byte>.Shared.Return(buffer, clearArray: true); }
     }
 
-    private static OpenedFile ReadFile(Stream plain, string path, string name, string safe, string contentType, byte[] buffer)
+    /// <summary>
+    /// Writes one file's data records to <paramref name="path"/>, hashing them, straight from the decrypted
+    /// slots (no copy). Not fsynced here: <see cref="VerifiedSubmission.Publish"/> does that, but the kernel
+    /// is asked to start writing every <see cref="WritebackStep"/> bytes, so the disk works while we decrypt.
+    /// </summary>
+    private static OpenedFile ReadFile(SealedStreamReader plain, string path, string name, string safe, string contentType)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        long size = 0;
-        using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile }))
+        long size = 0, writtenBack = 0;
+        // Writes of at least the buffer's size go straight to the file; small records are gathered first.
+        using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer }))
         {
             while (true)
             {
@@ -133,18 +151,23 @@ public static class SubmissionOpener
                     if (remaining == 0) throw new SealedFormatException("malformed contents: empty file data record");
                     while (remaining > 0)
                     {
-                        var n = plain.Read(buffer, 0, (int)Math.Min(buffer.Length, remaining));
-                        if (n == 0) throw new SealedFormatException("malformed contents: the stream ends inside a file");
-                        hash.AppendData(buffer, 0, n);
-                        file.Write(buffer, 0, n);
-                        remaining -= n;
-                        size += n;
+                        var data = plain.ReadSpan((int)Math.Min(int.MaxValue, remaining));
+                        if (data.IsEmpty) throw new SealedFormatException("malformed contents: the stream ends inside a file");
+                        hash.AppendData(data);
+                        file.Write(data);
+                        remaining -= data.Length;
+                        size += data.Length;
+                        if (size - writtenBack >= WritebackStep)
+                        {
+                            file.Flush();
+                            FileSync.StartWriteback(file.SafeFileHandle, writtenBack, size - writtenBack);
+                            writtenBack = size;
+                        }
                     }
                 }
                 else if (type == SealedFormat.RecordFileEnd) break;
                 else throw new SealedFormatException(type < 0 ? "malformed contents: the stream ends inside a file" : "malformed contents: a file is not ended");
             }
-            file.Flush(flushToDisk: true);
         }
         Span<byte> end = stackalloc byte[8 + 32];
         ReadExactly(plain, end);
@@ -195,7 +218,6 @@ public static class SubmissionOpener
     {
         using var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile });
         file.Write(content);
-        file.Flush(flushToDisk: true);
     }
 
     /// <summary>The journalist's record of what was opened: original names beside the names written.</summary>
@@ -209,7 +231,7 @@ public static class SubmissionOpener
         }, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
 
     /// <summary>Renames the verified working folder to "NAME", or "NAME (2)"...: never onto anything existing.</summary>
-    private static string MoveIntoView(string working, string outputDirectory, string name)
+    internal static string MoveIntoView(string working, string outputDirectory, string name)
     {
         for (var i = 1; ; i++)
         {
@@ -222,5 +244,53 @@ public static class SubmissionOpener
             }
             catch (IOException) when (Path.Exists(candidate)) { }   // lost a race: try the next name
         }
+    }
+}
+
+/// <summary>
+/// A blob opened and verified into its hidden working folder (<see cref="SubmissionOpener.Verify"/>): complete,
+/// but neither durable nor in view until <see cref="Publish"/>. Disposed unpublished, the folder is deleted.
+/// </summary>
+public sealed class VerifiedSubmission : IDisposable
+{
+    private readonly string _working, _outputDirectory, _folderName;
+    private readonly Manifest _manifest;
+    private bool _done;
+
+    internal VerifiedSubmission(string working, string outputDirectory, string folderName, Manifest manifest, List<OpenedFile> files) =>
+        (_working, _outputDirectory, _folderName, _manifest, Files) = (working, outputDirectory, folderName, manifest, files);
+
+    public IReadOnlyList<OpenedFile> Files { get; }
+
+    /// <summary>
+    /// fsyncs every file and the working folder (together: concurrent fsyncs share the file system's journal
+    /// commits), then renames the folder into view as its reference, never onto anything existing. A crash
+    /// therefore never shows a folder in view whose files did not all reach the disk. The rename itself is
+    /// made durable by the caller's fsync of the output directory (once for many blobs).
+    /// </summary>
+    public OpenedSubmission Publish()
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        try
+        {
+            var paths = Directory.GetFiles(_working).Append(_working).ToArray();
+            Parallel.ForEach(paths, FileSync.Fsync);
+            var final = SubmissionOpener.MoveIntoView(_working, _outputDirectory, _folderName);
+            _done = true;
+            Manifest.TryParseTime(_manifest.ReceivedAt, out var receivedAt);
+            return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, final);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_done) return;
+        _done = true;
+        try { Directory.Delete(_working, recursive: true); } catch (IOException) { }
     }
 }

@@ -38,30 +38,56 @@ public static class OpenCommand
             {
                 var outputDirectory = parseResult.GetValue(output)!;
                 var refused = 0;
+                // Each blob is decrypted and verified here, then published (fsynced, renamed into view) on a
+                // thread of its own while the next one is decrypted: the disk's latency hides behind the CPU's
+                // work, and concurrent fsyncs share journal commits. Lines come out in the blobs' order.
+                var publishing = new Queue<(string Blob, Task<OpenedSubmission> Published)>();
                 foreach (var blob in parseResult.GetValue(blobs)!)
                 {
                     try
                     {
-                        var opened = OpenOne(blob, key, outputDirectory);
-                        Console.Out.WriteLine($"{blob}: {opened.Files.Count} file(s) and the message in {opened.Directory}");
+                        var verified = VerifyOne(blob, key, outputDirectory);
+                        publishing.Enqueue((blob, Task.Factory.StartNew(() => { using (verified) return verified.Publish(); }, TaskCreationOptions.LongRunning)));
                     }
                     catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
                     {
                         Console.Error.WriteLine($"oniondrop open: {blob}: {OneLine(e.Message)}");
                         refused++;
                     }
+                    while (publishing.Count > MaxPublishing) refused += Report(publishing.Dequeue());
                 }
+                while (publishing.Count > 0) refused += Report(publishing.Dequeue());
+                // The renames into view are durable before we say so (one directory fsync for every blob).
+                if (Directory.Exists(outputDirectory)) OnionDrop.Storage.Posix.FsyncDirectory(outputDirectory);
                 return refused == 0 ? 0 : 1;
             }
         });
         return command;
     }
 
-    private static OpenedSubmission OpenOne(string blob, JournalistKey key, string outputDirectory)
+    private const int MaxPublishing = 8;
+
+    /// <returns>1 if publishing failed (said on stderr), else 0</returns>
+    private static int Report((string Blob, Task<OpenedSubmission> Published) p)
+    {
+        try
+        {
+            var opened = p.Published.GetAwaiter().GetResult();
+            Console.Out.WriteLine($"{p.Blob}: {opened.Files.Count} file(s) and the message in {opened.Directory}");
+            return 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"oniondrop open: {p.Blob}: {OneLine(e.Message)}");
+            return 1;
+        }
+    }
+
+    private static VerifiedSubmission VerifyOne(string blob, JournalistKey key, string outputDirectory)
     {
         using var input = new FileStream(blob, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
         var progress = Console.IsErrorRedirected ? null : new TerminalProgress(blob, input.Length);
-        try { return SubmissionOpener.Open(input, key, outputDirectory, Path.GetFileName(blob), progress); }
+        try { return SubmissionOpener.Verify(input, key, outputDirectory, Path.GetFileName(blob), progress); }
         finally { progress?.Done(); }
     }
 
