@@ -25,6 +25,15 @@ public abstract class UploadServer : IAsyncDisposable
         return long.Parse(Regex.Match(line, @"\d+").Value) / 1024.0;
     }
 
+    /// <summary>CPU time (user + system) the server process and its threads have used so far, in seconds.</summary>
+    public double CpuSeconds()
+    {
+        // /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks, after the parenthesised name.
+        var stat = File.ReadAllText($"/proc/{Process!.Id}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0;
+    }
+
     /// <summary>Files this server has stored so far.</summary>
     public abstract int StoredCount();
 
