@@ -4,25 +4,33 @@
 #
 #   sudo scripts/install.sh [--recipient PUBKEY]...      a real install (creates the `oniondrop` user)
 #   scripts/install.sh --root DIR [--no-deps] ...          into a throwaway root, e.g. for tests
+#   --tor system [--tor-group GROUP]                       serve through Debian's tor@default (docs/tor.md)
 #
 # What it does: installs Debian's tor; publishes the daemon (Release) to /opt/oniondrop and links
 # /usr/local/bin/oniondrop; creates the system user `oniondrop`; creates /var/lib/oniondrop (0700) and
 # /etc/oniondrop/oniondrop.json (commented, holding the recipients' public keys: from --recipient, else a
 # placeholder the daemon refuses until you replace it); installs /etc/systemd/system/oniondrop.service.
+# With --tor system: the config (when first written) says so, the unit gets the drop-in
+# scripts/oniondrop-system-tor.conf (web socket in /run/oniondrop, group debian-tor), and tor's AppArmor
+# profile may connect to that socket (/etc/apparmor.d/local/system_tor).
 set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 
-root=/ deps=1 recipients=()
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+root=/ deps=1 recipients=() tor=launch torgroup=debian-tor
+usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
   case "$1" in
     --root) root=${2:?--root needs a directory}; shift 2 ;;
     --recipient) recipients+=("${2:?--recipient needs a public key}"); shift 2 ;;
     --no-deps) deps=0; shift ;;
+    --tor) tor=${2:?--tor needs launch or system}; shift 2 ;;
+    --tor-group) torgroup=${2:?--tor-group needs a group}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$tor" in launch|system) ;; *) echo "install.sh: --tor must be launch or system (got '$tor')" >&2; exit 2 ;; esac
+[[ $torgroup =~ ^[a-z_][a-z0-9_-]*$ ]] || { echo "install.sh: '$torgroup' is not a group name" >&2; exit 2; }
 root=$(readlink -m "$root")
 real=0; [ "$root" = / ] && real=1
 if ((real)) && [ "$(id -u)" -ne 0 ]; then echo "install.sh: run as root (sudo), or use --root DIR" >&2; exit 1; fi
@@ -35,6 +43,8 @@ say() { echo "install.sh: $*"; }
 user=oniondrop
 opt=$(p /opt/oniondrop) etc=$(p /etc/oniondrop) data=$(p /var/lib/oniondrop)
 config="$etc/oniondrop.json" unit=$(p /etc/systemd/system/oniondrop.service) link=$(p /usr/local/bin/oniondrop)
+dropin=$(p /etc/systemd/system/oniondrop.service.d/system-tor.conf) apparmor=$(p /etc/apparmor.d/local/system_tor)
+websocketdir=/run/oniondrop
 
 # 1. Debian packages the service needs at run time.
 if ((deps)); then
@@ -45,6 +55,9 @@ if ((deps)); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tor >/dev/null
   fi
   command -v dotnet >/dev/null || { echo "install.sh: the .NET 10 SDK (dotnet) is needed to build; see README" >&2; exit 1; }
+fi
+if ((real)) && [ "$tor" = system ] && ! getent group "$torgroup" >/dev/null; then
+  echo "install.sh: --tor system: no group '$torgroup' (Debian's tor package creates debian-tor; name the system tor's group with --tor-group)" >&2; exit 1
 fi
 
 # 2. The system user (a real install only: a throwaway root has no user database of its own).
@@ -110,9 +123,18 @@ else
   tmp="$config.tmp.$$"
   sed "s|^\( *\"Recipients\": \)\[.*\],|\1[ $list ],|" "$repo/config/oniondrop.json" > "$tmp"
   grep -q "\"Recipients\": \[ $list \]" "$tmp" || { rm -f "$tmp"; echo "install.sh: could not fill in the recipients" >&2; exit 1; }
+  if [ "$tor" = system ]; then
+    sed -i -e 's|^\( *"Tor": \)"launch",|\1"system",|' -e "s|^\( *\"WebSocketDirectory\": \)null,|\1\"$websocketdir\",|" \
+      -e "s|^\( *\"WebSocketGroup\": \)null,|\1\"$torgroup\",|" "$tmp"
+    [ "$(grep -cE "^ *(\"Tor\": \"system\"|\"WebSocketDirectory\": \"$websocketdir\"|\"WebSocketGroup\": \"$torgroup\"),\$" "$tmp")" = 3 ] \
+      || { rm -f "$tmp"; echo "install.sh: could not set the system tor settings" >&2; exit 1; }
+  fi
   chmod 0640 "$tmp"; ((real)) && chown "root:$user" "$tmp"
   mv "$tmp" "$config"
-  say "$config: written (0640) with ${#recipients[@]} recipient(s)"
+  say "$config: written (0640) with ${#recipients[@]} recipient(s)$([ "$tor" = system ] && echo ", Tor: system, web socket in $websocketdir (group $torgroup)")"
+fi
+if [ "$tor" = system ] && ! grep -qE '^ *"Tor": "system"' "$config"; then
+  say "to use the system tor, set in $config: \"Tor\": \"system\", \"WebSocketDirectory\": \"$websocketdir\", \"WebSocketGroup\": \"$torgroup\""
 fi
 
 # 6. The unit: ours, so it is replaced when it changed (the config above is the operator's part).
@@ -122,7 +144,31 @@ else
   if ((real)) && [ -d /run/systemd/system ]; then systemctl daemon-reload; say "systemd: reloaded"; fi
 fi
 
+# 7. System tor: the unit's drop-in (web socket directory, tor's group, no network) and tor's AppArmor profile.
+if [ "$tor" = system ]; then
+  want=$(sed "s/^SupplementaryGroups=debian-tor$/SupplementaryGroups=$torgroup/" "$repo/scripts/oniondrop-system-tor.conf")
+  if [ -e "$dropin" ] && [ "$(cat "$dropin")" = "$want" ]; then say "$dropin: unchanged"
+  else
+    install -d -m 0755 "$(dirname "$dropin")"; printf '%s\n' "$want" > "$dropin"; chmod 0644 "$dropin"; say "$dropin: installed"
+    if ((real)) && [ -d /run/systemd/system ]; then systemctl daemon-reload; say "systemd: reloaded"; fi
+  fi
+  # Debian's tor runs under the AppArmor profile system_tor, which lets it connect to its own sockets only.
+  rule="/{,var/}run/oniondrop/web.sock rw,"
+  if [ -e "$apparmor" ] && grep -qxF "  $rule" "$apparmor"; then say "$apparmor: allows $websocketdir/web.sock already"
+  else
+    install -d -m 0755 "$(dirname "$apparmor")"
+    printf '# OnionDrop (scripts/install.sh --tor system): tor forwards the onion service to the drop box.\n  %s\n' "$rule" >> "$apparmor"
+    say "$apparmor: tor may connect to $websocketdir/web.sock"
+    if ((real)) && [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] && command -v apparmor_parser >/dev/null; then
+      apparmor_parser -r /etc/apparmor.d/system_tor && say "AppArmor: system_tor reloaded"
+    else say "AppArmor: not active here; the rule applies whenever system_tor is loaded"; fi
+  fi
+elif [ -e "$dropin" ]; then
+  say "$dropin: present from an earlier --tor system, left as it is (remove it to run the daemon's own tor)"
+fi
+
 if ((${#recipients[@]} == 0)) && grep -q REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY "$config"; then
   say "next: put the journalists' public keys (oniondrop keygen, on their machines) in $config"
 fi
+[ "$tor" = system ] && say "the system tor: systemctl enable --now tor (Debian's tor@default, control socket /run/tor/control)"
 say "then: systemctl enable --now oniondrop; oniondrop status; journalctl -u oniondrop"

@@ -17,6 +17,9 @@ public sealed record TorLaunchSettings(string DataDir)
 
     public IReadOnlyList<string> ExtraConfig { get; init; } = [];
 
+    /// <summary>The web server's Unix socket; null means DATA/web.sock.</summary>
+    public string? WebSocket { get; init; }
+
     /// <summary>How long tor may take to open its control socket.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
@@ -69,6 +72,7 @@ public sealed class TorProcess : IAsyncDisposable
     {
         var torPath = ResolveTor(settings.TorPath);
         var values = new TorrcValues(Path.GetFullPath(settings.DataDir), Environment.ProcessId);
+        if (settings.WebSocket is { } webSocket) values = values with { WebSocket = Path.GetFullPath(webSocket) };
         var torrc = TorrcTemplate.Render(settings.Template ?? TorrcTemplate.LoadDefault(), values, settings.ExtraConfig, settings.TemplateName);
 
         const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;

@@ -35,6 +35,7 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
             Template = template,
             TemplateName = string.IsNullOrEmpty(options.TorrcTemplate) ? TorrcTemplate.FileName : options.TorrcTemplate,
             ExtraConfig = options.TorExtraConfig,
+            WebSocket = options.WebSocket,
         }, logger, cancellationToken);
         try
         {
@@ -118,6 +119,7 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
         try
         {
             await control.AuthenticateAsync(cancellationToken: cancellationToken);
+            await CheckTorCanReachWebSocketAsync(control, options, cancellationToken);
             var keyFile = options.OnionServiceKeyFile;
             var storedKey = await ReadKeyAsync(keyFile, logger, cancellationToken);
             var result = await control.AddOnionAsync(
@@ -139,6 +141,24 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
             await control.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The system tor usually runs as another user (Debian: debian-tor), and connects to the web socket as that
+    /// user for every source's stream. ADD_ONION would accept any target, so check it here, where a bad setup
+    /// can still fail the start with a fix, instead of every source meeting a dead onion service.
+    /// </summary>
+    private static async Task CheckTorCanReachWebSocketAsync(TorControlClient control, TorSupervisorOptions options, CancellationToken cancellationToken)
+    {
+        var info = await control.GetInfoAsync(["process/uid", "process/user"], cancellationToken);
+        if (!int.TryParse(info.GetValueOrDefault("process/uid"), out var uid) || uid < 0) return; // tor could not say: nothing to check against
+        var account = UnixAccount.Find(uid) ?? new UnixAccount(uid, info.GetValueOrDefault("process/user") is { Length: > 0 } n ? n : $"uid {uid}", -1, new HashSet<int>());
+        if (UnixAccess.WhyUnreachable(account, options.WebSocket, UnixAccess.EffectiveUid, options.WebSocketGroupId) is not { } why) return;
+        var group = account.PrimaryGid >= 0 ? UnixAccount.GroupName(account.PrimaryGid) : account.Name;
+        throw new TorStartException(
+            $"the system tor runs as {account.Name}, which cannot reach the web socket {options.WebSocket}: {why}. " +
+            $"Fix: give the socket a directory of its own that {account.Name} may enter, e.g. OnionDrop:WebSocketDirectory = /run/oniondrop " +
+            $"and OnionDrop:WebSocketGroup = {group} (scripts/install.sh --tor system sets this up; see docs/tor.md)");
     }
 
     private static async Task<string?> ReadKeyAsync(string keyFile, ILogger logger, CancellationToken cancellationToken)

@@ -8,7 +8,7 @@ public sealed class TorSupervisorOptions
 {
     public TorSupervisorMode Mode { get; set; } = TorSupervisorMode.Launch;
 
-    /// <summary>The daemon's data directory (tor/, web.sock and onion-service.key live in it).</summary>
+    /// <summary>The daemon's data directory (tor/ and onion-service.key live in it; web.sock too unless <see cref="WebSocket"/> says otherwise).</summary>
     public string DataDir { get; set; } = "/var/lib/oniondrop";
 
     public string TorPath { get; set; } = "tor";
@@ -29,7 +29,15 @@ public sealed class TorSupervisorOptions
 
     public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromMinutes(1);
 
-    public string WebSocket => Path.Combine(DataDir, "web.sock");
+    /// <summary>The web server's Unix socket, the onion service's target; DATA/web.sock unless set.</summary>
+    public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, "web.sock"); set => _webSocket = value; }
+    private string? _webSocket;
+
+    /// <summary>
+    /// The group the web socket is shared with (mode 0660), so that a tor running as another user can reach it
+    /// (System mode with Debian's tor@default: debian-tor); null: the socket is the daemon's user's only (0600).
+    /// </summary>
+    public int? WebSocketGroupId { get; set; }
 
     public string OnionServiceKeyFile => Path.Combine(DataDir, "onion-service.key");
 }

@@ -9,7 +9,9 @@ public sealed record TorrcValues(string DataDir, int OwnerPid)
     public string TorDir => Path.Combine(DataDir, "tor");
     public string ControlSocket => Path.Combine(TorDir, "control.sock");
     public string OnionServiceDir => Path.Combine(TorDir, "onion-service");
-    public string WebSocket => Path.Combine(DataDir, "web.sock");
+    /// <summary>The onion service's target: DATA/web.sock unless the daemon keeps it elsewhere.</summary>
+    public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, "web.sock"); init => _webSocket = value; }
+    private readonly string? _webSocket;
 }
 
 /// <summary>

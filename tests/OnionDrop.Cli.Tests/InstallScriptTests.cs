@@ -12,7 +12,7 @@ public class InstallScriptTests
     /// A frozen copy of the sources (no bin/obj/.git): both runs must build the very same thing, even while
     /// someone edits the working tree.
     /// </summary>
-    private static async Task<string> CopyOfTheRepository(TempDirectory tmp)
+    internal static async Task<string> CopyOfTheRepository(TempDirectory tmp)
     {
         var copy = tmp.Combine("src");
         Directory.CreateDirectory(copy);

@@ -41,6 +41,19 @@ public sealed class OnionDropOptions
     /// <summary>Control socket of the system tor (System mode).</summary>
     public string SystemTorControlSocket { get; set; } = "/run/tor/control";
 
+    /// <summary>
+    /// Where web.sock (tor's target) is made; empty means the data directory. A tor running as another user
+    /// (System mode with Debian's tor@default) needs a directory of its own, e.g. /run/oniondrop, shared with
+    /// <see cref="WebSocketGroup"/>: the data directory itself stays 0700.
+    /// </summary>
+    public string? WebSocketDirectory { get; set; }
+
+    /// <summary>
+    /// A group (e.g. debian-tor) the daemon's user is in: WebSocketDirectory becomes 2710 (setgid) and web.sock 0660 with
+    /// this group, so its members may connect and do nothing else. Empty: 0700 and 0600, the daemon's user only.
+    /// </summary>
+    public string? WebSocketGroup { get; set; }
+
     public string NewsroomName { get; set; } = "OnionDrop";
 
     /// <summary>Optional welcome text shown above the form (plain text, no HTML).</summary>

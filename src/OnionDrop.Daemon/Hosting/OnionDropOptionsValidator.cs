@@ -28,6 +28,13 @@ public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOption
 
         if (string.IsNullOrWhiteSpace(options.DataDir))
             errors.Add("DataDir must be set");
+        if (!string.IsNullOrWhiteSpace(options.WebSocketGroup))
+        {
+            if (string.IsNullOrWhiteSpace(options.WebSocketDirectory) || SameDirectory(options.WebSocketDirectory, options.DataDir))
+                errors.Add($"WebSocketGroup \"{options.WebSocketGroup}\" needs a WebSocketDirectory of its own (e.g. /run/oniondrop): the data directory stays 0700");
+            else if (OnionDrop.Tor.UnixAccount.GroupId(options.WebSocketGroup.Trim()) is null)
+                errors.Add($"WebSocketGroup \"{options.WebSocketGroup}\" is not a group in /etc/group");
+        }
         if (options.MaxSubmissionBytes is < 1024 or > LargestSubmissionBytes)
             errors.Add($"MaxSubmissionBytes must be between 1024 and {LargestSubmissionBytes} (got {options.MaxSubmissionBytes})");
         if (options.MaxFiles is < 1 or > 10_000)
@@ -41,6 +48,9 @@ public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOption
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
+
+    private static bool SameDirectory(string a, string? b) =>
+        !string.IsNullOrWhiteSpace(b) && Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)) == Path.TrimEndingDirectorySeparator(Path.GetFullPath(b));
 
     private static string Abbreviate(string s) => s.Length <= 24 ? s : s[..20] + "...";
 }

@@ -32,6 +32,8 @@ public static class TorSetup
         TorrcTemplate = string.IsNullOrWhiteSpace(o.TorrcTemplate) ? null : Path.GetFullPath(o.TorrcTemplate),
         TorExtraConfig = o.TorExtraConfig,
         SystemTorControlSocket = o.SystemTorControlSocket,
+        WebSocket = Path.GetFullPath(WebListeners.SocketPath(o)),
+        WebSocketGroupId = WebListeners.SocketGroupId(o),
     };
 }
 
@@ -56,6 +58,8 @@ internal sealed class TorHostedService(IOptions<OnionDropOptions> options, TorSu
         if (_systemd is not null) supervisor.Changed += Notify;
         // The web's Host allow-list accepts our own onion name only, once tor has told us what it is.
         supervisor.Changed += PublishAddress;
+        // tor is pointed at web.sock before Kestrel binds it: its directory must be ready (and checkable) first.
+        WebListeners.PrepareSocketDirectory(options.Value);
         await supervisor.StartAsync(cancellationToken);
     }
 

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
+using OnionDrop.Tor;
 
 namespace OnionDrop.Daemon.Web;
 
@@ -17,7 +18,16 @@ public sealed class WebListeners(IOptions<OnionDropOptions> options) : IConfigur
     public static long MaxRequestBodyBytes(OnionDropOptions o) =>
         o.MaxSubmissionBytes + (long)o.MaxMessageChars * 4 + (o.MaxFiles + 8L) * 20 * 1024 + 64 * 1024;
 
-    public static string SocketPath(OnionDropOptions o) => Path.Combine(o.DataDir, SocketName);
+    /// <summary>WebSocketDirectory/web.sock, or DATA/web.sock.</summary>
+    public static string SocketPath(OnionDropOptions o) => Path.Combine(SocketDirectory(o), SocketName);
+
+    public static string SocketDirectory(OnionDropOptions o) =>
+        string.IsNullOrWhiteSpace(o.WebSocketDirectory) ? o.DataDir : o.WebSocketDirectory.Trim();
+
+    /// <summary>The group web.sock is shared with (WebSocketGroup), or null.</summary>
+    public static int? SocketGroupId(OnionDropOptions o) =>
+        string.IsNullOrWhiteSpace(o.WebSocketGroup) ? null
+        : UnixAccount.GroupId(o.WebSocketGroup.Trim()) ?? throw new InvalidOperationException($"WebSocketGroup \"{o.WebSocketGroup}\" is not a group in /etc/group");
 
     public void Configure(KestrelServerOptions kestrel)
     {
@@ -45,7 +55,12 @@ public sealed class WebListeners(IOptions<OnionDropOptions> options) : IConfigur
         limits.MaxConcurrentUpgradedConnections = 0;
 
         var socket = SocketPath(o);
-        PrepareSocketPath(o.DataDir, socket);
+        PrepareSocketDirectory(o);
+        if (Directory.Exists(socket))
+            throw new InvalidOperationException($"{socket} is a directory, not the daemon's socket");
+        // A socket left by a daemon that was killed would make bind fail; daemon.lock rules out a live one.
+        if (Path.Exists(socket))
+            File.Delete(socket);
         kestrel.ListenUnixSocket(socket, l => l.Protocols = HttpProtocols.Http1);
 
         if (!string.IsNullOrWhiteSpace(o.Listen))
@@ -57,23 +72,40 @@ public sealed class WebListeners(IOptions<OnionDropOptions> options) : IConfigur
         }
     }
 
-    /// <summary>The data directory is 0700, so the socket is reachable by the daemon's user (and its tor) only.</summary>
-    private static void PrepareSocketPath(string dataDir, string socket)
+    private const UnixFileMode Owner = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>
+    /// The socket's directory, before tor is pointed at it. The data directory is 0700, so a socket there is the
+    /// daemon's user's (and its own tor's) only. A WebSocketDirectory of its own with a WebSocketGroup becomes 2710
+    /// (setgid) with that group: its members (the system tor's user) may reach the socket by name and may not list or
+    /// change anything. Idempotent: systemd's RuntimeDirectory= may have made it already.
+    /// </summary>
+    public static void PrepareSocketDirectory(OnionDropOptions o)
     {
-        if (!Directory.Exists(dataDir))
-            Directory.CreateDirectory(dataDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        // A socket left by a daemon that was killed would make bind fail; daemon.lock rules out a live one.
-        if (Directory.Exists(socket))
-            throw new InvalidOperationException($"{socket} is a directory, not the daemon's socket");
-        if (Path.Exists(socket))
-            File.Delete(socket);
+        var dir = SocketDirectory(o);
+        if (!Directory.Exists(dir))
+            Directory.CreateDirectory(dir, Owner);
+        if (string.IsNullOrWhiteSpace(o.WebSocketDirectory)) return; // the data directory: its owners decide its mode
+        if (SocketGroupId(o) is { } gid)
+        {
+            if (UnixAccess.Of(dir).Gid != gid) UnixAccess.ChangeGroup(dir, gid);
+            // setgid: the socket is born with the group, so tor can connect from the first moment.
+            File.SetUnixFileMode(dir, Owner | UnixFileMode.GroupExecute | UnixFileMode.SetGroup);
+        }
+        else File.SetUnixFileMode(dir, Owner);
     }
 
-    /// <summary>Called once Kestrel has bound: narrow the socket to the daemon's user.</summary>
+    /// <summary>Called once Kestrel has bound: the socket is the daemon's user's (0600), or shared with WebSocketGroup (0660).</summary>
     public static void RestrictSocket(OnionDropOptions o)
     {
         var socket = SocketPath(o);
-        if (Path.Exists(socket))
-            File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        if (!Path.Exists(socket)) return;
+        const UnixFileMode userOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (SocketGroupId(o) is { } gid)
+        {
+            if (UnixAccess.Of(socket).Gid != gid) UnixAccess.ChangeGroup(socket, gid);
+            File.SetUnixFileMode(socket, userOnly | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        }
+        else File.SetUnixFileMode(socket, userOnly);
     }
 }
