@@ -11,6 +11,7 @@ var root = new RootCommand("OnionDrop: an onion-service drop box that seals ever
     PullCommand.Create(),
     FetchCommand.Create(),
     StatusCommand.Create(),
+    CompactCommand.Create(),
 };
 var parse = root.Parse(args);
 var invocation = new InvocationConfiguration

@@ -15,6 +15,9 @@ public static class PullProtocol
     /// <summary>pull.sock only: the relay's first line, naming the journalist its forced command serves.</summary>
     public const string As = "AS";
 
+    /// <summary>pull.sock only, in place of AS: `oniondrop compact` asks the running daemon to compact its catalog.</summary>
+    public const string Compact = "COMPACT", Compacted = "COMPACTED";
+
     public const string List = "LIST", Get = "GET", Ack = "ACK", Quit = "QUIT";
     public const string Waiting = "WAITING", Item = "ITEM", Blob = "BLOB", Acked = "ACKED", Bye = "BYE", Error = "ERROR";
 

@@ -71,6 +71,11 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
                 }
                 var reader = new ProtocolReader(stream, 1024);
                 var first = await reader.ReadLineAsync(stoppingToken);
+                if (first == PullProtocol.Compact)
+                {
+                    await stream.WriteAsync(PullProtocol.Line(CompactCatalog()), stoppingToken);
+                    return;
+                }
                 if (first?.Split(' ') is not [PullProtocol.As, var name] || !SealedBlobStoreOptions.IsValidJournalistName(name))
                 {
                     await stream.WriteAsync(PullProtocol.Line($"{PullProtocol.Error} {PullProtocol.Errors.Refused} expected AS NAME first"), stoppingToken);
@@ -84,6 +89,28 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
             {
                 log.LogDebug("pull.sock: session ended: {Error}", e.Message);
             }
+        }
+    }
+
+    /// <summary>
+    /// `oniondrop compact` while the daemon runs: the same rebuild retention does on its schedule, done now by
+    /// the catalog's only writer. Only the daemon's user or root gets this far (<see cref="MayRelay"/>), and a
+    /// journalist's relay cannot ask: it always says AS first.
+    /// </summary>
+    private string CompactCatalog()
+    {
+        if (store is not SealedBlobStore compactable)
+            return $"{PullProtocol.Error} {PullProtocol.Errors.ServerError} this store has no catalog to compact";
+        try
+        {
+            var reclaimed = compactable.Compact();
+            log.LogInformation("compact: catalog.db rebuilt on request, {Bytes} bytes reclaimed", reclaimed);
+            return $"{PullProtocol.Compacted} {reclaimed}";
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            log.LogError("compact: catalog.db rebuild failed: {Error}", e.Message);
+            return $"{PullProtocol.Error} {PullProtocol.Errors.ServerError} {e.Message.ReplaceLineEndings(" ")}";
         }
     }
 

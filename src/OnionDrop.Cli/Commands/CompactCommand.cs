@@ -1,0 +1,82 @@
+using System.CommandLine;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using OnionDrop.Pull;
+using OnionDrop.Storage;
+
+namespace OnionDrop.Cli.Commands;
+
+/// <summary>
+/// `oniondrop compact`: rebuilds catalog.db now, so the space of deleted entries goes back to the file system
+/// (retention does the same on its schedule, after it deletes). The daemon is the catalog's only writer: while
+/// it runs, it is asked to do it over pull.sock; when it is stopped, the store is opened and compacted here,
+/// as the data directory's owner only, so the rebuilt catalog.db keeps the owner the daemon needs.
+/// </summary>
+public static class CompactCommand
+{
+    public static Command Create()
+    {
+        var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
+        var config = new Option<string>("--config") { Description = "Config file to take the data directory from", HelpName = "FILE" };
+        var command = new Command("compact", "Compact the catalog (catalog.db) now, giving deleted entries' space back; asks the daemon if it runs.")
+        {
+            dataDir, config,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            OnionDrop.Daemon.Hosting.OnionDropOptions options;
+            try { options = OnionDropConfiguration.Load(parse.GetValue(config), new(DataDir: parse.GetValue(dataDir))).Options(); }
+            catch (ConfigurationError e) { return Fail(e.Message, 2); }
+            var catalog = Path.Combine(options.DataDir, SealedBlobStore.CatalogFileName);
+            if (!File.Exists(catalog)) return Fail($"no catalog at {catalog}", 2);
+
+            var before = new FileInfo(catalog).Length;
+            string how;
+            try
+            {
+                if (DataDirectoryLock.IsHeld(options.DataDir))
+                {
+                    await CompactRequest.SendAsync(Path.Combine(options.DataDir, PullSocketListener.FileName), ct);
+                    how = "by the running daemon";
+                }
+                else
+                {
+                    // LiteDB rebuilds into a new file: made by anyone else (root), the daemon could no longer open it.
+                    if (Owner(options.DataDir) is { } owner && owner != PeerCredentials.OwnUid)
+                        return Fail($"the daemon is not running and {options.DataDir} belongs to uid {owner}: run this as that user " +
+                                    "(e.g. sudo -u oniondrop oniondrop compact), so catalog.db keeps its owner", 1);
+                    using (var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions())) store.Compact();
+                    how = "here (the daemon is not running)";
+                }
+            }
+            catch (StoreLockedException) { return Fail("the daemon started meanwhile; run compact again", 1); }
+            catch (SocketException e) { return Fail($"the daemon holds {options.DataDir} but {PullSocketListener.FileName} does not answer: {e.Message}", 1); }
+            catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (run as the daemon's user)", 1); }
+            catch (ArgumentException e) { return Fail("retention settings: " + e.Message, 2); }
+            catch (IOException e) { return Fail(e.Message, 1); }
+
+            var after = new FileInfo(catalog).Length;
+            Console.Out.WriteLine($"oniondrop compact: {catalog}: {before:N0} -> {after:N0} bytes, compacted {how}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static int Fail(string message, int code)
+    {
+        Console.Error.WriteLine("oniondrop compact: " + message);
+        return code;
+    }
+
+    /// <summary>The uid owning <paramref name="path"/> (statx(2), whose layout is the same on every architecture); null if unknown.</summary>
+    private static uint? Owner(string path)
+    {
+        const int AtFdCwd = -100;
+        const uint StatxUid = 0x8;
+        var buffer = new byte[256];
+        if (statx(AtFdCwd, path, 0, StatxUid, buffer) != 0 || (BitConverter.ToUInt32(buffer, 0) & StatxUid) == 0) return null;
+        return BitConverter.ToUInt32(buffer, 20); // stx_uid
+    }
+
+    [DllImport("libc", SetLastError = true)] private static extern int statx(int dirfd, string path, int flags, uint mask, byte[] buffer);
+}

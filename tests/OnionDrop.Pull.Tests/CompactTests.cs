@@ -1,0 +1,92 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using OnionDrop.Sealing;
+using OnionDrop.Storage;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Pull.Tests;
+
+/// <summary>
+/// `oniondrop compact`: the operator's way to give deleted entries' space back now. Compacts directly when the
+/// daemon is stopped; asks the daemon (the catalog's only writer) over pull.sock when it runs.
+/// </summary>
+public class CompactTests
+{
+    private const int Kept = 5;
+    private TempDirectory _temp = null!;
+    private JournalistKey _key = null!;
+    private string DataDir => _temp.Combine("data");
+    private string Catalog => Path.Combine(DataDir, SealedBlobStore.CatalogFileName);
+
+    [SetUp] public void SetUp() => (_temp, _key) = (new TempDirectory(), JournalistKey.Generate());
+    [TearDown] public void TearDown() { _key.Dispose(); _temp.Dispose(); }
+
+    /// <summary>Many submissions, all but <see cref="Kept"/> acknowledged (so deleted): a catalog full of free pages.</summary>
+    private async Task<string[]> FillAndDeleteAsync(SealedBlobStore store)
+    {
+        var ids = (await Submissions.CreateAsync(store, _key.PublicKey, 400, _ => 100)).Keys.Order().ToArray();
+        var gone = store.Acknowledge(ids[Kept..], "alice");
+        Assert.That(gone, Has.All.Not.Null);
+        Assert.That(store.ListCommitted(), Has.Count.EqualTo(Kept), "the default policy deletes at the first acknowledgement");
+        return ids[..Kept];
+    }
+
+    [Test]
+    public async Task With_the_daemon_stopped_compact_shrinks_the_catalog_and_keeps_what_waits()
+    {
+        string[] kept;
+        using (var store = SealedBlobStore.Open(DataDir)) kept = await FillAndDeleteAsync(store);
+        var before = new FileInfo(Catalog).Length;
+
+        var compact = await Oniondrop.RunAsync(["compact", "--data-dir", DataDir]);
+
+        Assert.That(compact.ExitCode, Is.Zero, compact.ToString());
+        Assert.That(compact.Stdout, Does.Contain("compacted here (the daemon is not running)"));
+        Assert.That(new FileInfo(Catalog).Length, Is.LessThan(before), compact.ToString());
+        using (var store = SealedBlobStore.Open(DataDir))
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(kept));
+    }
+
+    [Test]
+    public async Task With_the_daemon_running_compact_asks_it_and_the_store_goes_on()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var kept = await FillAndDeleteAsync(store);
+        var listener = new PullSocketListener(store, DataDir, NullLogger<PullSocketListener>.Instance);
+        await listener.StartAsync(CancellationToken.None);
+        try
+        {
+            await listener.Listening.WaitAsync(TimeSpan.FromSeconds(10));
+            var before = new FileInfo(Catalog).Length;
+
+            var compact = await Oniondrop.RunAsync(["compact", "--data-dir", DataDir]);
+
+            Assert.That(compact.ExitCode, Is.Zero, compact.ToString());
+            Assert.That(compact.Stdout, Does.Contain("compacted by the running daemon"));
+            Assert.That(new FileInfo(Catalog).Length, Is.LessThan(before));
+            Assert.That(DataDirectoryLock.IsHeld(DataDir), "the daemon kept the store: compact never opened it");
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(kept));
+            var more = await Submissions.CreateAsync(store, _key.PublicKey, 1, _ => 100, first: 1000);
+            Assert.That(store.ListCommitted(), Has.Count.EqualTo(Kept + 1), "uploads still commit after the rebuild");
+        }
+        finally
+        {
+            await listener.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
+    public async Task With_the_daemon_stopped_only_the_data_directorys_owner_may_compact()
+    {
+        Assume.That(PeerCredentials.OwnUid, Is.Zero, "needs root, to give the data directory to another uid");
+        using (var store = SealedBlobStore.Open(DataDir)) await FillAndDeleteAsync(store);
+        var chown = await ChildProcess.RunAsync("chown", ["65534", DataDir]);
+        Assert.That(chown.ExitCode, Is.Zero, chown.ToString());
+        var before = new FileInfo(Catalog).Length;
+
+        var compact = await Oniondrop.RunAsync(["compact", "--data-dir", DataDir]);
+
+        Assert.That(compact.ExitCode, Is.EqualTo(1), compact.ToString());
+        Assert.That(compact.Stderr.Trim(), Does.StartWith($"oniondrop compact: the daemon is not running and {DataDir} belongs to uid 65534: run this as that user"));
+        Assert.That(new FileInfo(Catalog).Length, Is.EqualTo(before), "nothing rebuilt");
+    }
+}
