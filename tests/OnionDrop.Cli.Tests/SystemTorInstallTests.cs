@@ -39,6 +39,30 @@ public class SystemTorInstallTests
         Assert.That(with, Is.Not.EqualTo(without), "systemd read the drop-in");
     }
 
+    /// <summary>
+    /// Debian's own parser compiles tor's profile (system_tor, from the tor package) with the local file install.sh
+    /// wrote, and the rule lands inside profile system_tor. The kernel here has no AppArmor, so the policy is
+    /// compiled (-Q: not loaded) and not enforced.
+    /// </summary>
+    private static async Task TorsAppArmorProfileCompilesWith(string local, TempDirectory tmp)
+    {
+        Assert.That(File.Exists("/etc/apparmor.d/system_tor"), Is.True, "tor's AppArmor profile (Debian's tor package)");
+        var copy = tmp.Combine("apparmor.d");
+        var r = await ChildProcess.RunAsync("cp", ["-a", "/etc/apparmor.d", copy]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        File.Copy(local, Path.Combine(copy, "local", "system_tor"), overwrite: true);
+        var profile = Path.Combine(copy, "system_tor");
+        var compile = await ChildProcess.RunAsync("apparmor_parser", ["--base", copy, "-Q", "-K", "--skip-cache", profile]);
+        Assert.That(compile.ExitCode, Is.EqualTo(0), "apparmor_parser (Debian's apparmor package, scripts/setup-deps)\n" + compile);
+        var flat = await ChildProcess.RunAsync("apparmor_parser", ["--base", copy, "-p", profile]);
+        var lines = flat.Stdout.Split('\n');
+        var start = Array.FindIndex(lines, l => l.TrimStart().StartsWith("profile system_tor"));
+        var rule = Array.FindIndex(lines, l => l.Trim() == "/{,var/}run/oniondrop/web.sock rw,");
+        Assert.That(start, Is.GreaterThanOrEqualTo(0), flat.ToString());
+        Assert.That(rule, Is.GreaterThan(start), "the rule is inside profile system_tor");
+        Assert.That(lines.Skip(start).Take(rule - start).Count(l => l.Trim() == "}"), Is.Zero, "and not after its closing brace");
+    }
+
     [Test, Category("EndToEnd")]
     public async Task InstallWithSystemTorWritesTheSettingsTheDropInAndTorsAppArmorRuleOnce()
     {
@@ -65,6 +89,7 @@ public class SystemTorInstallTests
         });
         const string rule = "  /{,var/}run/oniondrop/web.sock rw,";
         Assert.That(File.ReadAllLines(P("/etc/apparmor.d/local/system_tor")), Does.Contain(rule));
+        await TorsAppArmorProfileCompilesWith(P("/etc/apparmor.d/local/system_tor"), tmp);
 
         // Again, with another group: the drop-in follows it, the operator's config and the AppArmor rule stay as they are.
         var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--tor", "system", "--tor-group", "tor-users"], TimeSpan.FromMinutes(8));
