@@ -16,7 +16,7 @@ public sealed record TorrcValues(string DataDir, int OwnerPid)
 
 /// <summary>
 /// torrc.template (top of the repository, shipped beside the executable): an operator-editable torrc with
-/// {{DATA_DIR}} and {{OWNER_PID}} placeholders. <see cref="Render"/> fills them in, appends the extra lines
+/// {{DATA_DIR}}, {{WEB_SOCKET}} and {{OWNER_PID}} placeholders. <see cref="Render"/> fills them in, appends the extra lines
 /// from configuration and refuses any result that drops or contradicts a security-critical line.
 /// </summary>
 public static class TorrcTemplate
@@ -62,7 +62,7 @@ public static class TorrcTemplate
     /// <exception cref="TorConfigurationException">A required line is missing or a line contradicts one; the message names it.</exception>
     public static string Render(string template, TorrcValues values, IEnumerable<string> extraLines, string templateName = FileName)
     {
-        var text = template.Replace("{{DATA_DIR}}", values.DataDir).Replace("{{OWNER_PID}}", values.OwnerPid.ToString());
+        var text = template.Replace("{{DATA_DIR}}", values.DataDir).Replace("{{WEB_SOCKET}}", values.WebSocket).Replace("{{OWNER_PID}}", values.OwnerPid.ToString());
         var lines = new List<(string Source, int Number, string Text)>();
         var n = 0;
         foreach (var line in text.Split('\n')) lines.Add((templateName, ++n, line.TrimEnd('\r')));
@@ -80,7 +80,7 @@ public static class TorrcTemplate
         {
             var line = raw.Trim();
             if (line.Length == 0 || line.StartsWith('#')) continue;
-            if (line.Contains("{{")) throw new TorConfigurationException($"{source} line {number}: unknown placeholder in \"{line}\" (only {{{{DATA_DIR}}}} and {{{{OWNER_PID}}}} exist)");
+            if (line.Contains("{{")) throw new TorConfigurationException($"{source} line {number}: unknown placeholder in \"{line}\" (only {{{{DATA_DIR}}}}, {{{{WEB_SOCKET}}}} and {{{{OWNER_PID}}}} exist)");
             if (line.StartsWith('%')) throw new TorConfigurationException($"{source} line {number}: \"{line}\" is not allowed: the daemon must see every option to check it");
             var (key, value) = Split(line);
             if (key.Equals("Log", StringComparison.OrdinalIgnoreCase) && Normalize(value).Equals("notice stdout", StringComparison.OrdinalIgnoreCase)) logToStdout = true;

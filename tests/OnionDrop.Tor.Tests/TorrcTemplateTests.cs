@@ -19,6 +19,16 @@ public class TorrcTemplateTests
     }
 
     [Test]
+    public void The_web_socket_may_live_outside_the_data_directory()
+    {
+        var torrc = TorrcTemplate.Render(Template, Values with { WebSocket = "/run/oniondrop/web.sock" }, []);
+        Assert.That(torrc, Does.Contain("\nHiddenServicePort 80 unix:/run/oniondrop/web.sock\n"));
+        var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values with { WebSocket = "/run/oniondrop/web.sock" },
+            ["HiddenServicePort 80 unix:/var/lib/oniondrop/web.sock"]));
+        Assert.That(e!.Message, Does.Contain("/run/oniondrop/web.sock"));
+    }
+
+    [Test]
     public void Extra_lines_are_appended()
     {
         var torrc = TorrcTemplate.Render(Template, Values, ["TestingTorNetwork 1", "DirAuthority auth1 ..."]);
