@@ -21,16 +21,16 @@ namespace OnionDrop.Sealing;
 /// </remarks>
 internal sealed class SealedStreamReader : Stream
 {
-    /// <summary>Chunks decrypted per hand-over: 1 MiB, few enough hand-overs and large writes.</summary>
-    internal const int ChunksPerSlot = 16;
-    private const int SlotCount = 3;
+    /// <summary>Chunks decrypted per hand-over (256 KiB): small enough that even a 1 MiB blob is pipelined, large enough for few hand-overs.</summary>
+    internal const int ChunksPerSlot = 4;
+    private const int SlotCount = 4;
     private const int BlockSize = ChunksPerSlot * SealedFormat.CipherChunkSize;
 
     private sealed class Slot
     {
         public readonly byte[] Plain = ArrayPool<byte>.Shared.Rent(ChunksPerSlot * SealedFormat.ChunkSize);
         public int Length;
-        /// <summary>The most plaintext this slot has held: what must be wiped before the buffer goes back to the pool.</summary>
+        /// <summary>How much of <see cref="Plain"/> decryption may have written: wiped before the buffer goes back to the pool.</summary>
         public int Used;
         public bool Final;
         /// <summary>Set when the stream failed right after this slot's <see cref="Length"/> verified bytes.</summary>
@@ -42,8 +42,13 @@ internal sealed class SealedStreamReader : Stream
     private readonly byte[] _header;
     private readonly IProgress<long>? _progress;
     private readonly Slot[] _slots = new Slot[SlotCount];
-    private readonly SemaphoreSlim _filled = new(0, SlotCount), _free = new(SlotCount, SlotCount);
-    private readonly CancellationTokenSource _stop = new();
+    // Rented and returned on the reader's thread: a buffer returned by a short-lived thread would be lost to the pool.
+    private readonly byte[] _cipher = ArrayPool<byte>.Shared.Rent(BlockSize);
+    // The hand-over: counts of filled and free slots under one lock. Monitor.Wait blocks at once rather than
+    // spinning, which on two busy cores would take time from the very thread being waited for.
+    private readonly object _gate = new();
+    private int _filled, _free = SlotCount;
+    private bool _stopping;
     private readonly Thread _decryptor;
     private Slot? _current;     // the reader's slot
     private int _pos;           // the reader's position in it
@@ -143,9 +148,13 @@ internal sealed class SealedStreamReader : Stream
                 _current.Error?.Throw();
                 if (_current.Final) return default;
                 _current = null;
-                _free.Release();
+                lock (_gate) { _free++; Monitor.PulseAll(_gate); }
             }
-            _filled.Wait();
+            lock (_gate)
+            {
+                while (_filled == 0) Monitor.Wait(_gate);
+                _filled--;
+            }
             _current = _slots[_taken++ % SlotCount];
             _pos = 0;
         }
@@ -162,50 +171,55 @@ internal sealed class SealedStreamReader : Stream
     /// </summary>
     private void DecryptAhead()
     {
-        var cipher = ArrayPool<byte>.Shared.Rent(BlockSize);
+        var cipher = _cipher;
         long chunk = 0, consumed = _header.Length;
         Span<byte> one = stackalloc byte[1];
-        try
+        for (var index = 0; ; index++)
         {
-            for (var index = 0; ; index++)
+            lock (_gate)
             {
-                _free.Wait(_stop.Token);
-                var slot = _slots[index % SlotCount];
-                (slot.Length, slot.Final, slot.Error) = (0, false, null);
-                try
+                while (_free == 0 && !_stopping) Monitor.Wait(_gate);
+                if (_stopping) return; // the reader stopped early (a refusal, or a blob it read in part)
+                _free--;
+            }
+            var slot = _slots[index % SlotCount];
+            (slot.Length, slot.Final, slot.Error) = (0, false, null);
+            try
+            {
+                var n = _source.ReadAtLeast(cipher.AsSpan(0, BlockSize), BlockSize, throwOnEndOfStream: false);
+                for (var offset = 0; offset < n || n < BlockSize;)
                 {
-                    var n = _source.ReadAtLeast(cipher.AsSpan(0, BlockSize), BlockSize, throwOnEndOfStream: false);
-                    for (var offset = 0; offset < n || n < BlockSize;)
+                    // Chunks are counted: every one is CipherChunkSize bytes but the last, which the file's end cuts short.
+                    var length = Math.Min(SealedFormat.CipherChunkSize, n - offset);
+                    consumed += length;
+                    slot.Used = Math.Max(slot.Used, slot.Length + Math.Max(0, length - SecretStream.ABytes));
+                    var tag = PullChunk(cipher.AsSpan(offset, length), slot.Plain.AsSpan(slot.Length), ++chunk, out var written);
+                    _progress?.Report(consumed);
+                    slot.Length += written;
+                    offset += length;
+                    if (tag == SecretStream.TagFinal)
                     {
-                        // Chunks are counted: every one is CipherChunkSize bytes but the last, which the file's end cuts short.
-                        var length = Math.Min(SealedFormat.CipherChunkSize, n - offset);
-                        consumed += length;
-                        var tag = PullChunk(cipher.AsSpan(offset, length), slot.Plain.AsSpan(slot.Length), ++chunk, out var written);
-                        _progress?.Report(consumed);
-                        slot.Length += written;
-                        slot.Used = Math.Max(slot.Used, slot.Length);
-                        offset += length;
-                        if (tag == SecretStream.TagFinal)
-                        {
-                            if (offset < n || (n == BlockSize && _source.Read(one) != 0))
-                                throw new SealedFormatException($"trailing data after the final chunk ({chunk})");
-                            slot.Final = true;
-                            _filled.Release();
-                            return;
-                        }
+                        if (offset < n || (n == BlockSize && _source.Read(one) != 0))
+                            throw new SealedFormatException($"trailing data after the final chunk ({chunk})");
+                        slot.Final = true;
+                        HandOver();
+                        return;
                     }
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    slot.Error = ExceptionDispatchInfo.Capture(e);
-                    _filled.Release();
-                    return;
-                }
-                _filled.Release();
             }
+            catch (Exception e)
+            {
+                slot.Error = ExceptionDispatchInfo.Capture(e);
+                HandOver();
+                return;
+            }
+            HandOver();
         }
-        catch (OperationCanceledException) { } // the reader stopped early (a refusal, or a blob it read in part)
-        finally { ArrayPool<byte>.Shared.Return(cipher); } // ciphertext: nothing to wipe
+    }
+
+    private void HandOver()
+    {
+        lock (_gate) { _filled++; Monitor.PulseAll(_gate); }
     }
 
     /// <summary>Verifies and decrypts chunk number <paramref name="number"/>; every failure is the spec's one-line reason.</summary>
@@ -251,17 +265,15 @@ internal sealed class SealedStreamReader : Stream
         if (disposing)
         {
             // The decrypting thread must be gone before its state and slots are wiped and returned.
-            _stop.Cancel();
+            lock (_gate) { _stopping = true; Monitor.PulseAll(_gate); }
             _decryptor.Join();
             _stream.Dispose();
+            ArrayPool<byte>.Shared.Return(_cipher); // ciphertext: nothing to wipe
             foreach (var slot in _slots)
             {
                 CryptographicOperations.ZeroMemory(slot.Plain.AsSpan(0, slot.Used));
                 ArrayPool<byte>.Shared.Return(slot.Plain);
             }
-            _filled.Dispose();
-            _free.Dispose();
-            _stop.Dispose();
         }
         base.Dispose(disposing);
     }

@@ -1,0 +1,103 @@
+using OnionDrop.Testing;
+
+namespace OnionDrop.Sealing.Tests;
+
+/// <summary>
+/// The opener decrypts ahead on a thread of its own, handing plaintext over in slots of several chunks. A
+/// failure must still surface exactly where it happens in the stream, with the one-thread reasons, whether it
+/// falls inside a slot, on a slot's edge, or after the reader has already written part of a file; and a
+/// verified blob stays out of view until it is published.
+/// </summary>
+public class PipelineTests
+{
+    private const int Header = 8 + 2 + 88 + 24, CipherChunk = 64 * 1024 + 17;
+    private static readonly int Slot = SealedStreamReader.ChunksPerSlot;
+    private JournalistKey _key = null!;
+    private TempDirectory _dir = null!;
+
+    [SetUp] public void SetUp() => (_key, _dir) = (JournalistKey.Generate(), new TempDirectory());
+    [TearDown] public void TearDown() { _key.Dispose(); _dir.Dispose(); }
+
+    private async Task<byte[]> SealAsync(int size)
+    {
+        var output = new MemoryStream();
+        await using var sealer = new SubmissionSealer(output, [_key.PublicKey]);
+        await sealer.BeginFileAsync("f", "application/octet-stream");
+        await sealer.WriteAsync(Seal.Bytes(size, 11));
+        await sealer.EndFileAsync();
+        await sealer.CompleteAsync("ref", "", Seal.ReceivedAt);
+        return output.ToArray();
+    }
+
+    private static int Chunks(byte[] blob) => (blob.Length - Header + CipherChunk - 1) / CipherChunk;
+
+    private void AssertRefused(byte[] blob, string reason)
+    {
+        var e = Assert.Throws<SealedFormatException>(() => Seal.Open(blob, _key, _dir.Path));
+        Assert.That(e!.Message, Is.EqualTo(reason));
+        Assert.That(Directory.EnumerateFileSystemEntries(_dir.Path), Is.Empty, reason);
+    }
+
+    [Test]
+    public async Task A_chunk_damaged_several_slots_in_is_refused_by_its_number_after_part_of_the_file_was_written()
+    {
+        var blob = await SealAsync(3 * Slot * 64 * 1024 + 5000);
+        var damaged = 2 * Slot + 2; // inside the third slot: the first two were already hashed and written
+        blob[Header + (damaged - 1) * CipherChunk + 100] ^= 1;
+        AssertRefused(blob, $"chunk {damaged} fails authentication: corrupted, reordered or from another blob");
+    }
+
+    [Test]
+    public async Task Chunks_swapped_across_a_slot_edge_are_refused()
+    {
+        var blob = await SealAsync(3 * Slot * 64 * 1024);
+        int a = Slot, b = Slot + 1; // the last chunk of one slot and the first of the next
+        var first = blob.AsSpan(Header + (a - 1) * CipherChunk, CipherChunk).ToArray();
+        blob.AsSpan(Header + (b - 1) * CipherChunk, CipherChunk).CopyTo(blob.AsSpan(Header + (a - 1) * CipherChunk));
+        first.CopyTo(blob.AsSpan(Header + (b - 1) * CipherChunk));
+        AssertRefused(blob, $"chunk {a} fails authentication: corrupted, reordered or from another blob");
+    }
+
+    [Test]
+    public async Task A_cut_exactly_at_a_slot_edge_is_refused_as_truncated()
+    {
+        var blob = await SealAsync(3 * Slot * 64 * 1024);
+        var kept = 2 * Slot;
+        AssertRefused(blob[..(Header + kept * CipherChunk)], $"truncated: the stream ends after chunk {kept} without its final chunk");
+    }
+
+    [Test]
+    public async Task Bytes_after_a_full_final_chunk_that_ends_a_slot_are_refused()
+    {
+        // Find the file size whose plaintext is exactly 2 slots of full chunks, so FINAL ends a slot's read
+        // exactly and only one more read can tell that something follows.
+        var target = 2 * Slot;
+        var size = target * 64 * 1024 - 200;
+        for (var i = 0; i < 5; i++)
+            size -= (await SealAsync(size)).Length - Header - target * CipherChunk;
+        var blob = await SealAsync(size);
+        Assert.That(blob.Length, Is.EqualTo(Header + target * CipherChunk), "found the exact size");
+
+        using (var ok = new TempDirectory())
+            Assert.That(Seal.Open(blob, _key, ok.Path).Files.Single().Size, Is.EqualTo(size), "the exact blob opens");
+        AssertRefused([.. blob, 0], $"trailing data after the final chunk ({target})");
+    }
+
+    [Test]
+    public async Task A_verified_blob_stays_hidden_until_published_and_is_gone_if_never_published()
+    {
+        var blob = await SealAsync(Slot * 64 * 1024 * 2);
+        using (var verified = SubmissionOpener.Verify(new MemoryStream(blob), _key, _dir.Path, "x.sealed"))
+        {
+            Assert.That(verified.Files.Single().Size, Is.EqualTo(Slot * 64 * 1024 * 2));
+            Assert.That(Directory.GetDirectories(_dir.Path).Select(Path.GetFileName), Has.All.StartWith(".oniondrop-opening-"), "nothing in view yet");
+        }
+        Assert.That(Directory.EnumerateFileSystemEntries(_dir.Path), Is.Empty, "disposed unpublished: the plaintext is gone");
+
+        using var again = SubmissionOpener.Verify(new MemoryStream(blob), _key, _dir.Path, "x.sealed");
+        var opened = again.Publish();
+        Assert.That(Path.GetFileName(opened.Directory), Is.EqualTo("ref"));
+        Assert.That(File.ReadAllBytes(Path.Combine(opened.Directory, "f")), Is.EqualTo(Seal.Bytes(Slot * 64 * 1024 * 2, 11)));
+        Assert.That(Directory.GetDirectories(_dir.Path).Select(Path.GetFileName), Is.EqualTo(new[] { "ref" }));
+    }
+}
