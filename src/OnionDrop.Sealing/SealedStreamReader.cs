@@ -13,8 +13,10 @@ namespace OnionDrop.Sealing;
 /// reason. Read returns 0 only once the FINAL chunk has verified and nothing follows it.
 /// </summary>
 /// <remarks>
-/// Decryption runs ahead on a thread of its own, so that it uses one core while the reader (the opener:
-/// hashing and writing files) uses the other. The two hand plaintext over in <see cref="SlotCount"/> pooled
+/// For a blob of <see cref="DecryptAheadFrom"/> or more, decryption runs ahead on a thread of its own, so
+/// that it uses one core while the reader (the opener: hashing and writing files) uses the other; a smaller
+/// one is decrypted on the reader's thread, block by block as it reads (many small blobs are spread over the
+/// cores by opening several at once instead). The two hand plaintext over in <see cref="SlotCount"/> pooled
 /// slots of <see cref="ChunksPerSlot"/> chunks: memory stays at a few MiB whatever the blob's size. A chunk's
 /// plaintext reaches the reader only once it has verified; a failure reaches it exactly where it occurred in
 /// the stream, after the verified bytes before it, so the reasons are those a one-thread reader would give.
@@ -41,7 +43,7 @@ internal sealed class SealedStreamReader : Stream
     private readonly SecretStream _stream;
     private readonly byte[] _header;
     private readonly IProgress<long>? _progress;
-    private readonly Slot[] _slots = new Slot[SlotCount];
+    private readonly Slot[] _slots;
     // Rented and returned on the reader's thread: a buffer returned by a short-lived thread would be lost to the pool.
     private readonly byte[] _cipher = ArrayPool<byte>.Shared.Rent(BlockSize);
     // The hand-over: counts of filled and free slots under one lock. Monitor.Wait blocks at once rather than
@@ -49,7 +51,9 @@ internal sealed class SealedStreamReader : Stream
     private readonly object _gate = new();
     private int _filled, _free = SlotCount;
     private bool _stopping;
-    private readonly Thread _decryptor;
+    private readonly Thread? _decryptor;  // null for a small blob: decrypted on the reader's thread as it reads
+    private long _chunk;        // chunks decrypted so far (by one thread at a time)
+    private long _consumed;     // ciphertext bytes read
     private Slot? _current;     // the reader's slot
     private int _pos;           // the reader's position in it
     private int _taken;         // slots the reader has taken so far
@@ -62,9 +66,21 @@ internal sealed class SealedStreamReader : Stream
         var streamKey = UnwrapStreamKey(_header, recipients, key);
         try { _stream = SecretStream.InitPull(streamKey, _header.AsSpan(_header.Length - SecretStream.HeaderBytes)); }
         finally { CryptographicOperations.ZeroMemory(streamKey); }
-        for (var i = 0; i < SlotCount; i++) _slots[i] = new Slot();
+        _consumed = _header.Length;
+        var ahead = WorthAThread(source);
+        _slots = [.. Enumerable.Range(0, ahead ? SlotCount : 1).Select(_ => new Slot())];
+        if (!ahead) return;
         _decryptor = new Thread(DecryptAhead) { IsBackground = true, Name = "oniondrop open: decrypt" };
         _decryptor.Start();
+    }
+
+    /// <summary>Below this much ciphertext a second thread costs more than it saves: the blob is decrypted inline.</summary>
+    internal const long DecryptAheadFrom = 2L << 20;
+
+    private static bool WorthAThread(Stream source)
+    {
+        try { return !source.CanSeek || source.Length - source.Position >= DecryptAheadFrom; }
+        catch (NotSupportedException) { return true; }
     }
 
     private static byte[] ReadHeader(Stream source, out int recipients)
@@ -148,14 +164,18 @@ internal sealed class SealedStreamReader : Stream
                 _current.Error?.Throw();
                 if (_current.Final) return default;
                 _current = null;
-                lock (_gate) { _free++; Monitor.PulseAll(_gate); }
+                if (_decryptor is not null) lock (_gate) { _free++; Monitor.PulseAll(_gate); }
             }
-            lock (_gate)
+            if (_decryptor is null) Fill(_current = _slots[0]);
+            else
             {
-                while (_filled == 0) Monitor.Wait(_gate);
-                _filled--;
+                lock (_gate)
+                {
+                    while (_filled == 0) Monitor.Wait(_gate);
+                    _filled--;
+                }
+                _current = _slots[_taken++ % SlotCount];
             }
-            _current = _slots[_taken++ % SlotCount];
             _pos = 0;
         }
         var n = Math.Min(max, _current.Length - _pos);
@@ -165,15 +185,11 @@ internal sealed class SealedStreamReader : Stream
     }
 
     /// <summary>
-    /// The decrypting thread: reads ciphertext a block of <see cref="ChunksPerSlot"/> chunks at a time, verifies
-    /// and decrypts each chunk into a free slot, hands full slots over in order. Stops at FINAL, at the first
-    /// failure (handed over with the slot it happened in), or when the reader is disposed.
+    /// The decrypting thread: fills free slots in order and hands them over, until FINAL, the first failure
+    /// (handed over with the slot it happened in), or the reader's disposal.
     /// </summary>
     private void DecryptAhead()
     {
-        var cipher = _cipher;
-        long chunk = 0, consumed = _header.Length;
-        Span<byte> one = stackalloc byte[1];
         for (var index = 0; ; index++)
         {
             lock (_gate)
@@ -182,38 +198,48 @@ internal sealed class SealedStreamReader : Stream
                 if (_stopping) return; // the reader stopped early (a refusal, or a blob it read in part)
                 _free--;
             }
-            var slot = _slots[index % SlotCount];
-            (slot.Length, slot.Final, slot.Error) = (0, false, null);
-            try
+            var more = Fill(_slots[index % SlotCount]);
+            HandOver();
+            if (!more) return;
+        }
+    }
+
+    /// <summary>
+    /// Reads the next block of <see cref="ChunksPerSlot"/> ciphertext chunks, verifies and decrypts each into
+    /// <paramref name="slot"/>. False when nothing follows: FINAL verified, or a failure recorded in the slot
+    /// after the plaintext verified before it.
+    /// </summary>
+    private bool Fill(Slot slot)
+    {
+        (slot.Length, slot.Final, slot.Error) = (0, false, null);
+        Span<byte> one = stackalloc byte[1];
+        try
+        {
+            var n = _source.ReadAtLeast(_cipher.AsSpan(0, BlockSize), BlockSize, throwOnEndOfStream: false);
+            for (var offset = 0; offset < n || n < BlockSize;)
             {
-                var n = _source.ReadAtLeast(cipher.AsSpan(0, BlockSize), BlockSize, throwOnEndOfStream: false);
-                for (var offset = 0; offset < n || n < BlockSize;)
+                // Chunks are counted: every one is CipherChunkSize bytes but the last, which the file's end cuts short.
+                var length = Math.Min(SealedFormat.CipherChunkSize, n - offset);
+                _consumed += length;
+                slot.Used = Math.Max(slot.Used, slot.Length + Math.Max(0, length - SecretStream.ABytes));
+                var tag = PullChunk(_cipher.AsSpan(offset, length), slot.Plain.AsSpan(slot.Length), ++_chunk, out var written);
+                _progress?.Report(_consumed);
+                slot.Length += written;
+                offset += length;
+                if (tag == SecretStream.TagFinal)
                 {
-                    // Chunks are counted: every one is CipherChunkSize bytes but the last, which the file's end cuts short.
-                    var length = Math.Min(SealedFormat.CipherChunkSize, n - offset);
-                    consumed += length;
-                    slot.Used = Math.Max(slot.Used, slot.Length + Math.Max(0, length - SecretStream.ABytes));
-                    var tag = PullChunk(cipher.AsSpan(offset, length), slot.Plain.AsSpan(slot.Length), ++chunk, out var written);
-                    _progress?.Report(consumed);
-                    slot.Length += written;
-                    offset += length;
-                    if (tag == SecretStream.TagFinal)
-                    {
-                        if (offset < n || (n == BlockSize && _source.Read(one) != 0))
-                            throw new SealedFormatException($"trailing data after the final chunk ({chunk})");
-                        slot.Final = true;
-                        HandOver();
-                        return;
-                    }
+                    if (offset < n || (n == BlockSize && _source.Read(one) != 0))
+                        throw new SealedFormatException($"trailing data after the final chunk ({_chunk})");
+                    slot.Final = true;
+                    return false;
                 }
             }
-            catch (Exception e)
-            {
-                slot.Error = ExceptionDispatchInfo.Capture(e);
-                HandOver();
-                return;
-            }
-            HandOver();
+            return true;
+        }
+        catch (Exception e)
+        {
+            slot.Error = ExceptionDispatchInfo.Capture(e);
+            return false;
         }
     }
 
@@ -265,8 +291,11 @@ internal sealed class SealedStreamReader : Stream
         if (disposing)
         {
             // The decrypting thread must be gone before its state and slots are wiped and returned.
-            lock (_gate) { _stopping = true; Monitor.PulseAll(_gate); }
-            _decryptor.Join();
+            if (_decryptor is not null)
+            {
+                lock (_gate) { _stopping = true; Monitor.PulseAll(_gate); }
+                _decryptor.Join();
+            }
             _stream.Dispose();
             ArrayPool<byte>.Shared.Return(_cipher); // ciphertext: nothing to wipe
             foreach (var slot in _slots)

@@ -3,10 +3,11 @@ using OnionDrop.Testing;
 namespace OnionDrop.Sealing.Tests;
 
 /// <summary>
-/// The opener decrypts ahead on a thread of its own, handing plaintext over in slots of several chunks. A
-/// failure must still surface exactly where it happens in the stream, with the one-thread reasons, whether it
-/// falls inside a slot, on a slot's edge, or after the reader has already written part of a file; and a
-/// verified blob stays out of view until it is published.
+/// The opener decrypts a block of several chunks at a time, ahead on a thread of its own for a blob of
+/// <see cref="SealedStreamReader.DecryptAheadFrom"/> or more, inline below. Either way a failure must surface
+/// exactly where it happens in the stream, with the one-thread reasons, whether it falls inside a block, on a
+/// block's edge, or after the reader has already written part of a file; and a verified blob stays out of
+/// view until it is published. Each case runs with a blob of 3 blocks (inline) and of 12 (a second thread).
 /// </summary>
 public class PipelineTests
 {
@@ -39,19 +40,26 @@ public class PipelineTests
     }
 
     [Test]
-    public async Task A_chunk_damaged_several_slots_in_is_refused_by_its_number_after_part_of_the_file_was_written()
+    public async Task Both_sizes_are_on_their_side_of_the_threshold([Values(3, 12)] int slots)
     {
-        var blob = await SealAsync(3 * Slot * 64 * 1024 + 5000);
-        var damaged = 2 * Slot + 2; // inside the third slot: the first two were already hashed and written
+        var blob = await SealAsync(slots * Slot * 64 * 1024);
+        Assert.That(blob.Length >= SealedStreamReader.DecryptAheadFrom, Is.EqualTo(slots == 12));
+    }
+
+    [Test]
+    public async Task A_chunk_damaged_several_slots_in_is_refused_by_its_number_after_part_of_the_file_was_written([Values(3, 12)] int slots)
+    {
+        var blob = await SealAsync(slots * Slot * 64 * 1024 + 5000);
+        var damaged = (slots - 1) * Slot + 2; // inside the last full block: those before were already hashed and written
         blob[Header + (damaged - 1) * CipherChunk + 100] ^= 1;
         AssertRefused(blob, $"chunk {damaged} fails authentication: corrupted, reordered or from another blob");
     }
 
     [Test]
-    public async Task Chunks_swapped_across_a_slot_edge_are_refused()
+    public async Task Chunks_swapped_across_a_slot_edge_are_refused([Values(3, 12)] int slots)
     {
-        var blob = await SealAsync(3 * Slot * 64 * 1024);
-        int a = Slot, b = Slot + 1; // the last chunk of one slot and the first of the next
+        var blob = await SealAsync(slots * Slot * 64 * 1024);
+        int a = (slots - 1) * Slot, b = a + 1; // the last chunk of one block and the first of the next
         var first = blob.AsSpan(Header + (a - 1) * CipherChunk, CipherChunk).ToArray();
         blob.AsSpan(Header + (b - 1) * CipherChunk, CipherChunk).CopyTo(blob.AsSpan(Header + (a - 1) * CipherChunk));
         first.CopyTo(blob.AsSpan(Header + (b - 1) * CipherChunk));
@@ -59,19 +67,19 @@ public class PipelineTests
     }
 
     [Test]
-    public async Task A_cut_exactly_at_a_slot_edge_is_refused_as_truncated()
+    public async Task A_cut_exactly_at_a_slot_edge_is_refused_as_truncated([Values(3, 12)] int slots)
     {
-        var blob = await SealAsync(3 * Slot * 64 * 1024);
-        var kept = 2 * Slot;
+        var blob = await SealAsync(slots * Slot * 64 * 1024);
+        var kept = (slots - 1) * Slot;
         AssertRefused(blob[..(Header + kept * CipherChunk)], $"truncated: the stream ends after chunk {kept} without its final chunk");
     }
 
     [Test]
-    public async Task Bytes_after_a_full_final_chunk_that_ends_a_slot_are_refused()
+    public async Task Bytes_after_a_full_final_chunk_that_ends_a_slot_are_refused([Values(3, 12)] int slots)
     {
-        // Find the file size whose plaintext is exactly 2 slots of full chunks, so FINAL ends a slot's read
-        // exactly and only one more read can tell that something follows.
-        var target = 2 * Slot;
+        // Find the file size whose plaintext is exactly whole blocks of full chunks, so FINAL ends a block's
+        // read exactly and only one more read can tell that something follows.
+        var target = slots * Slot;
         var size = target * 64 * 1024 - 200;
         for (var i = 0; i < 5; i++)
             size -= (await SealAsync(size)).Length - Header - target * CipherChunk;
@@ -84,12 +92,13 @@ public class PipelineTests
     }
 
     [Test]
-    public async Task A_verified_blob_stays_hidden_until_published_and_is_gone_if_never_published()
+    public async Task A_verified_blob_stays_hidden_until_published_and_is_gone_if_never_published([Values(3, 12)] int slots)
     {
-        var blob = await SealAsync(Slot * 64 * 1024 * 2);
+        var size = slots * Slot * 64 * 1024;
+        var blob = await SealAsync(size);
         using (var verified = SubmissionOpener.Verify(new MemoryStream(blob), _key, _dir.Path, "x.sealed"))
         {
-            Assert.That(verified.Files.Single().Size, Is.EqualTo(Slot * 64 * 1024 * 2));
+            Assert.That(verified.Files.Single().Size, Is.EqualTo(size));
             Assert.That(Directory.GetDirectories(_dir.Path).Select(Path.GetFileName), Has.All.StartWith(".oniondrop-opening-"), "nothing in view yet");
         }
         Assert.That(Directory.EnumerateFileSystemEntries(_dir.Path), Is.Empty, "disposed unpublished: the plaintext is gone");
@@ -97,7 +106,7 @@ public class PipelineTests
         using var again = SubmissionOpener.Verify(new MemoryStream(blob), _key, _dir.Path, "x.sealed");
         var opened = again.Publish();
         Assert.That(Path.GetFileName(opened.Directory), Is.EqualTo("ref"));
-        Assert.That(File.ReadAllBytes(Path.Combine(opened.Directory, "f")), Is.EqualTo(Seal.Bytes(Slot * 64 * 1024 * 2, 11)));
+        Assert.That(File.ReadAllBytes(Path.Combine(opened.Directory, "f")), Is.EqualTo(Seal.Bytes(size, 11)));
         Assert.That(Directory.GetDirectories(_dir.Path).Select(Path.GetFileName), Is.EqualTo(new[] { "ref" }));
     }
 }
