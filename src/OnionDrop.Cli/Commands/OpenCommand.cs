@@ -37,26 +37,21 @@ public static class OpenCommand
             using (key)
             {
                 var outputDirectory = parseResult.GetValue(output)!;
+                var paths = parseResult.GetValue(blobs)!;
                 var refused = 0;
-                // Each blob is decrypted and verified here, then published (fsynced, renamed into view) on a
-                // thread of its own while the next one is decrypted: the disk's latency hides behind the CPU's
-                // work, and concurrent fsyncs share journal commits. Lines come out in the blobs' order.
-                var publishing = new Queue<(string Blob, Task<OpenedSubmission> Published)>();
-                foreach (var blob in parseResult.GetValue(blobs)!)
+                // Blobs are independent: up to one per core is decrypted and verified at a time, and each is then
+                // published (fsynced, renamed into view) while others are decrypted, so the disk's latency hides
+                // behind the CPU's work and concurrent fsyncs share journal commits. Lines come out in the blobs'
+                // order. A terminal shows a blob's progress only when there is one blob.
+                using var verifying = new SemaphoreSlim(Environment.ProcessorCount);
+                var showProgress = paths.Length == 1 && !Console.IsErrorRedirected;
+                var inFlight = new Queue<(string Blob, Task<OpenedSubmission> Opened)>();
+                foreach (var blob in paths)
                 {
-                    try
-                    {
-                        var verified = VerifyOne(blob, key, outputDirectory);
-                        publishing.Enqueue((blob, Task.Factory.StartNew(() => { using (verified) return verified.Publish(); }, TaskCreationOptions.LongRunning)));
-                    }
-                    catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
-                    {
-                        Console.Error.WriteLine($"oniondrop open: {blob}: {OneLine(e.Message)}");
-                        refused++;
-                    }
-                    while (publishing.Count > MaxPublishing) refused += Report(publishing.Dequeue());
+                    inFlight.Enqueue((blob, Task.Factory.StartNew(() => OpenOne(blob, key, outputDirectory, verifying, showProgress), TaskCreationOptions.LongRunning)));
+                    while (inFlight.Count > MaxInFlight) refused += Report(inFlight.Dequeue());
                 }
-                while (publishing.Count > 0) refused += Report(publishing.Dequeue());
+                while (inFlight.Count > 0) refused += Report(inFlight.Dequeue());
                 // The renames into view are durable before we say so (one directory fsync for every blob).
                 if (Directory.Exists(outputDirectory)) OnionDrop.Storage.Posix.FsyncDirectory(outputDirectory);
                 return refused == 0 ? 0 : 1;
@@ -65,30 +60,37 @@ public static class OpenCommand
         return command;
     }
 
-    private const int MaxPublishing = 8;
+    private const int MaxInFlight = 8;
 
-    /// <returns>1 if publishing failed (said on stderr), else 0</returns>
-    private static int Report((string Blob, Task<OpenedSubmission> Published) p)
+    private static OpenedSubmission OpenOne(string blob, JournalistKey key, string outputDirectory, SemaphoreSlim verifying, bool showProgress)
+    {
+        VerifiedSubmission verified;
+        verifying.Wait();
+        try
+        {
+            using var input = new FileStream(blob, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+            var progress = showProgress ? new TerminalProgress(blob, input.Length) : null;
+            try { verified = SubmissionOpener.Verify(input, key, outputDirectory, Path.GetFileName(blob), progress); }
+            finally { progress?.Done(); }
+        }
+        finally { verifying.Release(); }
+        using (verified) return verified.Publish();
+    }
+
+    /// <returns>1 if the blob was refused or could not be written (said on stderr in one line), else 0</returns>
+    private static int Report((string Blob, Task<OpenedSubmission> Opened) p)
     {
         try
         {
-            var opened = p.Published.GetAwaiter().GetResult();
+            var opened = p.Opened.GetAwaiter().GetResult();
             Console.Out.WriteLine($"{p.Blob}: {opened.Files.Count} file(s) and the message in {opened.Directory}");
             return 0;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"oniondrop open: {p.Blob}: {OneLine(e.Message)}");
             return 1;
         }
-    }
-
-    private static VerifiedSubmission VerifyOne(string blob, JournalistKey key, string outputDirectory)
-    {
-        using var input = new FileStream(blob, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
-        var progress = Console.IsErrorRedirected ? null : new TerminalProgress(blob, input.Length);
-        try { return SubmissionOpener.Verify(input, key, outputDirectory, Path.GetFileName(blob), progress); }
-        finally { progress?.Done(); }
     }
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ");
