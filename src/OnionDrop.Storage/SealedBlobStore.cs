@@ -149,6 +149,9 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 _db.Rollback();
                 throw;
             }
+            // LiteDB creates catalog-log.db on the first write after each start and fsyncs the file, never
+            // the directory: make its name durable too. With nothing new in the directory this costs little.
+            Posix.FsyncDirectory(DataDir);
             return ToRecord(doc);
         }
     }

@@ -117,6 +117,11 @@ public sealed class PowerCutOrderTests
                 problems.Add($"page of transaction {transaction} at trace line {page.Start}{(page == confirm ? " (its commit mark)" : "")} is not fsynced before the receipt (line {receipt.Start})");
         }
 
+        // The log file's own name must be durable too: the data directory is fsynced after LiteDB created it.
+        var logCreated = calls.LastOrDefault(c => c.Name is "openat" or "open" && StraceLog.Paths(c) is [var opened, ..] && opened == entry.Path && c.Args.Contains("O_CREAT") && c.EndedBefore(entry));
+        if (logCreated is not null && !calls.Any(s => IsSync(s) && s.Path == dataDir && logCreated.EndedBefore(s) && s.EndedBefore(receipt)))
+            problems.Add($"the data directory is not fsynced between the creation of {Path.GetFileName(entry.Path)} (line {logCreated.Start}) and the receipt");
+
         foreach (var (what, call) in new[] { ("blob fsync", blobSync), ("rename", rename), ("blobs/ fsync", dirSync) })
             if (!call.EndedBefore(receipt)) problems.Add($"{what} after the receipt");
         return problems;
