@@ -7,7 +7,7 @@ using static OnionDrop.Daemon.Tests.DebianTor;
 namespace OnionDrop.Daemon.Tests;
 
 /// <summary>
-/// `--tor system` all the way through tor itself: on a private Tor network (scripts/tornet, ports 17200+), a tor
+/// `--tor system` all the way through tor itself: on a private Tor network (scripts/tornet, ports 17200+, or 17600+ / 17800+ when taken), a tor
 /// run the Debian way as debian-tor publishes the daemon's service (the daemon runs as a third, throwaway user),
 /// and a client's curl through the network's SOCKS port uploads a file that the journalist's key opens
 /// byte for byte. So tor, as debian-tor, connected to /run/oniondrop-style web.sock for a real stream.
@@ -27,11 +27,19 @@ public class SystemTorOnionTests
     {
         _work = new TempDirectory("oniondrop-systemtor-net-");
         _network = _work.Combine("tornet");
-        var psi = ChildProcess.StartInfo(Tornet, ["up", _network]);
-        psi.Environment["TORNET_BASE_PORT"] = BasePort.ToString();
-        psi.Environment["TORNET_OWNER_PID"] = Environment.ProcessId.ToString();
-        var up = await ChildProcess.RunAsync(psi, TimeSpan.FromMinutes(3));
-        Assert.That(up.ExitCode, Is.EqualTo(0), "scripts/tornet up failed\n" + up);
+        // Another run of this suite (or a soak) may hold the usual range: take the first one whose 50 ports are free.
+        ProcessResult? up = null;
+        foreach (var basePort in new[] { BasePort, BasePort + 400, BasePort + 600 }.Where(PortsFree).Take(2))
+        {
+            var psi = ChildProcess.StartInfo(Tornet, ["up", _network]);
+            psi.Environment["TORNET_BASE_PORT"] = basePort.ToString();
+            psi.Environment["TORNET_OWNER_PID"] = Environment.ProcessId.ToString();
+            up = await ChildProcess.RunAsync(psi, TimeSpan.FromMinutes(3));
+            if (up.ExitCode == 0) break;
+            TestContext.Progress.WriteLine($"scripts/tornet up on ports {basePort}+ failed, trying another range\n{up}");
+            await ChildProcess.RunAsync(Tornet, ["down", _network]);
+        }
+        Assert.That(up?.ExitCode, Is.EqualTo(0), "scripts/tornet up failed\n" + (up?.ToString() ?? "no free port range"));
         var join = File.ReadAllLines(Path.Combine(_network, "join.torrc")).Where(l => l.Length > 0 && !l.StartsWith('#'));
         _tor = await DebianTor.StartAsync(join);
     }
@@ -82,6 +90,17 @@ public class SystemTorOnionTests
         Assert.That(await daemon.StopAsync(), Is.EqualTo(0), daemon.Output);
         Assert.That(_tor.HasExited, Is.False, "the system tor is not the daemon's to stop");
     }
+
+    private static bool PortsFree(int basePort) => Enumerable.Range(basePort, 50).All(port =>
+    {
+        try
+        {
+            using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException) { return false; }
+    });
 
     /// <summary>status.json's tor.onionAddress once tor.published (HS_DESC UPLOADED for our service).</summary>
     private static async Task<string> PublishedAddressAsync(string data, DaemonProcess daemon, TimeSpan timeout)
