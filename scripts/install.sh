@@ -159,8 +159,10 @@ if [ "$tor" = system ]; then
     install -d -m 0755 "$(dirname "$apparmor")"
     printf '# OnionDrop (scripts/install.sh --tor system): tor forwards the onion service to the drop box.\n  %s\n' "$rule" >> "$apparmor"
     say "$apparmor: tor may connect to $websocketdir/web.sock"
-    if ((real)) && [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] && command -v apparmor_parser >/dev/null; then
-      apparmor_parser -r /etc/apparmor.d/system_tor && say "AppArmor: system_tor reloaded"
+    if ((real)) && [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] && command -v apparmor_parser >/dev/null \
+       && [ -e /etc/apparmor.d/system_tor ]; then
+      if apparmor_parser -r /etc/apparmor.d/system_tor; then say "AppArmor: system_tor reloaded"
+      else say "WARNING: apparmor_parser -r /etc/apparmor.d/system_tor failed: tor cannot reach the web socket until it loads"; fi
     else say "AppArmor: not active here; the rule applies whenever system_tor is loaded"; fi
   fi
 elif [ -e "$dropin" ]; then
