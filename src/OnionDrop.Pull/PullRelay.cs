@@ -21,7 +21,12 @@ public static class PullRelay
     public static async Task RunAsync(Socket socket, string journalist, Stream stdin, Stream stdout, CancellationToken cancellationToken = default)
     {
         await using var daemon = new NetworkStream(socket, ownsSocket: false);
-        await daemon.WriteAsync(Line($"{As} {journalist}"), cancellationToken);
+        IOException? cut = null;
+        try { await daemon.WriteAsync(Line($"{As} {journalist}"), cancellationToken); }
+        catch (IOException e) { cut = e; } // a daemon that refuses this peer answers and closes without reading: its line says why
+        // The daemon greets (or refuses) at once, before the journalist says anything.
+        await RelayFirstLineAsync(daemon, stdout, cancellationToken);
+        if (cut is not null) throw cut;
 
         var toDaemon = Task.Run(async () =>
         {
@@ -32,7 +37,6 @@ public static class PullRelay
             }
             catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
         }, cancellationToken);
-        await RelayFirstLineAsync(daemon, stdout, cancellationToken);
         // The session is over when the daemon closes its side (after BYE, an error, or a cut).
         await daemon.CopyToAsync(stdout, 256 * 1024, cancellationToken);
         await stdout.FlushAsync(cancellationToken);
