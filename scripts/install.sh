@@ -146,7 +146,8 @@ fi
 
 # 7. System tor: the unit's drop-in (web socket directory, tor's group, no network) and tor's AppArmor profile.
 if [ "$tor" = system ]; then
-  want=$(sed "s/^SupplementaryGroups=debian-tor$/SupplementaryGroups=$torgroup/" "$repo/scripts/oniondrop-system-tor.conf")
+  want=$(sed -e "s/^SupplementaryGroups=debian-tor$/SupplementaryGroups=$torgroup/" -e "s/ -g debian-tor / -g $torgroup /" \
+    "$repo/scripts/oniondrop-system-tor.conf")
   if [ -e "$dropin" ] && [ "$(cat "$dropin")" = "$want" ]; then say "$dropin: unchanged"
   else
     install -d -m 0755 "$(dirname "$dropin")"; printf '%s\n' "$want" > "$dropin"; chmod 0644 "$dropin"; say "$dropin: installed"

@@ -78,17 +78,19 @@ public sealed class DebianTor : IAsyncDisposable
     }
 
     /// <summary>
-    /// A data directory (0700, as install.sh makes /var/lib/oniondrop) and a web socket directory (0710, as
-    /// systemd's RuntimeDirectory= makes /run/oniondrop), both the daemon's, under NAME.
+    /// A data directory (0700, as install.sh makes /var/lib/oniondrop) and a web socket directory, both the daemon's,
+    /// under NAME. The latter as the unit's drop-in leaves /run/oniondrop (RuntimeDirectory=, then ExecStartPre=+install:
+    /// 2710, group debian-tor), or <paramref name="byHand"/> as a bare 0710 directory of the daemon's own group.
     /// </summary>
-    public async Task<(string Data, string RunDir)> DaemonDirectoriesAsync(string name)
+    public async Task<(string Data, string RunDir)> DaemonDirectoriesAsync(string name, bool byHand = false)
     {
         var data = _base.Combine(name, "data");
         var runDir = _base.Combine(name, "run");
         Directory.CreateDirectory(_base.Combine(name));
         File.SetUnixFileMode(_base.Combine(name), Mode("755"));
         await Make(data, "700", $"{DaemonUid}:{DaemonUid}");
-        await Make(runDir, "710", $"{DaemonUid}:{DaemonUid}");
+        if (byHand) await Make(runDir, "710", $"{DaemonUid}:{DaemonUid}");
+        else await Make(runDir, "2710", $"{DaemonUid}:{User}");
         return (data, runDir);
     }
 
@@ -96,6 +98,16 @@ public sealed class DebianTor : IAsyncDisposable
     public string[] AsDaemonUser() =>
         ["sh", "-c", "u=$0 g=$1; shift; HOME=/nonexistent setpriv --reuid=$u --regid=$u --groups=$g --inh-caps=-all -- \"$@\"; exit $?",
          DaemonUid.ToString(), TorGid.ToString()];
+
+    /// <summary>
+    /// The same, under the two rules of the unit's sandbox that matter here, which no systemd runs for us: chown fails
+    /// with EPERM (SystemCallFilter=~@privileged holds @chown; SystemCallErrorNumber=EPERM), injected by strace; and
+    /// every chmod is written to <paramref name="trace"/>, to show none sets a setgid or setuid bit (RestrictSUIDSGID=yes).
+    /// </summary>
+    public string[] AsDaemonUserInTheUnitsSandbox(string trace) =>
+        ["strace", "-f", "-qq", "--seccomp-bpf", "-o", trace, "-e", "trace=chown,fchown,lchown,fchownat,chmod,fchmod,fchmodat",
+         "-e", "inject=chown,fchown,lchown,fchownat:error=EPERM",
+         "setpriv", $"--reuid={DaemonUid}", $"--regid={DaemonUid}", $"--groups={TorGid}", "--inh-caps=-all", "--", "env", "HOME=/nonexistent"];
 
     /// <summary>
     /// DaemonProcess writes the config file with this process's umask, which an in-process store in another test

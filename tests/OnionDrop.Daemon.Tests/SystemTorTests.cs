@@ -32,10 +32,11 @@ public class SystemTorTests
     public async Task Tor_as_debian_tor_reaches_the_web_socket_of_a_daemon_running_as_another_user()
     {
         var (data, runDir) = await _tor.DaemonDirectoriesAsync("ok");
+        var trace = _tor.Combine("ok", "strace.txt");
         await using var daemon = await ReadableByTheDaemon(() => DaemonProcess.StartAsync(data, _recipient, tor: "system", settings: new Dictionary<string, object>
         {
             ["SystemTorControlSocket"] = _tor.ControlSocket, ["WebSocketDirectory"] = runDir, ["WebSocketGroup"] = User,
-        }, wrapper: _tor.AsDaemonUser()));
+        }, wrapper: _tor.AsDaemonUserInTheUnitsSandbox(trace)));
 
         Assert.That(Uid(daemon.Pid), Is.EqualTo(_tor.DaemonUid), "the daemon runs as the throwaway user, neither root nor debian-tor");
         var onion = await OnionAddressAsync(daemon);
@@ -60,6 +61,29 @@ public class SystemTorTests
 
         Assert.That(await daemon.StopAsync(), Is.EqualTo(0), daemon.Output);
         Assert.That(_tor.HasExited, Is.False, "the system tor is not the daemon's to stop");
+
+        // Under the unit the daemon may neither chown nor set a setgid bit: it needed neither.
+        var calls = File.ReadAllLines(trace).Where(l => l.Contains("chown(") || l.Contains("chmod")).ToList();
+        TestContext.Out.WriteLine(string.Join('\n', calls));
+        Assert.That(calls.Where(l => l.Contains("chown")), Is.Empty, "chown fails with EPERM under the unit");
+        Assert.That(calls.Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"chmod(at)?\(.*, 0[2-7][0-7]{3}\)")), Is.Empty, "RestrictSUIDSGID=yes");
+        Assert.That(calls, Has.Some.Contains("web.sock").And.Contains("0660"), "the trace saw the socket made 0660");
+    }
+
+    [Test]
+    public async Task Started_by_hand_the_daemon_gives_the_directory_to_the_group_itself()
+    {
+        var (data, runDir) = await _tor.DaemonDirectoriesAsync("byhand", byHand: true);
+        await using var daemon = await ReadableByTheDaemon(() => DaemonProcess.StartAsync(data, _recipient, tor: "system", settings: new Dictionary<string, object>
+        {
+            ["SystemTorControlSocket"] = _tor.ControlSocket, ["WebSocketDirectory"] = runDir, ["WebSocketGroup"] = User,
+        }, wrapper: _tor.AsDaemonUser()));
+        var onion = await OnionAddressAsync(daemon);
+        var uid = _tor.DaemonUid;
+        Assert.That(UnixAccess.Of(runDir), Is.EqualTo(new UnixAccess.Stat(uid, _tor.TorGid, Mode("2710"))));
+        Assert.That(UnixAccess.Of(Path.Combine(runDir, "web.sock")), Is.EqualTo(new UnixAccess.Stat(uid, _tor.TorGid, Mode("660"))));
+        var asTor = await CurlAs(User, Path.Combine(runDir, "web.sock"), onion);
+        Assert.That(asTor.Stdout, Does.StartWith("HTTP/1.1 200"), asTor.ToString());
     }
 
     [Test]
@@ -80,7 +104,7 @@ public class SystemTorTests
     [TestCase(true)]  // a directory of its own, but shared with no group
     public async Task A_layout_tor_cannot_reach_stops_the_start_with_the_fix(bool ownDirectory)
     {
-        var (data, runDir) = await _tor.DaemonDirectoriesAsync(ownDirectory ? "nogroup" : "datadir");
+        var (data, runDir) = await _tor.DaemonDirectoriesAsync(ownDirectory ? "nogroup" : "datadir", byHand: true);
         var config = Path.Combine(Path.GetDirectoryName(data)!, "bad.json");
         var settings = ownDirectory ? $", \"WebSocketDirectory\": \"{runDir}\"" : "";
         await File.WriteAllTextAsync(config, $"{{ \"OnionDrop\": {{ \"SystemTorControlSocket\": \"{_tor.ControlSocket}\"{settings} }} }}");

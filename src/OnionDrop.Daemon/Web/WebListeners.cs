@@ -76,9 +76,10 @@ public sealed class WebListeners(IOptions<OnionDropOptions> options) : IConfigur
 
     /// <summary>
     /// The socket's directory, before tor is pointed at it. The data directory is 0700, so a socket there is the
-    /// daemon's user's (and its own tor's) only. A WebSocketDirectory of its own with a WebSocketGroup becomes 2710
-    /// (setgid) with that group: its members (the system tor's user) may reach the socket by name and may not list or
-    /// change anything. Idempotent: systemd's RuntimeDirectory= may have made it already.
+    /// daemon's user's (and its own tor's) only. A WebSocketDirectory of its own with a WebSocketGroup is 2710 with
+    /// that group: its members (the system tor's user) may reach the socket by name and may not list or change
+    /// anything, and setgid makes the socket born in the group. Under systemd the unit's drop-in has already made
+    /// it so (the sandbox forbids this process chown and setgid bits); started by hand, the daemon does it itself.
     /// </summary>
     public static void PrepareSocketDirectory(OnionDropOptions o)
     {
@@ -86,13 +87,18 @@ public sealed class WebListeners(IOptions<OnionDropOptions> options) : IConfigur
         if (!Directory.Exists(dir))
             Directory.CreateDirectory(dir, Owner);
         if (string.IsNullOrWhiteSpace(o.WebSocketDirectory)) return; // the data directory: its owners decide its mode
-        if (SocketGroupId(o) is { } gid)
+        var gid = SocketGroupId(o);
+        var mode = gid is null ? Owner : Owner | UnixFileMode.GroupExecute | UnixFileMode.SetGroup;
+        try
         {
-            if (UnixAccess.Of(dir).Gid != gid) UnixAccess.ChangeGroup(dir, gid);
-            // setgid: the socket is born with the group, so tor can connect from the first moment.
-            File.SetUnixFileMode(dir, Owner | UnixFileMode.GroupExecute | UnixFileMode.SetGroup);
+            if (gid is { } g && UnixAccess.Of(dir).Gid != g) UnixAccess.ChangeGroup(dir, g);
+            if (File.GetUnixFileMode(dir) != mode) File.SetUnixFileMode(dir, mode);
         }
-        else File.SetUnixFileMode(dir, Owner);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"cannot make {dir} {Convert.ToString((int)mode, 8)}{(gid is null ? "" : " with group " + o.WebSocketGroup)}: {e.Message}" +
+                " (under systemd, the drop-in scripts/oniondrop-system-tor.conf prepares it: ExecStartPre=+/usr/bin/install -d ...)");
+        }
     }
 
     /// <summary>Called once Kestrel has bound: the socket is the daemon's user's (0600), or shared with WebSocketGroup (0660).</summary>
@@ -103,6 +109,7 @@ public sealed class WebListeners(IOptions<OnionDropOptions> options) : IConfigur
         const UnixFileMode userOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         if (SocketGroupId(o) is { } gid)
         {
+            // Born in the group in the setgid directory; chgrp only if it somehow was not.
             if (UnixAccess.Of(socket).Gid != gid) UnixAccess.ChangeGroup(socket, gid);
             File.SetUnixFileMode(socket, userOnly | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
         }
