@@ -95,7 +95,8 @@ public class SystemTorInstallTests
         var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--tor", "system", "--tor-group", "tor-users"], TimeSpan.FromMinutes(8));
         Assert.That(second.ExitCode, Is.EqualTo(0), second.ToString());
         Assert.That(File.ReadAllLines(P("/etc/apparmor.d/local/system_tor")).Count(l => l == rule), Is.EqualTo(1));
-        Assert.That(File.ReadAllLines(P("/etc/systemd/system/oniondrop.service.d/system-tor.conf")), Does.Contain("SupplementaryGroups=tor-users"));
+        Assert.That(File.ReadAllLines(P("/etc/systemd/system/oniondrop.service.d/system-tor.conf")), Does.Contain("SupplementaryGroups=tor-users")
+            .And.Contain("ExecStartPre=+/usr/bin/install -d -m 2710 -o oniondrop -g tor-users /run/oniondrop"));
         Assert.That(second.Stdout, Does.Contain("oniondrop.json: exists, not changed").And.Contain("allows /run/oniondrop/web.sock already"));
 
         var bad = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--tor", "sometimes"]);
