@@ -60,23 +60,27 @@ public sealed partial class FetchBenchmark : IBenchmark
             Console.WriteLine($"{count} sealed submissions, {sealedBytes / 1048576.0:0} MiB in all, one run on this machine ({Environment.ProcessorCount} cores, load average {LoadAverage()})");
 
             // open, beside its limits, all measured now on the same files.
-            var startup = Enumerable.Range(0, 3).Select(_ => TimeAsync("dotnet", [cli, "--version"]).Result).Min();
+            var startups = new List<(double Wall, double? Cpu)>();
+            for (var i = 0; i < 3; i++) startups.Add(await TimeWithCpuAsync("dotnet", [cli, "--version"]));
+            var (startup, startupCpu) = startups.MinBy(t => t.Wall);
             var disk = await DiskAsync(Path.Combine(work, "dd.tmp"), (int)Math.Max(1, sealedBytes >> 20));
+            var pageCache = await DiskAsync(Path.Combine(work, "dd.tmp"), (int)Math.Max(1, sealedBytes >> 20), sync: false);
             WarmCache(files);
             var raw = RawSecretStreamSeconds(files, key);
             WarmCache(files);
-            var open = await TimeAsync("dotnet", [cli, "open", "--key", keyFile, "-o", Path.Combine(work, "opened"), .. files]);
+            var (open, openCpu) = await TimeWithCpuAsync("dotnet", [cli, "open", "--key", keyFile, "-o", Path.Combine(work, "opened"), .. files]);
             CheckOpened(Path.Combine(work, "opened"), count, size);
             Directory.Delete(Path.Combine(work, "opened"), recursive: true);
             // The same open onto tmpfs, where fsync costs nothing: the CPU pipeline without the disk.
-            double? openShm = null;
+            double? openShm = null, openShmCpu = null;
             if (Directory.Exists("/dev/shm"))
             {
                 var shm = Path.Combine("/dev/shm", $"oniondrop-bench-open-{Environment.ProcessId}");
                 try
                 {
                     WarmCache(files);
-                    openShm = await TimeAsync("dotnet", [cli, "open", "--key", keyFile, "-o", shm, .. files]);
+                    (var wall, openShmCpu) = await TimeWithCpuAsync("dotnet", [cli, "open", "--key", keyFile, "-o", shm, .. files]);
+                    openShm = wall;
                     CheckOpened(shm, count, size);
                 }
                 finally { if (Directory.Exists(shm)) Directory.Delete(shm, recursive: true); }
@@ -87,11 +91,20 @@ public sealed partial class FetchBenchmark : IBenchmark
             var limit = Math.Min(Rate(raw), disk);
             Console.WriteLine($"  dotnet start-up (oniondrop --version, best of 3)          {startup:0.00} s, subtracted below");
             Console.WriteLine($"  disk: dd bs=1M conv=fdatasync              {disk,8:0.0} MB/s");
+            Console.WriteLine($"  page cache: the same dd without fdatasync  {pageCache,8:0.0} MB/s  (new files cannot be written faster, fsync or not)");
             Console.WriteLine($"  raw secretstream decryption, same bytes    {Rate(raw),8:0.0} MB/s  ({raw:0.00} s, memory to memory, one thread)");
             Console.WriteLine($"  oniondrop open to disk (fsynced)           {Rate(openAlone),8:0.0} MB/s  ({open:0.00} s with start-up: {Rate(open):0.0} MB/s)   {raw / openAlone:0.00} x libsodium, {Rate(openAlone) / disk:0.00} x disk");
             Console.WriteLine($"    ratio to the slower limit ({(disk <= Rate(raw) ? "disk" : "libsodium")}): {Rate(openAlone) / limit:0.00} (target >= 0.8: {(Rate(openAlone) / limit >= 0.8 ? "met" : "MISSED")})");
             if (openShm is { } s)
                 Console.WriteLine($"  oniondrop open to tmpfs (/dev/shm)         {Rate(s - startup),8:0.0} MB/s  ({s:0.00} s with start-up)   {raw / (s - startup):0.00} x libsodium (target >= 0.8: {(raw / (s - startup) >= 0.8 ? "met" : "MISSED")})");
+            // CPU seconds beyond start-up's: what open costs whatever else runs; over wall time, how many cores it kept busy.
+            void Cpu(string what, double wall, double? cpu)
+            {
+                if (cpu is not { } c || startupCpu is not { } sc) return;
+                Console.WriteLine($"    {what}: {c - sc:0.00} CPU-s beyond start-up, {Rate(c - sc),6:0.0} MB per CPU-s, {(c - sc) / (wall - startup):0.00} cores busy on average");
+            }
+            Cpu("open to disk ", open, openCpu);
+            if (openShm is { } w) Cpu("open to tmpfs", w, openShmCpu);
             return 0;
         }
         finally
@@ -188,9 +201,17 @@ public sealed partial class FetchBenchmark : IBenchmark
     }
 
     /// <summary>Wall-clock seconds of a child process that must succeed.</summary>
-    private static async Task<double> TimeAsync(string file, string[] args)
+    private static async Task<double> TimeAsync(string file, string[] args) => (await TimeWithCpuAsync(file, args)).Wall;
+
+    /// <summary>
+    /// Wall-clock seconds of a child process that must succeed, and the CPU seconds (user + system) it used,
+    /// from /usr/bin/time when present: on a machine others are using, CPU seconds show what wall time hides.
+    /// </summary>
+    private static async Task<(double Wall, double? Cpu)> TimeWithCpuAsync(string file, string[] args)
     {
-        var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var cpuFile = File.Exists("/usr/bin/time") ? Path.GetTempFileName() : null;
+        var psi = new ProcessStartInfo(cpuFile is null ? file : "/usr/bin/time") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (cpuFile is not null) foreach (var a in new[] { "-f", "%U %S", "-o", cpuFile, file }) psi.ArgumentList.Add(a);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
         using var p = Process.Start(psi)!;
@@ -200,7 +221,10 @@ public sealed partial class FetchBenchmark : IBenchmark
         var seconds = clock.Elapsed.TotalSeconds;
         if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {args.FirstOrDefault()} exited {p.ExitCode}: {await stderr}");
         await stdout;
-        return seconds;
+        if (cpuFile is null) return (seconds, null);
+        var times = File.ReadAllText(cpuFile).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        File.Delete(cpuFile);
+        return (seconds, double.Parse(times[^2], CultureInfo.InvariantCulture) + double.Parse(times[^1], CultureInfo.InvariantCulture));
     }
 
     /// <summary>
@@ -240,9 +264,9 @@ public sealed partial class FetchBenchmark : IBenchmark
     }
 
     /// <summary>The disk's sequential write speed with fdatasync (as the seal benchmark measures it).</summary>
-    private static async Task<double> DiskAsync(string file, int sizeMiB)
+    private static async Task<double> DiskAsync(string file, int sizeMiB, bool sync = true)
     {
-        var psi = new ProcessStartInfo("dd", ["if=/dev/zero", $"of={file}", "bs=1M", $"count={sizeMiB}", "conv=fdatasync"]) { RedirectStandardError = true, RedirectStandardOutput = true };
+        var psi = new ProcessStartInfo("dd", ["if=/dev/zero", $"of={file}", "bs=1M", $"count={sizeMiB}", .. sync ? new[] { "conv=fdatasync" } : []]) { RedirectStandardError = true, RedirectStandardOutput = true };
         using var p = Process.Start(psi)!;
         var stderr = await p.StandardError.ReadToEndAsync();
         await p.WaitForExitAsync();

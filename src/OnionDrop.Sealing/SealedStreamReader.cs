@@ -23,7 +23,7 @@ namespace OnionDrop.Sealing;
 /// </remarks>
 internal sealed class SealedStreamReader : Stream
 {
-    /// <summary>Chunks decrypted per hand-over (256 KiB): small enough that even a 1 MiB blob is pipelined, large enough for few hand-overs.</summary>
+    /// <summary>Chunks read and decrypted at a time (256 KiB): reads, writes and hand-overs few and large, four slots in cache.</summary>
     internal const int ChunksPerSlot = 4;
     private const int SlotCount = 4;
     private const int BlockSize = ChunksPerSlot * SealedFormat.CipherChunkSize;
