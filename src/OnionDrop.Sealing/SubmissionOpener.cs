@@ -228,7 +228,11 @@ public static class SubmissionOpener
             receivedAt = manifest.ReceivedAt,
             message = MessageFileName,
             files = files.Select(f => new { originalName = f.OriginalName, savedAs = f.SafeName, contentType = f.ContentType, size = f.Size, sha256 = f.Sha256Hex }),
-        }, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        }, DescriptionJson);
+
+    // One instance for the process: System.Text.Json builds its metadata per options instance, milliseconds each time.
+    private static readonly JsonSerializerOptions DescriptionJson =
+        new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Renames the verified working folder to "NAME", or "NAME (2)"...: never onto anything existing.</summary>
     internal static string MoveIntoView(string working, string outputDirectory, string name)
