@@ -267,8 +267,9 @@ public sealed class VerifiedSubmission : IDisposable
     public IReadOnlyList<OpenedFile> Files { get; }
 
     /// <summary>
-    /// fsyncs every file and the working folder (together: concurrent fsyncs share the file system's journal
-    /// commits), then renames the folder into view as its reference, never onto anything existing. A crash
+    /// fsyncs every file and the working folder, then renames the folder into view as its reference, never onto
+    /// anything existing. (A caller with many blobs publishes several at once: their fsyncs share the file
+    /// system's journal commits.) A crash
     /// therefore never shows a folder in view whose files did not all reach the disk. The rename itself is
     /// made durable by the caller's fsync of the output directory (once for many blobs).
     /// </summary>
@@ -278,7 +279,7 @@ public sealed class VerifiedSubmission : IDisposable
         try
         {
             var paths = Directory.GetFiles(_working).Append(_working).ToArray();
-            Parallel.ForEach(paths, FileSync.Fsync);
+            foreach (var p in paths) FileSync.Fsync(p);
             var final = SubmissionOpener.MoveIntoView(_working, _outputDirectory, _folderName);
             _done = true;
             Manifest.TryParseTime(_manifest.ReceivedAt, out var receivedAt);
