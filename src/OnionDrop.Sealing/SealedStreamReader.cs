@@ -30,7 +30,7 @@ internal sealed class SealedStreamReader : Stream
 
     private sealed class Slot
     {
-        public readonly byte[] Plain = ArrayPool<byte>.Shared.Rent(ChunksPerSlot * SealedFormat.ChunkSize);
+        public readonly byte[] Plain = Buffers.Rent(ChunksPerSlot * SealedFormat.ChunkSize);
         public int Length;
         /// <summary>How much of <see cref="Plain"/> decryption may have written: wiped before the buffer goes back to the pool.</summary>
         public int Used;
@@ -44,8 +44,14 @@ internal sealed class SealedStreamReader : Stream
     private readonly byte[] _header;
     private readonly IProgress<long>? _progress;
     private readonly Slot[] _slots;
-    // Rented and returned on the reader's thread: a buffer returned by a short-lived thread would be lost to the pool.
-    private readonly byte[] _cipher = ArrayPool<byte>.Shared.Rent(BlockSize);
+    private readonly byte[] _cipher = Buffers.Rent(BlockSize);
+
+    /// <summary>
+    /// The slots' and blocks' own pool, shared by all threads: ArrayPool.Shared keeps returned buffers per
+    /// thread first, so buffers returned by short-lived threads (one per blob in `oniondrop open`) were lost
+    /// and every blob allocated (and faulted in) fresh ones.
+    /// </summary>
+    private static readonly ArrayPool<byte> Buffers = ArrayPool<byte>.Create(maxArrayLength: BlockSize, maxArraysPerBucket: 64);
     // The hand-over: counts of filled and free slots under one lock. Monitor.Wait blocks at once rather than
     // spinning, which on two busy cores would take time from the very thread being waited for.
     private readonly object _gate = new();
@@ -297,11 +303,11 @@ internal sealed class SealedStreamReader : Stream
                 _decryptor.Join();
             }
             _stream.Dispose();
-            ArrayPool<byte>.Shared.Return(_cipher); // ciphertext: nothing to wipe
+            Buffers.Return(_cipher); // ciphertext: nothing to wipe
             foreach (var slot in _slots)
             {
                 CryptographicOperations.ZeroMemory(slot.Plain.AsSpan(0, slot.Used));
-                ArrayPool<byte>.Shared.Return(slot.Plain);
+                Buffers.Return(slot.Plain);
             }
         }
         base.Dispose(disposing);
