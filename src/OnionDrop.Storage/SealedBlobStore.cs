@@ -285,13 +285,24 @@ public sealed class SealedBlobStore : ISealedBlobStore
         return deleted;
     }
 
-    /// <summary>Rebuilds catalog.db so the space of deleted entries goes back to the file system.</summary>
+    /// <summary>
+    /// Rebuilds catalog.db so the space of deleted entries goes back to the file system. LiteDB keeps the
+    /// old file beside it as catalog-backup.db, deleted entries and all: once the rebuild has succeeded it
+    /// goes too, or nothing would be given back and the deleted entries would stay on disk.
+    /// </summary>
     public long Compact()
     {
         lock (_catalogWrite)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return _db.Rebuild();
+            var freed = _db.Rebuild();
+            var backup = Path.Combine(DataDir, Path.GetFileNameWithoutExtension(CatalogFileName) + "-backup" + Path.GetExtension(CatalogFileName));
+            if (File.Exists(backup))
+            {
+                File.Delete(backup);
+                Posix.FsyncDirectory(DataDir);
+            }
+            return freed;
         }
     }
 

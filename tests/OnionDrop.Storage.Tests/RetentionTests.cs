@@ -112,6 +112,9 @@ public class RetentionTests
         // Rebuild reports the bytes it gave back; after the first compaction, a second gives back nothing.
         Assert.That(store.Compact(), Is.Zero);
         Assert.That(new FileInfo(catalog).Length, Is.LessThanOrEqualTo(before));
+        // LiteDB's rebuild leaves the old file as catalog-backup.db: it must not stay behind.
+        Assert.That(Directory.GetFiles(_temp.Combine("data"), "catalog*").Select(Path.GetFileName),
+            Has.None.Contains("backup"), "catalog files after compaction");
     }
 
     [Test]
