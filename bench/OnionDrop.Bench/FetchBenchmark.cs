@@ -63,8 +63,8 @@ public sealed partial class FetchBenchmark : IBenchmark
             var startups = new List<(double Wall, double? Cpu)>();
             for (var i = 0; i < 3; i++) startups.Add(await TimeWithCpuAsync("dotnet", [cli, "--version"]));
             var (startup, startupCpu) = startups.MinBy(t => t.Wall);
-            var disk = await DiskAsync(Path.Combine(work, "dd.tmp"), (int)Math.Max(1, sealedBytes >> 20));
-            var pageCache = await DiskAsync(Path.Combine(work, "dd.tmp"), (int)Math.Max(1, sealedBytes >> 20), sync: false);
+            var disk = await MachineLimits.DiskMBpsAsync(Path.Combine(work, "dd.tmp"), (int)Math.Max(1, sealedBytes >> 20));
+            var pageCache = await MachineLimits.DiskMBpsAsync(Path.Combine(work, "dd.tmp"), (int)Math.Max(1, sealedBytes >> 20), fdatasync: false);
             WarmCache(files);
             var raw = RawSecretStreamSeconds(files, key);
             WarmCache(files);
@@ -262,22 +262,6 @@ public sealed partial class FetchBenchmark : IBenchmark
         }
         return (double)ticks / Stopwatch.Frequency;
     }
-
-    /// <summary>The disk's sequential write speed with fdatasync (as the seal benchmark measures it).</summary>
-    private static async Task<double> DiskAsync(string file, int sizeMiB, bool sync = true)
-    {
-        var psi = new ProcessStartInfo("dd", ["if=/dev/zero", $"of={file}", "bs=1M", $"count={sizeMiB}", .. sync ? new[] { "conv=fdatasync" } : []]) { RedirectStandardError = true, RedirectStandardOutput = true };
-        using var p = Process.Start(psi)!;
-        var stderr = await p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        File.Delete(file);
-        var m = DdLine().Match(stderr);
-        if (p.ExitCode != 0 || !m.Success) throw new InvalidOperationException("dd failed: " + stderr);
-        return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) / double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) / 1e6;
-    }
-
-    [GeneratedRegex(@"^(\d+) bytes.*copied, ([\d.]+) s", RegexOptions.Multiline)]
-    private static partial Regex DdLine();
 
     private static string LoadAverage() =>
         File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";

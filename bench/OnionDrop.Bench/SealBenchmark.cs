@@ -41,8 +41,8 @@ public sealed partial class SealBenchmark : IBenchmark
         try
         {
             Console.WriteLine($"seal: {sizeMiB} MiB, {Recipients} recipients, writes of {WriteSize / 1024} KiB, files in {work}");
-            var dd = await DiskAsync(Path.Combine(work, "dd.tmp"), sizeMiB);
-            var (raw, rawCpu) = await PerCpuSecond(() => Task.FromResult(RawSecretStream(bytes)), bytes);
+            var dd = await MachineLimits.DiskMBpsAsync(Path.Combine(work, "dd.tmp"), sizeMiB);
+            var (raw, rawCpu) = await PerCpuSecond(() => Task.FromResult(MachineLimits.RawSecretStreamMBps(bytes)), bytes);
             var sha = Sha256(bytes);
             var (cpu, sealCpu) = await PerCpuSecond(() => SealAsync(Stream.Null, bytes), bytes);
             var (sealed_, peak) = await SealInChildAsync("--child", Path.Combine(work, "sealed.tmp"), bytes);
@@ -61,37 +61,6 @@ public sealed partial class SealBenchmark : IBenchmark
             return 0;
         }
         finally { Directory.Delete(work, recursive: true); }
-    }
-
-    /// <summary>The disk's sequential write speed with fdatasync, as the issue defines it.</summary>
-    private static async Task<double> DiskAsync(string file, int sizeMiB)
-    {
-        var psi = new ProcessStartInfo("dd", [$"if=/dev/zero", $"of={file}", "bs=1M", $"count={sizeMiB}", "conv=fdatasync"]) { RedirectStandardError = true, RedirectStandardOutput = true };
-        using var p = Process.Start(psi)!;
-        var stderr = await p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        File.Delete(file);
-        var m = DdLine().Match(stderr);
-        if (p.ExitCode != 0 || !m.Success) throw new InvalidOperationException("dd failed: " + stderr);
-        return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) / double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) / 1e6;
-    }
-
-    [GeneratedRegex(@"^(\d+) bytes.*copied, ([\d.]+) s", RegexOptions.Multiline)]
-    private static partial Regex DdLine();
-
-    /// <summary>libsodium alone: 64 KiB chunks pushed from and to the same buffers.</summary>
-    /// <summary>libsodium's secretstream alone, 64 KiB chunks in memory: the crypto limit the issues name.</summary>
-    internal static double RawSecretStream(long bytes)
-    {
-        var key = new byte[SecretStream.KeyBytes];
-        var header = new byte[SecretStream.HeaderBytes];
-        var plain = new byte[64 * 1024];
-        var cipher = new byte[64 * 1024 + SecretStream.ABytes];
-        Random.Shared.NextBytes(plain);
-        using var s = SecretStream.InitPush(key, header);
-        var sw = Stopwatch.StartNew();
-        for (long done = 0; done < bytes; done += plain.Length) s.Push(plain, cipher, default, SecretStream.TagMessage);
-        return bytes / sw.Elapsed.TotalSeconds / 1e6;
     }
 
     /// <summary>Wall-clock throughput and throughput per second of this process's CPU time, which other load on the machine disturbs less.</summary>

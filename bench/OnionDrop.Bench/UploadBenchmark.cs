@@ -35,8 +35,8 @@ public sealed class UploadBenchmark : IBenchmark
         try
         {
             // Machine limits, same run.
-            var dd = await Repeat(repeats, () => DiskMBps(root, ingestMiB));
-            var sodium = await Repeat(repeats, () => Task.FromResult(SealBenchmark.RawSecretStream(ingestMiB * MiB)));
+            var dd = await Repeat(repeats, () => MachineLimits.DiskMBpsAsync(Path.Combine(root, "dd.bin"), (int)ingestMiB));
+            var sodium = await Repeat(repeats, () => Task.FromResult(MachineLimits.RawSecretStreamMBps(ingestMiB * MiB)));
             var seal = await Repeat(repeats, () => Task.FromResult(SealMBps(key.PublicKey, ingestMiB)));
             Report("disk dd conv=fdatasync", dd, "MB/s");
             Report("libsodium secretstream, raw (memory)", sodium, "MB/s");
@@ -148,15 +148,6 @@ public sealed class UploadBenchmark : IBenchmark
         var errors = Regex.Match(result, @"Non-2xx or 3xx responses: (\d+)");
         if (errors.Success) throw new InvalidOperationException($"wrk saw {errors.Groups[1].Value} error responses from {url}");
         return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-    }
-
-    private static async Task<double> DiskMBps(string dir, long mib)
-    {
-        var file = Path.Combine(dir, "dd.bin");
-        var output = await Run("dd", "if=/dev/zero", $"of={file}", "bs=1M", $"count={mib}", "conv=fdatasync");
-        File.Delete(file);
-        var seconds = double.Parse(Regex.Match(output, @"copied, ([\d.]+) s").Groups[1].Value, CultureInfo.InvariantCulture);
-        return mib * MiB / 1e6 / seconds;
     }
 
     private static double SealMBps(RecipientPublicKey recipient, long mib)

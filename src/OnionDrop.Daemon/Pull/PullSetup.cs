@@ -9,7 +9,7 @@ namespace OnionDrop.Daemon.Pull;
 
 public static class PullSetup
 {
-    /// <summary>DATA/pull.sock (0660), where `oniondrop pull --stdio` relays journalists' SSH sessions while the daemon runs.</summary>
+    /// <summary>DATA/pull.sock (0600; only the daemon's own uid is served), where `oniondrop pull --stdio` relays journalists' SSH sessions while the daemon runs.</summary>
     public static IServiceCollection AddOnionDropPull(this IServiceCollection services)
     {
         services.AddSingleton(sp => new PullSocketListener(

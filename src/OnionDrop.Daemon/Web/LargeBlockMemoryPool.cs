@@ -12,7 +12,7 @@ namespace OnionDrop.Daemon.Web;
 /// </summary>
 public sealed class LargeBlockMemoryPoolFactory : IMemoryPoolFactory<byte>
 {
-    public MemoryPool<byte> Create(MemoryPoolOptions options) => new LargeBlockMemoryPool();
+    public MemoryPool<byte> Create(MemoryPoolOptions? options = null) => new LargeBlockMemoryPool();
 }
 
 public sealed class LargeBlockMemoryPool : MemoryPool<byte>

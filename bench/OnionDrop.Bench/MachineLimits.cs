@@ -1,0 +1,44 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using OnionDrop.Sealing.Interop;
+
+namespace OnionDrop.Bench;
+
+/// <summary>The machine's own limits every benchmark prints its figures beside, measured in the same run.</summary>
+public static partial class MachineLimits
+{
+    /// <summary>
+    /// The disk's sequential write speed as the issues define it: dd bs=1M with conv=fdatasync (or, with
+    /// <paramref name="fdatasync"/> false, the page cache's own write speed).
+    /// </summary>
+    public static async Task<double> DiskMBpsAsync(string file, int sizeMiB, bool fdatasync = true)
+    {
+        var psi = new ProcessStartInfo("dd", ["if=/dev/zero", $"of={file}", "bs=1M", $"count={sizeMiB}", .. fdatasync ? new[] { "conv=fdatasync" } : []])
+            { RedirectStandardError = true, RedirectStandardOutput = true };
+        using var p = Process.Start(psi)!;
+        var stderr = await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        File.Delete(file);
+        var m = DdLine().Match(stderr);
+        if (p.ExitCode != 0 || !m.Success) throw new InvalidOperationException("dd failed: " + stderr);
+        return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) / double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) / 1e6;
+    }
+
+    [GeneratedRegex(@"^(\d+) bytes.*copied, ([\d.]+) s", RegexOptions.Multiline)]
+    private static partial Regex DdLine();
+
+    /// <summary>libsodium's secretstream alone, 64 KiB chunks in memory: the crypto limit the issues name.</summary>
+    public static double RawSecretStreamMBps(long bytes)
+    {
+        var key = new byte[SecretStream.KeyBytes];
+        var header = new byte[SecretStream.HeaderBytes];
+        var plain = new byte[64 * 1024];
+        var cipher = new byte[64 * 1024 + SecretStream.ABytes];
+        Random.Shared.NextBytes(plain);
+        using var s = SecretStream.InitPush(key, header);
+        var sw = Stopwatch.StartNew();
+        for (long done = 0; done < bytes; done += plain.Length) s.Push(plain, cipher, default, SecretStream.TagMessage);
+        return bytes / sw.Elapsed.TotalSeconds / 1e6;
+    }
+}
