@@ -194,9 +194,13 @@ public sealed partial class FetchBenchmark : IBenchmark
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "OnionDrop.sln")))
-                return new[] { "Release", "Debug" } // whichever was built last
-                    .Select(c => Path.Combine(dir.FullName, "src", "OnionDrop.Cli", "bin", c, "net10.0", "linux-x64", "oniondrop.dll"))
-                    .Where(File.Exists).OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault();
+            {
+                // The CLI of this benchmark's own configuration, built with it (a project reference): a Debug
+                // build's figures, or a stale one's, say nothing about the product.
+                var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+                var cli = Path.Combine(dir.FullName, "src", "OnionDrop.Cli", "bin", configuration, "net10.0", "linux-x64", "oniondrop.dll");
+                return File.Exists(cli) ? cli : null;
+            }
         return null;
     }
 
