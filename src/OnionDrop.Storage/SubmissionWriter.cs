@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-
 namespace OnionDrop.Storage;
 
 /// <summary>
@@ -60,7 +58,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         if (_committed) return;
         _ciphertext.WaitForWrites();
         try { await _file.DisposeAsync(); }
-        catch (IOException) { } // its buffered tail could not be written (disk full): the file goes anyway
+        catch (IOException) { } // closing failed (disk full): the file goes anyway
         finally { SealedBlobStore.TryDelete(_renamed ? _store.SealedPath(Id) : _store.PartialPath(Id)); }
     }
 }
