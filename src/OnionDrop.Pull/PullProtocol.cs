@@ -83,15 +83,6 @@ public sealed class ProtocolReader(Stream stream, int bufferSize = 256 * 1024)
         }
     }
 
-    /// <summary>Moves already-buffered bytes out (for handing the rest of a stream to another reader).</summary>
-    public int TakeBuffered(Span<byte> destination)
-    {
-        var n = Math.Min(destination.Length, _end - _start);
-        _buffer.AsSpan(_start, n).CopyTo(destination);
-        _start += n;
-        return n;
-    }
-
     private async ValueTask<int> FillAsync(CancellationToken cancellationToken)
     {
         if (_start == _end) _start = _end = 0;

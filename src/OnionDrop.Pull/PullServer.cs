@@ -16,10 +16,13 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
 {
     private readonly ILogger _log = log ?? NullLogger.Instance;
 
-    public async Task RunAsync(Stream input, Stream output, CancellationToken cancellationToken = default)
+    public Task RunAsync(Stream input, Stream output, CancellationToken cancellationToken = default) =>
+        RunAsync(new ProtocolReader(input), output, cancellationToken);
+
+    /// <param name="reader">a reader that may already have taken the first lines (pull.sock's AS line)</param>
+    public async Task RunAsync(ProtocolReader reader, Stream output, CancellationToken cancellationToken = default)
     {
         if (!SealedBlobStoreOptions.IsValidJournalistName(journalist)) throw new ArgumentException($"bad journalist name '{journalist}'");
-        var reader = new ProtocolReader(input);
         var sent = 0;
         var acked = 0;
         var copyBuffer = new byte[256 * 1024];

@@ -69,7 +69,7 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
                     await stream.WriteAsync(PullProtocol.Line($"{PullProtocol.Error} {PullProtocol.Errors.Refused} {RefusalDetail(peer.Uid)}"), stoppingToken);
                     return;
                 }
-                var reader = new ProtocolReader(stream, 1024);
+                var reader = new ProtocolReader(stream);
                 var first = await reader.ReadLineAsync(stoppingToken);
                 if (first == PullProtocol.Compact)
                 {
@@ -81,9 +81,8 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
                     await stream.WriteAsync(PullProtocol.Line($"{PullProtocol.Error} {PullProtocol.Errors.Refused} expected AS NAME first"), stoppingToken);
                     return;
                 }
-                // The AS line was read through a small buffer: replay whatever came after it.
-                var rest = new ReplayStream(reader, stream);
-                await new PullServer(store, name, log).RunAsync(rest, stream, stoppingToken);
+                // The server goes on with the same reader: whatever the relay sent after AS is already in it.
+                await new PullServer(store, name, log).RunAsync(reader, stream, stoppingToken);
             }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or PullProtocolException)
             {
@@ -124,22 +123,4 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
 
     internal static string RefusalDetail(uint peerUid) =>
         $"pull.sock serves only the daemon's user (uid {PeerCredentials.OwnUid}); this connection is uid {peerUid}";
-
-    /// <summary>Reads first what <see cref="ProtocolReader"/> already buffered, then the socket.</summary>
-    private sealed class ReplayStream(ProtocolReader buffered, Stream inner) : Stream
-    {
-        public override async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken cancellationToken = default) =>
-            buffered.HasBuffered ? buffered.TakeBuffered(destination.Span) : await inner.ReadAsync(destination, cancellationToken);
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
 }
