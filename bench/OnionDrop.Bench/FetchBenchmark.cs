@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.RegularExpressions;
 using OnionDrop.Sealing;
 using OnionDrop.Sealing.Interop;
 using OnionDrop.Storage;
@@ -18,7 +17,7 @@ namespace OnionDrop.Bench;
 /// Usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--open-only]
 /// (--open-only seals the files directly, without the store, sshd and fetch: for working on open.)
 /// </summary>
-public sealed partial class FetchBenchmark : IBenchmark
+public sealed class FetchBenchmark : IBenchmark
 {
     public string Name => "fetch";
     public string Description => "fetch 1,000 submissions (1 GiB) over loopback sshd vs scp; open vs raw secretstream and disk";

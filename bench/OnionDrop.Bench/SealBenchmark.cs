@@ -1,9 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
-using System.Text.RegularExpressions;
 using OnionDrop.Sealing;
-using OnionDrop.Sealing.Interop;
 using OnionDrop.Storage;
 
 namespace OnionDrop.Bench;
@@ -15,7 +13,7 @@ namespace OnionDrop.Bench;
 /// SealedBlobStore (hashing, fsync, rename, catalog commit): the "sealing and storing".
 /// Usage: oniondrop-bench seal [--size-mib N] [--dir DIR]
 /// </summary>
-public sealed partial class SealBenchmark : IBenchmark
+public sealed class SealBenchmark : IBenchmark
 {
     public string Name => "seal";
     public string Description => "seal 1 GiB to a file with fsync, vs raw libsodium secretstream and dd; peak memory";

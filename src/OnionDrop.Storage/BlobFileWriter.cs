@@ -36,9 +36,6 @@ internal sealed class BlobFileWriter : Stream
         _blocks = [AlignedBlock(), AlignedBlock()];
     }
 
-    /// <summary>Whether writes bypass the page cache (false where the filesystem refuses O_DIRECT).</summary>
-    public bool DirectIo => _direct;
-
     /// <summary>
     /// Hashes and queues on a pool thread, so that on a second core this overlaps with whatever the caller
     /// does before awaiting (the sealer encrypts its next chunk meanwhile, keeping one write in flight).
