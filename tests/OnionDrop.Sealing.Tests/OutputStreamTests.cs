@@ -38,7 +38,7 @@ public class OutputStreamTests
     }
 
     /// <summary>Copies each write only when it completes, later: a reused buffer would corrupt the copy.</summary>
-    private sealed class SlowStream : Stream
+    private sealed class SlowStream : WriteOnlyStream
     {
         public readonly MemoryStream Inner = new();
         private int _busy;
@@ -52,23 +52,19 @@ public class OutputStreamTests
         }
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("sync write");
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
-    private sealed class FailingStream : Stream
+    private sealed class FailingStream : WriteOnlyStream
     {
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
             ValueTask.FromException(new IOException("No space left on device"));
 
         public override void Write(byte[] buffer, int offset, int count) => throw new IOException("No space left on device");
+    }
+
+    /// <summary>What every output here is besides its writes: not readable, not seekable.</summary>
+    private abstract class WriteOnlyStream : Stream
+    {
         public override bool CanRead => false;
         public override bool CanSeek => false;
         public override bool CanWrite => true;
