@@ -14,8 +14,9 @@ namespace OnionDrop.Bench;
 /// same sealed files as plain files over the same sshd; and `oniondrop open` of those same files, beside
 /// libsodium's raw secretstream decryption of the same bytes (memory to memory, one thread) and the disk
 /// (dd conv=fdatasync), with dotnet's start-up timed on its own. Targets: ratios >= 0.8.
-/// Usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--open-only]
-/// (--open-only seals the files directly, without the store, sshd and fetch: for working on open.)
+/// Usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--open-only] [--keep]
+/// (--open-only seals the files directly, without the store, sshd and fetch: for working on open;
+/// --keep leaves the sealed files and the key in place, to profile open by hand.)
 /// </summary>
 public sealed class FetchBenchmark : IBenchmark
 {
@@ -25,7 +26,7 @@ public sealed class FetchBenchmark : IBenchmark
     public async Task<int> RunAsync(string[] args)
     {
         int count = 1000, totalMiB = 1024;
-        var openOnly = false;
+        bool openOnly = false, keep = false;
         var baseDir = Path.GetTempPath();
         for (var i = 0; i < args.Length; i++)
             switch (args[i])
@@ -34,7 +35,8 @@ public sealed class FetchBenchmark : IBenchmark
                 case "--total-mib" when i + 1 < args.Length: totalMiB = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--dir" when i + 1 < args.Length: baseDir = args[++i]; break;
                 case "--open-only": openOnly = true; break;
-                default: Console.Error.WriteLine("usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--open-only]"); return 2;
+                case "--keep": keep = true; break;
+                default: Console.Error.WriteLine("usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--open-only] [--keep]"); return 2;
             }
         var cli = FindCli();
         if (cli is null) { Console.Error.WriteLine("fetch: build the CLI first: dotnet build -c Release src/OnionDrop.Cli"); return 2; }
@@ -108,7 +110,8 @@ public sealed class FetchBenchmark : IBenchmark
         }
         finally
         {
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            if (keep) Console.WriteLine($"fetch: kept {work}");
+            else try { Directory.Delete(work, recursive: true); } catch (IOException) { }
         }
     }
 

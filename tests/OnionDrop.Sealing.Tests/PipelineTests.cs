@@ -7,7 +7,8 @@ namespace OnionDrop.Sealing.Tests;
 /// <see cref="SealedStreamReader.DecryptAheadFrom"/> or more, inline below. Either way a failure must surface
 /// exactly where it happens in the stream, with the one-thread reasons, whether it falls inside a block, on a
 /// block's edge, or after the reader has already written part of a file; and a verified blob stays out of
-/// view until it is published. Each case runs with a blob of 3 blocks (inline) and of 12 (a second thread).
+/// view until it is published. Each case runs with a blob of 3 blocks (inline) and with one a few blocks over
+/// the threshold (a second thread).
 /// </summary>
 public class PipelineTests
 {
@@ -30,7 +31,8 @@ public class PipelineTests
         return output.ToArray();
     }
 
-    private static int Chunks(byte[] blob) => (blob.Length - Header + CipherChunk - 1) / CipherChunk;
+    /// <summary>Blocks of <see cref="Slot"/> full chunks in the case's blob: 3 inline, or a few more than the threshold.</summary>
+    private static int Blocks(bool ahead) => ahead ? (int)(SealedStreamReader.DecryptAheadFrom / (Slot * CipherChunk)) + 4 : 3;
 
     private void AssertRefused(byte[] blob, string reason)
     {
@@ -40,24 +42,26 @@ public class PipelineTests
     }
 
     [Test]
-    public async Task Both_sizes_are_on_their_side_of_the_threshold([Values(3, 12)] int slots)
+    public async Task Both_sizes_are_on_their_side_of_the_threshold([Values] bool ahead)
     {
-        var blob = await SealAsync(slots * Slot * 64 * 1024);
-        Assert.That(blob.Length >= SealedStreamReader.DecryptAheadFrom, Is.EqualTo(slots == 12));
+        var blob = await SealAsync(Blocks(ahead) * Slot * 64 * 1024);
+        Assert.That(blob.Length >= SealedStreamReader.DecryptAheadFrom, Is.EqualTo(ahead));
     }
 
     [Test]
-    public async Task A_chunk_damaged_several_slots_in_is_refused_by_its_number_after_part_of_the_file_was_written([Values(3, 12)] int slots)
+    public async Task A_chunk_damaged_several_slots_in_is_refused_by_its_number_after_part_of_the_file_was_written([Values] bool ahead)
     {
+        var slots = Blocks(ahead);
         var blob = await SealAsync(slots * Slot * 64 * 1024 + 5000);
-        var damaged = (slots - 1) * Slot + 2; // inside the last full block: those before were already hashed and written
+        var damaged = (slots - 1) * Slot + Math.Min(2, Slot); // in the last full block: those before were already hashed and written
         blob[Header + (damaged - 1) * CipherChunk + 100] ^= 1;
         AssertRefused(blob, $"chunk {damaged} fails authentication: corrupted, reordered or from another blob");
     }
 
     [Test]
-    public async Task Chunks_swapped_across_a_slot_edge_are_refused([Values(3, 12)] int slots)
+    public async Task Chunks_swapped_across_a_slot_edge_are_refused([Values] bool ahead)
     {
+        var slots = Blocks(ahead);
         var blob = await SealAsync(slots * Slot * 64 * 1024);
         int a = (slots - 1) * Slot, b = a + 1; // the last chunk of one block and the first of the next
         var first = blob.AsSpan(Header + (a - 1) * CipherChunk, CipherChunk).ToArray();
@@ -67,16 +71,18 @@ public class PipelineTests
     }
 
     [Test]
-    public async Task A_cut_exactly_at_a_slot_edge_is_refused_as_truncated([Values(3, 12)] int slots)
+    public async Task A_cut_exactly_at_a_slot_edge_is_refused_as_truncated([Values] bool ahead)
     {
+        var slots = Blocks(ahead);
         var blob = await SealAsync(slots * Slot * 64 * 1024);
         var kept = (slots - 1) * Slot;
         AssertRefused(blob[..(Header + kept * CipherChunk)], $"truncated: the stream ends after chunk {kept} without its final chunk");
     }
 
     [Test]
-    public async Task Bytes_after_a_full_final_chunk_that_ends_a_slot_are_refused([Values(3, 12)] int slots)
+    public async Task Bytes_after_a_full_final_chunk_that_ends_a_slot_are_refused([Values] bool ahead)
     {
+        var slots = Blocks(ahead);
         // Find the file size whose plaintext is exactly whole blocks of full chunks, so FINAL ends a block's
         // read exactly and only one more read can tell that something follows.
         var target = slots * Slot;
@@ -92,8 +98,9 @@ public class PipelineTests
     }
 
     [Test]
-    public async Task A_verified_blob_stays_hidden_until_published_and_is_gone_if_never_published([Values(3, 12)] int slots)
+    public async Task A_verified_blob_stays_hidden_until_published_and_is_gone_if_never_published([Values] bool ahead)
     {
+        var slots = Blocks(ahead);
         var size = slots * Slot * 64 * 1024;
         var blob = await SealAsync(size);
         using (var verified = SubmissionOpener.Verify(new MemoryStream(blob), _key, _dir.Path, "x.sealed"))
