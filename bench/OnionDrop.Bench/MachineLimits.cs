@@ -41,4 +41,24 @@ public static partial class MachineLimits
         for (long done = 0; done < bytes; done += plain.Length) s.Push(plain, cipher, default, SecretStream.TagMessage);
         return bytes / sw.Elapsed.TotalSeconds / 1e6;
     }
+
+    /// <summary>SHA-256 alone (OpenSSL through .NET), 64 KiB at a time in memory: paid once or twice per byte on every path.</summary>
+    public static double Sha256MBps(long bytes)
+    {
+        var data = new byte[64 * 1024];
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var sw = Stopwatch.StartNew();
+        for (long done = 0; done < bytes; done += data.Length) hash.AppendData(data);
+        hash.GetHashAndReset();
+        return bytes / sw.Elapsed.TotalSeconds / 1e6;
+    }
+
+    /// <summary>
+    /// The roofline: the most a pipeline can reach here when every byte must pass through each of
+    /// <paramref name="stepsMBps"/> (each measured alone, one core), with every core kept busy and nothing
+    /// else to do. One stream's steps each run on one core at a time, so the slowest step bounds it too.
+    /// Printed beside a target so that a reader can tell a slow pipeline from an unreachable target.
+    /// </summary>
+    public static double CeilingMBps(params double[] stepsMBps) =>
+        Math.Min(Environment.ProcessorCount / stepsMBps.Sum(s => 1 / s), stepsMBps.Min());
 }

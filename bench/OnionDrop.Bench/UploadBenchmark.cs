@@ -37,10 +37,16 @@ public sealed class UploadBenchmark : IBenchmark
             // Machine limits, same run.
             var dd = await Repeat(repeats, () => MachineLimits.DiskMBpsAsync(Path.Combine(root, "dd.bin"), (int)ingestMiB));
             var sodium = await Repeat(repeats, () => Task.FromResult(MachineLimits.RawSecretStreamMBps(ingestMiB * MiB)));
+            var sha = await Repeat(repeats, () => Task.FromResult(MachineLimits.Sha256MBps(ingestMiB * MiB)));
             var seal = await Repeat(repeats, () => Task.FromResult(SealMBps(key.PublicKey, ingestMiB)));
             Report("disk dd conv=fdatasync", dd, "MB/s");
             Report("libsodium secretstream, raw (memory)", sodium, "MB/s");
+            Report("SHA-256 (memory)", sha, "MB/s");
             Report("sealer to /dev/null (both cores; for reference)", seal, "MB/s");
+            // The roofline of the crypto alone (secretstream, SHA-256 of the plaintext and of the ciphertext) with
+            // every core on it: before the client, TCP, HTTP parsing and the disk take their share of the cores.
+            var cryptoCeiling = MachineLimits.CeilingMBps(Median(sodium), Median(sha), Median(sha));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {$"ceiling of the crypto alone on {Environment.ProcessorCount} cores",-52} {cryptoCeiling,16:F1} MB/s"));
             var ceiling = Math.Min(Median(dd), Median(sodium));
 
             // 1. Ingest.
@@ -61,6 +67,7 @@ public sealed class UploadBenchmark : IBenchmark
             Report("server CPU per GB ingested, OnionShare", shareCpu, "CPU-s");
             Ratio("ingest OnionDrop / OnionShare", Median(drop) / Median(share), ">= 1.5");
             Ratio("ingest OnionDrop / min(disk, libsodium)", Median(drop) / ceiling, ">= 0.7");
+            Ratio("ingest OnionDrop / the crypto's ceiling (for reference)", Median(drop) / cryptoCeiling, "none");
 
             // 2. Peak memory of a fresh daemon for one 100 MiB and one 2 GiB upload.
             var small = new List<double>();
