@@ -14,7 +14,8 @@ namespace OnionDrop.Bench;
 /// same sealed files as plain files over the same sshd; and `oniondrop open` of those same files, beside
 /// libsodium's raw secretstream decryption of the same bytes (memory to memory, one thread) and the disk
 /// (dd conv=fdatasync), with dotnet's start-up timed on its own. Targets: ratios >= 0.8.
-/// Usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--open-only] [--keep]
+/// Each open runs --repeats times (default 3), to disk and to tmpfs in turn; medians are printed with the spread.
+/// Usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--repeats R] [--open-only] [--keep]
 /// (--open-only seals the files directly, without the store, sshd and fetch: for working on open;
 /// --keep leaves the sealed files and the key in place, to profile open by hand.)
 /// </summary>
@@ -25,7 +26,7 @@ public sealed class FetchBenchmark : IBenchmark
 
     public async Task<int> RunAsync(string[] args)
     {
-        int count = 1000, totalMiB = 1024;
+        int count = 1000, totalMiB = 1024, repeats = 3;
         bool openOnly = false, keep = false;
         var baseDir = Path.GetTempPath();
         for (var i = 0; i < args.Length; i++)
@@ -34,9 +35,10 @@ public sealed class FetchBenchmark : IBenchmark
                 case "--count" when i + 1 < args.Length: count = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--total-mib" when i + 1 < args.Length: totalMiB = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--dir" when i + 1 < args.Length: baseDir = args[++i]; break;
+                case "--repeats" when i + 1 < args.Length: repeats = Math.Max(1, int.Parse(args[++i], CultureInfo.InvariantCulture)); break;
                 case "--open-only": openOnly = true; break;
                 case "--keep": keep = true; break;
-                default: Console.Error.WriteLine("usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--open-only] [--keep]"); return 2;
+                default: Console.Error.WriteLine("usage: oniondrop-bench fetch [--count N] [--total-mib M] [--dir DIR] [--repeats R] [--open-only] [--keep]"); return 2;
             }
         var cli = FindCli();
         if (cli is null) { Console.Error.WriteLine("fetch: build the CLI first: dotnet build -c Release src/OnionDrop.Cli"); return 2; }
@@ -69,24 +71,30 @@ public sealed class FetchBenchmark : IBenchmark
             WarmCache(files);
             var raw = RawSecretStreamSeconds(files, key);
             var sha = MachineLimits.Sha256MBps(sealedBytes);
-            WarmCache(files);
-            var (open, openCpu) = await TimeWithCpuAsync("dotnet", [cli, "open", "--key", keyFile, "-o", Path.Combine(work, "opened"), .. files]);
-            CheckOpened(Path.Combine(work, "opened"), count, size);
-            Directory.Delete(Path.Combine(work, "opened"), recursive: true);
-            // The same open onto tmpfs, where fsync costs nothing: the CPU pipeline without the disk.
-            double? openShm = null, openShmCpu = null;
-            if (Directory.Exists("/dev/shm"))
+            // The same open onto tmpfs too, where fsync costs nothing: the CPU pipeline without the disk.
+            // In turn, so that both see the same moments of a noisy machine.
+            var shm = Directory.Exists("/dev/shm") ? Path.Combine("/dev/shm", $"oniondrop-bench-open-{Environment.ProcessId}") : null;
+            var toDisk = new List<(double Wall, double? Cpu)>();
+            var toShm = new List<(double Wall, double? Cpu)>();
+            for (var i = 0; i < repeats; i++)
             {
-                var shm = Path.Combine("/dev/shm", $"oniondrop-bench-open-{Environment.ProcessId}");
+                toDisk.Add(await TimeOpenAsync(Path.Combine(work, "opened")));
+                if (shm is not null) toShm.Add(await TimeOpenAsync(shm));
+            }
+            async Task<(double Wall, double? Cpu)> TimeOpenAsync(string into)
+            {
                 try
                 {
                     WarmCache(files);
-                    (var wall, openShmCpu) = await TimeWithCpuAsync("dotnet", [cli, "open", "--key", keyFile, "-o", shm, .. files]);
-                    openShm = wall;
-                    CheckOpened(shm, count, size);
+                    var run = await TimeWithCpuAsync("dotnet", [cli, "open", "--key", keyFile, "-o", into, .. files]);
+                    CheckOpened(into, count, size);
+                    return run;
                 }
-                finally { if (Directory.Exists(shm)) Directory.Delete(shm, recursive: true); }
+                finally { if (Directory.Exists(into)) Directory.Delete(into, recursive: true); }
             }
+            var (open, openCpu) = Median(toDisk);
+            (double Wall, double? Cpu)? openShmRun = toShm.Count > 0 ? Median(toShm) : null;
+            double? openShm = openShmRun?.Wall, openShmCpu = openShmRun?.Cpu;
 
             double Rate(double seconds) => sealedBytes / seconds / 1e6;
             var openAlone = open - startup;
@@ -96,9 +104,15 @@ public sealed class FetchBenchmark : IBenchmark
             Console.WriteLine($"  page cache: the same dd without fdatasync  {pageCache,8:0.0} MB/s  (new files cannot be written faster, fsync or not)");
             Console.WriteLine($"  raw secretstream decryption, same bytes    {Rate(raw),8:0.0} MB/s  ({raw:0.00} s, memory to memory, one thread)");
             Console.WriteLine($"  oniondrop open to disk (fsynced)           {Rate(openAlone),8:0.0} MB/s  ({open:0.00} s with start-up: {Rate(open):0.0} MB/s)   {raw / openAlone:0.00} x libsodium, {Rate(openAlone) / disk:0.00} x disk");
+            Console.WriteLine($"    median of {toDisk.Count}: {Spread(toDisk)}");
             Console.WriteLine($"    ratio to the slower limit ({(disk <= Rate(raw) ? "disk" : "libsodium")}): {Rate(openAlone) / limit:0.00} (target >= 0.8: {(Rate(openAlone) / limit >= 0.8 ? "met" : "MISSED")})");
             if (openShm is { } s)
+            {
                 Console.WriteLine($"  oniondrop open to tmpfs (/dev/shm)         {Rate(s - startup),8:0.0} MB/s  ({s:0.00} s with start-up)   {raw / (s - startup):0.00} x libsodium (target >= 0.8: {(raw / (s - startup) >= 0.8 ? "met" : "MISSED")})");
+                Console.WriteLine($"    median of {toShm.Count}: {Spread(toShm)}");
+            }
+            string Spread(List<(double Wall, double? Cpu)> runs) =>
+                $"{Rate(runs.Max(r => r.Wall) - startup):0} .. {Rate(runs.Min(r => r.Wall) - startup):0} MB/s = {raw / (runs.Max(r => r.Wall) - startup):0.00} .. {raw / (runs.Min(r => r.Wall) - startup):0.00} x libsodium";
             // open pays decryption, the plaintext's SHA-256 (checked against the manifest) and writing it out.
             var ceiling = MachineLimits.CeilingMBps(Rate(raw), sha, pageCache);
             Console.WriteLine($"  ceiling on {Environment.ProcessorCount} cores (decrypt + SHA-256 {sha:0} MB/s + page cache)  {ceiling,8:0.0} MB/s  = {ceiling / Rate(raw):0.00} x libsodium: open to tmpfs reached {(openShm is { } t ? Rate(t - startup) / ceiling : double.NaN):0.00} of it");
@@ -277,6 +291,12 @@ public sealed class FetchBenchmark : IBenchmark
         File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
 
     /// <summary>Every reader of the files gets them from the page cache, so none pays for the disk another did not.</summary>
+    private static (double Wall, double? Cpu) Median(List<(double Wall, double? Cpu)> runs) => runs.OrderBy(r => r.Wall).ElementAt(runs.Count / 2);
+
+    /// <summary>
+    /// Reads the files into the page cache and collects this process's garbage (the 1 GiB arrays a check leaves),
+    /// so that no background GC of ours competes with the timed child for a core.
+    /// </summary>
     private static void WarmCache(IEnumerable<string> files)
     {
         var buffer = new byte[1 << 20];
@@ -285,5 +305,7 @@ public sealed class FetchBenchmark : IBenchmark
             using var f = File.OpenRead(file);
             while (f.Read(buffer) > 0) { }
         }
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
     }
 }

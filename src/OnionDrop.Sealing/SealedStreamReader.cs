@@ -53,8 +53,8 @@ internal sealed class SealedStreamReader : Stream
 
     /// <summary>
     /// The slots' and blocks' own pool, shared by all threads: ArrayPool.Shared keeps returned buffers per
-    /// thread first, so buffers returned by short-lived threads (one per blob in `oniondrop open`) were lost
-    /// and every blob allocated (and faulted in) fresh ones.
+    /// thread first, so buffers returned by a short-lived thread (a large blob's decrypting one) were lost and
+    /// the next blob allocated (and faulted in) fresh ones.
     /// </summary>
     private static readonly ArrayPool<byte> Buffers = ArrayPool<byte>.Create(maxArrayLength: BlockSize, maxArraysPerBucket: 64);
     // The hand-over: counts of filled and free slots under one lock. Monitor.Wait blocks at once rather than
