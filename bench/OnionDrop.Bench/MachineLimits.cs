@@ -61,4 +61,19 @@ public static partial class MachineLimits
     /// </summary>
     public static double CeilingMBps(params double[] stepsMBps) =>
         Math.Min(Environment.ProcessorCount / stepsMBps.Sum(s => 1 / s), stepsMBps.Min());
+
+    /// <summary>The machine's CPU time so far, busy and in all (/proc/stat, every core), for <see cref="CoresBusySince"/>.</summary>
+    public static (long Busy, long Total) CpuTicks()
+    {
+        var ticks = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..9].Select(long.Parse).ToArray();
+        var idle = ticks[3] + ticks[4];   // idle and iowait
+        return (ticks.Sum() - idle, ticks.Sum());
+    }
+
+    /// <summary>How many cores were busy on average since <paramref name="before"/>: whoever used them.</summary>
+    public static double CoresBusySince((long Busy, long Total) before)
+    {
+        var now = CpuTicks();
+        return now.Total == before.Total ? 0 : Environment.ProcessorCount * (double)(now.Busy - before.Busy) / (now.Total - before.Total);
+    }
 }
