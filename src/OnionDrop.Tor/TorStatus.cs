@@ -21,7 +21,7 @@ public enum TorPhase
 /// A snapshot of the supervised tor, for the status file, systemd's status text and tests.
 /// </summary>
 /// <param name="OnionAddress">"xxx.onion", known as soon as tor has the service key (before publication).</param>
-/// <param name="Published">An HS_DESC UPLOADED event arrived for this address since tor last (re)started.</param>
+/// <param name="Published">Since tor last (re)started, every HSDir it uploaded this address's descriptor to has answered, at least one accepting it (<see cref="DescriptorPublication"/>).</param>
 /// <param name="LastWarning">tor's most recent warning (log, bootstrap problem or status event), if any.</param>
 /// <param name="Restarts">How many times the supervisor restarted tor after an unexpected exit.</param>
 public sealed record TorState(

@@ -16,6 +16,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
     private readonly object _gate = new();
     private TorState _state = TorState.Initial;
     private ITorSession? _session;
+    private DescriptorPublication? _publication;   // the current tor run's uploads
     private DateTimeOffset _lastProgressAt = DateTimeOffset.UtcNow;
     private bool _reportedStuck;
 
@@ -71,6 +72,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             await session.Control.SetEventsAsync(["STATUS_CLIENT", "STATUS_GENERAL", "HS_DESC"], cancellationToken);
             var phase = BootstrapStatus.ParsePhase(await session.Control.GetInfoAsync("status/bootstrap-phase", cancellationToken));
             logger.LogInformation("Onion service address: {OnionAddress}", session.OnionAddress);
+            _publication = new DescriptorPublication(session.OnionAddress);
             Update(s => s with { Phase = TorPhase.Bootstrapping, OnionAddress = session.OnionAddress, TorPid = session.TorPid });
             OnBootstrap(phase);
             return session;
@@ -157,12 +159,13 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
                 logger.LogWarning("tor status: {Status}", text);
                 Update(s => s with { LastWarning = text });
                 break;
-            case HsDescEvent { Action: "UPLOADED" } hs when hs.Address + ".onion" == session.OnionAddress:
-                if (!Current.Published) logger.LogInformation("Onion service published: {OnionAddress}", session.OnionAddress);
-                Update(s => s with { Published = true, PublishedAt = s.PublishedAt ?? DateTimeOffset.UtcNow });
-                break;
-            case HsDescEvent { Action: "FAILED" } hs when hs.Address + ".onion" == session.OnionAddress:
-                logger.LogDebug("Descriptor upload to {HsDir} failed: {Reason}", hs.HsDir, hs.Reason);
+            case HsDescEvent hs when hs.Address + ".onion" == session.OnionAddress:
+                if (hs.Action == "FAILED") logger.LogDebug("Descriptor upload to {HsDir} failed: {Reason}", hs.HsDir, hs.Reason);
+                if (_publication?.Observe(hs) == true)
+                {
+                    logger.LogInformation("Onion service published: {OnionAddress}", session.OnionAddress);
+                    Update(s => s with { Published = true, PublishedAt = s.PublishedAt ?? DateTimeOffset.UtcNow });
+                }
                 break;
         }
     }

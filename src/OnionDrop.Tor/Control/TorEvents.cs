@@ -83,8 +83,8 @@ public sealed record BootstrapStatus(int Progress, string Tag, string Summary, T
 /// HS_DESC (control-spec §4.1.25 "HiddenService descriptors"):
 /// <c>"650" SP "HS_DESC" SP Action SP HSAddress SP AuthType SP HsDir [SP DescriptorID] [SP "REASON=" Reason]
 /// [SP "REPLICA=" Replica] [SP "HSDIR_INDEX=" HSDirIndex]</c>. Action is REQUESTED, UPLOAD, RECEIVED,
-/// UPLOADED, IGNORE, FAILED or CREATED. For our own service, UPLOADED means one HSDir accepted the
-/// descriptor: the service is published.
+/// UPLOADED, IGNORE, FAILED or CREATED. For our own service, UPLOAD, UPLOADED and FAILED tell
+/// <see cref="DescriptorPublication"/> when it is published.
 /// </summary>
 public sealed record HsDescEvent(string Action, string Address, string AuthType, string HsDir, string? DescriptorId, string? Reason)
     : TorEvent("HS_DESC")
