@@ -9,8 +9,8 @@ namespace OnionDrop.Tor;
 /// <remarks>
 /// tor's first UPLOADED alone (one HSDir accepted) was not enough after a restart: a client that had the
 /// previous run's descriptor, its intro points now dead, asked another responsible HSDir for a new one, and that
-/// HSDir, not yet updated, handed back the old one again. On the private test network one upload in two failed
-/// so, right after "published". Publication is not undone by later uploads (tor re-publishes routinely), only
+/// HSDir, not yet updated, handed back the old one again. On the private test network 4 uploads in 6 failed so,
+/// right after "published". Publication is not undone by later uploads (tor re-publishes routinely), only
 /// by a new tor run (a new instance of this class).
 /// </remarks>
 public sealed class DescriptorPublication(string onionAddress)
@@ -22,7 +22,7 @@ public sealed class DescriptorPublication(string onionAddress)
     /// <summary>Whether the first round of uploads has been answered, at least one accepted; stays true once it is.</summary>
     public bool Published { get; private set; }
 
-    /// <summary>HSDirs still to answer an upload of this run (for the operator's log while waiting).</summary>
+    /// <summary>Uploads of this run still unanswered (for the operator's debug log while waiting).</summary>
     public int Unanswered => _unanswered.Values.Sum();
 
     /// <summary>Takes any HS_DESC event; returns true when this one made the service published.</summary>

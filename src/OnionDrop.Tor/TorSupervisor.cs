@@ -160,12 +160,15 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
                 Update(s => s with { LastWarning = text });
                 break;
             case HsDescEvent hs when hs.Address + ".onion" == session.OnionAddress:
-                if (hs.Action == "FAILED") logger.LogDebug("Descriptor upload to {HsDir} failed: {Reason}", hs.HsDir, hs.Reason);
-                if (_publication?.Observe(hs) == true)
+                if (_publication is null) break;
+                if (_publication.Observe(hs))
                 {
                     logger.LogInformation("Onion service published: {OnionAddress}", session.OnionAddress);
                     Update(s => s with { Published = true, PublishedAt = s.PublishedAt ?? DateTimeOffset.UtcNow });
                 }
+                else if (hs.Action is "UPLOADED" or "FAILED" && !_publication.Published)
+                    logger.LogDebug("Descriptor upload to {HsDir}: {Action} {Reason}; {Unanswered} upload(s) still unanswered",
+                        hs.HsDir, hs.Action, hs.Reason, _publication.Unanswered);
                 break;
         }
     }
