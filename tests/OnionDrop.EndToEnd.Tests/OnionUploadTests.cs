@@ -69,13 +69,7 @@ public partial class OnionUploadTests
         Assert.That(after.GetProperty("pid").GetInt32(), Is.Not.EqualTo(torPid));
         Assert.That(PosixProcess.IsAlive(torPid), Is.False);
 
-        // A client that reached the service before the restart holds its old descriptor, whose intro points are
-        // gone. tor's client then refetches and gets through in a few seconds, but about one time in ten on this
-        // private network it stalls instead: an old intro point still acknowledges the introduction, and the
-        // rendezvous waits for a service that will never join (client log: "pending-join ... with intro ack.
-        // Stalling"). A source's Tor Browser shows an error and the source reloads; so may the test, a bounded
-        // number of times. The service itself must answer every attempt that reaches it.
-        await UploadAndOpenAsync("after-restart.bin", 1 << 20, "sent after tor was killed", attempts: 3);
+        await UploadAndOpenAsync("after-restart.bin", 1 << 20, "sent after tor was killed");
     }
 
     [Test, Order(3)]
@@ -87,36 +81,20 @@ public partial class OnionUploadTests
         Assert.That(PosixProcess.IsAlive(torPid), Is.False, "tor outlived the daemon");
     }
 
-    /// <param name="attempts">More than one only where a client-side stall is expected (see the caller): a retry
-    /// follows only a failure to reach the service through tor (curl 7, 28 or 97), never an answer from it.</param>
-    private async Task UploadAndOpenAsync(string fileName, int size, string message, int attempts = 1)
+    private async Task UploadAndOpenAsync(string fileName, int size, string message)
     {
         var file = _work.Combine(fileName);
         var bytes = RandomNumberGenerator.GetBytes(size);
         await File.WriteAllBytesAsync(file, bytes);
 
-        for (var attempt = 1; ; attempt++)
-        {
-            var curl = await ChildProcess.RunAsync("curl", [
-                "--silent", "--show-error", "--fail", "--max-time", attempts > 1 ? "60" : "180",
-                "--socks5-hostname", $"127.0.0.1:{_network.SocksPort}",
-                "-F", $"files=@{file}", "-F", $"message={message}",
-                $"http://{_address}/"], TimeSpan.FromMinutes(4));
-            if (attempt < attempts && curl.ExitCode is 7 or 28 or 97)
-            {
-                TestContext.Progress.WriteLine($"attempt {attempt} did not reach the service through tor (curl {curl.ExitCode}): {curl.Stderr.Trim()}; retrying");
-                continue;
-            }
-            Assert.That(curl.ExitCode, Is.Zero, curl.ToString());
-            await CheckOpensAsync(curl.Stdout, fileName, bytes, message);
-            return;
-        }
-    }
-
-    private async Task CheckOpensAsync(string receipt, string fileName, byte[] bytes, string message)
-    {
-        var reference = ReferenceInReceipt().Match(receipt);
-        Assert.That(reference.Success, Is.True, "no reference in the receipt:\n" + receipt);
+        var curl = await ChildProcess.RunAsync("curl", [
+            "--silent", "--show-error", "--fail", "--max-time", "180",
+            "--socks5-hostname", $"127.0.0.1:{_network.SocksPort}",
+            "-F", $"files=@{file}", "-F", $"message={message}",
+            $"http://{_address}/"], TimeSpan.FromMinutes(4));
+        Assert.That(curl.ExitCode, Is.Zero, curl.ToString());
+        var reference = ReferenceInReceipt().Match(curl.Stdout);
+        Assert.That(reference.Success, Is.True, "no reference in the receipt:\n" + curl.Stdout);
 
         var blob = Path.Combine(_daemon.DataDir, "blobs", reference.Groups[1].Value + ".sealed");
         Assert.That(File.Exists(blob), Is.True, blob);
