@@ -69,6 +69,13 @@ public partial class OnionUploadTests
         Assert.That(after.GetProperty("pid").GetInt32(), Is.Not.EqualTo(torPid));
         Assert.That(PosixProcess.IsAlive(torPid), Is.False);
 
+        // The client still holds the previous run's descriptor, whose intro points died with that tor. It usually
+        // notices and fetches the new one, but about one time in eight here an old intro point still acknowledged
+        // the introduction and the rendezvous then waited, minutes long, for a service that never joined (client
+        // log: "pending-join ... with intro ack. Stalling"). A source stuck so in Tor Browser takes a new identity
+        // (or restarts it), which forgets the descriptor: so does this client. What is tested is the service:
+        // after its tor is killed, the same address is published again and answers.
+        await _network.ClientNewIdentityAsync();
         await UploadAndOpenAsync("after-restart.bin", 1 << 20, "sent after tor was killed");
     }
 

@@ -1,4 +1,5 @@
 using OnionDrop.Testing;
+using OnionDrop.Tor.Control;
 
 namespace OnionDrop.EndToEnd.Tests;
 
@@ -24,6 +25,17 @@ public sealed class PrivateTorNetwork : IAsyncDisposable
     public IReadOnlyList<string> JoinLines { get; }
 
     public int SocksPort { get; }
+
+    /// <summary>
+    /// SIGNAL NEWNYM to the client, as Tor Browser's "New Identity" sends: among the rest it forgets the onion
+    /// services' descriptors, intro point failures and which HSDirs it asked lately.
+    /// </summary>
+    public async Task ClientNewIdentityAsync()
+    {
+        await using var control = await TorControlClient.ConnectUnixAsync(Path.Combine(_dir.Path, "client", "control"));
+        await control.AuthenticateAsync();
+        await control.SignalAsync("NEWNYM");
+    }
 
     private static string Script => Path.Combine(RepoPaths.Root, "scripts", "tornet");
 
