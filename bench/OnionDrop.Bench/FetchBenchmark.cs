@@ -290,12 +290,13 @@ public sealed class FetchBenchmark : IBenchmark
     private static string LoadAverage() =>
         File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
 
-    /// <summary>Every reader of the files gets them from the page cache, so none pays for the disk another did not.</summary>
+    /// <summary>The run with the median wall time.</summary>
     private static (double Wall, double? Cpu) Median(List<(double Wall, double? Cpu)> runs) => runs.OrderBy(r => r.Wall).ElementAt(runs.Count / 2);
 
     /// <summary>
-    /// Reads the files into the page cache and collects this process's garbage (the 1 GiB arrays a check leaves),
-    /// so that no background GC of ours competes with the timed child for a core.
+    /// Every reader of the files gets them from the page cache, so none pays for the disk another did not. Then
+    /// this process's garbage (the 1 GiB arrays a check leaves) is collected, so that no background GC of ours
+    /// competes with the timed child for a core.
     /// </summary>
     private static void WarmCache(IEnumerable<string> files)
     {
