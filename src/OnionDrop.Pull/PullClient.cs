@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Threading.Channels;
+using OnionDrop.Files;
 using OnionDrop.Storage;
 using static OnionDrop.Pull.PullProtocol;
 
@@ -94,7 +95,7 @@ public static class PullClient
                 batch.Clear();
                 batchBytes = 0;
                 if (ready.Count == 0) return;
-                Posix.FsyncDirectory(dir); // the renames are durable: now the server may forget these blobs
+                FileSync.Fsync(dir); // the renames are durable: now the server may forget these blobs
                 foreach (var id in ready) Request(Kind.Ack, id);
             }
 

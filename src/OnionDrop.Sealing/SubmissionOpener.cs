@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using OnionDrop.Files;
 using OnionDrop.Sealing.Interop;
 
 namespace OnionDrop.Sealing;
@@ -27,8 +28,6 @@ public static class SubmissionOpener
     private const string WorkingPrefix = ".oniondrop-opening-";
     private const UnixFileMode PrivateDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-    private const int WriteBuffer = 64 * 1024;
-    private const long WritebackStep = 8L << 20;
 
     public static OpenedSubmission Open(Stream sealedBlob, JournalistKey key, string outputDirectory, string blobName) =>
         Open(sealedBlob, key, outputDirectory, blobName, progress: null);
@@ -132,15 +131,15 @@ public static class SubmissionOpener
 
     /// <summary>
     /// Writes one file's data records to <paramref name="path"/>, hashing them, straight from the decrypted
-    /// slots (no copy). Not fsynced here: <see cref="VerifiedSubmission.Publish"/> does that, but the kernel
-    /// is asked to start writing every <see cref="WritebackStep"/> bytes, so the disk works while we decrypt.
+    /// slots (a large file's tail past the page cache: <see cref="DirectFileWriter"/>). Not fsynced here:
+    /// <see cref="VerifiedSubmission.Publish"/> does that.
     /// </summary>
     private static OpenedFile ReadFile(SealedStreamReader plain, string path, string name, string safe, string contentType)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        long size = 0, writtenBack = 0;
-        // Writes of at least the buffer's size go straight to the file; small records are gathered first.
-        using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer }))
+        long size;
+        using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = 64 * 1024 }))
+        using (var output = new DirectFileWriter(file))
         {
             while (true)
             {
@@ -154,20 +153,15 @@ public static class SubmissionOpener
                         var data = plain.ReadSpan((int)Math.Min(int.MaxValue, remaining));
                         if (data.IsEmpty) throw new SealedFormatException("malformed contents: the stream ends inside a file");
                         hash.AppendData(data);
-                        file.Write(data);
+                        output.Write(data);
                         remaining -= data.Length;
-                        size += data.Length;
-                        if (size - writtenBack >= WritebackStep)
-                        {
-                            file.Flush();
-                            FileSync.StartWriteback(file.SafeFileHandle, writtenBack, size - writtenBack);
-                            writtenBack = size;
-                        }
                     }
                 }
                 else if (type == SealedFormat.RecordFileEnd) break;
                 else throw new SealedFormatException(type < 0 ? "malformed contents: the stream ends inside a file" : "malformed contents: a file is not ended");
             }
+            output.Flush();
+            size = output.Length;
         }
         Span<byte> end = stackalloc byte[8 + 32];
         ReadExactly(plain, end);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using LiteDB;
 using Microsoft.Extensions.Logging;
+using OnionDrop.Files;
 
 namespace OnionDrop.Storage;
 
@@ -151,7 +152,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             }
             // LiteDB creates catalog-log.db on the first write after each start and fsyncs the file, never
             // the directory: make its name durable too. With nothing new in the directory this costs little.
-            Posix.FsyncDirectory(DataDir);
+            FileSync.Fsync(DataDir);
             return ToRecord(doc);
         }
     }
@@ -300,7 +301,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             if (File.Exists(backup))
             {
                 File.Delete(backup);
-                Posix.FsyncDirectory(DataDir);
+                FileSync.Fsync(DataDir);
             }
             return freed;
         }
@@ -351,7 +352,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             }
             if (removed > 0)
             {
-                Posix.FsyncDirectory(BlobsDir);
+                FileSync.Fsync(BlobsDir);
                 _log.LogInformation("store: swept {Count} unfinished or orphaned blob file(s)", removed);
             }
         }

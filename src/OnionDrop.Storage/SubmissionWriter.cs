@@ -1,3 +1,4 @@
+using OnionDrop.Files;
 namespace OnionDrop.Storage;
 
 /// <summary>
@@ -24,7 +25,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
             Access = FileAccess.Write,
             Share = FileShare.None,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            BufferSize = 0, // BlobFileWriter writes whole aligned blocks itself
+            BufferSize = 0, // the sealer's writes are whole 64 KiB chunks; past the cache, aligned blocks
         });
         _ciphertext = new BlobFileWriter(_file);
     }
@@ -38,13 +39,14 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         await Task.Run(() =>
         {
             _ciphertext.Flush();
+            _ciphertext.ReleaseBlocks();
             _file.Flush(flushToDisk: true); // fsync: the bytes (and the length) are on disk
         }, cancellationToken);
         await _file.DisposeAsync();
 
         File.Move(_store.PartialPath(Id), _store.SealedPath(Id), overwrite: false);
         _renamed = true;
-        Posix.FsyncDirectory(_store.BlobsDir); // the name is on disk
+        FileSync.Fsync(_store.BlobsDir); // the name is on disk
 
         var record = await _store.CommitEntryAsync(Id, size, sha256); // only now is it visible
         _committed = true;
@@ -56,7 +58,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         if (_disposed) return;
         _disposed = true;
         if (_committed) return;
-        _ciphertext.WaitForWrites();
+        _ciphertext.ReleaseBlocks();
         try { await _file.DisposeAsync(); }
         catch (IOException) { } // closing failed (disk full): the file goes anyway
         finally { SealedBlobStore.TryDelete(_renamed ? _store.SealedPath(Id) : _store.PartialPath(Id)); }

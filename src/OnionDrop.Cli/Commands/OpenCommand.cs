@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.CommandLine;
+using OnionDrop.Files;
 using OnionDrop.Sealing;
 
 namespace OnionDrop.Cli.Commands;
@@ -40,7 +41,7 @@ public static class OpenCommand
                 var outputDirectory = parseResult.GetValue(output)!;
                 var refused = OpenAll(parseResult.GetValue(blobs)!, key, outputDirectory);
                 // The renames into view are durable before we say so (one directory fsync for every blob).
-                if (Directory.Exists(outputDirectory)) OnionDrop.Storage.Posix.FsyncDirectory(outputDirectory);
+                if (Directory.Exists(outputDirectory)) FileSync.Fsync(outputDirectory);
                 return refused == 0 ? 0 : 1;
             }
         });

@@ -2,12 +2,12 @@ using System.ComponentModel;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace OnionDrop.Sealing.Interop;
+namespace OnionDrop.Files;
 
-/// <summary>The two durability calls the opener needs that .NET does not expose for a path or a range.</summary>
-internal static class FileSync
+/// <summary>The file calls the opener needs that .NET does not expose: fsync by path, writeback of a range, O_DIRECT.</summary>
+public static class FileSync
 {
-    private const int O_RDONLY = 0, O_CLOEXEC = 0x80000, EINTR = 4;
+    private const int O_RDONLY = 0, O_CLOEXEC = 0x80000, O_DIRECT = 0x4000, EINTR = 4, F_GETFL = 3, F_SETFL = 4;
     private const uint SYNC_FILE_RANGE_WRITE = 2;
 
     /// <summary>fsync(2) of a file or directory by path (Linux flushes an inode through any descriptor of it).</summary>
@@ -31,11 +31,29 @@ internal static class FileSync
     public static void StartWriteback(SafeFileHandle file, long offset, long count) =>
         sync_file_range((int)file.DangerousGetHandle(), offset, count, SYNC_FILE_RANGE_WRITE);
 
+    /// <summary>Turns on O_DIRECT for an open file; false where the filesystem does not support it (tmpfs).</summary>
+    public static bool TrySetDirectIo(SafeHandle file)
+    {
+        var fd = (int)file.DangerousGetHandle();
+        var flags = fcntl(fd, F_GETFL, 0);
+        return flags >= 0 && fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
+    }
+
+    /// <summary>Turns O_DIRECT off again: later writes go through the page cache.</summary>
+    public static void ClearDirectIo(SafeHandle file)
+    {
+        var fd = (int)file.DangerousGetHandle();
+        var flags = fcntl(fd, F_GETFL, 0);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_DIRECT) != 0)
+            throw new IOException($"fcntl: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+    }
+
     private static IOException Error(string call, string path) =>
         new($"{call} {path}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
 
     [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] private static extern int fsync(int fd);
     [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
+    [DllImport("libc", SetLastError = true)] private static extern int fcntl(int fd, int cmd, int arg);
     [DllImport("libc", SetLastError = true)] private static extern int sync_file_range(int fd, long offset, long nbytes, uint flags);
 }

@@ -1,0 +1,155 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace OnionDrop.Files;
+
+/// <summary>
+/// Writes one file front to back: its first <see cref="DirectFrom"/> bytes through the page cache, the rest
+/// in large aligned blocks with O_DIRECT where the filesystem allows. Bytes written once and not read back
+/// soon have no reason to pass through the cache, and copying them there is the dearest step of a large
+/// write in this VM's kernel (about 2 CPU-seconds per GB, against about 0.2 for a direct write). A small
+/// file is cheaper through the cache, though: each direct write that extends a file waits for its own size
+/// update, which costs more than the copy for a few blocks (1,000 files of 1 MiB opened 1.3x slower).
+/// A full block goes to disk on a pool thread while the next one fills. What went through the cache is
+/// handed to writeback at the switch, so the final fsync finds little left to do.
+/// Not thread-safe: one producer.
+/// </summary>
+public sealed class DirectFileWriter : IDisposable
+{
+    public const int BlockSize = 512 * 1024;
+    public const long DirectFrom = 8L << 20;   // a multiple of the alignment: the first block starts aligned
+    private const int Alignment = 4096;         // covers every logical block size in use (512 or 4096)
+
+    private readonly FileStream _file;     // small writes before the switch; its handle and SetLength after
+    private readonly SafeFileHandle _handle;
+    private Memory<byte>[]? _blocks;       // rented at the switch: a small file never needs them
+    private int _current, _filled;
+    private long _written;                 // bytes handed to the file (through the cache, or as whole blocks)
+    private bool _direct, _disposed;
+    private Task _blockWrite = Task.CompletedTask;   // the other block on its way to disk
+
+    /// <param name="file">opened for writing at offset 0; the caller closes it, after <see cref="Flush"/></param>
+    public DirectFileWriter(FileStream file)
+    {
+        _file = file;
+        _handle = file.SafeFileHandle;
+    }
+
+    /// <summary>Bytes written so far (the file's length once <see cref="Flush"/> has run).</summary>
+    public long Length => _written + _filled;
+
+    public void Write(ReadOnlySpan<byte> data)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_blocks is null)
+        {
+            var n = (int)Math.Min(data.Length, DirectFrom - _written);
+            _file.Write(data[..n]);
+            _written += n;
+            data = data[n..];
+            if (_written < DirectFrom) return;
+            SwitchToBlocks();
+        }
+        while (!data.IsEmpty)
+        {
+            var n = Math.Min(BlockSize - _filled, data.Length);
+            data[..n].CopyTo(_blocks![_current].Span[_filled..]);
+            _filled += n;
+            data = data[n..];
+            if (_filled == BlockSize) StartBlockWrite(BlockSize);
+        }
+    }
+
+    private void SwitchToBlocks()
+    {
+        _file.Flush();
+        FileSync.StartWriteback(_handle, 0, _written);
+        _direct = FileSync.TrySetDirectIo(_handle);
+        _blocks = [BlockPool.Rent(), BlockPool.Rent()];
+    }
+
+    /// <summary>Writes what is left and waits for every write; the file then holds exactly what was written.</summary>
+    public void Flush()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_blocks is null)
+        {
+            _file.Flush();
+            return;
+        }
+        if (_filled > 0)
+        {
+            // A direct write must end on the alignment: pad with zeros, then cut the file back to size.
+            var padded = _direct ? (_filled + Alignment - 1) / Alignment * Alignment : _filled;
+            _blocks[_current].Span[_filled..padded].Clear();
+            var tail = _filled;
+            StartBlockWrite(padded);
+            _written -= padded - tail;
+        }
+        _blockWrite.GetAwaiter().GetResult();
+        if (_file.Length != _written) _file.SetLength(_written);
+    }
+
+    /// <summary>Sends the current block to disk and switches to the other, once its own write is done.</summary>
+    private void StartBlockWrite(int length)
+    {
+        _blockWrite.GetAwaiter().GetResult();   // the other block is free again (and its error, if any, surfaces here)
+        var block = _blocks![_current];
+        var offset = _written;
+        _blockWrite = Task.Run(() => WriteBlock(block[..length], offset));
+        _written += length;
+        _current ^= 1;
+        _filled = 0;
+    }
+
+    private void WriteBlock(ReadOnlyMemory<byte> block, long offset)
+    {
+        try { RandomAccess.Write(_handle, block.Span, offset); }
+        catch (IOException e) when (_direct && (e.HResult & 0xFFFF) == 22 /* EINVAL */)
+        {
+            // A filesystem that took the flag but not the write: go through the page cache instead.
+            _direct = false;
+            FileSync.ClearDirectIo(_handle);
+            RandomAccess.Write(_handle, block.Span, offset);
+        }
+    }
+
+    /// <summary>
+    /// Waits for a block write still in flight (its memory must not be reused under it) and gives the
+    /// blocks back, wiped. Does not close the file, and does not flush: the caller owns both.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try { _blockWrite.GetAwaiter().GetResult(); }
+        catch (IOException) { }   // the file is being abandoned anyway
+        foreach (var b in _blocks ?? []) BlockPool.Return(b);
+    }
+
+    /// <summary>
+    /// Pinned blocks (never moved by the GC) starting on the alignment O_DIRECT needs, kept for reuse:
+    /// a run that writes a thousand files should not allocate a thousand pairs of them.
+    /// </summary>
+    private static class BlockPool
+    {
+        private static readonly ConcurrentBag<Memory<byte>> Free = [];
+        private const int MaxKept = 16;
+
+        public static Memory<byte> Rent()
+        {
+            if (Free.TryTake(out var block)) return block;
+            var raw = GC.AllocateUninitializedArray<byte>(BlockSize + Alignment, pinned: true);
+            var address = Marshal.UnsafeAddrOfPinnedArrayElement(raw, 0);
+            var skip = (int)((Alignment - address % Alignment) % Alignment);
+            return raw.AsMemory(skip, BlockSize);
+        }
+
+        public static void Return(Memory<byte> block)
+        {
+            block.Span.Clear();   // it may hold plaintext (the opener) until the next writer overwrites it
+            if (Free.Count < MaxKept) Free.Add(block);
+        }
+    }
+}

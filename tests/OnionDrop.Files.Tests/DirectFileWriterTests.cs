@@ -1,0 +1,111 @@
+using OnionDrop.Files;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Files.Tests;
+
+/// <summary>
+/// A file's first <see cref="DirectFileWriter.DirectFrom"/> bytes go through the page cache, the rest in
+/// aligned blocks with O_DIRECT, the last one padded and then cut back: whatever the size and however the
+/// writes are cut, the file must hold exactly what was written.
+/// </summary>
+public class DirectFileWriterTests
+{
+    private const int ODirect = 0x4000; // octal 040000 in /proc/self/fdinfo's flags
+    private const long From = DirectFileWriter.DirectFrom;
+    private const int Block = DirectFileWriter.BlockSize;
+
+    private static readonly long[] Sizes =
+        [0, 1, 4097, 65_553, From - 1, From, From + 1, From + 4096, From + Block - 1, From + Block, From + 3 * Block + 12_345];
+
+    [TestCaseSource(nameof(Sizes))]
+    public void File_holds_exactly_what_was_written_on_a_disk_filesystem(long size)
+    {
+        using var temp = new TempDirectory();
+        AssertExact(temp.Combine("out"), size);
+    }
+
+    [TestCaseSource(nameof(Sizes))]
+    public void File_holds_exactly_what_was_written_on_tmpfs(long size)
+    {
+        if (!Directory.Exists("/dev/shm")) Assert.Ignore("no /dev/shm here");
+        var path = Path.Combine("/dev/shm", "oniondrop-direct-" + Guid.NewGuid().ToString("N")[..8]);
+        try { AssertExact(path, size); }
+        finally { File.Delete(path); }
+    }
+
+    [Test]
+    public void A_small_file_stays_in_the_page_cache_and_a_large_one_leaves_it_on_ext4()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine("out");
+        if (new DriveInfo(temp.Path).DriveFormat != "ext4") Assert.Ignore($"the temporary directory is on {new DriveInfo(temp.Path).DriveFormat}, not ext4");
+        using var file = Create(path);
+        using var writer = new DirectFileWriter(file);
+        writer.Write(new byte[From - 1]);
+        Assert.That(IsDirect(file), Is.False, "below DirectFrom the file is written through the page cache");
+        writer.Write(new byte[Block + 1]);
+        Assert.That(IsDirect(file), Is.True, "ext4 supports O_DIRECT: past DirectFrom the file must be written with it");
+        writer.Flush();
+        Assert.That(new FileInfo(path).Length, Is.EqualTo(From + Block));
+    }
+
+    [Test]
+    public async Task A_full_disk_past_the_switch_surfaces_as_ENOSPC_and_disposing_after_it_does_not_throw()
+    {
+        // A file system of its own with room for the cached part and a little more: the direct blocks fail.
+        using var temp = new TempDirectory();
+        using var fs = await LoopFileSystem.MountAsync(temp.Path, 32L * 1024 * 1024);
+        fs.Fill(leaveFree: From + 2 * Block);
+        using var file = Create(Path.Combine(fs.MountPoint, "out"));
+        var writer = new DirectFileWriter(file);
+        var ex = Assert.Catch<IOException>(() =>
+        {
+            for (var i = 0; i < 64; i++) writer.Write(new byte[Block]);
+            writer.Flush();
+        });
+        Assert.That((ex!.HResult & 0xFFFF) is 28 || ex.Message.Contains("No space left"), Is.True, ex.Message);
+        Assert.That(writer.Dispose, Throws.Nothing);
+    }
+
+    [Test]
+    public void Fsync_of_a_missing_path_names_it()
+    {
+        using var temp = new TempDirectory();
+        var missing = temp.Combine("missing");
+        Assert.That(() => FileSync.Fsync(missing), Throws.InstanceOf<IOException>().With.Message.Contains(missing));
+        Assert.That(() => FileSync.Fsync(temp.Path), Throws.Nothing, "a directory is fsynced too");
+    }
+
+    /// <summary>Writes <paramref name="size"/> seeded bytes in uneven pieces (a sealer chunk, then one byte, ...).</summary>
+    private static void AssertExact(string path, long size)
+    {
+        var expected = new byte[size];
+        new Random((int)size).NextBytes(expected);
+        using (var file = Create(path))
+        using (var writer = new DirectFileWriter(file))
+        {
+            var pieces = new[] { 65_553, 1, 300_000, Block };
+            for (long at = 0, i = 0; at < size; i++)
+            {
+                var n = (int)Math.Min(pieces[i % pieces.Length], size - at);
+                writer.Write(expected.AsSpan((int)at, n));
+                at += n;
+            }
+            writer.Flush();
+            Assert.That(writer.Length, Is.EqualTo(size), "Length");
+        }
+        var written = File.ReadAllBytes(path);
+        Assert.That(written.Length, Is.EqualTo(size), "file length");
+        Assert.That(written.SequenceEqual(expected), Is.True, "file content");
+    }
+
+    private static FileStream Create(string path) =>
+        new(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0 });
+
+    private static bool IsDirect(FileStream file)
+    {
+        var fd = file.SafeFileHandle.DangerousGetHandle();
+        var flags = File.ReadLines($"/proc/self/fdinfo/{fd}").First(l => l.StartsWith("flags:"));
+        return (Convert.ToInt32(flags["flags:".Length..].Trim(), 8) & ODirect) != 0;
+    }
+}
