@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace OnionDrop.Files;
 
-/// <summary>The file calls the opener needs that .NET does not expose: fsync by path, writeback of a range, O_DIRECT.</summary>
+/// <summary>The file calls the store and the opener need that .NET does not expose: fsync by path (file or directory), writeback of a range, O_DIRECT.</summary>
 public static class FileSync
 {
     private const int O_RDONLY = 0, O_CLOEXEC = 0x80000, O_DIRECT = 0x4000, EINTR = 4, F_GETFL = 3, F_SETFL = 4;
