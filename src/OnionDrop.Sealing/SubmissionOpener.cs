@@ -28,6 +28,7 @@ public static class SubmissionOpener
     private const string WorkingPrefix = ".oniondrop-opening-";
     private const UnixFileMode PrivateDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const int WriteBuffer = 64 * 1024;
 
     public static OpenedSubmission Open(Stream sealedBlob, JournalistKey key, string outputDirectory, string blobName) =>
         Open(sealedBlob, key, outputDirectory, blobName, progress: null);
@@ -138,7 +139,9 @@ public static class SubmissionOpener
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long size;
-        using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = 64 * 1024 }))
+        // Before DirectFileWriter's switch, writes of at least the buffer's size go straight to the file;
+        // small records are gathered first.
+        using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer }))
         using (var output = new DirectFileWriter(file))
         {
             while (true)

@@ -10,7 +10,6 @@ namespace OnionDrop.Files.Tests;
 /// </summary>
 public class DirectFileWriterTests
 {
-    private const int ODirect = 0x4000; // octal 040000 in /proc/self/fdinfo's flags
     private const long From = DirectFileWriter.DirectFrom;
     private const int Block = DirectFileWriter.BlockSize;
 
@@ -102,10 +101,5 @@ public class DirectFileWriterTests
     private static FileStream Create(string path) =>
         new(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0 });
 
-    private static bool IsDirect(FileStream file)
-    {
-        var fd = file.SafeFileHandle.DangerousGetHandle();
-        var flags = File.ReadLines($"/proc/self/fdinfo/{fd}").First(l => l.StartsWith("flags:"));
-        return (Convert.ToInt32(flags["flags:".Length..].Trim(), 8) & ODirect) != 0;
-    }
+    private static bool IsDirect(FileStream file) => OpenFileFlags.IsDirect(file.SafeFileHandle.DangerousGetHandle());
 }

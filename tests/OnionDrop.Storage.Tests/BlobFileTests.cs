@@ -13,8 +13,6 @@ namespace OnionDrop.Storage.Tests;
 /// </summary>
 public class BlobFileTests
 {
-    private const int ODirect = 0x4000; // octal 040000 in /proc/self/fdinfo's flags
-
     private static readonly int[] Sizes = [0, 1, 4097, 524_289, (int)DirectFileWriter.DirectFrom + 3 * DirectFileWriter.BlockSize + 12_345];
 
     [TestCaseSource(nameof(Sizes))]
@@ -67,8 +65,7 @@ public class BlobFileTests
             string target;
             try { target = new FileInfo(fd).LinkTarget ?? ""; } catch (IOException) { continue; }
             if (target != partial) continue;
-            var flags = File.ReadLines($"/proc/self/fdinfo/{Path.GetFileName(fd)}").First(l => l.StartsWith("flags:"));
-            return (Convert.ToInt32(flags["flags:".Length..].Trim(), 8) & ODirect) != 0;
+            return OpenFileFlags.IsDirect(nint.Parse(Path.GetFileName(fd)));
         }
         Assert.Fail("the .partial file is not open in this process");
         return false;
