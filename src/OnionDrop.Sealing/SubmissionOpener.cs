@@ -29,6 +29,12 @@ public static class SubmissionOpener
     private const UnixFileMode PrivateDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const int WriteBuffer = 64 * 1024;
+    /// <summary>
+    /// A file's first 8 MiB go through the page cache: the opener writes one file at a time, and sending every
+    /// file direct made 1,000 files of 1 MiB open 1.3x slower (each direct write extending a file waits for
+    /// its own size update).
+    /// </summary>
+    internal const long DirectFrom = 8L << 20;
 
     public static OpenedSubmission Open(Stream sealedBlob, JournalistKey key, string outputDirectory, string blobName) =>
         Open(sealedBlob, key, outputDirectory, blobName, progress: null);
@@ -142,7 +148,7 @@ public static class SubmissionOpener
         // Before DirectFileWriter's switch, writes of at least the buffer's size go straight to the file;
         // small records are gathered first.
         using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer }))
-        using (var output = new DirectFileWriter(file))
+        using (var output = new DirectFileWriter(file, DirectFrom))
         {
             while (true)
             {

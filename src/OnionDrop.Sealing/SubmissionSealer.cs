@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
+using OnionDrop.Files;
 using OnionDrop.Sealing.Interop;
 using Sodium;
 
@@ -12,6 +14,8 @@ namespace OnionDrop.Sealing;
 /// but ciphertext is written to <c>output</c>.
 /// Call order: (BeginFileAsync, WriteAsync*, EndFileAsync)*, CompleteAsync. Disposing before
 /// CompleteAsync leaves an unfinished stream that no opener accepts.
+/// The per-chunk path allocates nothing: its async methods reuse their state machines (the pooling builder)
+/// and the file hash runs on a reused <see cref="BackgroundStep"/>, so a long upload leaves no garbage behind.
 /// </summary>
 public sealed class SubmissionSealer : IAsyncDisposable
 {
@@ -29,6 +33,8 @@ public sealed class SubmissionSealer : IAsyncDisposable
     private readonly byte[] _scratch = new byte[1 + 8 + 32];
     private readonly List<ManifestFile> _files = [];
     private readonly IncrementalHash _fileHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly BackgroundStep _hashing;
+    private ReadOnlyMemory<byte> _hashInput;   // what _hashing adds to the file's hash
     private int _filled;
     private bool _headerWritten;
     private State _state;
@@ -68,6 +74,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
         }
         finally { CryptographicOperations.ZeroMemory(streamKey); }
 
+        _hashing = new BackgroundStep(() => _fileHash.AppendData(_hashInput.Span));
         _plain = ArrayPool<byte>.Shared.Rent(SealedFormat.ChunkSize);
         _cipher = [ArrayPool<byte>.Shared.Rent(SealedFormat.CipherChunkSize), ArrayPool<byte>.Shared.Rent(SealedFormat.CipherChunkSize)];
     }
@@ -102,6 +109,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
     }
 
     /// <summary>The caller keeps <paramref name="data"/> unchanged until the returned task completes.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         Expect(State.InFile, "WriteAsync");
@@ -109,8 +117,13 @@ public sealed class SubmissionSealer : IAsyncDisposable
         _fileSize += data.Length;
         // The file's SHA-256 (for the manifest) runs on a second core beside the copy and encryption of
         // the same bytes; for small writes handing it over would cost more than it saves.
-        var hashing = data.Length >= ParallelHashBytes ? Task.Run(() => _fileHash.AppendData(data.Span), CancellationToken.None) : null;
-        if (hashing is null) _fileHash.AppendData(data.Span);
+        var parallel = data.Length >= ParallelHashBytes;
+        if (parallel)
+        {
+            _hashInput = data;
+            _hashing.Start();
+        }
+        else _fileHash.AppendData(data.Span);
         try
         {
             _scratch[0] = SealedFormat.RecordFileData;
@@ -119,7 +132,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
         }
         finally
         {
-            if (hashing is not null) await hashing;
+            if (parallel) await _hashing.WaitAsync();
         }
     }
 
@@ -172,6 +185,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
         }
         return Slow(headerLength, payload, ct);
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
         async ValueTask Slow(int headerLength, ReadOnlyMemory<byte> payload, CancellationToken ct)
         {
             await AppendAsync(_scratch.AsMemory(0, headerLength), ct);
@@ -179,6 +193,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AppendAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         try
@@ -200,6 +215,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
     /// Encrypts the buffered plaintext as one chunk and starts writing it; the write runs while the caller
     /// fills and encrypts the next chunk (the previous write is awaited first, so writes stay in order).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FlushChunkAsync(byte tag, CancellationToken ct)
     {
         var cipher = _cipher[_nextCipher];
@@ -218,6 +234,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
         CiphertextLength += length;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AwaitPendingWriteAsync()
     {
         var pending = _pendingWrite;

@@ -5,15 +5,31 @@ namespace OnionDrop.Storage;
 
 /// <summary>
 /// Write-only, forward-only sink for one blob's ciphertext: counts and hashes it (SHA-256) and writes it
-/// with <see cref="DirectFileWriter"/> (past the page cache once the blob is large). Hashing and writing
+/// with <see cref="DirectFileWriter"/>, past the page cache. Hashing and writing
 /// run on a pool thread while the caller prepares its next chunk.
 /// </summary>
-internal sealed class BlobFileWriter(FileStream file) : Stream
+internal sealed class BlobFileWriter : Stream
 {
-    private readonly DirectFileWriter _file = new(file);
+    private readonly DirectFileWriter _file;
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly BackgroundStep _append;
+    private ReadOnlyMemory<byte> _appending;   // the chunk the background step hashes and writes
     private long _length;
     private string? _sha256Hex;
+
+    /// <summary>
+    /// Every byte of a blob goes direct: blobs are written by many uploads at once and read back only when a
+    /// journalist pulls. With a blob's first 8 MiB through the page cache, copying into it took 30% of the
+    /// machine's time during 64 concurrent 16 MiB uploads; without it they committed in 3.0 s instead of 3.6
+    /// (medians of 6 interleaved runs), and single uploads, large or small, took as long as before.
+    /// </summary>
+    internal const long DirectFrom = 0;
+
+    public BlobFileWriter(FileStream file)
+    {
+        _file = new DirectFileWriter(file, DirectFrom);
+        _append = new BackgroundStep(() => Append(_appending.Span));
+    }
 
     /// <summary>
     /// Hashes and writes on a pool thread, so that on a second core this overlaps with whatever the caller
@@ -23,8 +39,11 @@ internal sealed class BlobFileWriter(FileStream file) : Stream
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ThrowIfFinished();
+        cancellationToken.ThrowIfCancellationRequested();
         _length += buffer.Length;
-        return new ValueTask(Task.Run(() => Append(buffer.Span), cancellationToken));
+        _appending = buffer;
+        _append.Start();
+        return _append.WaitAsync();
     }
 
     public override void Write(ReadOnlySpan<byte> buffer)

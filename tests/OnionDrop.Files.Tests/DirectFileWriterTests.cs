@@ -4,31 +4,37 @@ using OnionDrop.Testing;
 namespace OnionDrop.Files.Tests;
 
 /// <summary>
-/// A file's first <see cref="DirectFileWriter.DirectFrom"/> bytes go through the page cache, the rest in
-/// aligned blocks with O_DIRECT, the last one padded and then cut back: whatever the size and however the
-/// writes are cut, the file must hold exactly what was written.
+/// A file's first <c>directFrom</c> bytes go through the page cache, the rest in aligned blocks with O_DIRECT,
+/// the last one padded and then cut back: whatever the switch, the size and however the writes are cut, the
+/// file must hold exactly what was written. Both switches in use are covered: the opener's (8 MiB) and the
+/// store's (0: every byte direct).
 /// </summary>
 public class DirectFileWriterTests
 {
-    private const long From = DirectFileWriter.DirectFrom;
+    private const long From = 8L << 20;
     private const int Block = DirectFileWriter.BlockSize;
 
-    private static readonly long[] Sizes =
-        [0, 1, 4097, 65_553, From - 1, From, From + 1, From + 4096, From + Block - 1, From + Block, From + 3 * Block + 12_345];
+    private static readonly TestCaseData[] Cases =
+    [
+        .. new long[] { 0, 1, 4097, 65_553, From - 1, From, From + 1, From + 4096, From + Block - 1, From + Block, From + 3 * Block + 12_345 }
+            .Select(size => new TestCaseData(From, size)),
+        .. new long[] { 0, 1, 4095, 4096, 4097, Block - 1, Block, Block + 1, 3 * Block + 12_345 }
+            .Select(size => new TestCaseData(0L, size)),
+    ];
 
-    [TestCaseSource(nameof(Sizes))]
-    public void File_holds_exactly_what_was_written_on_a_disk_filesystem(long size)
+    [TestCaseSource(nameof(Cases))]
+    public void File_holds_exactly_what_was_written_on_a_disk_filesystem(long directFrom, long size)
     {
         using var temp = new TempDirectory();
-        AssertExact(temp.Combine("out"), size);
+        AssertExact(temp.Combine("out"), directFrom, size);
     }
 
-    [TestCaseSource(nameof(Sizes))]
-    public void File_holds_exactly_what_was_written_on_tmpfs(long size)
+    [TestCaseSource(nameof(Cases))]
+    public void File_holds_exactly_what_was_written_on_tmpfs(long directFrom, long size)
     {
         if (!Directory.Exists("/dev/shm")) Assert.Ignore("no /dev/shm here");
         var path = Path.Combine("/dev/shm", "oniondrop-direct-" + Guid.NewGuid().ToString("N")[..8]);
-        try { AssertExact(path, size); }
+        try { AssertExact(path, directFrom, size); }
         finally { File.Delete(path); }
     }
 
@@ -39,13 +45,36 @@ public class DirectFileWriterTests
         var path = temp.Combine("out");
         if (new DriveInfo(temp.Path).DriveFormat != "ext4") Assert.Ignore($"the temporary directory is on {new DriveInfo(temp.Path).DriveFormat}, not ext4");
         using var file = Create(path);
-        using var writer = new DirectFileWriter(file);
+        using var writer = new DirectFileWriter(file, From);
         writer.Write(new byte[From - 1]);
-        Assert.That(IsDirect(file), Is.False, "below DirectFrom the file is written through the page cache");
+        Assert.That(IsDirect(file), Is.False, "below the switch the file is written through the page cache");
         writer.Write(new byte[Block + 1]);
-        Assert.That(IsDirect(file), Is.True, "ext4 supports O_DIRECT: past DirectFrom the file must be written with it");
+        Assert.That(IsDirect(file), Is.True, "ext4 supports O_DIRECT: past the switch the file must be written with it");
         writer.Flush();
         Assert.That(new FileInfo(path).Length, Is.EqualTo(From + Block));
+    }
+
+    [Test]
+    public void With_the_switch_at_zero_the_first_byte_goes_direct_on_ext4()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine("out");
+        if (new DriveInfo(temp.Path).DriveFormat != "ext4") Assert.Ignore($"the temporary directory is on {new DriveInfo(temp.Path).DriveFormat}, not ext4");
+        using var file = Create(path);
+        using var writer = new DirectFileWriter(file, directFrom: 0);
+        writer.Write(new byte[1]);
+        Assert.That(IsDirect(file), Is.True);
+        writer.Flush();
+        Assert.That(new FileInfo(path).Length, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void A_switch_off_the_alignment_is_refused()
+    {
+        using var temp = new TempDirectory();
+        using var file = Create(temp.Combine("out"));
+        Assert.That(() => new DirectFileWriter(file, 4097), Throws.ArgumentException);
+        Assert.That(() => new DirectFileWriter(file, -4096), Throws.InstanceOf<ArgumentOutOfRangeException>());
     }
 
     [Test]
@@ -56,7 +85,7 @@ public class DirectFileWriterTests
         using var fs = await LoopFileSystem.MountAsync(temp.Path, 32L * 1024 * 1024);
         fs.Fill(leaveFree: From + 2 * Block);
         using var file = Create(Path.Combine(fs.MountPoint, "out"));
-        var writer = new DirectFileWriter(file);
+        var writer = new DirectFileWriter(file, From);
         var ex = Assert.Catch<IOException>(() =>
         {
             for (var i = 0; i < 64; i++) writer.Write(new byte[Block]);
@@ -76,12 +105,12 @@ public class DirectFileWriterTests
     }
 
     /// <summary>Writes <paramref name="size"/> seeded bytes in uneven pieces (a sealer chunk, then one byte, ...).</summary>
-    private static void AssertExact(string path, long size)
+    private static void AssertExact(string path, long directFrom, long size)
     {
         var expected = new byte[size];
         new Random((int)size).NextBytes(expected);
         using (var file = Create(path))
-        using (var writer = new DirectFileWriter(file))
+        using (var writer = new DirectFileWriter(file, directFrom))
         {
             var pieces = new[] { 65_553, 1, 300_000, Block };
             for (long at = 0, i = 0; at < size; i++)

@@ -6,14 +6,14 @@ using OnionDrop.Testing;
 namespace OnionDrop.Storage.Tests;
 
 /// <summary>
-/// Blob files are written by OnionDrop.Files' DirectFileWriter (its own tests cover the block edges): past
-/// its first few MiB with O_DIRECT where the filesystem allows it, the last block padded then cut back.
+/// Blob files are written by OnionDrop.Files' DirectFileWriter (its own tests cover the block edges): every
+/// byte with O_DIRECT where the filesystem allows it, the last block padded then cut back.
 /// Whatever the size, the store's file must hold exactly the ciphertext, with the size and hash recorded.
 /// (tmpfs takes O_DIRECT too on this kernel; a filesystem that refuses it falls back to the page cache.)
 /// </summary>
 public class BlobFileTests
 {
-    private static readonly int[] Sizes = [0, 1, 4097, 524_289, (int)DirectFileWriter.DirectFrom + 3 * DirectFileWriter.BlockSize + 12_345];
+    private static readonly int[] Sizes = [0, 1, 4097, 524_289, 3 * DirectFileWriter.BlockSize + 12_345, (9 << 20) + 1];
 
     [TestCaseSource(nameof(Sizes))]
     public async Task Blob_file_holds_exactly_the_ciphertext_on_a_disk_filesystem(int size)
@@ -38,7 +38,7 @@ public class BlobFileTests
         var disk = temp.Combine("data");
         Directory.CreateDirectory(disk);
         if (new DriveInfo(disk).DriveFormat != "ext4") Assert.Ignore($"the temporary directory is on {new DriveInfo(disk).DriveFormat}, not ext4");
-        Assert.That(await PartialFileIsDirectAsync(disk), Is.True, "ext4 supports O_DIRECT: a large blob must be written with it");
+        Assert.That(await PartialFileIsDirectAsync(disk), Is.True, "ext4 supports O_DIRECT: every blob must be written with it");
     }
 
     private static async Task AssertExactAsync(string dataDir, int size)
@@ -58,7 +58,7 @@ public class BlobFileTests
     {
         using var store = SealedBlobStore.Open(dataDir);
         await using var writer = store.BeginSubmission();
-        await writer.Ciphertext.WriteAsync(new byte[DirectFileWriter.DirectFrom + DirectFileWriter.BlockSize]);
+        await writer.Ciphertext.WriteAsync(new byte[64 * 1024]);   // one sealer chunk
         var partial = Path.Combine(dataDir, "blobs", writer.Id + ".partial");
         foreach (var fd in Directory.GetFiles("/proc/self/fd"))
         {

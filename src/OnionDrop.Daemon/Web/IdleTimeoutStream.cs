@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 
 namespace OnionDrop.Daemon.Web;
@@ -12,6 +13,8 @@ public sealed class IdleTimeoutStream(Stream body, TimeSpan idleTimeout, long ma
 {
     private readonly CancellationTokenSource _idle = CancellationTokenSource.CreateLinkedTokenSource(requestAborted);
 
+    // Called once per chunk of an upload: the state machine is reused rather than allocated each time.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         _idle.CancelAfter(idleTimeout);
