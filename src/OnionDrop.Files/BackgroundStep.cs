@@ -33,7 +33,11 @@ public sealed class BackgroundStep : IThreadPoolWorkItem, IValueTaskSource
     /// <summary>Completes when the run started last has finished, with its exception; at once when none is pending.</summary>
     public ValueTask WaitAsync() => _pending ? new ValueTask(this, _outcome.Version) : ValueTask.CompletedTask;
 
-    /// <summary>Blocks until the run started last has finished and rethrows its exception; returns at once when none is pending.</summary>
+    /// <summary>
+    /// Blocks until the run started last has finished and rethrows its exception; returns at once when none is
+    /// pending. For threads of one's own: the thread pool does not see a pool thread blocked here, and adds
+    /// threads only slowly, so code on the pool awaits <see cref="WaitAsync"/> instead.
+    /// </summary>
     public void Wait()
     {
         if (!_pending) return;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using OnionDrop.Files;
 
@@ -5,15 +6,15 @@ namespace OnionDrop.Storage;
 
 /// <summary>
 /// Write-only, forward-only sink for one blob's ciphertext: counts and hashes it (SHA-256) and writes it
-/// with <see cref="DirectFileWriter"/>, past the page cache. Hashing and writing
-/// run on a pool thread while the caller prepares its next chunk.
+/// with <see cref="DirectFileWriter"/>, past the page cache. The hash runs on a pool thread while the caller
+/// prepares its next chunk; the writes wait for the disk without holding a thread.
 /// </summary>
 internal sealed class BlobFileWriter : Stream
 {
     private readonly DirectFileWriter _file;
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-    private readonly BackgroundStep _append;
-    private ReadOnlyMemory<byte> _appending;   // the chunk the background step hashes and writes
+    private readonly BackgroundStep _hashing;
+    private ReadOnlyMemory<byte> _hashInput;   // the chunk the background step adds to the hash
     private long _length;
     private string? _sha256Hex;
 
@@ -28,29 +29,33 @@ internal sealed class BlobFileWriter : Stream
     public BlobFileWriter(FileStream file)
     {
         _file = new DirectFileWriter(file, DirectFrom);
-        _append = new BackgroundStep(() => Append(_appending.Span));
+        _hashing = new BackgroundStep(() => _sha256.AppendData(_hashInput.Span));
     }
 
     /// <summary>
-    /// Hashes and writes on a pool thread, so that on a second core this overlaps with whatever the caller
-    /// does before awaiting (the sealer encrypts its next chunk meanwhile, keeping one write in flight).
-    /// The caller keeps <paramref name="buffer"/> unchanged until the returned task completes.
+    /// Hashes on a pool thread, so that on a second core this overlaps with whatever the caller does before
+    /// awaiting (the sealer encrypts its next chunk meanwhile, keeping one write in flight); the bytes are
+    /// copied into the file's current block at once. The caller keeps <paramref name="buffer"/> unchanged
+    /// until the returned task completes.
     /// </summary>
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ThrowIfFinished();
         cancellationToken.ThrowIfCancellationRequested();
         _length += buffer.Length;
-        _appending = buffer;
-        _append.Start();
-        return _append.WaitAsync();
+        _hashInput = buffer;
+        _hashing.Start();
+        try { await _file.WriteAsync(buffer); }
+        finally { await _hashing.WaitAsync(); }
     }
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         ThrowIfFinished();
         _length += buffer.Length;
-        Append(buffer);
+        _sha256.AppendData(buffer);
+        _file.Write(buffer);
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -58,16 +63,10 @@ internal sealed class BlobFileWriter : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    private void Append(ReadOnlySpan<byte> data)
-    {
-        _sha256.AppendData(data);
-        _file.Write(data);
-    }
-
     /// <summary>Writes what is left and waits for every write; the file then holds exactly the ciphertext.</summary>
     public override void Flush() => _file.Flush();
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.Run(Flush, cancellationToken);
+    public override Task FlushAsync(CancellationToken cancellationToken) => _file.FlushAsync().AsTask();
 
     /// <summary>Closes the sink to further writes and returns what passed through it.</summary>
     public (long Size, string Sha256Hex) Finish()

@@ -36,12 +36,9 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         if (_committed) throw new InvalidOperationException("already committed");
         var (size, sha256) = _ciphertext.Finish();
 
-        await Task.Run(() =>
-        {
-            _ciphertext.Flush();
-            _ciphertext.ReleaseBlocks();
-            _file.Flush(flushToDisk: true); // fsync: the bytes (and the length) are on disk
-        }, cancellationToken);
+        await _ciphertext.FlushAsync(cancellationToken);
+        _ciphertext.ReleaseBlocks();
+        await Task.Run(() => _file.Flush(flushToDisk: true), cancellationToken); // fsync: the bytes (and the length) are on disk
         await _file.DisposeAsync();
 
         File.Move(_store.PartialPath(Id), _store.SealedPath(Id), overwrite: false);

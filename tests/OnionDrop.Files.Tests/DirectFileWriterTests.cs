@@ -30,6 +30,22 @@ public class DirectFileWriterTests
     }
 
     [TestCaseSource(nameof(Cases))]
+    public async Task File_holds_exactly_what_was_written_with_WriteAsync_and_FlushAsync(long directFrom, long size)
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine("out");
+        var expected = Seeded(size);
+        using (var file = Create(path))
+        using (var writer = new DirectFileWriter(file, directFrom))
+        {
+            foreach (var (at, n) in Pieces(size)) await writer.WriteAsync(expected.AsMemory((int)at, n));
+            await writer.FlushAsync();
+            Assert.That(writer.Length, Is.EqualTo(size), "Length");
+        }
+        Assert.That(await File.ReadAllBytesAsync(path), Is.EqualTo(expected));
+    }
+
+    [TestCaseSource(nameof(Cases))]
     public void File_holds_exactly_what_was_written_on_tmpfs(long directFrom, long size)
     {
         if (!Directory.Exists("/dev/shm")) Assert.Ignore("no /dev/shm here");
@@ -107,24 +123,36 @@ public class DirectFileWriterTests
     /// <summary>Writes <paramref name="size"/> seeded bytes in uneven pieces (a sealer chunk, then one byte, ...).</summary>
     private static void AssertExact(string path, long directFrom, long size)
     {
-        var expected = new byte[size];
-        new Random((int)size).NextBytes(expected);
+        var expected = Seeded(size);
         using (var file = Create(path))
         using (var writer = new DirectFileWriter(file, directFrom))
         {
-            var pieces = new[] { 65_553, 1, 300_000, Block };
-            for (long at = 0, i = 0; at < size; i++)
-            {
-                var n = (int)Math.Min(pieces[i % pieces.Length], size - at);
-                writer.Write(expected.AsSpan((int)at, n));
-                at += n;
-            }
+            foreach (var (at, n) in Pieces(size)) writer.Write(expected.AsSpan((int)at, n));
             writer.Flush();
             Assert.That(writer.Length, Is.EqualTo(size), "Length");
         }
         var written = File.ReadAllBytes(path);
         Assert.That(written.Length, Is.EqualTo(size), "file length");
         Assert.That(written.SequenceEqual(expected), Is.True, "file content");
+    }
+
+    private static byte[] Seeded(long size)
+    {
+        var bytes = new byte[size];
+        new Random((int)size).NextBytes(bytes);
+        return bytes;
+    }
+
+    /// <summary>Uneven pieces: a sealer chunk and a little, one byte, more than half a block, a whole block, ...</summary>
+    private static IEnumerable<(long At, int Length)> Pieces(long size)
+    {
+        var pieces = new[] { 65_553, 1, 300_000, Block };
+        for (long at = 0, i = 0; at < size; i++)
+        {
+            var n = (int)Math.Min(pieces[i % pieces.Length], size - at);
+            yield return (at, n);
+            at += n;
+        }
     }
 
     private static FileStream Create(string path) =>
