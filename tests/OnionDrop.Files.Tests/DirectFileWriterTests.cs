@@ -58,9 +58,7 @@ public class DirectFileWriterTests
     public void A_small_file_stays_in_the_page_cache_and_a_large_one_leaves_it_on_ext4()
     {
         using var temp = new TempDirectory();
-        var path = temp.Combine("out");
-        if (new DriveInfo(temp.Path).DriveFormat != "ext4") Assert.Ignore($"the temporary directory is on {new DriveInfo(temp.Path).DriveFormat}, not ext4");
-        using var file = Create(path);
+        using var file = CreateOnExt4(temp, out var path);
         using var writer = new DirectFileWriter(file, From);
         writer.Write(new byte[From - 1]);
         Assert.That(IsDirect(file), Is.False, "below the switch the file is written through the page cache");
@@ -74,9 +72,7 @@ public class DirectFileWriterTests
     public void With_the_switch_at_zero_the_first_byte_goes_direct_on_ext4()
     {
         using var temp = new TempDirectory();
-        var path = temp.Combine("out");
-        if (new DriveInfo(temp.Path).DriveFormat != "ext4") Assert.Ignore($"the temporary directory is on {new DriveInfo(temp.Path).DriveFormat}, not ext4");
-        using var file = Create(path);
+        using var file = CreateOnExt4(temp, out var path);
         using var writer = new DirectFileWriter(file, directFrom: 0);
         writer.Write(new byte[1]);
         Assert.That(IsDirect(file), Is.True);
@@ -153,6 +149,15 @@ public class DirectFileWriterTests
             yield return (at, n);
             at += n;
         }
+    }
+
+    /// <summary>A new file in a temporary directory on ext4, which takes O_DIRECT; elsewhere the test is ignored.</summary>
+    private static FileStream CreateOnExt4(TempDirectory temp, out string path)
+    {
+        var format = new DriveInfo(temp.Path).DriveFormat;
+        if (format != "ext4") Assert.Ignore($"the temporary directory is on {format}, not ext4");
+        path = temp.Combine("out");
+        return Create(path);
     }
 
     private static FileStream Create(string path) =>
