@@ -31,7 +31,7 @@ public static class FileSync
     public static void StartWriteback(SafeFileHandle file, long offset, long count) =>
         sync_file_range((int)file.DangerousGetHandle(), offset, count, SYNC_FILE_RANGE_WRITE);
 
-    /// <summary>Turns on O_DIRECT for an open file; false where the filesystem does not support it (tmpfs).</summary>
+    /// <summary>Turns on O_DIRECT for an open file; false where the filesystem refuses the flag.</summary>
     public static bool TrySetDirectIo(SafeHandle file)
     {
         var fd = (int)file.DangerousGetHandle();

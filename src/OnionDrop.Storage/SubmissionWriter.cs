@@ -25,7 +25,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
             Access = FileAccess.Write,
             Share = FileShare.None,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            BufferSize = 0, // the sealer's writes are whole 64 KiB chunks; past the cache, aligned blocks
+            BufferSize = 0, // unused: BlobFileWriter sends every byte in DirectFileWriter's aligned blocks
         });
         _ciphertext = new BlobFileWriter(_file);
     }
