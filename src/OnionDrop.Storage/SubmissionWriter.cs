@@ -34,9 +34,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_committed) throw new InvalidOperationException("already committed");
-        var (size, sha256) = _ciphertext.Finish();
-
-        await _ciphertext.FlushAsync(cancellationToken);
+        var (size, sha256) = await _ciphertext.FinishAsync();
         _ciphertext.ReleaseBlocks();
         await Task.Run(() => _file.Flush(flushToDisk: true), cancellationToken); // fsync: the bytes (and the length) are on disk
         await _file.DisposeAsync();
