@@ -170,6 +170,13 @@ elif [ -e "$dropin" ]; then
   say "$dropin: present from an earlier --tor system, left as it is (remove it to run the daemon's own tor)"
 fi
 
+# 8. The clock. Every HTTP response carries the server's time to the second (Kestrel's Date header, which it
+#    offers no way to drop), so a drifting clock would be a fingerprint linking the onion service to this host.
+if ((real)) && [ -d /run/systemd/system ] && command -v timedatectl >/dev/null; then
+  if [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null)" = yes ]; then say "clock: NTP-synchronised"
+  else say "WARNING: the clock is not NTP-synchronised; responses show its time, so a drift would single this host out: apt-get install -y systemd-timesyncd && timedatectl set-ntp true"; fi
+fi
+
 if ((${#recipients[@]} == 0)) && grep -q REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY "$config"; then
   say "next: put the journalists' public keys (oniondrop keygen, on their machines) in $config"
 fi
