@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using LiteDB;
 using Microsoft.Extensions.Logging;
@@ -31,6 +32,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
     private readonly object _catalogWrite = new();
     // Commits wait their turn here without holding a thread; only the one writing the catalog blocks (LiteDB fsyncs).
     private readonly SemaphoreSlim _commitTurn = new(1, 1);
+    private readonly ConcurrentQueue<QueuedEntry> _queuedEntries = new();   // waiting for the turn: see CommitEntryAsync
     private bool _disposed;
 
     public string DataDir { get; }
@@ -107,42 +109,74 @@ public sealed class SealedBlobStore : ISealedBlobStore
     internal string SealedPath(string id) => Path.Combine(BlobsDir, id + SealedExtension);
 
     /// <summary>
-    /// The last step of a commit, after the file is durable under its final name: one catalog transaction
-    /// that assigns the next pull sequence number and records the entry. Sequence numbers follow commit
-    /// order (not begin order), so a pull cursor "after N" never misses a slow upload that began earlier.
-    /// </summary>
-    /// <summary>
-    /// <see cref="CommitEntry"/> in turn. Uploads that waited for the catalog lock each blocked a pool thread,
-    /// and under steady load the thread pool kept adding threads (found by the reliability soak).
+    /// The last step of a commit, after the file is durable under its final name: a catalog transaction that
+    /// assigns the next pull sequence number and records the entry. Sequence numbers follow commit order (not
+    /// begin order), so a pull cursor "after N" never misses a slow upload that began earlier.
+    /// Commits wait their turn without holding a thread (uploads that waited for the catalog lock each blocked
+    /// a pool thread, and under steady load the pool kept adding threads: found by the reliability soak), and
+    /// whoever gets the turn records every entry queued by then in one transaction: when many uploads finish
+    /// together they share one fsync. (64 uploads of 16 MiB finishing at once each took 3-20 ms to commit alone,
+    /// so the last waited up to 217 ms for the 63 before it.)
     /// </summary>
     internal async Task<SubmissionRecord> CommitEntryAsync(string id, long size, string sha256Hex)
     {
+        var entry = new QueuedEntry(id, size, sha256Hex);
+        _queuedEntries.Enqueue(entry);
         await _commitTurn.WaitAsync();
-        try { return CommitEntry(id, size, sha256Hex); }
+        try
+        {
+            if (!entry.Committed.Task.IsCompleted) CommitQueuedEntries();
+        }
         finally { _commitTurn.Release(); }
+        return await entry.Committed.Task;
     }
 
-    internal SubmissionRecord CommitEntry(string id, long size, string sha256Hex)
+    private sealed record QueuedEntry(string Id, long Size, string Sha256Hex)
+    {
+        public TaskCompletionSource<SubmissionRecord> Committed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>
+    /// Records the queued entries in one transaction. If it fails, it fails for each of them, and each upload
+    /// then deletes its file and reports the failure, as it would alone.
+    /// </summary>
+    private void CommitQueuedEntries()
+    {
+        var batch = new List<QueuedEntry>();
+        while (_queuedEntries.TryDequeue(out var queued)) batch.Add(queued);
+        try
+        {
+            var records = CommitEntries(batch);
+            for (var i = 0; i < batch.Count; i++) batch[i].Committed.SetResult(records[i]);
+        }
+        catch (Exception e)
+        {
+            foreach (var queued in batch) queued.Committed.SetException(e);
+        }
+    }
+
+    private List<SubmissionRecord> CommitEntries(IReadOnlyList<QueuedEntry> entries)
     {
         lock (_catalogWrite)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var sequence = (_meta.FindById("sequence")?["value"].AsInt64 ?? 0) + 1;
-            var doc = new BsonDocument
+            var sequence = _meta.FindById("sequence")?["value"].AsInt64 ?? 0;
+            var today = Today().ToString(DayFormat, CultureInfo.InvariantCulture);
+            var docs = entries.Select(e => new BsonDocument
             {
-                ["_id"] = id,
-                ["seq"] = sequence,
+                ["_id"] = e.Id,
+                ["seq"] = ++sequence,
                 ["state"] = nameof(SubmissionState.Committed),
-                ["size"] = size,
-                ["sha256"] = sha256Hex,
-                ["day"] = Today().ToString(DayFormat, CultureInfo.InvariantCulture),
+                ["size"] = e.Size,
+                ["sha256"] = e.Sha256Hex,
+                ["day"] = today,
                 ["acks"] = new BsonArray(),
-            };
+            }).ToList();
             _db.BeginTrans();
             try
             {
                 _meta.Upsert(new BsonDocument { ["_id"] = "sequence", ["value"] = sequence });
-                _submissions.Insert(doc);
+                _submissions.Insert(docs);
                 _db.Commit();
             }
             catch
@@ -153,7 +187,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             // LiteDB creates catalog-log.db on the first write after each start and fsyncs the file, never
             // the directory: make its name durable too. With nothing new in the directory this costs little.
             FileSync.Fsync(DataDir);
-            return ToRecord(doc);
+            return docs.ConvertAll(ToRecord);
         }
     }
 

@@ -102,6 +102,10 @@ public class SealedBlobStoreTests
         Assert.That(listed, Has.Count.EqualTo(40));
         Assert.That(listed.Select(r => r.Id).Distinct().Count(), Is.EqualTo(40));
         Assert.That(listed.Select(r => r.Sequence), Is.EqualTo(Enumerable.Range(1, 40).Select(i => (long)i)));
+        // Commits finishing together share a transaction: each upload must still get its own entry back.
+        Assert.That(results.Select(r => (r.Record.Id, r.Record.Sequence, r.Record.Size)),
+            Is.EquivalentTo(listed.Select(r => (r.Id, r.Sequence, r.Size))));
+        Assert.That(results.Select(r => r.Record.Size), Is.EqualTo(Enumerable.Range(1, 40).Select(i => 20_000L + i)));
         foreach (var (record, bytes) in results)
         {
             using var read = store.OpenSealed(record.Id);
