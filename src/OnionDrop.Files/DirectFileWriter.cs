@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
 
 namespace OnionDrop.Files;
@@ -16,9 +15,6 @@ namespace OnionDrop.Files;
 /// A full block goes to disk on a pool thread while the next one fills. What goes through the cache (the
 /// first part, and every block where O_DIRECT is refused) is handed to writeback at once, so the final fsync
 /// finds little left to do.
-/// Given a hash, the writer also hashes what it writes, in order: the cached part as it is written, each block
-/// on the block's own background step, before its write. That costs no hand-off beyond the block's own, where
-/// hashing every chunk on a second core as it came cost a thread switch per 64 KiB.
 /// Not thread-safe: one producer.
 /// </summary>
 public sealed class DirectFileWriter : IDisposable
@@ -31,7 +27,6 @@ public sealed class DirectFileWriter : IDisposable
 
     private readonly FileStream _file;     // small writes before the switch; its handle and SetLength after
     private readonly SafeFileHandle _handle;
-    private readonly IncrementalHash? _hash;
     private Memory<byte>[]? _blocks;       // rented at the switch: a small file never needs them
     private int _current, _filled;
     private long _written;                 // bytes handed to the file (through the cache, or as whole blocks)
@@ -39,19 +34,16 @@ public sealed class DirectFileWriter : IDisposable
     private readonly BackgroundStep _blockWrite;     // the other block on its way to disk
     private ReadOnlyMemory<byte> _writing;           // that block's bytes, and where they go
     private long _writingAt;
-    private int _writingData;                        // how many of them are data (the rest: a direct tail's padding)
 
     /// <param name="file">opened for writing at offset 0; the caller closes it, after <see cref="Flush"/></param>
     /// <param name="directFrom">where O_DIRECT begins: a multiple of <see cref="Alignment"/>, so the first block starts aligned</param>
-    /// <param name="hash">if given, receives every byte written, in order; complete once <see cref="Flush"/> has returned</param>
-    public DirectFileWriter(FileStream file, long directFrom, IncrementalHash? hash = null)
+    public DirectFileWriter(FileStream file, long directFrom)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(directFrom);
         if (directFrom % Alignment != 0) throw new ArgumentException($"must be a multiple of {Alignment}", nameof(directFrom));
         _directFrom = directFrom;
         _file = file;
         _handle = file.SafeFileHandle;
-        _hash = hash;
         _blockWrite = new BackgroundStep(WriteBlock);
     }
 
@@ -133,7 +125,6 @@ public sealed class DirectFileWriter : IDisposable
     {
         if (_blocks is not null) return 0;
         var n = (int)Math.Min(data.Length, _directFrom - _written);
-        _hash?.AppendData(data[..n]);
         _file.Write(data[..n]);
         _written += n;
         if (_written == _directFrom) SwitchToBlocks();
@@ -164,18 +155,15 @@ public sealed class DirectFileWriter : IDisposable
         var padded = _direct ? (_filled + Alignment - 1) / Alignment * Alignment : _filled;
         _blocks![_current].Span[_filled..padded].Clear();
         var tail = _filled;
-        BeginBlockWrite(padded, tail);
+        BeginBlockWrite(padded);
         _written -= padded - tail;
     }
 
     /// <summary>Sends the current block to disk and switches to the other, whose own write must be done.</summary>
-    private void BeginBlockWrite(int length) => BeginBlockWrite(length, length);
-
-    private void BeginBlockWrite(int length, int data)
+    private void BeginBlockWrite(int length)
     {
         _writing = _blocks![_current][..length];
         _writingAt = _written;
-        _writingData = data;
         _blockWrite.Start();
         _written += length;
         _current ^= 1;
@@ -185,7 +173,6 @@ public sealed class DirectFileWriter : IDisposable
     private void WriteBlock()
     {
         var (block, offset) = (_writing, _writingAt);
-        _hash?.AppendData(block.Span[.._writingData]);
         try { RandomAccess.Write(_handle, block.Span, offset); }
         catch (IOException e) when (_direct && (e.HResult & 0xFFFF) == 22 /* EINVAL */)
         {

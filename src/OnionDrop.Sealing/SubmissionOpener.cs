@@ -148,7 +148,7 @@ public static class SubmissionOpener
         // Before DirectFileWriter's switch, writes of at least the buffer's size go straight to the file;
         // small records are gathered first.
         using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer }))
-        using (var output = new DirectFileWriter(file, DirectFrom, hash))
+        using (var output = new DirectFileWriter(file, DirectFrom))
         {
             while (true)
             {
@@ -161,6 +161,7 @@ public static class SubmissionOpener
                     {
                         var data = plain.ReadSpan((int)Math.Min(int.MaxValue, remaining));
                         if (data.IsEmpty) throw new SealedFormatException("malformed contents: the stream ends inside a file");
+                        hash.AppendData(data);
                         output.Write(data);
                         remaining -= data.Length;
                     }

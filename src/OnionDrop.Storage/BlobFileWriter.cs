@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using OnionDrop.Files;
 
@@ -5,14 +6,15 @@ namespace OnionDrop.Storage;
 
 /// <summary>
 /// Write-only, forward-only sink for one blob's ciphertext: counts and hashes it (SHA-256) and writes it
-/// with <see cref="DirectFileWriter"/>, past the page cache. Each 512 KiB block is hashed on its way to disk,
-/// on the block's own pool thread, while the caller goes on filling the next; the writes wait for the disk
-/// without holding a thread.
+/// with <see cref="DirectFileWriter"/>, past the page cache. The hash runs on a pool thread while the caller
+/// prepares its next chunk; the writes wait for the disk without holding a thread.
 /// </summary>
 internal sealed class BlobFileWriter : Stream
 {
     private readonly DirectFileWriter _file;
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly BackgroundStep _hashing;
+    private ReadOnlyMemory<byte> _hashInput;   // the chunk the background step adds to the hash
     private long _length;
     private string? _sha256Hex;
 
@@ -27,22 +29,33 @@ internal sealed class BlobFileWriter : Stream
 
     public BlobFileWriter(FileStream file)
     {
-        _file = new DirectFileWriter(file, DirectFrom, _sha256);
+        _file = new DirectFileWriter(file, DirectFrom);
+        _hashing = new BackgroundStep(() => _sha256.AppendData(_hashInput.Span));
     }
 
-    /// <summary>Copies into the file's current block; completes at once unless the block is full and the previous one is still on its way.</summary>
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Hashes on a pool thread, so that on a second core this overlaps with whatever the caller does before
+    /// awaiting (the sealer encrypts its next chunk meanwhile, keeping one write in flight); the bytes are
+    /// copied into the file's current block at once. The caller keeps <paramref name="buffer"/> unchanged
+    /// until the returned task completes.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ThrowIfFinished();
         cancellationToken.ThrowIfCancellationRequested();
         _length += buffer.Length;
-        return _file.WriteAsync(buffer);
+        _hashInput = buffer;
+        _hashing.Start();
+        try { await _file.WriteAsync(buffer); }
+        finally { await _hashing.WaitAsync(); }
     }
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         ThrowIfFinished();
         _length += buffer.Length;
+        _sha256.AppendData(buffer);
         _file.Write(buffer);
     }
 
@@ -56,14 +69,10 @@ internal sealed class BlobFileWriter : Stream
 
     public override Task FlushAsync(CancellationToken cancellationToken) => _file.FlushAsync().AsTask();
 
-    /// <summary>Writes what is left, closes the sink to further writes and returns what passed through it.</summary>
-    public async ValueTask<(long Size, string Sha256Hex)> FinishAsync()
+    /// <summary>Closes the sink to further writes and returns what passed through it.</summary>
+    public (long Size, string Sha256Hex) Finish()
     {
-        if (_sha256Hex is null)
-        {
-            await _file.FlushAsync();   // the last blocks are hashed on their way out
-            _sha256Hex = Convert.ToHexStringLower(_sha256.GetHashAndReset());
-        }
+        _sha256Hex ??= Convert.ToHexStringLower(_sha256.GetHashAndReset());
         return (_length, _sha256Hex);
     }
 
