@@ -321,6 +321,46 @@ public sealed class SealedBlobStore : ISealedBlobStore
     }
 
     /// <summary>
+    /// Makes the file system say no more about arrival times than the catalog does (the day). Every blob's
+    /// access and modification times are set to 00:00 UTC of its arrival day, as are those of blobs/ and the
+    /// catalog's files (today's). A file's change time (ctime) cannot be set, but this pass sets it, on every one
+    /// of them, to the time of the pass: run often (the daemon does, every Retention:CheckInterval), it leaves
+    /// the newest commit's exact time on disk only until the next pass. Returns how many blobs it went through.
+    /// The birth time some file systems keep (ext4's crtime) cannot be changed at all: docs/storage.md.
+    /// </summary>
+    public int BlurFileTimes()
+    {
+        lock (_catalogWrite)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var blobs = 0;
+            foreach (var doc in _submissions.FindAll())
+                if (doc["day"].IsString && SetDayTimes(SealedPath(doc["_id"].AsString), ParseDay(doc["day"].AsString))) blobs++;
+            var today = Today();
+            SetDayTimes(BlobsDir, today);
+            foreach (var catalogFile in Directory.GetFiles(DataDir, Path.GetFileNameWithoutExtension(CatalogFileName) + "*" + Path.GetExtension(CatalogFileName)))
+                SetDayTimes(catalogFile, today);
+            return blobs;
+        }
+    }
+
+    /// <summary>A new blob's times, at commit: its day, not its moment (its ctime waits for <see cref="BlurFileTimes"/>).</summary>
+    internal void SetArrivalDayTimes(string path) => SetDayTimes(path, Today());
+
+    private static bool SetDayTimes(string path, DateOnly day)
+    {
+        var midnight = day.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
+        try
+        {
+            File.SetLastAccessTimeUtc(path, midnight);
+            File.SetLastWriteTimeUtc(path, midnight);
+            return true;
+        }
+        catch (FileNotFoundException) { return false; }     // deleted meanwhile, or never there (a damaged entry)
+        catch (DirectoryNotFoundException) { return false; }
+    }
+
+    /// <summary>
     /// Rebuilds catalog.db so the space of deleted entries goes back to the file system. LiteDB keeps the
     /// old file beside it as catalog-backup.db, deleted entries and all: once the rebuild has succeeded it
     /// goes too, or nothing would be given back and the deleted entries would stay on disk.

@@ -43,6 +43,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
 
         File.Move(_store.PartialPath(Id), _store.SealedPath(Id), overwrite: false);
         _renamed = true;
+        _store.SetArrivalDayTimes(_store.SealedPath(Id));
         FileSync.Fsync(_store.BlobsDir); // the name is on disk
 
         var record = await _store.CommitEntryAsync(Id, size, sha256); // only now is it visible

@@ -31,7 +31,10 @@ public static class StorageSetup
     }
 }
 
-/// <summary>Opens the store at start-up, then applies retention every CheckInterval and compacts after deletions.</summary>
+/// <summary>
+/// Opens the store at start-up, then every CheckInterval blurs the files' times (SealedBlobStore.BlurFileTimes),
+/// applies retention and compacts after deletions.
+/// </summary>
 internal sealed class RetentionService(SealedBlobStore store, IOptions<OnionDropOptions> options, ILogger<RetentionService> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -41,6 +44,7 @@ internal sealed class RetentionService(SealedBlobStore store, IOptions<OnionDrop
         {
             try
             {
+                store.BlurFileTimes();
                 var deleted = store.ApplyRetention();
                 if (deleted > 0)
                 {

@@ -1,0 +1,73 @@
+using System.Globalization;
+using OnionDrop.Storage;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Storage.Tests;
+
+/// <summary>
+/// The catalog keeps the arrival day only; the file system must not keep more. A blob's access and
+/// modification times are its day's midnight (UTC) from its commit on, and BlurFileTimes leaves no change
+/// time (ctime) older than itself, on blobs, blobs/ or the catalog.
+/// </summary>
+public class FileTimesTests
+{
+    private sealed class FixedClock(DateTimeOffset now) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = now;
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    private TempDirectory _temp = null!;
+    private string DataDir => _temp.Combine("data");
+
+    [SetUp] public void SetUp() => _temp = new TempDirectory();
+    [TearDown] public void TearDown() => _temp.Dispose();
+
+    [Test]
+    public async Task A_committed_blob_shows_its_arrival_day_and_not_its_time()
+    {
+        var clock = new FixedClock(new DateTimeOffset(2026, 3, 1, 14, 37, 12, TimeSpan.Zero));
+        using var store = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { Clock = clock });
+        var (record, _) = await SealedBlobStoreTests.StoreAsync(store, 5000);
+
+        var blob = Path.Combine(DataDir, "blobs", record.Id + ".sealed");
+        var midnight = new DateTime(2026, 3, 1, 0, 0, 0, DateTimeKind.Utc);
+        Assert.That(File.GetLastWriteTimeUtc(blob), Is.EqualTo(midnight), "mtime");
+        Assert.That(File.GetLastAccessTimeUtc(blob), Is.EqualTo(midnight), "atime");
+    }
+
+    [Test]
+    public async Task Blurring_sets_every_file_to_its_day_and_leaves_no_change_time_from_before_it()
+    {
+        var clock = new FixedClock(new DateTimeOffset(2026, 3, 1, 9, 0, 0, TimeSpan.Zero));
+        using var store = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { Clock = clock });
+        var (first, _) = await SealedBlobStoreTests.StoreAsync(store, 100, 1);
+        clock.Now = clock.Now.AddDays(1);
+        var (second, _) = await SealedBlobStoreTests.StoreAsync(store, 100, 2);
+        Thread.Sleep(20);   // change times before the pass must be told apart from those it sets
+
+        var before = DateTimeOffset.UtcNow;
+        Assert.That(store.BlurFileTimes(), Is.EqualTo(2));
+
+        var blobs = Path.Combine(DataDir, "blobs");
+        Assert.That(File.GetLastWriteTimeUtc(Path.Combine(blobs, first.Id + ".sealed")), Is.EqualTo(new DateTime(2026, 3, 1, 0, 0, 0, DateTimeKind.Utc)));
+        Assert.That(File.GetLastWriteTimeUtc(Path.Combine(blobs, second.Id + ".sealed")), Is.EqualTo(new DateTime(2026, 3, 2, 0, 0, 0, DateTimeKind.Utc)));
+        var touched = new[] { Path.Combine(blobs, first.Id + ".sealed"), Path.Combine(blobs, second.Id + ".sealed"), blobs }
+            .Concat(Directory.GetFiles(DataDir, "catalog*.db")).ToList();
+        Assert.That(touched, Has.Count.GreaterThanOrEqualTo(4), "both blobs, blobs/ and at least catalog.db");
+        foreach (var path in touched)
+        {
+            Assert.That(ChangeTime(path), Is.GreaterThanOrEqualTo(before.AddMilliseconds(-5)), $"ctime of {Path.GetFileName(path)}");
+            Assert.That(File.GetLastWriteTimeUtc(path).TimeOfDay, Is.EqualTo(TimeSpan.Zero), $"mtime of {Path.GetFileName(path)}");
+        }
+    }
+
+    /// <summary>The inode's change time, which .NET does not expose: coreutils' stat.</summary>
+    private static DateTimeOffset ChangeTime(string path)
+    {
+        var r = ChildProcess.RunAsync(ChildProcess.StartInfo("stat", ["-c", "%.9Z", path]), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Stderr);
+        var seconds = decimal.Parse(r.Stdout.Trim(), CultureInfo.InvariantCulture);
+        return DateTimeOffset.FromUnixTimeMilliseconds((long)(seconds * 1000));
+    }
+}
