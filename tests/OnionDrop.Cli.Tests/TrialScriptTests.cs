@@ -81,5 +81,9 @@ public class TrialScriptTests
             }
         }
         Assert.That(Output(), Does.Contain("stopping the daemon"));
+        Assert.That(Output(), Does.Contain("trial: stopped"));
+        // The daemon stopped its tor itself: tor was not seen to die under it, and the status says stopped.
+        Assert.That(File.ReadAllText(Path.Combine(trialDir, "daemon.log")), Does.Not.Contain("went away unexpectedly"));
+        Assert.That((string?)JsonNode.Parse(File.ReadAllText(Path.Combine(trialDir, "data", "status.json")))!["state"], Is.EqualTo("stopped"));
     }
 }
