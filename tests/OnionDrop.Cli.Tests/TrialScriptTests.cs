@@ -16,7 +16,8 @@ public class TrialScriptTests
         using var dir = new TempDirectory();
         var trialDir = dir.Combine("trial");
         var port = FreePort.Next();
-        var psi = ChildProcess.StartInfo("bash", [Path.Combine(RepoPaths.Root, "scripts", "trial"), "--dir", trialDir, "--port", port.ToString()]);
+        // setsid: the trial leads a process group of its own, which the test can interrupt as a terminal would.
+        var psi = ChildProcess.StartInfo("setsid", ["bash", Path.Combine(RepoPaths.Root, "scripts", "trial"), "--dir", trialDir, "--port", port.ToString()]);
         foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("ONIONDROP_", StringComparison.OrdinalIgnoreCase)).ToList())
             psi.Environment.Remove(name);
         using var trial = Process.Start(psi)!;
@@ -69,8 +70,10 @@ public class TrialScriptTests
         }
         finally
         {
-            // Ctrl-C's equivalent for a script without a terminal: SIGTERM, which it traps to stop the daemon.
-            PosixProcess.Signal(trial.Id, PosixProcess.SIGTERM);
+            // Ctrl-C: SIGINT to the whole foreground process group, as the terminal sends it. Only the script
+            // may act on it (it stops the daemon, which stops tor): a tor that got it too would die under its
+            // supervisor, which the daemon log below would show.
+            PosixProcess.Signal(-trial.Id, PosixProcess.SIGINT);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             try { await trial.WaitForExitAsync(cts.Token); }
             catch (OperationCanceledException) { trial.Kill(entireProcessTree: true); }
