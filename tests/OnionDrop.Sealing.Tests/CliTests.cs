@@ -51,6 +51,21 @@ public class CliTests
     }
 
     [Test]
+    public async Task OpenSaysWhetherThereWasAMessage()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("with.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello there", ("a.txt", "a"u8.ToArray())));
+        File.WriteAllBytes(dir.Combine("without.sealed"), await Seal.ToBytesAsync([key.PublicKey], "", ("b.txt", "b"u8.ToArray())));
+
+        var open = await Oniondrop.RunAsync(["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("with.sealed"), dir.Combine("without.sealed")]);
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        Assert.That(open.Stdout, Does.Contain("with.sealed: 1 file(s) and the message in "));
+        Assert.That(open.Stdout, Does.Contain("without.sealed: 1 file(s), no message, in "));
+    }
+
+    [Test]
     public async Task OpenWithAMissingBlobSaysSoInOneLine()
     {
         using var dir = new TempDirectory();

@@ -113,7 +113,9 @@ public static class OpenCommand
         try
         {
             var opened = outcome.GetAwaiter().GetResult();
-            Console.Out.WriteLine($"{blob}: {opened.Files.Count} file(s) and the message in {opened.Directory}");
+            // message.txt is always written (empty without a message), so that every opened folder looks alike.
+            var message = string.IsNullOrWhiteSpace(opened.Message) ? ", no message," : " and the message";
+            Console.Out.WriteLine($"{blob}: {opened.Files.Count} file(s){message} in {opened.Directory}");
             return 0;
         }
         catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
