@@ -184,16 +184,13 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             logger.Log(options.Mode == TorSupervisorMode.System ? LogLevel.Information : LogLevel.Debug,
                 "Tor bootstrapped {Progress}%: {Summary}", bootstrap.Progress, bootstrap.Summary);
         }
-        if (bootstrap.Warning is { } warning)
-        {
-            logger.LogWarning("Tor bootstrap problem at {Progress}%: {Warning} ({Reason})", bootstrap.Progress, warning, bootstrap.Reason);
-        }
+        if (bootstrap.Problem is { } problem) logger.LogWarning("Tor bootstrap problem: {Problem}", problem);
         Update(s => s with
         {
             Phase = bootstrap.IsDone ? TorPhase.Running : TorPhase.Bootstrapping,
             BootstrapProgress = bootstrap.Progress,
             BootstrapSummary = bootstrap.Summary,
-            LastWarning = bootstrap.Warning ?? s.LastWarning,
+            LastWarning = bootstrap.Problem ?? s.LastWarning,
         });
     }
 

@@ -63,6 +63,29 @@ public sealed record BootstrapStatus(int Progress, string Tag, string Summary, T
 {
     public bool IsDone => Progress >= 100;
 
+    /// <summary>
+    /// The warning in words an operator can act on, or null without one. tor's WARNING is sometimes a sentence
+    /// ("Connection refused") and sometimes just its reason keyword (control-spec §5.4, "DONE" when a relay
+    /// closed the connection), which alone means nothing to an operator.
+    /// </summary>
+    public string? Problem => Warning is null ? null
+        : (Reason is { } reason && Reason.Equals(Warning, StringComparison.Ordinal) && ReasonWords.TryGetValue(reason, out var words) ? words : Warning)
+          + $" at {Progress}% ({Summary}; tor's reason: {Reason ?? "none given"})";
+
+    private static readonly Dictionary<string, string> ReasonWords = new(StringComparer.Ordinal)
+    {
+        ["DONE"] = "a relay closed the connection",
+        ["CONNECTREFUSED"] = "a relay refused the connection",
+        ["IDENTITY"] = "a relay was not the one expected",
+        ["CONNECTRESET"] = "a connection to a relay was reset",
+        ["TIMEOUT"] = "a connection to a relay timed out",
+        ["NOROUTE"] = "no route to the relays (is the network up?)",
+        ["IOERROR"] = "a connection to a relay failed to read or write",
+        ["RESOURCELIMIT"] = "out of sockets or memory",
+        ["PT_MISSING"] = "a pluggable transport is missing",
+        ["MISC"] = "a connection to a relay failed",
+    };
+
     public static BootstrapStatus From(TorSeverity severity, IReadOnlyDictionary<string, string> args) => new(
         args.TryGetValue("PROGRESS", out var p) && int.TryParse(p, out var n) ? n : 0,
         args.GetValueOrDefault("TAG", ""),

@@ -204,6 +204,11 @@ public class TorControlClientTests
         Assert.That(phase.Severity, Is.EqualTo(TorSeverity.Warn));
         Assert.That(phase.Warning, Is.EqualTo("Connection refused"));
         Assert.That(phase.Reason, Is.EqualTo("CONNECTREFUSED"));
+        Assert.That(phase.Problem, Is.EqualTo("Connection refused at 5% (Connecting to a relay; tor's reason: CONNECTREFUSED)"));
+        // A bare reason keyword as the warning (what tor says with no network) is put in words.
+        var bare = BootstrapStatus.ParsePhase("WARN BOOTSTRAP PROGRESS=14 TAG=handshake SUMMARY=\"Handshaking with a relay\" WARNING=\"DONE\" REASON=DONE COUNT=1 RECOMMENDATION=warn");
+        Assert.That(bare.Problem, Is.EqualTo("a relay closed the connection at 14% (Handshaking with a relay; tor's reason: DONE)"));
+        Assert.That(BootstrapStatus.ParsePhase("NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY=\"Done\"").Problem, Is.Null);
 
         await using var tor = new FakeTor();
         await tor.SendAsync("650 STATUS_GENERAL WARN CLOCK_SKEW SKEW=-300 SOURCE=CONSENSUS\n650 HS_DESC FAILED addr NO_AUTH $AB~r DESCID REASON=UPLOAD_REJECTED\n");
