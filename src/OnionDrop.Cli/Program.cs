@@ -14,6 +14,16 @@ var root = new RootCommand("OnionDrop: an onion-service drop box that seals ever
     CompactCommand.Create(),
 };
 var parse = root.Parse(args);
+// A mistyped command line, like a bad configuration: one line and exit 2, not the whole help.
+if (parse.Errors.Count > 0)
+{
+    var command = parse.CommandResult.Command;
+    var name = command == root ? "oniondrop" : $"oniondrop {command.Name}";
+    var reason = string.Join("; ", parse.Errors.Select(e =>
+        string.Join(' ', e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).TrimEnd('.')));
+    Console.Error.WriteLine($"{name}: {reason} (see {name} --help)");
+    return 2;
+}
 var invocation = new InvocationConfiguration
 {
     // `serve` leaves SIGTERM/SIGINT to the host, which stops tor and marks the status file before exiting;
