@@ -15,7 +15,7 @@ public static class FetchCommand
     public static Command Create()
     {
         var host = new Argument<string?>("HOST") { Description = "[user@]host of the drop box, as you would give it to ssh (a Host alias from ~/.ssh/config works)", Arity = ArgumentArity.ZeroOrOne };
-        var output = new Option<string>("--output", "-o") { Description = "Directory for the ID.sealed files (default: the current one)", DefaultValueFactory = _ => "." };
+        var output = new Option<string>("--output", "-o") { Description = "Directory for the ID.sealed files", DefaultValueFactory = _ => "." };
         var port = new Option<int?>("--port", "-p") { Description = "SSH port (else ssh's own default or ~/.ssh/config)" };
         var sshArgs = new Option<string[]>("--ssh-arg") { Description = "An extra argument for ssh, before the host (repeatable), e.g. --ssh-arg=-i --ssh-arg=~/.ssh/drop", AllowMultipleArgumentsPerToken = false };
         var via = new Option<string?>("--via") { Description = "Run COMMAND (with /bin/sh -c) instead of ssh, e.g. 'oniondrop pull --stdio --data-dir DIR' or 'torsocks ssh oniondrop@drop.onion'", HelpName = "COMMAND" };
