@@ -17,6 +17,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
 {
     public const string CatalogFileName = "catalog.db";
     public const string BlobsDirectoryName = "blobs";
+    public const string SparesDirectoryName = "spare";
     internal const string SealedExtension = ".sealed";
     internal const string PartialExtension = ".partial";
 
@@ -71,12 +72,14 @@ public sealed class SealedBlobStore : ISealedBlobStore
         try
         {
             CreatePrivateDirectory(Path.Combine(dataDir, BlobsDirectoryName));
+            CreatePrivateDirectory(Path.Combine(dataDir, SparesDirectoryName));
             var catalog = Path.Combine(dataDir, CatalogFileName);
             if (!File.Exists(catalog)) File.Create(catalog, 0, FileOptions.None).Dispose();
             File.SetUnixFileMode(catalog, PrivateFile);
             var db = new LiteDatabase(new ConnectionString { Filename = catalog, Connection = ConnectionType.Direct });
             var store = new SealedBlobStore(dataDir, dataLock, db, options);
             store.Sweep();
+            store.RefillSpareFiles();
             return store;
         }
         catch
@@ -106,6 +109,46 @@ public sealed class SealedBlobStore : ISealedBlobStore
     }
 
     internal string PartialPath(string id) => Path.Combine(BlobsDir, id + PartialExtension);
+    private string SparesDir => Path.Combine(DataDir, SparesDirectoryName);
+    private readonly ConcurrentQueue<string> _spares = new();   // spare/ files not yet taken
+
+    /// <summary>
+    /// Tops spare/ up to <see cref="SealedBlobStoreOptions.SpareFiles"/> empty files (0600), all made now, and
+    /// returns how many it made. Files already there (from before a restart) count.
+    /// Made only at open and on this call (the daemon's hourly pass), never as uploads take them: made then,
+    /// their birth times would follow the uploads again.
+    /// </summary>
+    public int RefillSpareFiles()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_spares.IsEmpty)
+            foreach (var leftover in Directory.EnumerateFiles(SparesDir)) _spares.Enqueue(leftover);
+        var made = 0;
+        for (var n = _spares.Count; n < _options.SpareFiles; n++, made++)
+        {
+            var path = Path.Combine(SparesDir, SubmissionId.New());
+            new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile }).Dispose();
+            _spares.Enqueue(path);
+        }
+        if (made > 0) FileSync.Fsync(SparesDir);
+        return made;
+    }
+
+    /// <summary>Moves a spare file to <paramref name="path"/> (the same inode, so its birth time); false when none is left.</summary>
+    internal bool TakeSpareFile(string path)
+    {
+        while (_spares.TryDequeue(out var spare))
+        {
+            try
+            {
+                File.Move(spare, path, overwrite: false);
+                return true;
+            }
+            catch (FileNotFoundException) { }   // gone meanwhile: the next one
+        }
+        return false;
+    }
+
     internal string SealedPath(string id) => Path.Combine(BlobsDir, id + SealedExtension);
 
     /// <summary>

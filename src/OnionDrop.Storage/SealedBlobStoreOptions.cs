@@ -34,10 +34,18 @@ public sealed record SealedBlobStoreOptions
     /// <summary>The clock that decides "today" (arrival day, retention); tests move it.</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// Empty files made ahead of time, at open and by each <see cref="SealedBlobStore.RefillSpareFiles"/>, for
+    /// uploads to write into: a blob's birth time (which nothing can change) then says when they were made, not
+    /// when its upload began. When they run out, uploads make fresh files until the next refill. 0: none.
+    /// </summary>
+    public int SpareFiles { get; init; } = 32;
+
     /// <summary>Throws with a one-line reason when the combination makes no sense.</summary>
     public void Validate()
     {
         if (KeepDaysAfterAcknowledgement < 0) throw new ArgumentException("KeepDaysAfterAcknowledgement must be 0 or more");
+        if (SpareFiles < 0) throw new ArgumentException("SpareFiles must be 0 or more");
         if (MaxUnfetchedDays is < 1) throw new ArgumentException("MaxUnfetchedDays must be 1 or more (or unset)");
         if (DeleteAfter == AcknowledgementQuorum.All && Journalists.Count == 0)
             throw new ArgumentException("DeleteAfter=All needs the list of Journalists whose acknowledgement counts");

@@ -19,14 +19,18 @@ internal sealed class SubmissionWriter : ISubmissionWriter
     {
         _store = store;
         Id = id;
-        _file = new FileStream(store.PartialPath(id), new FileStreamOptions
+        // A spare file made earlier if there is one (its birth time is then not this upload's start), else a new one.
+        var spare = store.TakeSpareFile(store.PartialPath(id));
+        var options = new FileStreamOptions
         {
-            Mode = FileMode.CreateNew, // O_CREAT | O_EXCL
+            Mode = spare ? FileMode.Open : FileMode.CreateNew, // O_CREAT | O_EXCL for a new one
             Access = FileAccess.Write,
             Share = FileShare.None,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             BufferSize = 0, // unused: BlobFileWriter sends every byte in DirectFileWriter's aligned blocks
-        });
+        };
+        if (!spare) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        _file = new FileStream(store.PartialPath(id), options);
+        if (_file.Length != 0) _file.SetLength(0);
         _ciphertext = new BlobFileWriter(_file);
     }
 

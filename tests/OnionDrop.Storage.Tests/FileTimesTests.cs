@@ -6,8 +6,9 @@ namespace OnionDrop.Storage.Tests;
 
 /// <summary>
 /// The catalog keeps the arrival day only; the file system must not keep more. A blob's access and
-/// modification times are its day's midnight (UTC) from its commit on, and BlurFileTimes leaves no change
-/// time (ctime) older than itself, on blobs, blobs/ or the catalog.
+/// modification times are its day's midnight (UTC) from its commit on, BlurFileTimes leaves no change
+/// time (ctime) older than itself, on blobs, blobs/ or the catalog, and a blob's birth time is that of a
+/// spare file made before its upload began.
 /// </summary>
 public class FileTimesTests
 {
@@ -60,6 +61,58 @@ public class FileTimesTests
             Assert.That(ChangeTime(path), Is.GreaterThanOrEqualTo(before.AddMilliseconds(-5)), $"ctime of {Path.GetFileName(path)}");
             Assert.That(File.GetLastWriteTimeUtc(path).TimeOfDay, Is.EqualTo(TimeSpan.Zero), $"mtime of {Path.GetFileName(path)}");
         }
+    }
+
+    [Test]
+    public async Task A_blob_is_born_when_its_spare_file_was_made_not_when_its_upload_began()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        Assert.That(Directory.GetFiles(Path.Combine(DataDir, "spare")), Has.Length.EqualTo(32), "made at open");
+        var spareBirth = BirthTime(Directory.GetFiles(Path.Combine(DataDir, "spare"))[0]);
+        if (spareBirth is null) Assert.Ignore("this file system keeps no birth times");
+        Thread.Sleep(50);
+
+        var uploadBegan = DateTimeOffset.UtcNow;
+        var (record, bytes) = await SealedBlobStoreTests.StoreAsync(store, 70_000);
+        var blob = Path.Combine(DataDir, "blobs", record.Id + ".sealed");
+        Assert.That(BirthTime(blob), Is.LessThan(uploadBegan.AddMilliseconds(-20)), "born with the spares, before the upload");
+        Assert.That(File.ReadAllBytes(blob), Is.EqualTo(bytes));
+        Assert.That(File.GetUnixFileMode(blob), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
+        Assert.That(Directory.GetFiles(Path.Combine(DataDir, "spare")), Has.Length.EqualTo(31));
+    }
+
+    [Test]
+    public async Task When_the_spares_run_out_uploads_make_their_own_files_until_the_next_refill()
+    {
+        using (var store = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { SpareFiles = 2 }))
+        {
+            var stored = new List<(SubmissionRecord Record, byte[] Bytes)>();
+            for (var i = 0; i < 3; i++) stored.Add(await SealedBlobStoreTests.StoreAsync(store, 1000 + i, i));
+            Assert.That(store.ListCommitted(), Has.Count.EqualTo(3));
+            foreach (var (record, bytes) in stored)
+                Assert.That(File.ReadAllBytes(Path.Combine(DataDir, "blobs", record.Id + ".sealed")), Is.EqualTo(bytes));
+            Assert.That(Directory.GetFiles(Path.Combine(DataDir, "spare")), Is.Empty);
+
+            Assert.That(store.RefillSpareFiles(), Is.EqualTo(2));
+            Assert.That(store.RefillSpareFiles(), Is.Zero, "already full");
+        }
+        // After a restart the files left in spare/ are used, not made again.
+        using (var reopened = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { SpareFiles = 2 }))
+        {
+            Assert.That(Directory.GetFiles(Path.Combine(DataDir, "spare")), Has.Length.EqualTo(2));
+            await SealedBlobStoreTests.StoreAsync(reopened, 10);
+            Assert.That(Directory.GetFiles(Path.Combine(DataDir, "spare")), Has.Length.EqualTo(1));
+        }
+    }
+
+    /// <summary>The file's birth time (statx), or null where the file system keeps none.</summary>
+    private static DateTimeOffset? BirthTime(string path)
+    {
+        var r = ChildProcess.RunAsync(ChildProcess.StartInfo("stat", ["-c", "%.9W", path]), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.Stderr);
+        var text = r.Stdout.Trim();
+        if (text is "-" or "0" || text.StartsWith("0.", StringComparison.Ordinal)) return null;
+        return DateTimeOffset.FromUnixTimeMilliseconds((long)(decimal.Parse(text, CultureInfo.InvariantCulture) * 1000));
     }
 
     /// <summary>The inode's change time, which .NET does not expose: coreutils' stat.</summary>

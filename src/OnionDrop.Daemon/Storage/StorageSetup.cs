@@ -33,7 +33,7 @@ public static class StorageSetup
 
 /// <summary>
 /// Opens the store at start-up, then every CheckInterval blurs the files' times (SealedBlobStore.BlurFileTimes),
-/// applies retention and compacts after deletions.
+/// makes new spare files for uploads to write into, applies retention and compacts after deletions.
 /// </summary>
 internal sealed class RetentionService(SealedBlobStore store, IOptions<OnionDropOptions> options, ILogger<RetentionService> log) : BackgroundService
 {
@@ -45,6 +45,7 @@ internal sealed class RetentionService(SealedBlobStore store, IOptions<OnionDrop
             try
             {
                 store.BlurFileTimes();
+                store.RefillSpareFiles();
                 var deleted = store.ApplyRetention();
                 if (deleted > 0)
                 {
