@@ -52,10 +52,14 @@ public class CommandLineTests
     [Test]
     public async Task AnUnknownOptionOrBadTorModeIsAUsageError()
     {
-        Assert.That((await Run(["serve", "--no-such-flag"])).ExitCode, Is.EqualTo(1));
-        var r = await Run(["serve", "--tor", "lunch", "--data-dir", dir.Path]);
-        Assert.That(r.ExitCode, Is.EqualTo(1));
-        Assert.That(r.Stderr, Does.Contain("lunch"));
+        // Like a bad configuration: one line naming the mistake, exit 2 (not the whole help).
+        AssertOneLineError(await Run(["serve", "--no-such-flag"]), 2, "serve", "--no-such-flag");
+        AssertOneLineError(await Run(["serve", "--tor", "lunch", "--data-dir", dir.Path]), 2, "serve", "lunch");
+        AssertOneLineError(await Run(["open", "-o", dir.Path]), 2, "open", "'--key' is required");
+        var unknown = await Run(["frobnicate"]);
+        Assert.That(unknown.ExitCode, Is.EqualTo(2), unknown.ToString());
+        Assert.That(unknown.Stderr.TrimEnd(), Does.StartWith("oniondrop: ").And.Contain("'frobnicate'").And.Not.Contain("\n"), unknown.ToString());
+        Assert.That(unknown.Stdout, Is.Empty, "no help dumped");
     }
 
     [Test]

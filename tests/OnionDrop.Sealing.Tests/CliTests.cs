@@ -65,17 +65,6 @@ public class CliTests
         Assert.That(open.Stdout, Does.Contain("without.sealed: 1 file(s), no message, in "));
     }
 
-    [TestCase(new[] { "serve", "--tor", "bogus" }, "oniondrop serve: ", "'bogus' not recognized")]
-    [TestCase(new[] { "open", "-o", "x" }, "oniondrop open: ", "'--key' is required")]
-    [TestCase(new[] { "frobnicate" }, "oniondrop: ", "'frobnicate'")]
-    public async Task A_mistyped_command_line_gets_one_line_and_exit_2(string[] args, string prefix, string mentions)
-    {
-        var result = await Oniondrop.RunAsync(args);
-        Assert.That(result.ExitCode, Is.EqualTo(2), result.ToString());
-        Assert.That(result.Stderr.TrimEnd(), Does.StartWith(prefix).And.Contains(mentions).And.Not.Contains("\n"), result.ToString());
-        Assert.That(result.Stdout, Is.Empty, "no help dumped");
-    }
-
     [Test]
     public async Task OpenWithAMissingBlobSaysSoInOneLine()
     {
