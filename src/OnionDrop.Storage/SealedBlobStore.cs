@@ -34,6 +34,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
     // Commits wait their turn here without holding a thread; only the one writing the catalog blocks (LiteDB fsyncs).
     private readonly SemaphoreSlim _commitTurn = new(1, 1);
     private readonly ConcurrentQueue<QueuedEntry> _queuedEntries = new();   // waiting for the turn: see CommitEntryAsync
+    private readonly ConcurrentQueue<string> _spares = new();               // spare/ files not yet taken: see RefillSpareFiles
     private bool _disposed;
 
     public string DataDir { get; }
@@ -109,8 +110,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
     }
 
     internal string PartialPath(string id) => Path.Combine(BlobsDir, id + PartialExtension);
+    internal string SealedPath(string id) => Path.Combine(BlobsDir, id + SealedExtension);
     private string SparesDir => Path.Combine(DataDir, SparesDirectoryName);
-    private readonly ConcurrentQueue<string> _spares = new();   // spare/ files not yet taken
 
     /// <summary>
     /// Tops spare/ up to <see cref="SealedBlobStoreOptions.SpareFiles"/> empty files (0600), all made now, and
@@ -148,8 +149,6 @@ public sealed class SealedBlobStore : ISealedBlobStore
         }
         return false;
     }
-
-    internal string SealedPath(string id) => Path.Combine(BlobsDir, id + SealedExtension);
 
     /// <summary>
     /// The last step of a commit, after the file is durable under its final name: a catalog transaction that
