@@ -68,6 +68,9 @@ public sealed class TorProcess : IAsyncDisposable
     /// <exception cref="TorConfigurationException">The template is unsafe.</exception>
     /// <exception cref="TorStartException">tor refused the configuration or exited, with tor's own words.</exception>
     /// <exception cref="TorAuthenticationException">The control socket refused us.</exception>
+    /// <summary>util-linux's setsid, on every Debian system.</summary>
+    private const string Setsid = "/usr/bin/setsid";
+
     public static async Task<TorProcess> StartAsync(TorLaunchSettings settings, ILogger logger, CancellationToken cancellationToken = default)
     {
         var torPath = ResolveTor(settings.TorPath);
@@ -85,7 +88,10 @@ public sealed class TorProcess : IAsyncDisposable
         var emptyDefaults = Path.Combine(values.TorDir, "torrc-defaults");
         await WritePrivateFileAsync(emptyDefaults, "", cancellationToken);
 
-        var psi = new ProcessStartInfo(torPath)
+        // In a session of its own (setsid execs tor in place: same pid): a terminal's Ctrl-C, sent to the whole
+        // foreground process group, must reach the daemon only, which then stops tor in order. tor that got it too
+        // would die under its supervisor. tor still exits with the daemon (__OwningControllerProcess).
+        var psi = new ProcessStartInfo(File.Exists(Setsid) ? Setsid : torPath)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -94,6 +100,7 @@ public sealed class TorProcess : IAsyncDisposable
             WorkingDirectory = values.TorDir,
         };
         // Our own empty defaults file: /etc/tor/torrc-defaults (if any) must not change this tor.
+        if (psi.FileName == Setsid) psi.ArgumentList.Add(torPath);
         foreach (var a in new[] { "-f", torrcPath, "--defaults-torrc", emptyDefaults }) psi.ArgumentList.Add(a);
 
         var process = Process.Start(psi) ?? throw new TorStartException($"could not start {torPath}");
