@@ -380,11 +380,17 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 if (doc["day"].IsString && SetDayTimes(SealedPath(doc["_id"].AsString), ParseDay(doc["day"].AsString))) blobs++;
             var today = Today();
             SetDayTimes(BlobsDir, today);
-            foreach (var catalogFile in Directory.GetFiles(DataDir, Path.GetFileNameWithoutExtension(CatalogFileName) + "*" + Path.GetExtension(CatalogFileName)))
-                SetDayTimes(catalogFile, today);
+            foreach (var catalogFile in CatalogFiles(DataDir)) SetDayTimes(catalogFile, today);
             return blobs;
         }
     }
+
+    /// <summary>
+    /// The catalog's files in a data directory, as LiteDB keeps them: catalog.db, its log (catalog-log.db) and,
+    /// during a rebuild, its backup (catalog-backup.db).
+    /// </summary>
+    public static string[] CatalogFiles(string dataDir) =>
+        Directory.GetFiles(dataDir, Path.GetFileNameWithoutExtension(CatalogFileName) + "*" + Path.GetExtension(CatalogFileName));
 
     /// <summary>A new blob's times, at commit: its day, not its moment (its ctime waits for <see cref="BlurFileTimes"/>).</summary>
     internal void SetArrivalDayTimes(string path) => SetDayTimes(path, Today());

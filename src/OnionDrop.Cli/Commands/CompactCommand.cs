@@ -30,7 +30,7 @@ public static class CompactCommand
             var catalog = Path.Combine(options.DataDir, SealedBlobStore.CatalogFileName);
             if (!File.Exists(catalog)) return Fail($"no catalog at {catalog}", 2);
 
-            var before = CatalogBytes(catalog);
+            var before = CatalogBytes(options.DataDir);
             string how;
             try
             {
@@ -55,19 +55,15 @@ public static class CompactCommand
             catch (ArgumentException e) { return Fail("retention settings: " + e.Message, 2); }
             catch (IOException e) { return Fail(e.Message, 1); }
 
-            var after = CatalogBytes(catalog);
+            var after = CatalogBytes(options.DataDir);
             Console.Out.WriteLine($"oniondrop compact: {catalog} and its log: {before:N0} -> {after:N0} bytes, compacted {how}");
             return 0;
         });
         return command;
     }
 
-    /// <summary>catalog.db and LiteDB's write-ahead log beside it (catalog-log.db): a rebuild empties the log into the file.</summary>
-    private static long CatalogBytes(string catalog)
-    {
-        var log = Path.Combine(Path.GetDirectoryName(catalog)!, Path.GetFileNameWithoutExtension(catalog) + "-log" + Path.GetExtension(catalog));
-        return new FileInfo(catalog).Length + (File.Exists(log) ? new FileInfo(log).Length : 0);
-    }
+    /// <summary>catalog.db with LiteDB's log beside it (catalog-log.db): a rebuild empties the log into the file.</summary>
+    private static long CatalogBytes(string dataDir) => SealedBlobStore.CatalogFiles(dataDir).Sum(f => new FileInfo(f).Length);
 
     private static int Fail(string message, int code)
     {
