@@ -50,14 +50,16 @@ public sealed class TestDaemon : IAsyncDisposable
             ["OnionDrop:WelcomeText"] = "Documents about public affairs in the Lake district are welcome.",
         };
         configure?.Invoke(settings);
-        var app = DaemonHost.Build(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        // A refused configuration throws from Build or from StartAsync: the scratch directory goes either way.
+        WebApplication? app = null;
         try
         {
+            app = DaemonHost.Build(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
             await app.StartAsync();
         }
         catch
         {
-            await app.DisposeAsync();
+            if (app is not null) await app.DisposeAsync();
             directory.Dispose();
             throw;
         }
