@@ -38,6 +38,8 @@ public sealed partial class DevTools : IAsyncDisposable
             "--user-data-dir=" + profile.Path, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
             "--window-size=1000,1200", "about:blank",
         ]);
+        // Chromium keeps its singleton socket in a folder of TMPDIR that outlives a killed browser: keep it in the profile.
+        psi.Environment["TMPDIR"] = profile.Path;
         var browser = Process.Start(psi)!;
         var tools = new DevTools(browser, profile);
         try

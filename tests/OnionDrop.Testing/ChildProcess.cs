@@ -23,6 +23,8 @@ public static class ChildProcess
             WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        // Tests kill children on purpose; a .NET child killed leaves its debugger pipes and diagnostics socket in /tmp.
+        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
         return psi;
     }
 
