@@ -246,18 +246,24 @@ public sealed class FetchBenchmark : IBenchmark
         var psi = new ProcessStartInfo(cpuFile is null ? file : "/usr/bin/time") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         if (cpuFile is not null) foreach (var a in new[] { "-f", "%U %S", "-o", cpuFile, file }) psi.ArgumentList.Add(a);
         foreach (var a in args) psi.ArgumentList.Add(a);
-        var clock = Stopwatch.StartNew();
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        var seconds = clock.Elapsed.TotalSeconds;
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {args.FirstOrDefault()} exited {p.ExitCode}: {await stderr}");
-        await stdout;
-        if (cpuFile is null) return (seconds, null);
-        var times = File.ReadAllText(cpuFile).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
-        File.Delete(cpuFile);
-        return (seconds, double.Parse(times[^2], CultureInfo.InvariantCulture) + double.Parse(times[^1], CultureInfo.InvariantCulture));
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            using var p = Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            await p.WaitForExitAsync();
+            var seconds = clock.Elapsed.TotalSeconds;
+            if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {args.FirstOrDefault()} exited {p.ExitCode}: {await stderr}");
+            await stdout;
+            if (cpuFile is null) return (seconds, null);
+            var times = File.ReadAllText(cpuFile).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            return (seconds, double.Parse(times[^2], CultureInfo.InvariantCulture) + double.Parse(times[^1], CultureInfo.InvariantCulture));
+        }
+        finally
+        {
+            if (cpuFile is not null) File.Delete(cpuFile);
+        }
     }
 
     /// <summary>

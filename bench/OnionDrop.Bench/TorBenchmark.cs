@@ -141,7 +141,7 @@ public sealed class TorBenchmark : IBenchmark
             var pairedSink = new List<double>();
             // CPU seconds each side spends per upload: the daemon process (not its tor), and this process for the sink.
             // Here the whole Tor network shares the 2 cores with them, so CPU one side uses is throughput the relays lose.
-            var daemonPid = lastServe.Value.Process.Id;
+            var daemonPid = lastServe!.Value.Process.Id;
             var daemonCpu = new List<double>();
             var sinkCpu = new List<double>();
             async Task<double> Daemon(string circuit)

@@ -16,6 +16,8 @@ namespace OnionDrop.Storage;
 public sealed class SealedBlobStore : ISealedBlobStore
 {
     public const string CatalogFileName = "catalog.db";
+    /// <summary>What LiteDB names the old file a rebuild keeps beside <see cref="CatalogFileName"/>.</summary>
+    private const string CatalogBackupFileName = "catalog-backup.db";
     public const string BlobsDirectoryName = "blobs";
     public const string SparesDirectoryName = "spare";
     internal const string SealedExtension = ".sealed";
@@ -419,7 +421,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var freed = _db.Rebuild();
-            var backup = Path.Combine(DataDir, Path.GetFileNameWithoutExtension(CatalogFileName) + "-backup" + Path.GetExtension(CatalogFileName));
+            var backup = Path.Combine(DataDir, CatalogBackupFileName);
             if (File.Exists(backup))
             {
                 File.Delete(backup);

@@ -7,7 +7,7 @@ namespace OnionDrop.Tor;
 /// <summary>
 /// Keeps the onion service up. On start it launches tor (or connects to the system tor) and returns only
 /// once tor runs and the onion address is known, so a bad setup fails the daemon's start-up with a clear
-/// error. Then it follows tor's events: bootstrap progress, "published" on HS_DESC UPLOADED, warnings; if
+/// error. Then it follows tor's events: bootstrap progress, "published" once the first round of descriptor uploads is answered (DescriptorPublication), warnings; if
 /// tor exits unexpectedly it starts it again with exponential backoff (same key, same address). On
 /// shutdown it stops tor cleanly. Its state is <see cref="ITorStatus"/>.
 /// </summary>

@@ -71,8 +71,10 @@ public class StatusHealthTests
     [Test]
     public void TheDocumentRoundTripsThroughJson()
     {
-        var s = Status();
+        var s = Status() with { Problems = ["store unreadable: locked", "low disk"] };
         var back = DaemonStatus.Parse(s.ToJson());
+        Assert.That(back.Problems, Is.EqualTo(s.Problems));
+        // The list compares by reference in record equality: everything else is compared as a whole.
         Assert.That(back with { Problems = s.Problems }, Is.EqualTo(s));
         Assert.That(s.ToJson(), Does.Contain("\"onionAddress\": \"abc.onion\"").And.Contain("\"waiting\": 2"));
     }

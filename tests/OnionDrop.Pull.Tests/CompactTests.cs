@@ -67,7 +67,7 @@ public class CompactTests
             Assert.That(new FileInfo(Catalog).Length, Is.LessThan(before));
             Assert.That(DataDirectoryLock.IsHeld(DataDir), "the daemon kept the store: compact never opened it");
             Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(kept));
-            var more = await Submissions.CreateAsync(store, _key.PublicKey, 1, _ => 100, first: 1000);
+            await Submissions.CreateAsync(store, _key.PublicKey, 1, _ => 100, first: 1000);
             Assert.That(store.ListCommitted(), Has.Count.EqualTo(Kept + 1), "uploads still commit after the rebuild");
         }
         finally

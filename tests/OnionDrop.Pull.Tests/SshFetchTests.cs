@@ -25,15 +25,23 @@ public class SshFetchTests
     {
         _temp = new TempDirectory();
         _key = JournalistKey.Generate();
-        _key.Save(KeyFile);
-        _sshd = await LoopbackSshd.StartAsync(_temp.Combine("ssh"),
-            $"/usr/bin/dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as alice");
+        try
+        {
+            _key.Save(KeyFile);
+            _sshd = await LoopbackSshd.StartAsync(_temp.Combine("ssh"),
+                $"/usr/bin/dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as alice");
+        }
+        catch
+        {
+            TearDown(); // NUnit runs no TearDown after a failed SetUp
+            throw;
+        }
     }
 
     [TearDown]
     public void TearDown()
     {
-        _sshd.Dispose();
+        _sshd?.Dispose(); // null when SetUp failed before it started
         _key.Dispose();
         _temp.Dispose();
     }

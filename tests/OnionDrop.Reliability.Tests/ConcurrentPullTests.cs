@@ -1,4 +1,5 @@
 using OnionDrop.Testing;
+using OnionDrop.Storage;
 
 namespace OnionDrop.Reliability.Tests;
 
@@ -50,7 +51,10 @@ public sealed class ConcurrentPullTests
             return journalist.Check(f![..^".sealed".Length], blob, byLabel, dir.Path);
         }).ToList();
 
-        using var server = Storage.SealedBlobStoreOpen(daemon, dataDir);
+        // The server's own count, read with the daemon stopped (the store then opens directly).
+        await daemon.StopAsync();
+        int waiting;
+        using (var server = SealedBlobStore.Open(dataDir)) waiting = server.GetStats().Waiting;
         Assert.Multiple(() =>
         {
             Assert.That(files.Where(f => !f!.EndsWith(".sealed")), Is.Empty, "nothing but complete .sealed files in the fetch directory");
@@ -59,19 +63,6 @@ public sealed class ConcurrentPullTests
             Assert.That(checks.Select(c => c.Label), Is.Unique, "no upload fetched twice");
             foreach (var c in checks) Assert.That(c.Label, Is.EqualTo(receipts[c.Id]), $"{c.Id} opens to its own upload");
         });
-        Assert.That(server.Waiting, Is.Zero, "the server still has submissions waiting after the last fetch");
-    }
-
-    /// <summary>The server's view after the daemon is stopped.</summary>
-    private static class Storage
-    {
-        public sealed record View(int Waiting) : IDisposable { public void Dispose() { } }
-
-        public static View SealedBlobStoreOpen(DaemonProcess daemon, string dataDir)
-        {
-            daemon.StopAsync().GetAwaiter().GetResult();
-            using var store = OnionDrop.Storage.SealedBlobStore.Open(dataDir);
-            return new View(store.GetStats().Waiting);
-        }
+        Assert.That(waiting, Is.Zero, "the server still has submissions waiting after the last fetch");
     }
 }

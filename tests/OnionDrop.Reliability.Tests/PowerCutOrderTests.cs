@@ -29,7 +29,7 @@ public sealed class PowerCutOrderTests
         await using (var daemon = await DaemonProcess.StartAsync(dataDir, journalist.PublicKey, wrapper: strace, readyTimeout: TimeSpan.FromSeconds(120)))
         {
             using var client = new UploadClient(daemon.BaseAddress);
-            // Two at a time, so commits interleave with other uploads' writes.
+            // Four lanes of two uploads each: four at a time, so commits interleave with other uploads' writes.
             outcomes = (await Task.WhenAll(uploads.Chunk(2).Select(async pair =>
             {
                 var list = new List<UploadOutcome>();

@@ -30,11 +30,11 @@ public class OutputStreamTests
         using var key = JournalistKey.Generate();
         await using var sealer = new SubmissionSealer(new FailingStream(), [key.PublicKey]);
         await sealer.BeginFileAsync("d", "x/y");
-        Assert.ThrowsAsync<IOException>(async () =>
+        await Assert.ThrowsAsync<IOException>(async () =>
         {
             for (var i = 0; i < 10; i++) await sealer.WriteAsync(new byte[64 * 1024]);
         });
-        Assert.ThrowsAsync<InvalidOperationException>(async () => await sealer.WriteAsync(new byte[1]));
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await sealer.WriteAsync(new byte[1]));
     }
 
     /// <summary>Copies each write only when it completes, later: a reused buffer would corrupt the copy.</summary>

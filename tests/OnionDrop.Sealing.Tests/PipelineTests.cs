@@ -3,12 +3,13 @@ using OnionDrop.Testing;
 namespace OnionDrop.Sealing.Tests;
 
 /// <summary>
-/// The opener decrypts a block of several chunks at a time, ahead on a thread of its own for a blob of
-/// <see cref="SealedStreamReader.DecryptAheadFrom"/> or more, inline below. Either way a failure must surface
-/// exactly where it happens in the stream, with the one-thread reasons, whether it falls inside a block, on a
-/// block's edge, or after the reader has already written part of a file; and a verified blob stays out of
-/// view until it is published. Each case runs with a blob of 3 blocks (inline) and with one a few blocks over
-/// the threshold (a second thread).
+/// The opener decrypts into slots of <see cref="SealedStreamReader.ChunksPerSlot"/> chunk(s), ahead on a thread of
+/// its own for a blob of <see cref="SealedStreamReader.DecryptAheadFrom"/> or more, inline below. Either way a
+/// failure must surface exactly where it happens in the stream, with the one-thread reasons, whether it falls
+/// inside a slot, on a slot's edge, or after the reader has already written part of a file; and a verified blob
+/// stays out of view until it is published. Each case runs with a blob of 3 slots (inline) and with one a few
+/// slots over the threshold (a second thread). (Written when a slot held several chunks; with one, "a slot's
+/// edge" is any two adjacent chunks, and the cases still hold.)
 /// </summary>
 public class PipelineTests
 {

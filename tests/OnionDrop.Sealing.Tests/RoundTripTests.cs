@@ -154,10 +154,10 @@ public class RoundTripTests
     public async Task CallsOutOfOrderAreRefused()
     {
         await using var sealer = new SubmissionSealer(new MemoryStream(), [_keys[0].PublicKey]);
-        Assert.ThrowsAsync<InvalidOperationException>(async () => await sealer.WriteAsync(new byte[1]));
-        Assert.ThrowsAsync<InvalidOperationException>(async () => await sealer.EndFileAsync());
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await sealer.WriteAsync(new byte[1]));
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await sealer.EndFileAsync());
         await sealer.BeginFileAsync("a", "b");
-        Assert.ThrowsAsync<InvalidOperationException>(async () => await sealer.CompleteAsync("r", "", DateTimeOffset.UtcNow));
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await sealer.CompleteAsync("r", "", DateTimeOffset.UtcNow));
         Assert.Throws<ArgumentException>(() => _ = new SubmissionSealer(new MemoryStream(), []));
     }
 
@@ -175,9 +175,9 @@ public class RoundTripTests
         var opened = Seal.Open(output.ToArray(), _keys[0], dir.Path);
         Assert.That(opened.Files.Select(f => f.OriginalName), Is.EqualTo(names[..^1].Append("\uFFFDlone")), "lone surrogates (no form can send them) become U+FFFD");
         Assert.That(opened.Message, Is.EqualTo("message\0with\nanything \U0001F525"));
-        var written = Directory.EnumerateFiles(opened.Directory).Select(p => Path.GetFileName(p)).ToList();
+        var written = Directory.EnumerateFiles(opened.Directory).Select(p => Path.GetFileName(p)!).ToList();
         Assert.That(written, Has.Count.EqualTo(names.Length + 2));
-        Assert.That(written, Has.None.Matches<string>(n => n.Contains('\0') || n.Contains('\u202E') || n.StartsWith('.') || n.Length > SafeFileName.MaxBytes));
+        Assert.That(written, Has.None.Matches<string>(n => n!.Contains('\0') || n.Contains('\u202E') || n.StartsWith('.') || n.Length > SafeFileName.MaxBytes));
     }
 
     /// <summary>1 GiB from a seeded stream, three recipients: each opens to the same SHA-256; a fourth key cannot.</summary>

@@ -41,7 +41,7 @@ public sealed class LoopbackSshd : IDisposable
         string hostKey = Path.Combine(directory, "host_ed25519"), clientKey = Path.Combine(directory, "client_ed25519");
         await KeygenAsync(hostKey);
         await KeygenAsync(clientKey);
-        var port = FreePort();
+        var port = FreePort.Next();
 
         var authorizedKeys = Path.Combine(directory, "authorized_keys");
         File.WriteAllText(authorizedKeys, $"restrict,command=\"{forcedCommand}\" {File.ReadAllText(clientKey + ".pub").Trim()}\n");
@@ -79,37 +79,32 @@ public sealed class LoopbackSshd : IDisposable
         };
         var server = new LoopbackSshd(directory, port, sshd, options);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        while (true)
+        try
         {
-            if (sshd.HasExited)
-                throw new InvalidOperationException($"sshd exited {sshd.ExitCode}: {(File.Exists(server.LogFile) ? File.ReadAllText(server.LogFile) : "")}");
-            try
+            while (true)
             {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, port);
-                return server;
+                if (sshd.HasExited)
+                    throw new InvalidOperationException($"sshd exited {sshd.ExitCode}: {(File.Exists(server.LogFile) ? File.ReadAllText(server.LogFile) : "")}");
+                try
+                {
+                    using var probe = new TcpClient();
+                    await probe.ConnectAsync(IPAddress.Loopback, port);
+                    return server;
+                }
+                catch (SocketException) when (DateTime.UtcNow < deadline) { await Task.Delay(50); }
             }
-            catch (SocketException) when (DateTime.UtcNow < deadline) { await Task.Delay(50); }
+        }
+        catch
+        {
+            server.Dispose(); // an sshd that never listened must not outlive the test
+            throw;
         }
     }
-
-    /// <summary>The ssh command line (as a /bin/sh string) for <c>fetch --via</c>.</summary>
-    public string SshCommandLine(string remoteCommand) =>
-        string.Join(' ', new[] { "ssh", "-T" }.Concat(ClientArgs).Append(Target).Append($"'{remoteCommand}'"));
 
     private static async Task KeygenAsync(string path)
     {
         var result = await ChildProcess.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "oniondrop-test", "-f", path]);
         if (result.ExitCode != 0) throw new InvalidOperationException("ssh-keygen: " + result);
-    }
-
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 
     /// <summary>Stops the listening sshd (by its pid); sessions still open end with their clients.</summary>

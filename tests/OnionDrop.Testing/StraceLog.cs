@@ -10,7 +10,6 @@ namespace OnionDrop.Testing;
 /// </summary>
 public sealed record Syscall(int Start, int End, int Pid, string Name, string Args, long Result, string? Path)
 {
-    public int Fd => int.TryParse(Args.Split(',', 2)[0].Trim(), out var fd) ? fd : -1;
     public bool EndedBefore(Syscall other) => End < other.Start;
 }
 

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using OnionDrop.Pull;
 using OnionDrop.Storage;
+using OnionDrop.Tor;
 
 namespace OnionDrop.Cli.Commands;
 
@@ -42,7 +42,7 @@ public static class CompactCommand
                 else
                 {
                     // LiteDB rebuilds into a new file: made by anyone else (root), the daemon could no longer open it.
-                    if (Owner(options.DataDir) is { } owner && owner != PeerCredentials.OwnUid)
+                    if (Owner(options.DataDir) is { } owner && owner != UnixAccess.EffectiveUid)
                         return Fail($"the daemon is not running and {options.DataDir} belongs to uid {owner}: run this as that user " +
                                     "(e.g. sudo -u oniondrop oniondrop compact), so catalog.db keeps its owner", 1);
                     using (var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions())) store.Compact();
@@ -71,15 +71,10 @@ public static class CompactCommand
         return code;
     }
 
-    /// <summary>The uid owning <paramref name="path"/> (statx(2), whose layout is the same on every architecture); null if unknown.</summary>
-    private static uint? Owner(string path)
+    /// <summary>The uid owning <paramref name="path"/>; null if it cannot be read (opening the store then says why).</summary>
+    private static int? Owner(string path)
     {
-        const int AtFdCwd = -100;
-        const uint StatxUid = 0x8;
-        var buffer = new byte[256];
-        if (statx(AtFdCwd, path, 0, StatxUid, buffer) != 0 || (BitConverter.ToUInt32(buffer, 0) & StatxUid) == 0) return null;
-        return BitConverter.ToUInt32(buffer, 20); // stx_uid
+        try { return UnixAccess.Of(path).Uid; }
+        catch (IOException) { return null; }
     }
-
-    [DllImport("libc", SetLastError = true)] private static extern int statx(int dirfd, string path, int flags, uint mask, byte[] buffer);
 }

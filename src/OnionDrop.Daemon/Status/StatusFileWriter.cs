@@ -44,8 +44,6 @@ public sealed class StatusFileWriter : BackgroundService
         path = Path.Combine(this.options.DataDir, DaemonStatus.FileName);
     }
 
-    public string StatusPath => path;
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (tor is not null) tor.Changed += OnTorChanged;

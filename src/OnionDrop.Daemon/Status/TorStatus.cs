@@ -23,7 +23,7 @@ public sealed record TorStatus
     /// <summary>The service's address ("...onion"), known before it is published.</summary>
     public string? OnionAddress { get; init; }
 
-    /// <summary>A descriptor was uploaded (HS_DESC UPLOADED) since tor last started: reachable through Tor.</summary>
+    /// <summary>Since tor last started, every HSDir it uploaded the descriptor to has answered, at least one accepting it (see DescriptorPublication): reachable through Tor.</summary>
     public bool Published { get; init; }
 
     public DateTimeOffset? PublishedAt { get; init; }

@@ -32,7 +32,7 @@ public static class StorageSetup
 }
 
 /// <summary>
-/// Opens the store at start-up, then every CheckInterval blurs the files' times (SealedBlobStore.BlurFileTimes),
+/// At start-up and then every CheckInterval: blurs the files' times (SealedBlobStore.BlurFileTimes),
 /// makes new spare files for uploads to write into, applies retention and compacts after deletions.
 /// </summary>
 internal sealed class RetentionService(SealedBlobStore store, IOptions<OnionDropOptions> options, ILogger<RetentionService> log) : BackgroundService
