@@ -9,7 +9,9 @@
 # What it does: installs Debian's tor; publishes the daemon (Release) to /opt/oniondrop and links
 # /usr/local/bin/oniondrop; creates the system user `oniondrop`; creates /var/lib/oniondrop (0700) and
 # /etc/oniondrop/oniondrop.json (commented, holding the recipients' public keys: from --recipient, else a
-# placeholder the daemon refuses until you replace it); installs /etc/systemd/system/oniondrop.service.
+# placeholder the daemon refuses until you replace it); installs /etc/systemd/system/oniondrop.service;
+# creates /etc/oniondrop/authorized_keys (journalists' SSH keys, root's) and points sshd at it for the
+# account oniondrop only (/etc/ssh/sshd_config.d/oniondrop.conf).
 # With --tor system: the config (when first written) says so, the unit gets the drop-in
 # scripts/oniondrop-system-tor.conf (web socket in /run/oniondrop, group debian-tor), and tor's AppArmor
 # profile may connect to that socket (/etc/apparmor.d/local/system_tor).
@@ -17,7 +19,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 
 root=/ deps=1 recipients=() tor=launch torgroup=debian-tor
-usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
   case "$1" in
     --root) root=${2:?--root needs a directory}; shift 2 ;;
@@ -170,7 +172,37 @@ elif [ -e "$dropin" ]; then
   say "$dropin: present from an earlier --tor system, left as it is (remove it to run the daemon's own tor)"
 fi
 
-# 8. The clock. Every HTTP response carries the server's time to the second (Kestrel's Date header, which it
+# 8. SSH for journalists: their keys in a root-owned file the daemon (running as $user) cannot write, and sshd
+#    pointed at it for that account only. The drop-in is ours (replaced when it changed); the keys file is the
+#    operator's (written once, with the example's lines commented out).
+keys="$etc/authorized_keys" sshdconf=$(p /etc/ssh/sshd_config.d/oniondrop.conf)
+if [ -e "$keys" ]; then say "$keys: exists, not changed"
+else
+  sed -e 's/^\([^#]\)/# \1/' "$repo/scripts/authorized_keys.example" > "$keys.tmp.$$"; chmod 0644 "$keys.tmp.$$"
+  mv "$keys.tmp.$$" "$keys"; say "$keys: written (0644, root's): add one line per journalist's SSH key, as its examples show"
+fi
+if ((real)) && [ ! -d /etc/ssh/sshd_config.d ]; then
+  say "sshd: not installed here; journalists fetch over SSH: apt-get install openssh-server, then run install.sh again"
+elif cmp -s "$repo/scripts/oniondrop-sshd.conf" "$sshdconf"; then say "$sshdconf: unchanged"
+else
+  install -D -m 0644 "$repo/scripts/oniondrop-sshd.conf" "$sshdconf"
+  if ((real)); then
+    # Never leave sshd unable to start: a drop-in it refuses goes again at once.
+    if ! sshd -t 2>"$stage/sshd-t"; then
+      rm -f "$sshdconf"; say "WARNING: sshd refused $sshdconf ($(head -1 "$stage/sshd-t")); removed it: journalists' keys stay unusable until fixed"
+    else
+      say "$sshdconf: installed (account $user: keys from $keys, public key only, no terminal or forwarding)"
+      if systemctl is-active --quiet ssh 2>/dev/null; then systemctl reload ssh; say "sshd: reloaded"; fi
+    fi
+  else say "$sshdconf: installed"; fi
+fi
+if ((real)) && [ -e "$sshdconf" ] && ! sshd -T -C "user=$user,host=localhost,addr=127.0.0.1" 2>/dev/null | grep -qxF "authorizedkeysfile /etc/oniondrop/authorized_keys"; then
+  say "WARNING: sshd does not apply $sshdconf (its /etc/ssh/sshd_config lacks 'Include /etc/ssh/sshd_config.d/*.conf' at the top)"
+fi
+old_keys="$data/.ssh/authorized_keys"
+[ -e "$old_keys" ] && say "WARNING: $old_keys is no longer read by sshd: move its lines to $keys"
+
+# 9. The clock. Every HTTP response carries the server's time to the second (Kestrel's Date header, which it
 #    offers no way to drop), so a drifting clock would be a fingerprint linking the onion service to this host.
 if ((real)) && [ -d /run/systemd/system ] && command -v timedatectl >/dev/null; then
   if [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null)" = yes ]; then say "clock: NTP-synchronised"

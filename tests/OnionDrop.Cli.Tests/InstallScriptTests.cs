@@ -65,6 +65,28 @@ public class InstallScriptTests
         Assert.That(options.Recipients, Is.EqualTo(new[] { key }));
         Assert.That(new OnionDropOptionsValidator().Validate(null, options).Succeeded, Is.True);
 
+        // Journalists' SSH keys: a file of root's with the examples commented out, and sshd pointed at it for the
+        // daemon's account only (checked by Debian's sshd itself, reading the drop-in as /etc/ssh/sshd_config does).
+        var keys = P("/etc/oniondrop/authorized_keys");
+        Assert.That(File.GetUnixFileMode(keys), Is.EqualTo((UnixFileMode)Convert.ToInt32("644", 8)));
+        Assert.That(File.ReadAllLines(keys).Where(l => l.Length > 0), Has.All.StartsWith("#").And.Some.Contains("command=\"/usr/local/bin/oniondrop pull --stdio"));
+        var sshdMain = tmp.Combine("sshd_config");
+        var hostKey = await ChildProcess.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", tmp.Combine("host_key")]);
+        Assert.That(hostKey.ExitCode, Is.EqualTo(0), hostKey.ToString());
+        await File.WriteAllTextAsync(sshdMain, $"Include {P("/etc/ssh/sshd_config.d")}/*.conf\nHostKey {tmp.Combine("host_key")}\nX11Forwarding yes\n");
+        Directory.CreateDirectory("/run/sshd");
+        async Task<string> Effective(string user)
+        {
+            var r = await ChildProcess.RunAsync("/usr/sbin/sshd", ["-T", "-f", sshdMain, "-C", $"user={user},host=localhost,addr=127.0.0.1"]);
+            Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+            return r.Stdout;
+        }
+        var daemonUser = await Effective("oniondrop");
+        Assert.That(daemonUser, Does.Contain("authorizedkeysfile /etc/oniondrop/authorized_keys\n").And.Contain("permittty no\n")
+            .And.Contain("x11forwarding no\n").And.Contain("allowtcpforwarding no\n").And.Contain("authenticationmethods publickey\n"));
+        Assert.That(await Effective("alice"), Does.Contain("authorizedkeysfile .ssh/authorized_keys").And.Contain("x11forwarding yes\n"),
+            "the drop-in's Match block must end with its file");
+
         // The installed program runs.
         var help = await ChildProcess.RunAsync(P("/opt/oniondrop/oniondrop"), ["status", "--help"]);
         Assert.That(help.ExitCode, Is.EqualTo(0), help.ToString());

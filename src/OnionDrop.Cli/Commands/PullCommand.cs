@@ -19,8 +19,8 @@ public static class PullCommand
         var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
         var config = new Option<string>("--config") { Description = "Config file to take the data directory and retention settings from", HelpName = "FILE" };
         var name = new Option<string>("--as") { Description = "The journalist this key belongs to, for per-journalist acknowledgements (default: the user name)", HelpName = "NAME" };
-        var command = new Command("pull", "Serve sealed submissions to `oniondrop fetch` over SSH. Use as a forced command in authorized_keys:\n" +
-            "  restrict,command=\"oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as alice\" ssh-ed25519 AAAA... alice")
+        var command = new Command("pull", "Serve sealed submissions to `oniondrop fetch` over SSH. Use as a forced command in /etc/oniondrop/authorized_keys:\n" +
+            "  restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as alice\" ssh-ed25519 AAAA... alice")
         {
             stdio, dataDir, config, name,
         };
