@@ -21,6 +21,9 @@ public sealed class SubmissionSealer : IAsyncDisposable
 {
     private enum State { Idle, InFile, Completed, Broken }
 
+    /// <summary>The longest content type <see cref="BeginFileAsync"/> takes, in UTF-8 bytes.</summary>
+    public const int MaxContentTypeBytes = SealedFormat.MaxContentTypeBytes;
+
     private const int ParallelHashBytes = 16 * 1024;
 
     private readonly Stream _output;

@@ -55,6 +55,8 @@ public sealed class MalformedRequestTests
         yield return Case("unknown transfer coding", $"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: {Multi}\r\nTransfer-Encoding: gzip\r\n\r\n{ValidBody}");
         yield return Case("negative Content-Length", $"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: {Multi}\r\nContent-Length: -5\r\n\r\n{ValidBody}");
         yield return Case("wrong Host", Post(Multi, ValidBody, host: "evil.example"));
+        foreach (var host in new[] { ".onion", ".onion.", "onion", "..onion", "x..onion" })
+            yield return Case($"Host {host}", $"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
         yield return Case("absolute-form target to another host", $"POST http://evil.example/ HTTP/1.1\r\nHost: evil.example\r\nContent-Type: {Multi}\r\nContent-Length: {ValidBody.Length}\r\n\r\n{ValidBody}");
         yield return Case("no Host in HTTP/1.1", $"POST / HTTP/1.1\r\nContent-Type: {Multi}\r\nContent-Length: {ValidBody.Length}\r\n\r\n{ValidBody}");
         yield return Case("HTTP/1.0 without Host", $"POST / HTTP/1.0\r\nContent-Type: {Multi}\r\nContent-Length: {ValidBody.Length}\r\n\r\n{ValidBody}");
@@ -156,6 +158,34 @@ public sealed class MalformedRequestTests
         }.Select(n => (Encoding.UTF8.GetBytes(n), n)),
         ([.. "bad-"u8, 0xff, 0xfe, .. "-utf8.txt"u8], "bad-\uFFFD\uFFFD-utf8.txt"),
     ];
+
+    [Test]
+    public async Task A_file_is_kept_whatever_its_name_parameter_and_content_type_look_like()
+    {
+        // (Content-Disposition parameters, the name the journalist sees.) None of these comes from Tor Browser,
+        // but from other clients; each part's content must reach the journalist all the same.
+        (string Disposition, string Name)[] parts =
+        [
+            ("name=\"files\"; filename*=KOI8-R''%E1doc.pdf", "KOI8-R''%E1doc.pdf"),  // a charset .NET does not decode
+            ("name=\"files\"; filename*=doc.pdf", "doc.pdf"),                        // no charset
+            ("name=\"files\"; filename=my doc.pdf", "my doc.pdf"),                  // unquoted, with a space
+            ("name=\"files\"; filename*=", ""),                                     // empty
+            ("name=\"files\"", ""),                                                 // the file input, no filename at all
+            ("name=\"other\"; filename=\"elsewhere.txt\"", "elsewhere.txt"),         // a file under another field name
+        ];
+        var body = string.Concat(parts.Select((p, i) => Part($"Content-Disposition: form-data; {p.Disposition}", $"content {i}")))
+                   + Part("Content-Disposition: form-data; name=\"files\"; filename=\"long-type.bin\"\r\nContent-Type: text/" + new string('x', 5000), "content long type")
+                   + $"--{B}--\r\n";
+        var response = await RawHttp.SendAsync(new IPEndPoint(IPAddress.Loopback, _daemon.Loopback.Port), Encoding.UTF8.GetBytes(Post(Multi, body)), TimeSpan.FromSeconds(10));
+        Assert.That(response.Status, Is.EqualTo(200), response.Head);
+        Interlocked.Increment(ref OddFilenamesCommitted);
+
+        var opened = _daemon.OpenAll().Single(o => o.Files.Any(f => f.OriginalName == "long-type.bin"));
+        Assert.That(opened.Files.Select(f => f.OriginalName), Is.EqualTo(parts.Select(p => p.Name).Append("long-type.bin")));
+        for (var i = 0; i < parts.Length; i++)
+            Assert.That(File.ReadAllText(Path.Combine(opened.Directory, opened.Files[i].SafeName)), Is.EqualTo($"content {i}"));
+        Assert.That(opened.Files[^1].ContentType, Is.EqualTo("application/octet-stream"), "a content type too long to seal is recorded as unknown");
+    }
 
     [Test]
     public async Task Odd_filenames_are_accepted_as_sent_and_open_under_safe_names()

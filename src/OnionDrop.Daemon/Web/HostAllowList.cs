@@ -15,9 +15,10 @@ public sealed class HostAllowList(OnionServiceAddress onion)
         var host = hostHeader.Host.ToLowerInvariant().TrimEnd('.');
         if (host is "localhost" or "127.0.0.1" or "[::1]" or "::1") return true;
 
-        if (!host.EndsWith(".onion", StringComparison.Ordinal)) return false;
-        var lastDot = host.LastIndexOf('.', host.Length - ".onion".Length - 1);
-        var service = lastDot < 0 ? host : host[(lastDot + 1)..];
+        // The service is the label before "onion": "sub.NAME.onion" and "NAME.onion" both reach NAME.
+        var labels = host.Split('.');
+        if (labels.Length < 2 || labels[^1] != "onion") return false;
+        var service = labels[^2] + ".onion";
         if (!OnionServiceAddress.IsV3OnionName(service)) return false;
         if (hostHeader.Port is { } port && port != 80) return false;
         // Until our own name is known (no tor yet, or tor still starting) any well-formed v3 name is

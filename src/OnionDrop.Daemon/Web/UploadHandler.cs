@@ -64,7 +64,7 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
                     var read = await Parse(section.Body.ReadAsync(buffer.AsMemory(0, ChunkBytes)));
                     if (read == 0 && fileName.Length == 0) continue; // the file input of a form sent with no file chosen
                     if (++files > options.MaxFiles) throw UploadRefused.TooManyFiles(options.MaxFiles);
-                    await sealer.BeginFileAsync(fileName, section.ContentType ?? "application/octet-stream", context.RequestAborted);
+                    await sealer.BeginFileAsync(fileName, ContentTypeOf(section), context.RequestAborted);
                     bytes = await SealFileAsync(section.Body, sealer, buffer, read, bytes, context.RequestAborted);
                     await sealer.EndFileAsync(context.RequestAborted);
                 }
@@ -112,6 +112,10 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
         }
         return bytes;
     }
+
+    /// <summary>The part's declared type as sent; none, or one longer than the format keeps (no browser sends such), is recorded as unknown.</summary>
+    private static string ContentTypeOf(MultipartSection section) =>
+        section.ContentType is { } type && Encoding.UTF8.GetByteCount(type) <= SubmissionSealer.MaxContentTypeBytes ? type : "application/octet-stream";
 
     private static string BoundaryOf(string? contentType)
     {
@@ -188,26 +192,40 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     /// <summary>
     /// A part's Content-Disposition. Filenames are taken as sent, however odd (the opener neutralises
     /// them); when a strict parse fails on one, a lenient one still finds it, so a source is never
-    /// refused for a filename.
+    /// refused for a filename. A part is a file whenever it carries a filename parameter in any form, or
+    /// comes from the form's file input: one whose name cannot be decoded keeps the parameter's raw text,
+    /// one without any name gets none (the opener names it), and no file is ever dropped for its name.
     /// </summary>
     private sealed partial record FormPart(string Name, string? FileName)
     {
+        /// <summary>The form's file input (Pages.cs).</summary>
+        private const string FilesField = "files";
+
         public static FormPart? Parse(string? header)
         {
             if (string.IsNullOrEmpty(header)) return null;
+            string name;
+            string? fileName = null;
             if (ContentDispositionHeaderValue.TryParse(header, out var cd) &&
                 cd.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase) && cd.Name.HasValue)
             {
-                string? fileName = null;
-                if (cd.FileNameStar.HasValue) fileName = cd.FileNameStar.ToString();
+                name = HeaderUtilities.RemoveQuotes(cd.Name).ToString();
+                if (cd.FileNameStar.HasValue && cd.FileNameStar.Length > 0) fileName = cd.FileNameStar.ToString();
                 else if (cd.FileName.HasValue) fileName = HeaderUtilities.RemoveQuotes(cd.FileName).ToString();
-                return new FormPart(HeaderUtilities.RemoveQuotes(cd.Name).ToString(), fileName);
             }
-            if (!header.TrimStart().StartsWith("form-data", StringComparison.OrdinalIgnoreCase)) return null;
-            var name = NameRegex().Match(header);
-            if (!name.Success) return null;
-            var file = FileNameRegex().Match(header);
-            return new FormPart(name.Groups[1].Value, file.Success ? file.Groups[1].Value : null);
+            else
+            {
+                if (!header.TrimStart().StartsWith("form-data", StringComparison.OrdinalIgnoreCase)) return null;
+                var nameMatch = NameRegex().Match(header);
+                if (!nameMatch.Success) return null;
+                name = nameMatch.Groups[1].Value;
+                if (FileNameRegex().Match(header) is { Success: true } quoted) fileName = quoted.Groups[1].Value;
+            }
+            // A filename parameter neither parse could decode (an unknown charset, no quotes around spaces...).
+            if (fileName is null && RawFileNameRegex().Match(header) is { Success: true } raw)
+                fileName = HeaderUtilities.RemoveQuotes(raw.Groups[1].Value.Trim()).ToString();
+            if (fileName is null && name == FilesField) fileName = "";
+            return new FormPart(name, fileName);
         }
 
         [GeneratedRegex("""(?:^|;)\s*name="(.*?)"\s*(?=;\s*[\w*-]+=|$)""", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
@@ -216,5 +234,9 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
         // Up to the quote that ends the parameter: a filename may itself hold quotes or semicolons.
         [GeneratedRegex("""(?:^|;)\s*filename="(.*?)"\s*(?=;\s*[\w*-]+=|$)""", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
         private static partial Regex FileNameRegex();
+
+        // filename or filename*, quoted or not: everything up to the next parameter or the end.
+        [GeneratedRegex("""(?:^|;)\s*filename\*?\s*=(.*?)(?=;\s*[\w*-]+=|$)""", RegexOptions.IgnoreCase | RegexOptions.Singleline)]
+        private static partial Regex RawFileNameRegex();
     }
 }
