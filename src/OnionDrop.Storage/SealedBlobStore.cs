@@ -16,8 +16,8 @@ namespace OnionDrop.Storage;
 public sealed class SealedBlobStore : ISealedBlobStore
 {
     public const string CatalogFileName = "catalog.db";
-    /// <summary>What LiteDB names the old file a rebuild keeps beside <see cref="CatalogFileName"/>.</summary>
-    private const string CatalogBackupFileName = "catalog-backup.db";
+    /// <summary>What LiteDB names its log beside <see cref="CatalogFileName"/>, and the old file a rebuild keeps.</summary>
+    private const string CatalogLogFileName = "catalog-log.db", CatalogBackupFileName = "catalog-backup.db";
     public const string BlobsDirectoryName = "blobs";
     public const string SparesDirectoryName = "spare";
     internal const string SealedExtension = ".sealed";
@@ -27,9 +27,9 @@ public sealed class SealedBlobStore : ISealedBlobStore
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     private readonly DataDirectoryLock _lock;
-    private readonly LiteDatabase _db;
-    private readonly ILiteCollection<BsonDocument> _submissions;
-    private readonly ILiteCollection<BsonDocument> _meta;
+    private volatile Catalog _catalog;       // replaced as a whole after an I/O failure: see Use
+    /// <summary>Free space below which no entry is committed: a transaction takes a few 8 KiB pages, so this is ample.</summary>
+    public const long CatalogHeadroomBytes = 4L << 20;
     private readonly SealedBlobStoreOptions _options;
     private readonly ILogger _log;
     private readonly object _catalogWrite = new();
@@ -43,18 +43,110 @@ public sealed class SealedBlobStore : ISealedBlobStore
     public string BlobsDir { get; }
     public SealedBlobStoreOptions Options => _options;
 
-    private SealedBlobStore(string dataDir, DataDirectoryLock dataLock, LiteDatabase db, SealedBlobStoreOptions options)
+    private SealedBlobStore(string dataDir, DataDirectoryLock dataLock, SealedBlobStoreOptions options)
     {
         DataDir = dataDir;
         BlobsDir = Path.Combine(dataDir, BlobsDirectoryName);
         _lock = dataLock;
-        _db = db;
         _options = options;
         _log = options.Logger;
-        _submissions = db.GetCollection("submissions");
-        _submissions.EnsureIndex("seq", unique: true);
-        _submissions.EnsureIndex("state");
-        _meta = db.GetCollection("meta");
+        _catalog = Catalog.Open(Path.Combine(dataDir, CatalogFileName));
+    }
+
+    /// <summary>The open LiteDB catalog and its two collections.</summary>
+    private sealed class Catalog
+    {
+        public LiteDatabase Db { get; }
+        public ILiteCollection<BsonDocument> Submissions { get; }
+        public ILiteCollection<BsonDocument> Meta { get; }
+        public LogWriterProbe LogWriter { get; }
+        /// <summary>An I/O error came out of LiteDB: its engine now gives that same error for every call, until reopened.</summary>
+        public volatile bool Failed;
+
+        private Catalog(LiteDatabase db)
+        {
+            Db = db;
+            Submissions = db.GetCollection("submissions");
+            Submissions.EnsureIndex("seq", unique: true);
+            Submissions.EnsureIndex("state");
+            Meta = db.GetCollection("meta");
+            LogWriter = LogWriterProbe.Of(db);
+        }
+
+        public static Catalog Open(string file)
+        {
+            var db = new LiteDatabase(new ConnectionString { Filename = file, Connection = ConnectionType.Direct });
+            try { return new Catalog(db); }
+            catch { db.Dispose(); throw; }
+        }
+    }
+
+    /// <summary>
+    /// Runs one catalog operation. Once a write has failed on I/O (a full disk), LiteDB's engine refuses every
+    /// later call with that error for as long as it stays open: the store then reopens the catalog at its next use,
+    /// once LiteDB has room to close it (closing writes the log into catalog.db; with none, it waits forever). So the
+    /// daemon serves again as soon as space is back, without a restart. What the failed transaction wrote never
+    /// reached LiteDB's commit mark, and reopening ignores it.
+    /// </summary>
+    private T Use<T>(Func<Catalog, T> operation)
+    {
+        var catalog = _catalog;
+        if (catalog.Failed) catalog = Reopen(catalog);
+        try { return operation(catalog); }
+        catch (Exception e) when (!_disposed && e is IOException or ObjectDisposedException or LiteException)
+        {
+            // LiteDB reports a write that failed in its writer thread as that I/O error, or, having shut its
+            // engine down over it, as a disposed lock: to callers both are the store's I/O failure.
+            catalog.Failed = true;
+            if (e is IOException) throw;
+            throw new IOException(HasRoomToClose(out _, out _) ? $"the catalog failed: {e.Message}" : $"No space left on device: the catalog failed ({e.Message})", e);
+        }
+    }
+
+    private void Use(Action<Catalog> operation) => Use(c => { operation(c); return 0; });
+
+    private Catalog Reopen(Catalog failed)
+    {
+        lock (_catalogWrite)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_catalog != failed) return _catalog; // reopened meanwhile
+            if (!HasRoomToClose(out var free, out var needed))
+                throw new IOException($"No space left on device: the catalog reopens once {needed:N0} bytes are free in {DataDir} ({free:N0} now)");
+            failed.Db.Dispose();
+            _catalog = Catalog.Open(Path.Combine(DataDir, CatalogFileName));
+            _log.LogWarning("store: catalog reopened after an I/O error (a full disk?); {Free:N0} bytes free", free);
+            return _catalog;
+        }
+    }
+
+    /// <summary>Whether closing the catalog can write its whole log into catalog.db (which may grow by as much), with a margin.</summary>
+    private bool HasRoomToClose(out long free, out long needed)
+    {
+        free = new DriveInfo(DataDir).AvailableFreeSpace;
+        needed = CatalogFiles(DataDir).Sum(f => new FileInfo(f).Length) + (1L << 20);
+        return free >= needed;
+    }
+
+    /// <summary>
+    /// Called after each commit, before it is reported: LiteDB 5.0's Commit returns before its writer thread has
+    /// written the log, and fsyncs it later on its own time (<see cref="LogWriterProbe"/>). So: wait for the writer
+    /// (which throws if it failed, a full disk say: the commit is then reported failed, and LiteDB forgets it on
+    /// reopening), fsync the log, and fsync the directory, since LiteDB creates the log on the first write after
+    /// each start and never makes its name durable.
+    /// </summary>
+    private void MakeDurable(Catalog catalog)
+    {
+        catalog.LogWriter.WaitUntilWritten();
+        FileSync.Fsync(Path.Combine(DataDir, CatalogLogFileName));
+        FileSync.Fsync(DataDir);
+    }
+
+    /// <summary>Rolls a failed transaction back; a rollback that fails too (the engine refuses every call after an I/O error) must not hide why.</summary>
+    private static void RollBack(Catalog catalog)
+    {
+        try { catalog.Db.Rollback(); }
+        catch (Exception e) when (e is IOException or LiteException) { }
     }
 
     /// <summary>
@@ -79,8 +171,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             var catalog = Path.Combine(dataDir, CatalogFileName);
             if (!File.Exists(catalog)) File.Create(catalog, 0, FileOptions.None).Dispose();
             File.SetUnixFileMode(catalog, PrivateFile);
-            var db = new LiteDatabase(new ConnectionString { Filename = catalog, Connection = ConnectionType.Direct });
-            var store = new SealedBlobStore(dataDir, dataLock, db, options);
+            var store = new SealedBlobStore(dataDir, dataLock, options);
             store.Sweep();
             store.RefillSpareFiles();
             return store;
@@ -201,10 +292,14 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     private List<SubmissionRecord> CommitEntries(IReadOnlyList<QueuedEntry> entries)
     {
-        lock (_catalogWrite)
+        lock (_catalogWrite) return Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var sequence = _meta.FindById("sequence")?["value"].AsInt64 ?? 0;
+            // The blob is on disk already; what the catalog needs is kept free, so that LiteDB itself, whose engine
+            // stops for good at its first failed write (see Use), does not meet a full disk on our account.
+            if (new DriveInfo(DataDir).AvailableFreeSpace is var free && free < CatalogHeadroomBytes)
+                throw new IOException($"No space left on device: {free:N0} bytes free in {DataDir}, and the catalog keeps {CatalogHeadroomBytes:N0} for itself");
+            var sequence = catalog.Meta.FindById("sequence")?["value"].AsInt64 ?? 0;
             var today = Today().ToString(DayFormat, CultureInfo.InvariantCulture);
             var docs = entries.Select(e => new BsonDocument
             {
@@ -216,40 +311,36 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 ["day"] = today,
                 ["acks"] = new BsonArray(),
             }).ToList();
-            _db.BeginTrans();
+            catalog.Db.BeginTrans();
             try
             {
-                _meta.Upsert(new BsonDocument { ["_id"] = "sequence", ["value"] = sequence });
-                _submissions.Insert(docs);
-                _db.Commit();
+                catalog.Meta.Upsert(new BsonDocument { ["_id"] = "sequence", ["value"] = sequence });
+                catalog.Submissions.Insert(docs);
+                catalog.Db.Commit();
             }
             catch
             {
-                _db.Rollback();
+                RollBack(catalog);
                 throw;
             }
-            // LiteDB creates catalog-log.db on the first write after each start and fsyncs the file, never
-            // the directory: make its name durable too. With nothing new in the directory this costs little.
-            FileSync.Fsync(DataDir);
+            MakeDurable(catalog);
             return docs.ConvertAll(ToRecord);
-        }
+        });
     }
 
     // ---- reading -------------------------------------------------------------------------------------
 
-    public IReadOnlyList<SubmissionRecord> ListCommitted(long afterSequence = 0) =>
-        _submissions.Query()
+    public IReadOnlyList<SubmissionRecord> ListCommitted(long afterSequence = 0) => Use(catalog => catalog.Submissions.Query()
             .Where("(state = @0 OR state = @1) AND seq > @2", nameof(SubmissionState.Committed), nameof(SubmissionState.Acknowledged), afterSequence)
-            .OrderBy("seq").ToList().Select(ToRecord).ToList();
+            .OrderBy("seq").ToList().Select(ToRecord).ToList());
 
-    public IReadOnlyList<SubmissionRecord> ListWaiting(string recipient, long afterSequence = 0) =>
-        _submissions.Query()
+    public IReadOnlyList<SubmissionRecord> ListWaiting(string recipient, long afterSequence = 0) => Use(catalog => catalog.Submissions.Query()
             .Where("state = @0 AND seq > @1", nameof(SubmissionState.Committed), afterSequence)
             .OrderBy("seq").ToList().Select(ToRecord)
-            .Where(r => !r.AcknowledgedBy.Contains(recipient)).ToList();
+            .Where(r => !r.AcknowledgedBy.Contains(recipient)).ToList());
 
     public SubmissionRecord? Find(string id) =>
-        SubmissionId.IsValid(id) && _submissions.FindById(id) is { } doc ? ToRecord(doc) : null;
+        SubmissionId.IsValid(id) && Use(catalog => catalog.Submissions.FindById(id)) is { } doc ? ToRecord(doc) : null;
 
     public Stream OpenSealed(string id)
     {
@@ -265,7 +356,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     public StoreStats GetStats()
     {
-        var waiting = _submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).Select(ToRecord).ToList();
+        var waiting = Use(catalog => catalog.Submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).Select(ToRecord).ToList());
         return new StoreStats(waiting.Count, waiting.Sum(r => r.Size), waiting.Count == 0 ? null : waiting.Min(r => r.ArrivedOn));
     }
 
@@ -289,17 +380,17 @@ public sealed class SealedBlobStore : ISealedBlobStore
             throw new ArgumentException($"journalist name '{recipient}' is not 1-64 of a-z A-Z 0-9 . _ -");
         var results = new SubmissionRecord?[ids.Count];
         var toDelete = new List<string>();
-        lock (_catalogWrite)
+        lock (_catalogWrite) Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var today = Today();
-            _db.BeginTrans();
+            catalog.Db.BeginTrans();
             try
             {
                 for (var i = 0; i < ids.Count; i++)
                 {
                     var id = ids[i];
-                    if (!SubmissionId.IsValid(id) || _submissions.FindById(id) is not { } doc) continue;
+                    if (!SubmissionId.IsValid(id) || catalog.Submissions.FindById(id) is not { } doc) continue;
                     var record = ToRecord(doc);
                     if (record.State is not (SubmissionState.Committed or SubmissionState.Acknowledged)) continue;
                     if (record.AcknowledgedBy.Contains(recipient) || toDelete.Contains(id)) { results[i] = record; continue; }
@@ -315,19 +406,20 @@ public sealed class SealedBlobStore : ISealedBlobStore
                     results[i] = ToRecord(doc);
                     if (quorum && _options.KeepDaysAfterAcknowledgement == 0)
                     {
-                        _submissions.Delete(id); // catalog first; the file goes after the commit
+                        catalog.Submissions.Delete(id); // catalog first; the file goes after the commit
                         toDelete.Add(id);
                     }
-                    else _submissions.Update(doc);
+                    else catalog.Submissions.Update(doc);
                 }
-                _db.Commit();
+                catalog.Db.Commit();
             }
             catch
             {
-                _db.Rollback();
+                RollBack(catalog);
                 throw;
             }
-        }
+            MakeDurable(catalog); // before any file goes
+        });
         foreach (var id in toDelete) TryDelete(SealedPath(id));
         return results;
     }
@@ -340,27 +432,27 @@ public sealed class SealedBlobStore : ISealedBlobStore
     {
         var today = Today();
         var deleted = 0;
-        lock (_catalogWrite)
+        lock (_catalogWrite) Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            foreach (var doc in _submissions.Find(Query.EQ("state", nameof(SubmissionState.Acknowledged))).ToList())
+            foreach (var doc in catalog.Submissions.Find(Query.EQ("state", nameof(SubmissionState.Acknowledged))).ToList())
             {
-                if (doc["deleteOn"].IsString && ParseDay(doc["deleteOn"].AsString) <= today) { Delete(doc["_id"].AsString); deleted++; }
+                if (doc["deleteOn"].IsString && ParseDay(doc["deleteOn"].AsString) <= today) { Delete(catalog, doc["_id"].AsString); deleted++; }
             }
             if (_options.MaxUnfetchedDays is int maxDays)
             {
                 var oldest = today.AddDays(-maxDays);
-                foreach (var doc in _submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).ToList())
+                foreach (var doc in catalog.Submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).ToList())
                 {
                     var record = ToRecord(doc);
                     if (record.ArrivedOn >= oldest) continue;
                     _log.LogWarning("retention: deleted unfetched submission {Id} from {Day}: older than MaxUnfetchedDays={Max}",
                         record.Id, record.ArrivedOn, maxDays);
-                    Delete(record.Id);
+                    Delete(catalog, record.Id);
                     deleted++;
                 }
             }
-        }
+        });
         return deleted;
     }
 
@@ -374,17 +466,17 @@ public sealed class SealedBlobStore : ISealedBlobStore
     /// </summary>
     public int BlurFileTimes()
     {
-        lock (_catalogWrite)
+        lock (_catalogWrite) return Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var blobs = 0;
-            foreach (var doc in _submissions.FindAll())
+            foreach (var doc in catalog.Submissions.FindAll())
                 if (doc["day"].IsString && SetDayTimes(SealedPath(doc["_id"].AsString), ParseDay(doc["day"].AsString))) blobs++;
             var today = Today();
             SetDayTimes(BlobsDir, today);
             foreach (var catalogFile in CatalogFiles(DataDir)) SetDayTimes(catalogFile, today);
             return blobs;
-        }
+        });
     }
 
     /// <summary>
@@ -417,10 +509,10 @@ public sealed class SealedBlobStore : ISealedBlobStore
     /// </summary>
     public long Compact()
     {
-        lock (_catalogWrite)
+        lock (_catalogWrite) return Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var freed = _db.Rebuild();
+            var freed = catalog.Db.Rebuild();
             var backup = Path.Combine(DataDir, CatalogBackupFileName);
             if (File.Exists(backup))
             {
@@ -428,13 +520,13 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 FileSync.Fsync(DataDir);
             }
             return freed;
-        }
+        });
     }
 
     /// <summary>Catalog entry first, then the file: a crash in between leaves an orphan file the next sweep removes.</summary>
-    private void Delete(string id)
+    private void Delete(Catalog catalog, string id)
     {
-        _submissions.Delete(id);
+        catalog.Submissions.Delete(id);
         TryDelete(SealedPath(id));
     }
 
@@ -449,17 +541,17 @@ public sealed class SealedBlobStore : ISealedBlobStore
     /// </summary>
     private void Sweep()
     {
-        lock (_catalogWrite)
+        lock (_catalogWrite) Use(catalog =>
         {
             var visible = new HashSet<string>();
-            foreach (var doc in _submissions.FindAll().ToList())
+            foreach (var doc in catalog.Submissions.FindAll().ToList())
             {
                 var record = ToRecord(doc);
                 if (record.State is not (SubmissionState.Committed or SubmissionState.Acknowledged)) continue;
                 var file = new FileInfo(SealedPath(record.Id));
                 if (file.Exists && file.Length == record.Size) { visible.Add(record.Id); continue; }
                 doc["state"] = nameof(SubmissionState.Damaged);
-                _submissions.Update(doc);
+                catalog.Submissions.Update(doc);
                 _log.LogError("store: submission {Id} is damaged ({Problem}); it will not be offered to pull",
                     record.Id, file.Exists ? $"file is {file.Length} bytes, catalog says {record.Size}" : "file missing");
             }
@@ -479,7 +571,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 FileSync.Fsync(BlobsDir);
                 _log.LogInformation("store: swept {Count} unfinished or orphaned blob file(s)", removed);
             }
-        }
+        });
     }
 
     // ---- helpers -------------------------------------------------------------------------------------
@@ -509,7 +601,10 @@ public sealed class SealedBlobStore : ISealedBlobStore
         {
             if (_disposed) return;
             _disposed = true;
-            _db.Dispose();
+            // With no room, LiteDB's close would wait forever to write its log into catalog.db: the log stays,
+            // and the next open replays it.
+            if (HasRoomToClose(out var free, out var needed)) _catalog.Db.Dispose();
+            else _log.LogWarning("store: catalog left unclosed for want of space ({Free:N0} bytes free, {Needed:N0} needed); the next start replays its log", free, needed);
             _lock.Dispose();
         }
     }

@@ -1,0 +1,65 @@
+using System.Reflection;
+using LiteDB;
+
+namespace OnionDrop.Storage;
+
+/// <summary>
+/// Waits for LiteDB's log writer. LiteDB 5.0's Commit hands the transaction's log pages to a writer thread of its
+/// own (DiskWriterQueue) and returns without waiting for it (litedb-org/LiteDB#2818, fixed after 5.0.21, the last
+/// release in the registry): a commit reported at once could still be lost to a power cut, or to a full disk the
+/// writer then meets, in which case LiteDB forgets the transaction on reopening. The queue is not public, so it is
+/// reached by reflection on LiteDB 5.0.20's fields; <see cref="Of"/> fails loudly if they are not there.
+/// </summary>
+internal sealed class LogWriterProbe
+{
+    private const BindingFlags Instance = BindingFlags.Instance | BindingFlags.NonPublic;
+    private static readonly Assembly LiteDb = typeof(LiteDatabase).Assembly;
+    private static readonly FieldInfo Engine = Field(typeof(LiteDatabase), "_engine");
+    private static readonly FieldInfo Disk = Field(LiteDb.GetType("LiteDB.Engine.LiteEngine"), "_disk");
+    private static readonly FieldInfo Queue = Field(LiteDb.GetType("LiteDB.Engine.DiskService"), "_queue");
+    private static readonly FieldInfo QueueIsEmpty = Field(LiteDb.GetType("LiteDB.Engine.DiskWriterQueue"), "_queueIsEmpty");
+    private static readonly FieldInfo WriterFailure = Field(LiteDb.GetType("LiteDB.Engine.DiskWriterQueue"), "_exception");
+
+    private readonly object _lazyQueue; // LiteDB's Lazy<DiskWriterQueue>: the queue is made at the first write
+    private readonly PropertyInfo _isCreated, _value;
+
+    private LogWriterProbe(object lazyQueue)
+    {
+        _lazyQueue = lazyQueue;
+        _isCreated = lazyQueue.GetType().GetProperty("IsValueCreated")!;
+        _value = lazyQueue.GetType().GetProperty("Value")!;
+    }
+
+    public static LogWriterProbe Of(LiteDatabase db)
+    {
+        var disk = Disk.GetValue(Engine.GetValue(db)) ?? throw Changed("no DiskService");
+        return new LogWriterProbe(Queue.GetValue(disk) ?? throw Changed("no writer queue"));
+    }
+
+    /// <summary>
+    /// Returns once the writer has written every log page handed to it so far (the last commit's included); throws
+    /// what the writer failed with if it did. Not an fsync: the caller fsyncs the log file after this.
+    /// </summary>
+    public void WaitUntilWritten()
+    {
+        if (!(bool)_isCreated.GetValue(_lazyQueue)!) return; // nothing written since the catalog opened
+        var queue = _value.GetValue(_lazyQueue)!;
+        var empty = (ManualResetEventSlim)QueueIsEmpty.GetValue(queue)!;
+        // A writer that failed never signals empty again: look at its failure while waiting.
+        while (!empty.Wait(TimeSpan.FromMilliseconds(100)))
+            ThrowIfFailed(queue);
+        ThrowIfFailed(queue);
+    }
+
+    private static void ThrowIfFailed(object queue)
+    {
+        if (WriterFailure.GetValue(queue) is Exception failure)
+            throw failure as IOException ?? new IOException("the catalog's log writer failed: " + failure.Message, failure);
+    }
+
+    private static FieldInfo Field(Type? type, string name) =>
+        type?.GetField(name, Instance) ?? throw Changed($"{type?.Name ?? "a type"}.{name} not found");
+
+    private static InvalidOperationException Changed(string what) =>
+        new($"LiteDB {LiteDb.GetName().Version} is not laid out as 5.0.20 ({what}): the catalog's durable commit (LogWriterProbe) must be updated with it");
+}
