@@ -228,6 +228,17 @@ public sealed class SealedBlobStore : ISealedBlobStore
         return made;
     }
 
+    /// <summary>Takes back an emptied file as a spare, if spare/ is short of <see cref="SealedBlobStoreOptions.SpareFiles"/>; false otherwise.</summary>
+    internal bool ReturnSpareFile(string path)
+    {
+        if (_disposed || _spares.Count >= _options.SpareFiles) return false;
+        var spare = Path.Combine(SparesDir, SubmissionId.New());
+        try { File.Move(path, spare, overwrite: false); }
+        catch (IOException) { return false; }
+        _spares.Enqueue(spare);
+        return true;
+    }
+
     /// <summary>Moves a spare file to <paramref name="path"/> (the same inode, so its birth time); false when none is left.</summary>
     internal bool TakeSpareFile(string path)
     {

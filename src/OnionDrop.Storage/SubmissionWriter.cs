@@ -60,9 +60,19 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         if (_disposed) return;
         _disposed = true;
         if (_committed) return;
-        _ciphertext.ReleaseBlocks();
+        _ciphertext.ReleaseBlocks(); // waits for a block still on its way to disk
+        // An upload refused or cut off gives its file back, emptied, to the spare files: otherwise a stream of
+        // refused requests (which cost nothing) would use up the spares, and real uploads' files would again be
+        // born at their start (docs/storage.md, "File times").
+        var emptied = false;
+        if (!_renamed)
+        {
+            try { _file.SetLength(0); emptied = true; }
+            catch (IOException) { }
+        }
         try { await _file.DisposeAsync(); }
         catch (IOException) { } // closing failed (disk full): the file goes anyway
-        finally { SealedBlobStore.TryDelete(_renamed ? _store.SealedPath(Id) : _store.PartialPath(Id)); }
+        var path = _renamed ? _store.SealedPath(Id) : _store.PartialPath(Id);
+        if (!emptied || !_store.ReturnSpareFile(path)) SealedBlobStore.TryDelete(path);
     }
 }

@@ -82,6 +82,32 @@ public class FileTimesTests
     }
 
     [Test]
+    public async Task Uploads_refused_or_cut_off_give_their_files_back_emptied_so_they_do_not_use_up_the_spares()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var spares = Path.Combine(DataDir, "spare");
+        if (Directory.GetFiles(spares).Any(f => BirthTime(f) is null)) Assert.Ignore("this file system keeps no birth times");
+
+        Thread.Sleep(50);
+        var abandonedBegan = DateTimeOffset.UtcNow;
+        // Far more abandoned uploads than spares, some of them after writing ciphertext.
+        for (var i = 0; i < 100; i++)
+        {
+            await using var writer = store.BeginSubmission();
+            if (i % 2 == 0) await writer.Ciphertext.WriteAsync(new byte[100_000]);
+        }
+        Assert.That(Directory.GetFiles(Path.Combine(DataDir, "blobs")), Is.Empty, "nothing left in blobs/");
+        var left = Directory.GetFiles(spares);
+        Assert.That(left, Has.Length.EqualTo(32), "every spare is still there");
+        Assert.That(left.Select(f => new FileInfo(f).Length), Has.All.Zero, "emptied");
+        Assert.That(left.Select(BirthTime), Has.All.LessThan(abandonedBegan), "the same files, born when they were made");
+
+        var uploadBegan = DateTimeOffset.UtcNow;
+        var (record, _) = await SealedBlobStoreTests.StoreAsync(store, 1000);
+        Assert.That(BirthTime(Path.Combine(DataDir, "blobs", record.Id + ".sealed")), Is.LessThan(uploadBegan), "a real upload still gets a spare");
+    }
+
+    [Test]
     public async Task When_the_spares_run_out_uploads_make_their_own_files_until_the_next_refill()
     {
         using (var store = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { SpareFiles = 2 }))
