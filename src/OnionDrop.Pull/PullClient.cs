@@ -48,7 +48,7 @@ public static class PullClient
         var problems = new List<string>();
         var pending = new List<Task<string?>>();
 
-        var greeting = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("the server closed the connection before greeting (is the forced command `oniondrop pull --stdio`?)");
+        var greeting = await reader.ReadLineAsync(cancellationToken) ?? throw new PullNeverStartedException("the server closed the connection before greeting (is the forced command `oniondrop pull --stdio`?)");
         if (greeting.StartsWith(Error + " ", StringComparison.Ordinal))
             throw new PullProtocolException($"the server refused: {Trim(greeting[(Error.Length + 1)..])}");
         if (greeting != Greeting)

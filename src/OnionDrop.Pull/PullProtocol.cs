@@ -34,7 +34,10 @@ public static class PullProtocol
 public class PullProtocolException(string message) : Exception(message);
 
 /// <summary>The byte stream ended before the exchange was over (ssh killed, network cut).</summary>
-public sealed class PullConnectionLostException(string message) : PullProtocolException(message);
+public class PullConnectionLostException(string message) : PullProtocolException(message);
+
+/// <summary>The connection ended before the server's greeting: no pull server ever ran at the other end.</summary>
+public sealed class PullNeverStartedException(string message) : PullConnectionLostException(message);
 
 /// <summary>
 /// Reads the protocol's two kinds of data from one stream: LF-terminated lines and exactly-sized binary

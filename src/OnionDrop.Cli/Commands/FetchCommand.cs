@@ -121,9 +121,12 @@ public static class FetchCommand
             progress.Clear();
             if (!transport.HasExited) transport.Kill();
             await transport.WaitForExitAsync(CancellationToken.None);
-            var why = e is PullConnectionLostException
-                ? $"connection lost ({psi.FileName} exited {transport.ExitCode}) after {progress.Done} of {progress.Total} submission(s); nothing unacknowledged was deleted: run fetch again to resume"
-                : e.Message;
+            var why = e switch
+            {
+                PullNeverStartedException => NeverStarted(psi.FileName, transport.ExitCode),
+                PullConnectionLostException => $"connection lost ({psi.FileName} exited {transport.ExitCode}) after {progress.Done} of {progress.Total} submission(s); nothing unacknowledged was deleted: run fetch again to resume",
+                _ => e.Message,
+            };
             return Fail(why, 3);
         }
         progress.Clear();
@@ -135,6 +138,15 @@ public static class FetchCommand
         Console.Error.WriteLine(summary);
         return result.Problems.Count + openProblems.Count == 0 ? 0 : 1;
     }
+
+    /// <summary>Why no pull server answered, by the transport's exit code; nothing was fetched, so nothing to resume.</summary>
+    private static string NeverStarted(string transport, int exitCode) => exitCode switch
+    {
+        255 when transport == "ssh" => "ssh could not connect or log in (exit 255; its message is above)",
+        127 => $"the server did not start oniondrop pull ({transport} exited 127: command not found there): " +
+               "the operator should check the command= path in the key's authorized_keys line (e.g. /usr/local/bin/oniondrop)",
+        _ => $"the server ended before the pull began ({transport} exited {exitCode}; any message from it is above): nothing was fetched",
+    };
 
     private static int Fail(string message, int code)
     {
