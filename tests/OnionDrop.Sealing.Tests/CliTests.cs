@@ -34,6 +34,14 @@ public class CliTests
         Assert.That(JournalistKey.IsProtected(dir.Combine("me.key")), Is.True);
         var publicKey = RecipientPublicKey.Parse(keygen.Stdout.TrimEnd().Split('\n')[^1]);
 
+        // A script's "$PASS" left unset must not make a key without a passphrase.
+        var emptyEnv = Oniondrop.StartInfo("keygen", "-o", dir.Combine("plain.key"));
+        emptyEnv.Environment["ONIONDROP_PASSPHRASE"] = "";
+        var refused = await ChildProcess.RunAsync(emptyEnv, TimeSpan.FromMinutes(1));
+        Assert.That(refused.ExitCode, Is.Not.Zero);
+        Assert.That(refused.Stderr.Trim(), Does.Contain("ONIONDROP_PASSPHRASE is set but empty"));
+        Assert.That(File.Exists(dir.Combine("plain.key")), Is.False);
+
         var blobPath = dir.Combine("x.sealed");
         File.WriteAllBytes(blobPath, await Seal.ToBytesAsync([publicKey], "via env", ("doc.txt", "hello"u8.ToArray())));
 
@@ -63,6 +71,17 @@ public class CliTests
         Assert.That(open.ExitCode, Is.Zero, open.ToString());
         Assert.That(open.Stdout, Does.Contain("with.sealed: 1 file(s) and the message in "));
         Assert.That(open.Stdout, Does.Contain("without.sealed: 1 file(s), no message, in "));
+    }
+
+    [Test]
+    public async Task OpenIntoAFileSaysSoOnceBeforeTouchingAnyBlob()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.Combine("not-a-dir"), "x");
+        var blobs = Directory.GetFiles(RepoPaths.Vectors, "good_*.sealed").Take(2).ToArray();
+        var result = await Oniondrop.RunAsync(["open", "--key", Path.Combine(RepoPaths.Vectors, "journalist.key"), "-o", dir.Combine("not-a-dir"), .. blobs]);
+        Assert.That(result.ExitCode, Is.EqualTo(2));
+        Assert.That(result.Stderr.Trim(), Is.EqualTo($"oniondrop open: {dir.Combine("not-a-dir")}: is a file, not a directory"), "one line, not one per blob");
     }
 
     [Test]

@@ -28,7 +28,14 @@ public static class CompactCommand
             try { options = OnionDropConfiguration.Load(parse.GetValue(config), new(DataDir: parse.GetValue(dataDir))).Options(); }
             catch (ConfigurationError e) { return Fail(e.Message, 2); }
             var catalog = Path.Combine(options.DataDir, SealedBlobStore.CatalogFileName);
-            if (!File.Exists(catalog)) return Fail($"no catalog at {catalog}", 2);
+            if (!File.Exists(catalog))
+            {
+                // File.Exists also says no for a file we may not see: tell that apart from a missing catalog.
+                try { _ = Directory.EnumerateFileSystemEntries(options.DataDir).Any(); }
+                catch (UnauthorizedAccessException) { return Fail($"cannot read {options.DataDir}: permission denied (run as root or the daemon's user)", 1); }
+                catch (IOException) { }
+                return Fail($"no catalog at {catalog}", 2);
+            }
 
             var before = CatalogBytes(options.DataDir);
             string how;

@@ -26,7 +26,7 @@ public static class KeygenCommand
                 if (Path.Exists(path)) return Fail($"{path} already exists; refusing to overwrite a key");
                 using var key = JournalistKey.Generate();
                 key.Save(path, passphrase);
-                Console.Error.WriteLine($"oniondrop keygen: secret key written to {path}{(passphrase is null ? "" : " (passphrase-protected)")}; keep it offline.");
+                Console.Error.WriteLine($"oniondrop keygen: secret key written to {path}{(passphrase is null ? " (no passphrase)" : " (passphrase-protected)")}; keep it offline.");
                 Console.Error.WriteLine("oniondrop keygen: public key (give it to the server as --recipient):");
                 Console.Out.WriteLine(key.PublicKey.ToString());
                 return 0;
@@ -64,8 +64,10 @@ public static class Passphrases
             if (line.Length == 0) throw new PassphraseException($"passphrase file {file} is empty");
             return line;
         }
+        // Set but empty is a script's unset variable ("$PASS"), not a wish for no passphrase: refused like an empty file.
         var env = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        return string.IsNullOrEmpty(env) ? null : env;
+        if (env is { Length: 0 }) throw new PassphraseException($"{EnvironmentVariable} is set but empty");
+        return env;
     }
 
     public static string AskNew()

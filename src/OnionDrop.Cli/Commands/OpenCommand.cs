@@ -39,6 +39,11 @@ public static class OpenCommand
             using (key)
             {
                 var outputDirectory = parseResult.GetValue(output)!;
+                if (CannotWriteTo(outputDirectory) is { } why)
+                {
+                    Console.Error.WriteLine($"oniondrop open: {outputDirectory}: {why}");
+                    return 2;
+                }
                 var refused = OpenAll(parseResult.GetValue(blobs)!, key, outputDirectory);
                 // The renames into view are durable before we say so (one directory fsync for every blob).
                 if (Directory.Exists(outputDirectory)) FileSync.Fsync(outputDirectory);
@@ -46,6 +51,21 @@ public static class OpenCommand
             }
         });
         return command;
+    }
+
+    /// <summary>Why nothing could be opened into <paramref name="directory"/> (made if missing), checked once before any blob; null if it can.</summary>
+    private static string? CannotWriteTo(string directory)
+    {
+        if (File.Exists(directory)) return "is a file, not a directory";
+        try
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var probe = Path.Combine(directory, $".oniondrop-probe-{Environment.ProcessId}");
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
+            return null;
+        }
+        catch (UnauthorizedAccessException) { return "permission denied: cannot write there"; }
+        catch (IOException e) { return "cannot write there: " + e.Message; }
     }
 
     /// <summary>Verified blobs waiting to be published: bounds the unpublished plaintext when the disk is slower than the CPU.</summary>

@@ -18,12 +18,13 @@ public static class StorageSetup
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<OnionDropOptions>>().Value;
-            return SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with
-            {
-                Logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("OnionDrop.Storage"),
-                // A pull serving directly while the daemon was stopped may still hold the lock for a moment.
-                LockWait = TimeSpan.FromSeconds(30),
-            });
+            var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("OnionDrop.Storage");
+            // A pull serving directly while the daemon was stopped may still hold the lock for a moment.
+            var lockWait = TimeSpan.FromSeconds(30);
+            if (DataDirectoryLock.IsHeld(options.DataDir))
+                log.LogWarning("store: {DataDir} is in use by another oniondrop process (daemon.lock): waiting up to {Seconds} s for it to stop",
+                    options.DataDir, lockWait.TotalSeconds);
+            return SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with { Logger = log, LockWait = lockWait });
         });
         services.AddSingleton<ISealedBlobStore>(sp => sp.GetRequiredService<SealedBlobStore>());
         services.AddHostedService<RetentionService>();
