@@ -34,10 +34,14 @@ public sealed class RecipientPublicKey : IEquatable<RecipientPublicKey>
     {
         ArgumentNullException.ThrowIfNull(text);
         var t = text.Trim();
+        if (t.StartsWith(JournalistKey.Prefix, StringComparison.OrdinalIgnoreCase))
+            throw new FormatException("this is a SECRET key (odsk1...): it must never be on the server; give the public key (odpk1...) that keygen printed");
         if (!t.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
             throw new FormatException($"not an OnionDrop public key (it must start with \"{Prefix}\")");
         var body = t[Prefix.Length..];
         var expectedChars = ((Length + ChecksumLength) * 8 + 4) / 5;
+        if (body.Contains(',') || body.Contains(' '))
+            throw new FormatException("several keys in one: give one key per --recipient (a list with commas or spaces goes in ONIONDROP_RECIPIENTS)");
         if (body.Length != expectedChars)
             throw new FormatException($"public key has {t.Length} characters, expected {Prefix.Length + expectedChars}: truncated or mistyped");
         if (!Base32.TryDecode(body, out var data, out var bad))

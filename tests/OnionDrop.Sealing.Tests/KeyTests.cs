@@ -37,8 +37,18 @@ public class KeyTests
     [TestCase("age1qqqq", "must start with")]
     [TestCase("odpk1abc", "truncated or mistyped")]
     [TestCase("odpk1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1a", "invalid character '1'")]
+    [TestCase("odsk1 plain odpk1abc c2VjcmV0", "SECRET key")]
     public void MalformedPublicKeysGiveAOneLineReason(string text, string reason) =>
         Assert.That(() => RecipientPublicKey.Parse(text), Throws.TypeOf<FormatException>().With.Message.Contains(reason));
+
+    [Test]
+    public void TwoKeysInOneAreToldToGoSeparately()
+    {
+        using var a = JournalistKey.Generate();
+        using var b = JournalistKey.Generate();
+        foreach (var joined in new[] { $"{a.PublicKey},{b.PublicKey}", $"{a.PublicKey} {b.PublicKey}" })
+            Assert.That(() => RecipientPublicKey.Parse(joined), Throws.TypeOf<FormatException>().With.Message.Contains("one key per --recipient"));
+    }
 
     [Test]
     public void PlainKeyFileIsPrivateExclusiveAndLoads()
