@@ -69,6 +69,16 @@ public class StatusHealthTests
     }
 
     [Test]
+    public void The_table_of_a_daemon_that_is_gone_says_so_and_offers_no_loopback_address()
+    {
+        var s = Status() with { Listen = "127.0.0.1:8080" };
+        var live = OnionDrop.Cli.Commands.StatusCommand.Table(s, Now);
+        Assert.That(live, Does.Contain("daemon         running, pid 1000").And.Contain("http://127.0.0.1:8080/"));
+        var gone = OnionDrop.Cli.Commands.StatusCommand.Table(s, Now.AddMinutes(5), live: false);
+        Assert.That(gone, Does.Contain("daemon         NOT running; below, what it last wrote").And.Not.Contain("http://127.0.0.1:8080/"));
+    }
+
+    [Test]
     public void TheDocumentRoundTripsThroughJson()
     {
         var s = Status() with { Problems = ["store unreadable: locked", "low disk"] };

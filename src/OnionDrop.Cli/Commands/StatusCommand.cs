@@ -70,18 +70,23 @@ public static class StatusCommand
         else
         {
             Console.WriteLine(verdict.Healthy ? "OnionDrop: healthy" : "OnionDrop: NOT HEALTHY: " + verdict.Reason);
-            if (status is not null) Console.Write(Table(status, DateTimeOffset.UtcNow));
+            if (status is not null) Console.Write(Table(status, DateTimeOffset.UtcNow, live: verdict.Code != HealthCode.DaemonNotRunning));
         }
         if (!verdict.Healthy) Console.Error.WriteLine("oniondrop status: " + verdict.Reason);
         return (int)verdict.Code;
     }
 
-    /// <summary>The human view: one line per concern.</summary>
-    public static string Table(DaemonStatus s, DateTimeOffset now)
+    /// <summary>
+    /// The human view: one line per concern. Not <paramref name="live"/> (the daemon is gone), it is what the daemon
+    /// last wrote, and says so; its loopback address no longer answers.
+    /// </summary>
+    public static string Table(DaemonStatus s, DateTimeOffset now, bool live = true)
     {
         var rows = new List<(string, string)>
         {
-            ("daemon", $"{s.State}, pid {s.Pid}, up since {s.StartedAt:u}, status written {StatusHealth.Ago(now - s.UpdatedAt)}"),
+            live
+                ? ("daemon", $"{s.State}, pid {s.Pid}, up since {s.StartedAt:u}, status written {StatusHealth.Ago(now - s.UpdatedAt)}")
+                : ("daemon", $"NOT running; below, what it last wrote {StatusHealth.Ago(now - s.UpdatedAt)} (then: {s.State}, pid {s.Pid})"),
         };
         if (s.TorMode == "none") rows.Add(("tor", "none (loopback only)"));
         else if (s.Tor is { } t)
@@ -95,7 +100,7 @@ public static class StatusCommand
             ? $"{w.Waiting} waiting ({StatusHealth.Bytes(w.WaitingBytes)})" + (w.OldestWaitingSince is { } d ? $", oldest since {d:yyyy-MM-dd} ({w.OldestWaitingDays} days)" : "")
             : "unknown"));
         rows.Add(("free disk", $"{StatusHealth.Bytes(s.Disk.FreeBytes)} of {StatusHealth.Bytes(s.Disk.TotalBytes)} under {s.Disk.Path}"));
-        if (s.Listen is { } l) rows.Add(("loopback", $"http://{l}/"));
+        if (live && s.Listen is { } l) rows.Add(("loopback", $"http://{l}/"));
         foreach (var problem in s.Problems) rows.Add(("problem", problem));
         return string.Concat(rows.Select(r => $"  {r.Item1,-14} {r.Item2}\n"));
     }
