@@ -9,7 +9,8 @@ using OnionDrop.Sealing.Interop;
 namespace OnionDrop.Sealing;
 
 /// <summary>What a sealed blob turned out to hold once opened and verified.</summary>
-public sealed record OpenedSubmission(string Reference, DateTimeOffset ReceivedAt, string Message, IReadOnlyList<OpenedFile> Files, string Directory);
+/// <param name="AlreadyOpened">the same submission (reference, message and every file's SHA-256) was already opened in <paramref name="Directory"/>: nothing new was written</param>
+public sealed record OpenedSubmission(string Reference, DateTimeOffset ReceivedAt, string Message, IReadOnlyList<OpenedFile> Files, string Directory, bool AlreadyOpened = false);
 
 public sealed record OpenedFile(string OriginalName, string SafeName, string ContentType, long Size, string Sha256Hex);
 
@@ -279,19 +280,47 @@ public sealed class VerifiedSubmission : IDisposable
     public OpenedSubmission Publish()
     {
         ObjectDisposedException.ThrowIf(_done, this);
+        Manifest.TryParseTime(_manifest.ReceivedAt, out var receivedAt);
+        if (IdenticalInView() is { } existing)
+        {
+            Dispose(); // opening an inbox twice makes no "(2)" copies of what is already there
+            return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, existing, AlreadyOpened: true);
+        }
         try
         {
             var paths = Directory.GetFiles(_working).Append(_working).ToArray();
             foreach (var p in paths) FileSync.Fsync(p);
             var final = SubmissionOpener.MoveIntoView(_working, _outputDirectory, _folderName);
             _done = true;
-            Manifest.TryParseTime(_manifest.ReceivedAt, out var receivedAt);
             return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, final);
         }
         catch
         {
             Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The folder in view that already holds this very submission: same reference, same message, same files by
+    /// SHA-256. A folder of the same name with anything else in it (another blob claiming that reference) is not it.
+    /// </summary>
+    private string? IdenticalInView()
+    {
+        var folder = Path.Combine(_outputDirectory, _folderName);
+        try
+        {
+            using var described = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.ManifestFileName)));
+            var root = described.RootElement;
+            var hashes = root.GetProperty("files").EnumerateArray().Select(f => f.GetProperty("sha256").GetString()).ToList();
+            var same = root.GetProperty("reference").GetString() == _manifest.Reference
+                       && hashes.SequenceEqual(Files.Select(f => f.Sha256Hex))
+                       && File.ReadAllText(Path.Combine(folder, SubmissionOpener.MessageFileName), Encoding.UTF8) == _manifest.Message;
+            return same ? folder : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return null; // nothing there, or not an opened submission: open it beside
         }
     }
 

@@ -74,6 +74,27 @@ public class CliTests
     }
 
     [Test]
+    public async Task OpeningAnInboxAgainSkipsWhatIsAlreadyOpenedButNotAnotherBlobClaimingItsReference()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello", ("a.txt", "a"u8.ToArray())));
+        string[] args = ["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("a.sealed")];
+        Assert.That((await Oniondrop.RunAsync(args)).ExitCode, Is.Zero);
+
+        var again = await Oniondrop.RunAsync(args);
+        Assert.That(again.ExitCode, Is.Zero, again.ToString());
+        Assert.That(again.Stdout, Does.Contain($"a.sealed: already opened in {Path.Combine(dir.Combine("out"), "ref-1")}; skipped"));
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
+
+        // Same reference (both sealed as "ref-1"), other content: opened beside, never hidden behind the first.
+        File.WriteAllBytes(dir.Combine("b.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello", ("a.txt", "b"u8.ToArray())));
+        var other = await Oniondrop.RunAsync(["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("b.sealed")]);
+        Assert.That(other.Stdout, Does.Contain("b.sealed: 1 file(s) and the message in ").And.Contain("ref-1 (2)"), other.ToString());
+    }
+
+    [Test]
     public async Task OpenIntoAFileSaysSoOnceBeforeTouchingAnyBlob()
     {
         using var dir = new TempDirectory();

@@ -17,7 +17,7 @@ public static class OpenCommand
         var output = new Option<string>("--output", "-o") { Description = "Directory to open into", DefaultValueFactory = _ => "." };
         var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Passphrase of a protected key, for scripts (or ONIONDROP_PASSPHRASE); else it is asked at the terminal" };
         var blobs = new Argument<string[]>("BLOB") { Description = "Sealed files (*.sealed) to open", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("open", "Open sealed submissions with your secret key, verifying every byte before anything appears.")
+        var command = new Command("open", "Open sealed submissions with your secret key, verifying every byte before anything appears. One already opened in the output directory is skipped.")
         {
             keyFile, output, passphraseFile, blobs,
         };
@@ -133,6 +133,11 @@ public static class OpenCommand
         try
         {
             var opened = outcome.GetAwaiter().GetResult();
+            if (opened.AlreadyOpened)
+            {
+                Console.Out.WriteLine($"{blob}: already opened in {opened.Directory}; skipped");
+                return 0;
+            }
             // message.txt is always written (empty without a message), so that every opened folder looks alike.
             var message = string.IsNullOrWhiteSpace(opened.Message) ? ", no message," : " and the message";
             Console.Out.WriteLine($"{blob}: {opened.Files.Count} file(s){message} in {opened.Directory}");
