@@ -43,6 +43,7 @@ public static class ServeCommand
             {
                 return Fail(ExitBadConfig, "bad configuration: " + e.Message);
             }
+            if (ListenAddressTaken(loaded.Options().Listen) is { } taken) return Fail(ExitFailed, taken);
 
             try
             {
@@ -61,6 +62,26 @@ public static class ServeCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// A loopback port already in use, said in one line before the host starts (which would log a long trace
+    /// first). Only a quick look: the host's own bind still decides.
+    /// </summary>
+    private static string? ListenAddressTaken(string? listen)
+    {
+        if (listen is null || !OnionDrop.Daemon.Web.LoopbackEndpoint.TryParse(listen, out var endpoint, out _) || endpoint.Port == 0) return null;
+        try
+        {
+            var probe = new System.Net.Sockets.TcpListener(endpoint);
+            probe.Start();
+            probe.Stop();
+            return null;
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            return $"{listen} is already in use (another oniondrop serve, or another program): choose another --listen port";
+        }
     }
 
     private static int Fail(int code, string message)
