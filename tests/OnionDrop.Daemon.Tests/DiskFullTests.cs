@@ -11,42 +11,31 @@ public sealed class DiskFullTests
     [Test]
     public async Task Full_disk_gives_507_keeps_earlier_submissions_and_recovers()
     {
-        using var mountPoint = new TempDirectory("oniondrop-fulldisk-");
-        var mount = await ChildProcess.RunAsync("mount", ["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", mountPoint.Path]);
-        if (mount.ExitCode != 0) Assert.Ignore("needs root to mount a small tmpfs: " + mount.Stderr.Trim());
-        try
+        await using var disk = await SmallTmpfs.MountAsync(24);
+        await using var daemon = await TestDaemon.StartAsync(dataDir: Path.Combine(disk.Path, "data"));
+        using var client = daemon.LoopbackClient();
+        var first = new Multipart().File("before.bin", new byte[1_000_000].Select((_, i) => (byte)i).ToArray()).Field("message", "before");
+        using (var r = await client.PostAsync("/", first.ToContent())) Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+
+        // Leave about 1 MiB free, then send 4 MB.
+        var filler = Path.Combine(disk.Path, "filler");
+        SmallTmpfs.Fill(filler, leave: 1024 * 1024);
+
+        var big = new Multipart().File("during.bin", new byte[4_000_000]).Field("message", "during");
+        using (var r = await client.PostAsync("/", big.ToContent()))
         {
-            await using var daemon = await TestDaemon.StartAsync(dataDir: Path.Combine(mountPoint.Path, "data"));
-            using var client = daemon.LoopbackClient();
-            var first = new Multipart().File("before.bin", new byte[1_000_000].Select((_, i) => (byte)i).ToArray()).Field("message", "before");
-            using (var r = await client.PostAsync("/", first.ToContent())) Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-
-            // Leave about 1 MiB free, then send 4 MB.
-            var filler = Path.Combine(mountPoint.Path, "filler");
-            var free = new DriveInfo(mountPoint.Path).AvailableFreeSpace;
-            await using (var f = File.Create(filler)) f.SetLength(0);
-            await File.WriteAllBytesAsync(filler, new byte[free - 1024 * 1024]);
-
-            var big = new Multipart().File("during.bin", new byte[4_000_000]).Field("message", "during");
-            using (var r = await client.PostAsync("/", big.ToContent()))
-            {
-                var html = await r.Content.ReadAsStringAsync();
-                Assert.That((int)r.StatusCode, Is.EqualTo(507), html);
-                Assert.That(html, Does.Contain("no room left").And.Not.Contain("Exception"));
-            }
-            Assert.That(daemon.BlobFiles().Where(f => !f.EndsWith(".sealed")), Is.Empty, "the failed submission left no partial");
-            Assert.That(daemon.Counters.Failed, Is.EqualTo(1));
-
-            File.Delete(filler);
-            var after = new Multipart().File("after.bin", new byte[2_000_000]).Field("message", "after");
-            using (var r = await client.PostAsync("/", after.ToContent())) Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-
-            var opened = daemon.OpenAll();
-            Assert.That(opened.Select(o => o.Message), Is.EqualTo(new[] { "before", "after" }));
+            var html = await r.Content.ReadAsStringAsync();
+            Assert.That((int)r.StatusCode, Is.EqualTo(507), html);
+            Assert.That(html, Does.Contain("no room left").And.Not.Contain("Exception"));
         }
-        finally
-        {
-            await ChildProcess.RunAsync("umount", ["-l", mountPoint.Path]);
-        }
+        Assert.That(daemon.BlobFiles().Where(f => !f.EndsWith(".sealed")), Is.Empty, "the failed submission left no partial");
+        Assert.That(daemon.Counters.Failed, Is.EqualTo(1));
+
+        File.Delete(filler);
+        var after = new Multipart().File("after.bin", new byte[2_000_000]).Field("message", "after");
+        using (var r = await client.PostAsync("/", after.ToContent())) Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+
+        var opened = daemon.OpenAll();
+        Assert.That(opened.Select(o => o.Message), Is.EqualTo(new[] { "before", "after" }));
     }
 }

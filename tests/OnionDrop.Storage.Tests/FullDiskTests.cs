@@ -12,72 +12,54 @@ public sealed class FullDiskTests
     [Test]
     public async Task A_commit_on_a_full_disk_fails_cleanly_and_the_same_store_commits_again_once_there_is_room()
     {
-        using var mountPoint = new TempDirectory("oniondrop-fullcatalog-");
-        var mount = await ChildProcess.RunAsync("mount", ["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", mountPoint.Path]);
-        if (mount.ExitCode != 0) Assert.Ignore("needs root to mount a small tmpfs: " + mount.Stderr.Trim());
-        try
-        {
-            using var store = SealedBlobStore.Open(Path.Combine(mountPoint.Path, "data"));
-            var (before, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000);
+        await using var disk = await SmallTmpfs.MountAsync(16);
+        using var store = SealedBlobStore.Open(Path.Combine(disk.Path, "data"));
+        var (before, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000);
 
-            // An empty blob has nothing left to write at commit: only the catalog meets the full disk.
-            var filler = Path.Combine(mountPoint.Path, "filler");
-            Fill(filler);
-            for (var i = 0; i < 2; i++)
-                Assert.That(await CommitEmptyAsync(store), Does.Contain("No space left"), $"commit {i} on a full disk");
-            Assert.That(Directory.GetFiles(store.BlobsDir), Is.EqualTo(new[] { Path.Combine(store.BlobsDir, before.Id + ".sealed") }), "failed commits leave no file");
+        // An empty blob has nothing left to write at commit: only the catalog meets the full disk.
+        var filler = Path.Combine(disk.Path, "filler");
+        SmallTmpfs.Fill(filler);
+        for (var i = 0; i < 2; i++)
+            Assert.That(await CommitEmptyAsync(store), Does.Contain("No space left"), $"commit {i} on a full disk");
+        Assert.That(Directory.GetFiles(store.BlobsDir), Is.EqualTo(new[] { Path.Combine(store.BlobsDir, before.Id + ".sealed") }), "failed commits leave no file");
 
-            // Room again, but less than the catalog keeps for itself: still refused, for the same reason.
-            File.Delete(filler);
-            Fill(filler, leave: SealedBlobStore.CatalogHeadroomBytes / 2);
-            Assert.That(await CommitEmptyAsync(store), Does.Contain("No space left"));
+        // Room again, but less than the catalog keeps for itself: still refused, for the same reason.
+        File.Delete(filler);
+        SmallTmpfs.Fill(filler, leave: SealedBlobStore.CatalogHeadroomBytes / 2);
+        Assert.That(await CommitEmptyAsync(store), Does.Contain("No space left"));
 
-            File.Delete(filler);
-            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { before.Id }), "reads work");
-            var (after, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000, seed: 2);
-            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { before.Id, after.Id }), "commits work again");
-            Assert.That(after.Sequence, Is.EqualTo(before.Sequence + 1), "the failed commits took no sequence number");
-        }
-        finally
-        {
-            await ChildProcess.RunAsync("umount", ["-l", mountPoint.Path]);
-        }
+        File.Delete(filler);
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { before.Id }), "reads work");
+        var (after, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000, seed: 2);
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { before.Id, after.Id }), "commits work again");
+        Assert.That(after.Sequence, Is.EqualTo(before.Sequence + 1), "the failed commits took no sequence number");
     }
 
     [Test]
     public async Task When_LiteDB_itself_meets_a_full_disk_its_write_fails_and_the_catalog_reopens_once_there_is_room()
     {
-        using var mountPoint = new TempDirectory("oniondrop-fullcatalog-");
-        var mount = await ChildProcess.RunAsync("mount", ["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", mountPoint.Path]);
-        if (mount.ExitCode != 0) Assert.Ignore("needs root to mount a small tmpfs: " + mount.Stderr.Trim());
-        try
-        {
-            using var store = SealedBlobStore.Open(Path.Combine(mountPoint.Path, "data"),
-                new SealedBlobStoreOptions { KeepDaysAfterAcknowledgement = 30 });
-            var (kept, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000);
+        await using var disk = await SmallTmpfs.MountAsync(16);
+        using var store = SealedBlobStore.Open(Path.Combine(disk.Path, "data"),
+            new SealedBlobStoreOptions { KeepDaysAfterAcknowledgement = 30 });
+        var (kept, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000);
 
-            // Acknowledgements keep no headroom (they lead to deletions, which free space): on a full disk they reach
-            // LiteDB, whose log takes them until its file must grow. Then its write fails, and the store says so.
-            var filler = Path.Combine(mountPoint.Path, "filler");
-            Fill(filler);
-            string? failure = null;
-            for (var i = 0; i < 2000 && failure is null; i++)
-            {
-                try { store.Acknowledge(kept.Id, $"journalist-{i}"); }
-                catch (IOException e) { failure = e.Message; }
-            }
-            Assert.That(failure, Does.Contain("No space left"), "an acknowledgement failed for want of space");
-            Assert.That(() => store.ListCommitted(), Throws.InstanceOf<IOException>(), "the catalog stays shut while the disk is full");
-
-            File.Delete(filler);
-            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { kept.Id }), "reads work again, from a reopened catalog");
-            var (after, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000, seed: 2);
-            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { kept.Id, after.Id }), "commits work again");
-        }
-        finally
+        // Acknowledgements keep no headroom (they lead to deletions, which free space): on a full disk they reach
+        // LiteDB, whose log takes them until its file must grow. Then its write fails, and the store says so.
+        var filler = Path.Combine(disk.Path, "filler");
+        SmallTmpfs.Fill(filler);
+        string? failure = null;
+        for (var i = 0; i < 2000 && failure is null; i++)
         {
-            await ChildProcess.RunAsync("umount", ["-l", mountPoint.Path]);
+            try { store.Acknowledge(kept.Id, $"journalist-{i}"); }
+            catch (IOException e) { failure = e.Message; }
         }
+        Assert.That(failure, Does.Contain("No space left"), "an acknowledgement failed for want of space");
+        Assert.That(() => store.ListCommitted(), Throws.InstanceOf<IOException>(), "the catalog stays shut while the disk is full");
+
+        File.Delete(filler);
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { kept.Id }), "reads work again, from a reopened catalog");
+        var (after, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000, seed: 2);
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { kept.Id, after.Id }), "commits work again");
     }
 
     /// <returns>the failure's text, or "committed"</returns>
@@ -90,20 +72,5 @@ public sealed class FullDiskTests
             return "committed";
         }
         catch (IOException e) { return e.Message; }
-    }
-
-    /// <summary>Takes the file system's free space but <paramref name="leave"/> bytes, as an upload that outgrew the disk would.</summary>
-    private static void Fill(string path, long leave = 0)
-    {
-        using var f = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0);
-        var block = new byte[64 * 1024];
-        var free = new DriveInfo(Path.GetDirectoryName(path)!).AvailableFreeSpace;
-        try
-        {
-            for (var left = free - leave; left > 0; left -= block.Length) f.Write(block, 0, (int)Math.Min(block.Length, left));
-            if (leave > 0) return;
-            while (true) f.Write(block, 0, 1);
-        }
-        catch (IOException) { }
     }
 }
