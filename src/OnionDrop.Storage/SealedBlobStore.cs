@@ -303,40 +303,47 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     private List<SubmissionRecord> CommitEntries(IReadOnlyList<QueuedEntry> entries)
     {
-        lock (_catalogWrite) return Use(catalog =>
+        lock (_catalogWrite)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             // The blob is on disk already; what the catalog needs is kept free, so that LiteDB itself, whose engine
-            // stops for good at its first failed write (see Use), does not meet a full disk on our account.
+            // stops for good at its first failed write (see Use), does not meet a full disk on our account. (Checked
+            // outside Use: refusing here is no failure of the catalog.)
             if (new DriveInfo(DataDir).AvailableFreeSpace is var free && free < CatalogHeadroomBytes)
                 throw new IOException($"No space left on device: {free:N0} bytes free in {DataDir}, and the catalog keeps {CatalogHeadroomBytes:N0} for itself");
-            var sequence = catalog.Meta.FindById("sequence")?["value"].AsInt64 ?? 0;
-            var today = Today().ToString(DayFormat, CultureInfo.InvariantCulture);
-            var docs = entries.Select(e => new BsonDocument
-            {
-                ["_id"] = e.Id,
-                ["seq"] = ++sequence,
-                ["state"] = nameof(SubmissionState.Committed),
-                ["size"] = e.Size,
-                ["sha256"] = e.Sha256Hex,
-                ["day"] = today,
-                ["acks"] = new BsonArray(),
-            }).ToList();
-            catalog.Db.BeginTrans();
-            try
-            {
-                catalog.Meta.Upsert(new BsonDocument { ["_id"] = "sequence", ["value"] = sequence });
-                catalog.Submissions.Insert(docs);
-                catalog.Db.Commit();
-            }
-            catch
-            {
-                RollBack(catalog);
-                throw;
-            }
-            MakeDurable(catalog);
-            return docs.ConvertAll(ToRecord);
-        });
+            return Use(catalog => Insert(catalog, entries));
+        }
+    }
+
+    /// <summary>The commit itself: the next sequence numbers, the entries, one transaction, made durable before it returns.</summary>
+    private List<SubmissionRecord> Insert(Catalog catalog, IReadOnlyList<QueuedEntry> entries)
+    {
+        var sequence = catalog.Meta.FindById("sequence")?["value"].AsInt64 ?? 0;
+        var today = Today().ToString(DayFormat, CultureInfo.InvariantCulture);
+        var docs = entries.Select(e => new BsonDocument
+        {
+            ["_id"] = e.Id,
+            ["seq"] = ++sequence,
+            ["state"] = nameof(SubmissionState.Committed),
+            ["size"] = e.Size,
+            ["sha256"] = e.Sha256Hex,
+            ["day"] = today,
+            ["acks"] = new BsonArray(),
+        }).ToList();
+        catalog.Db.BeginTrans();
+        try
+        {
+            catalog.Meta.Upsert(new BsonDocument { ["_id"] = "sequence", ["value"] = sequence });
+            catalog.Submissions.Insert(docs);
+            catalog.Db.Commit();
+        }
+        catch
+        {
+            RollBack(catalog);
+            throw;
+        }
+        MakeDurable(catalog);
+        return docs.ConvertAll(ToRecord);
     }
 
     // ---- reading -------------------------------------------------------------------------------------

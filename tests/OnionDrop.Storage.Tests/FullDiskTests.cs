@@ -22,6 +22,7 @@ public sealed class FullDiskTests
         for (var i = 0; i < 2; i++)
             Assert.That(await CommitEmptyAsync(store), Does.Contain("No space left"), $"commit {i} on a full disk");
         Assert.That(Directory.GetFiles(store.BlobsDir), Is.EqualTo(new[] { Path.Combine(store.BlobsDir, before.Id + ".sealed") }), "failed commits leave no file");
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { before.Id }), "refused for want of room, the catalog itself is fine: it reads on");
 
         // Room again, but less than the catalog keeps for itself: still refused, for the same reason.
         File.Delete(filler);
