@@ -75,4 +75,32 @@ public sealed class FullDiskTests
             Assert.That(opened.Select(o => o.Id), Is.EquivalentTo(receipts.Keys), "exactly the receipted submissions are stored");
         });
     }
+
+    [Test]
+    public async Task A_disk_filled_by_something_else_while_the_daemon_idles_does_not_stop_it()
+    {
+        using var dir = new TempDirectory("oniondrop-fulldisk-");
+        using var journalist = new Journalist();
+        using var fs = await LoopFileSystem.MountAsync(dir.Path, 48L * 1024 * 1024);
+        var dataDir = Path.Combine(fs.MountPoint, "data");
+        var status = Path.Combine(dataDir, "status.json");
+        await using var daemon = await DaemonProcess.StartAsync(dataDir, journalist.PublicKey);
+        using var client = new UploadClient(daemon.BaseAddress);
+        Assert.That((await client.SendAsync(new SeededUpload("before", 1, 100_000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
+
+        // Another program takes the last byte; the daemon's own writes (its status file every 5 s) now fail.
+        var filler = fs.Fill(leaveFree: 0);
+        await Task.Delay(OnionDrop.Daemon.Status.StatusFileWriter.Interval * 2);
+        Assert.That(daemon.HasExited, Is.False, "the daemon stopped over a full disk:\n" + daemon.Output);
+        var refused = await client.SendAsync(new SeededUpload("full", 2, 100_000), UploadPace.Fast);
+        Assert.That(refused.Status, Is.EqualTo(HttpStatusCode.InsufficientStorage), refused.Error + refused.Body);
+
+        File.Delete(filler);
+        var freed = DateTime.UtcNow;
+        for (var i = 0; i < 40 && File.GetLastWriteTimeUtc(status) < freed; i++) await Task.Delay(500);
+        Assert.That(File.GetLastWriteTimeUtc(status), Is.GreaterThan(freed), "status.json is written again");
+        Assert.That((await client.SendAsync(new SeededUpload("after", 3, 100_000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
+        Assert.That(daemon.Output, Does.Contain("Cannot write the status file").And.Contain("Status file written again"));
+        Assert.That(await daemon.StopAsync(), Is.EqualTo(0), daemon.Output);
+    }
 }

@@ -25,17 +25,23 @@ public sealed class LoopFileSystem : IDisposable
 
     public long FreeBytes => new DriveInfo(MountPoint).AvailableFreeSpace;
 
-    /// <summary>A file that takes all but <paramref name="leaveFree"/> bytes of the free space.</summary>
+    /// <summary>A file that takes all but <paramref name="leaveFree"/> bytes of the free space (0: to the last byte).</summary>
     public string Fill(long leaveFree)
     {
         var path = Path.Combine(MountPoint, "filler");
-        using var f = new FileStream(path, FileMode.Create);
+        using var f = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0);
         var buffer = new byte[64 * 1024];
-        while (FreeBytes > leaveFree + buffer.Length)
+        try
         {
-            f.Write(buffer);
-            f.Flush(flushToDisk: true);
+            while (FreeBytes > leaveFree + buffer.Length)
+            {
+                f.Write(buffer);
+                f.Flush(flushToDisk: true);
+            }
+            if (leaveFree > 0) return path;
+            while (true) { f.Write(buffer, 0, 512); f.Flush(flushToDisk: true); }
         }
+        catch (IOException) when (leaveFree == 0) { } // the last byte is taken
         return path;
     }
 

@@ -143,8 +143,9 @@ public static class FetchCommand
     private static string NeverStarted(string transport, int exitCode) => exitCode switch
     {
         255 when transport == "ssh" => "ssh could not connect or log in (exit 255; its message is above)",
-        127 => $"the server did not start oniondrop pull ({transport} exited 127: command not found there): " +
+        127 when transport == "ssh" => "the server did not start oniondrop pull (ssh exited 127: command not found there): " +
                "the operator should check the command= path in the key's authorized_keys line (e.g. /usr/local/bin/oniondrop)",
+        127 => "the --via command did not start oniondrop pull (exit 127: command not found)",
         _ => $"the server ended before the pull began ({transport} exited {exitCode}; any message from it is above): nothing was fetched",
     };
 

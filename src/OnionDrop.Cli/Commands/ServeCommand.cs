@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
@@ -48,8 +49,13 @@ public static class ServeCommand
             try
             {
                 await using var app = DaemonHost.Build(loaded.Configuration);
+                // A part of the daemon that failed stops the host (it has logged why): that is no clean stop, and
+                // must not exit 0, or systemd's Restart=on-failure would leave the drop box down. (Taken before
+                // RunAsync, which disposes the services when it returns; the host starts these same instances.)
+                var parts = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
                 await app.RunAsync();
-                return 0;
+                var failed = parts.FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
+                return failed is null ? 0 : Fail(ExitFailed, $"{failed.GetType().Name} failed: {FirstLine(failed.ExecuteTask!.Exception!)}");
             }
             catch (OptionsValidationException e)
             {

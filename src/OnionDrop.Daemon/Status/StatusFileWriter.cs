@@ -30,7 +30,7 @@ public sealed class StatusFileWriter : BackgroundService
     private readonly string path;
     private DateTimeOffset lastCountLog = DateTimeOffset.MinValue;
     private string? lastProblem;
-    private bool lowDiskLogged;
+    private bool lowDiskLogged, writeFailing;
 
     public StatusFileWriter(IOptions<OnionDropOptions> options, IServiceProvider services, ILogger<StatusFileWriter> log,
         TimeProvider? clock = null)
@@ -53,7 +53,7 @@ public sealed class StatusFileWriter : BackgroundService
             log.LogInformation("Status file {Path}, rewritten every {Seconds}s", path, Interval.TotalSeconds);
             while (!stoppingToken.IsCancellationRequested)
             {
-                Write(Snapshot("running"));
+                TryWrite(Snapshot("running"));
                 // Wake on the interval or on a change of tor's state, whichever comes first.
                 try { await changed.WaitAsync(Interval, stoppingToken); }
                 catch (OperationCanceledException) { break; }
@@ -140,6 +140,27 @@ public sealed class StatusFileWriter : BackgroundService
             if (low) log.LogWarning("Low disk: {Free} free under {Path}", StatusHealth.Bytes(disk.FreeBytes), disk.Path);
             else log.LogInformation("Disk space back: {Free} free", StatusHealth.Bytes(disk.FreeBytes));
             lowDiskLogged = low;
+        }
+    }
+
+    /// <summary>
+    /// A status file that cannot be written (a full disk) goes stale, and the daemon goes on serving: said once
+    /// when it starts failing and once when it is written again. (Thrown out of the loop, the error stopped the
+    /// whole daemon, with exit code 0, which systemd's Restart=on-failure does not restart.)
+    /// </summary>
+    private void TryWrite(DaemonStatus status)
+    {
+        try
+        {
+            Write(status);
+            if (writeFailing) log.LogInformation("Status file written again");
+            writeFailing = false;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            if (!writeFailing) log.LogError("Cannot write the status file, which goes stale until this passes: {Error}", e.Message);
+            writeFailing = true;
+            try { File.Delete(path + ".tmp"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 
