@@ -302,8 +302,9 @@ public sealed class VerifiedSubmission : IDisposable
     }
 
     /// <summary>
-    /// The folder in view that already holds this very submission: same reference, same message, same files by
-    /// SHA-256. A folder of the same name with anything else in it (another blob claiming that reference) is not it.
+    /// The folder in view that already holds this very submission: same reference, same message, and every file
+    /// there now, read back, with its SHA-256. A folder of the same name with anything else in it (another blob
+    /// claiming that reference, or a file the journalist has since changed) is not it.
     /// </summary>
     private string? IdenticalInView()
     {
@@ -312,11 +313,17 @@ public sealed class VerifiedSubmission : IDisposable
         {
             using var described = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.ManifestFileName)));
             var root = described.RootElement;
-            var hashes = root.GetProperty("files").EnumerateArray().Select(f => f.GetProperty("sha256").GetString()).ToList();
-            var same = root.GetProperty("reference").GetString() == _manifest.Reference
-                       && hashes.SequenceEqual(Files.Select(f => f.Sha256Hex))
-                       && File.ReadAllText(Path.Combine(folder, SubmissionOpener.MessageFileName), Encoding.UTF8) == _manifest.Message;
-            return same ? folder : null;
+            if (root.GetProperty("reference").GetString() != _manifest.Reference
+                || File.ReadAllText(Path.Combine(folder, SubmissionOpener.MessageFileName), Encoding.UTF8) != _manifest.Message)
+                return null;
+            var saved = root.GetProperty("files").EnumerateArray().Select(f => f.GetProperty("savedAs").GetString()!).ToList();
+            if (saved.Count != Files.Count) return null;
+            for (var i = 0; i < saved.Count; i++)
+            {
+                using var file = File.OpenRead(Path.Combine(folder, Path.GetFileName(saved[i]))); // a name, never a path
+                if (Convert.ToHexStringLower(SHA256.HashData(file)) != Files[i].Sha256Hex) return null;
+            }
+            return folder;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
         {
