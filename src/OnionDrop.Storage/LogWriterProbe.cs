@@ -12,28 +12,34 @@ namespace OnionDrop.Storage;
 /// </summary>
 internal sealed class LogWriterProbe
 {
-    private const BindingFlags Instance = BindingFlags.Instance | BindingFlags.NonPublic;
+    private const BindingFlags Instance = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
     private static readonly Assembly LiteDb = typeof(LiteDatabase).Assembly;
     private static readonly FieldInfo Engine = Field(typeof(LiteDatabase), "_engine");
     private static readonly FieldInfo Disk = Field(LiteDb.GetType("LiteDB.Engine.LiteEngine"), "_disk");
     private static readonly FieldInfo Queue = Field(LiteDb.GetType("LiteDB.Engine.DiskService"), "_queue");
     private static readonly FieldInfo QueueIsEmpty = Field(LiteDb.GetType("LiteDB.Engine.DiskWriterQueue"), "_queueIsEmpty");
     private static readonly FieldInfo WriterFailure = Field(LiteDb.GetType("LiteDB.Engine.DiskWriterQueue"), "_exception");
+    private static readonly FieldInfo State = Field(LiteDb.GetType("LiteDB.Engine.LiteEngine"), "_state");
+    private static readonly FieldInfo EngineClosed = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "Disposed");
+    private static readonly FieldInfo EngineFailure = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "_exception");
 
     private readonly object _lazyQueue; // LiteDB's Lazy<DiskWriterQueue>: the queue is made at the first write
+    private readonly object _state;     // the engine's EngineState
     private readonly PropertyInfo _isCreated, _value;
 
-    private LogWriterProbe(object lazyQueue)
+    private LogWriterProbe(object lazyQueue, object state)
     {
         _lazyQueue = lazyQueue;
+        _state = state;
         _isCreated = lazyQueue.GetType().GetProperty("IsValueCreated")!;
         _value = lazyQueue.GetType().GetProperty("Value")!;
     }
 
     public static LogWriterProbe Of(LiteDatabase db)
     {
-        var disk = Disk.GetValue(Engine.GetValue(db)) ?? throw Changed("no DiskService");
-        return new LogWriterProbe(Queue.GetValue(disk) ?? throw Changed("no writer queue"));
+        var engine = Engine.GetValue(db) ?? throw Changed("no engine");
+        var disk = Disk.GetValue(engine) ?? throw Changed("no DiskService");
+        return new LogWriterProbe(Queue.GetValue(disk) ?? throw Changed("no writer queue"), State.GetValue(engine) ?? throw Changed("no engine state"));
     }
 
     /// <summary>
@@ -45,15 +51,19 @@ internal sealed class LogWriterProbe
         if (!(bool)_isCreated.GetValue(_lazyQueue)!) return; // nothing written since the catalog opened
         var queue = _value.GetValue(_lazyQueue)!;
         var empty = (ManualResetEventSlim)QueueIsEmpty.GetValue(queue)!;
-        // A writer that failed never signals empty again: look at its failure while waiting.
+        // A writer that failed never signals empty again: look at its failure while waiting. And the first write
+        // after an open runs on a thread of its own whose failure closes the engine and then waits, on that same
+        // thread, for itself: it never records its failure in the queue, but the engine says it has closed.
         while (!empty.Wait(TimeSpan.FromMilliseconds(100)))
             ThrowIfFailed(queue);
         ThrowIfFailed(queue);
     }
 
-    private static void ThrowIfFailed(object queue)
+    private void ThrowIfFailed(object queue)
     {
-        if (WriterFailure.GetValue(queue) is Exception failure)
+        var failure = WriterFailure.GetValue(queue) as Exception ?? EngineFailure.GetValue(_state) as Exception;
+        if (failure is null && EngineClosed.GetValue(_state) is true) failure = new ObjectDisposedException("LiteDB engine", "the catalog closed itself");
+        if (failure is not null)
             throw failure as IOException ?? new IOException("the catalog's log writer failed: " + failure.Message, failure);
     }
 

@@ -63,6 +63,33 @@ public sealed class FullDiskTests
         Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { kept.Id, after.Id }), "commits work again");
     }
 
+    [Test]
+    public async Task The_first_write_after_an_open_meeting_a_full_disk_fails_and_hangs_nothing()
+    {
+        // LiteDB's first log write after each open runs on a thread of its own, whose failure once left the
+        // store waiting forever, with every reader behind it (a daemon restarted on a full disk, then a fetch).
+        await using var disk = await SmallTmpfs.MountAsync(16);
+        var dataDir = Path.Combine(disk.Path, "data");
+        var options = new SealedBlobStoreOptions { KeepDaysAfterAcknowledgement = 30 };
+        string id;
+        using (var first = SealedBlobStore.Open(dataDir, options)) id = (await SealedBlobStoreTests.StoreAsync(first, 100_000)).Record.Id;
+
+        var store = SealedBlobStore.Open(dataDir, options);
+        var filler = Path.Combine(disk.Path, "filler");
+        SmallTmpfs.Fill(filler);
+        var acknowledged = Task.Run(() => store.Acknowledge(id, "alice"));
+        var outcome = await Task.WhenAny(acknowledged, Task.Delay(TimeSpan.FromSeconds(30)));
+        Assert.That(outcome, Is.SameAs(acknowledged), "the acknowledgement hangs");
+        Assert.That(acknowledged.Exception?.InnerException?.Message, Does.Contain("No space left").Or.Contain("closed itself"));
+
+        File.Delete(filler);
+        var listed = Task.Run(() => store.ListCommitted());
+        Assert.That(await Task.WhenAny(listed, Task.Delay(TimeSpan.FromSeconds(30))), Is.SameAs(listed), "reads hang");
+        Assert.That((await listed).Select(r => r.Id), Is.EqualTo(new[] { id }));
+        var disposed = Task.Run(store.Dispose);
+        Assert.That(await Task.WhenAny(disposed, Task.Delay(TimeSpan.FromSeconds(30))), Is.SameAs(disposed), "Dispose hangs");
+    }
+
     /// <returns>the failure's text, or "committed"</returns>
     private static async Task<string> CommitEmptyAsync(SealedBlobStore store)
     {
