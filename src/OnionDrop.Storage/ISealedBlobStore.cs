@@ -21,6 +21,14 @@ public sealed record SubmissionRecord(
 public sealed record StoreStats(int Waiting, long WaitingBytes, DateOnly? OldestWaiting);
 
 /// <summary>
+/// A commit that failed after LiteDB may have recorded it (in its checkpoint, or our fsyncs after it): whether the
+/// entry exists shows only when the catalog is next read. The upload reports failure, but keeps its file, so
+/// that an entry never lacks one; the sweep at the next open deletes the file if the entry is not there.
+/// </summary>
+public sealed class CommitOutcomeUnknownException(Exception cause)
+    : IOException($"the catalog may or may not have recorded the submission: {cause.Message}", cause);
+
+/// <summary>
 /// Where sealed submissions live. The one implementation keeps a LiteDB catalog and one fsynced file per
 /// body; another layout (an object store, say) would be another implementation of this interface.
 /// A submission is visible to List/Open only once committed.

@@ -23,23 +23,27 @@ internal sealed class LogWriterProbe
     private static readonly FieldInfo EngineClosed = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "Disposed");
     private static readonly FieldInfo EngineFailure = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "_exception");
 
-    private readonly object _lazyQueue; // LiteDB's Lazy<DiskWriterQueue>: the queue is made at the first write
-    private readonly object _state;     // the engine's EngineState
-    private readonly PropertyInfo _isCreated, _value;
+    private readonly LiteDatabase _db;
 
-    private LogWriterProbe(object lazyQueue, object state)
-    {
-        _lazyQueue = lazyQueue;
-        _state = state;
-        _isCreated = lazyQueue.GetType().GetProperty("IsValueCreated")!;
-        _value = lazyQueue.GetType().GetProperty("Value")!;
-    }
+    private LogWriterProbe(LiteDatabase db) => _db = db;
 
+    /// <summary>Checks LiteDB's layout at once (a store opens only with a probe that works).</summary>
     public static LogWriterProbe Of(LiteDatabase db)
     {
-        var engine = Engine.GetValue(db) ?? throw Changed("no engine");
+        var probe = new LogWriterProbe(db);
+        _ = probe.Parts();
+        return probe;
+    }
+
+    /// <summary>
+    /// The engine's state and its writer queue (a Lazy, made at the first write), looked up at each use: a rebuild
+    /// (Compact) gives the engine new ones.
+    /// </summary>
+    private (object State, object LazyQueue) Parts()
+    {
+        var engine = Engine.GetValue(_db) ?? throw Changed("no engine");
         var disk = Disk.GetValue(engine) ?? throw Changed("no DiskService");
-        return new LogWriterProbe(Queue.GetValue(disk) ?? throw Changed("no writer queue"), State.GetValue(engine) ?? throw Changed("no engine state"));
+        return (State.GetValue(engine) ?? throw Changed("no engine state"), Queue.GetValue(disk) ?? throw Changed("no writer queue"));
     }
 
     /// <summary>
@@ -48,21 +52,23 @@ internal sealed class LogWriterProbe
     /// </summary>
     public void WaitUntilWritten()
     {
-        if (!(bool)_isCreated.GetValue(_lazyQueue)!) return; // nothing written since the catalog opened
-        var queue = _value.GetValue(_lazyQueue)!;
+        var (state, lazyQueue) = Parts();
+        var lazyType = lazyQueue.GetType();
+        if (!(bool)lazyType.GetProperty("IsValueCreated")!.GetValue(lazyQueue)!) return; // nothing written since the catalog opened
+        var queue = lazyType.GetProperty("Value")!.GetValue(lazyQueue)!;
         var empty = (ManualResetEventSlim)QueueIsEmpty.GetValue(queue)!;
         // A writer that failed never signals empty again: look at its failure while waiting. And the first write
         // after an open runs on a thread of its own whose failure closes the engine and then waits, on that same
         // thread, for itself: it never records its failure in the queue, but the engine says it has closed.
         while (!empty.Wait(TimeSpan.FromMilliseconds(100)))
-            ThrowIfFailed(queue);
-        ThrowIfFailed(queue);
+            ThrowIfFailed(queue, state);
+        ThrowIfFailed(queue, state);
     }
 
-    private void ThrowIfFailed(object queue)
+    private static void ThrowIfFailed(object queue, object state)
     {
-        var failure = WriterFailure.GetValue(queue) as Exception ?? EngineFailure.GetValue(_state) as Exception;
-        if (failure is null && EngineClosed.GetValue(_state) is true) failure = new ObjectDisposedException("LiteDB engine", "the catalog closed itself");
+        var failure = WriterFailure.GetValue(queue) as Exception ?? EngineFailure.GetValue(state) as Exception;
+        if (failure is null && EngineClosed.GetValue(state) is true) failure = new ObjectDisposedException("LiteDB engine", "the catalog closed itself");
         if (failure is not null)
             throw failure as IOException ?? new IOException("the catalog's log writer failed: " + failure.Message, failure);
     }

@@ -335,14 +335,22 @@ public sealed class SealedBlobStore : ISealedBlobStore
         {
             catalog.Meta.Upsert(new BsonDocument { ["_id"] = "sequence", ["value"] = sequence });
             catalog.Submissions.Insert(docs);
-            catalog.Db.Commit();
         }
         catch
         {
             RollBack(catalog);
             throw;
         }
-        MakeDurable(catalog);
+        // From Commit on, a failure (its checkpoint into catalog.db, our fsyncs) may come after the commit mark.
+        try
+        {
+            catalog.Db.Commit();
+            MakeDurable(catalog);
+        }
+        catch (Exception e) when (e is IOException or LiteException or ObjectDisposedException)
+        {
+            throw new CommitOutcomeUnknownException(e);
+        }
         return docs.ConvertAll(ToRecord);
     }
 
@@ -449,13 +457,13 @@ public sealed class SealedBlobStore : ISealedBlobStore
     public int ApplyRetention()
     {
         var today = Today();
-        var deleted = 0;
+        var deleted = new List<string>();
         lock (_catalogWrite) Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             foreach (var doc in catalog.Submissions.Find(Query.EQ("state", nameof(SubmissionState.Acknowledged))).ToList())
             {
-                if (doc["deleteOn"].IsString && ParseDay(doc["deleteOn"].AsString) <= today) { Delete(catalog, doc["_id"].AsString); deleted++; }
+                if (doc["deleteOn"].IsString && ParseDay(doc["deleteOn"].AsString) <= today) deleted.Add(DeleteEntry(catalog, doc["_id"].AsString));
             }
             if (_options.MaxUnfetchedDays is int maxDays)
             {
@@ -466,12 +474,13 @@ public sealed class SealedBlobStore : ISealedBlobStore
                     if (record.ArrivedOn >= oldest) continue;
                     _log.LogWarning("retention: deleted unfetched submission {Id} from {Day}: older than MaxUnfetchedDays={Max}",
                         record.Id, record.ArrivedOn, maxDays);
-                    Delete(catalog, record.Id);
-                    deleted++;
+                    deleted.Add(DeleteEntry(catalog, record.Id));
                 }
             }
+            if (deleted.Count > 0) MakeDurable(catalog); // before any file goes
         });
-        return deleted;
+        foreach (var id in deleted) TryDelete(SealedPath(id));
+        return deleted.Count;
     }
 
     /// <summary>
@@ -541,11 +550,14 @@ public sealed class SealedBlobStore : ISealedBlobStore
         });
     }
 
-    /// <summary>Catalog entry first, then the file: a crash in between leaves an orphan file the next sweep removes.</summary>
-    private void Delete(Catalog catalog, string id)
+    /// <summary>
+    /// The catalog entry only: its file goes once the deletion is durable (a crash in between leaves an orphan
+    /// file the next sweep removes, never an entry without its file).
+    /// </summary>
+    private static string DeleteEntry(Catalog catalog, string id)
     {
         catalog.Submissions.Delete(id);
-        TryDelete(SealedPath(id));
+        return id;
     }
 
     // ---- recovery ------------------------------------------------------------------------------------
@@ -621,9 +633,13 @@ public sealed class SealedBlobStore : ISealedBlobStore
             _disposed = true;
             // With no room, LiteDB's close would wait forever to write its log into catalog.db: the log stays,
             // and the next open replays it.
-            if (HasRoomToClose(out var free, out var needed)) _catalog.Db.Dispose();
+            if (HasRoomToClose(out var free, out var needed))
+            {
+                _catalog.Db.Dispose();
+                _lock.Dispose();
+            }
+            // daemon.lock stays held with the catalog still open: it goes with the process.
             else _log.LogWarning("store: catalog left unclosed for want of space ({Free:N0} bytes free, {Needed:N0} needed); the next start replays its log", free, needed);
-            _lock.Dispose();
         }
     }
 }

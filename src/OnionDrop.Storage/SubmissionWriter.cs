@@ -10,7 +10,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
     private readonly SealedBlobStore _store;
     private readonly FileStream _file;
     private readonly BlobFileWriter _ciphertext;
-    private bool _renamed, _committed, _disposed;
+    private bool _renamed, _committed, _disposed, _keepFile;
 
     public string Id { get; }
     public Stream Ciphertext => _ciphertext;
@@ -50,7 +50,13 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         _store.SetArrivalDayTimes(_store.SealedPath(Id));
         FileSync.Fsync(_store.BlobsDir); // the name is on disk
 
-        var record = await _store.CommitEntryAsync(Id, size, sha256); // only now is it visible
+        SubmissionRecord record;
+        try { record = await _store.CommitEntryAsync(Id, size, sha256); } // only now is it visible
+        catch (CommitOutcomeUnknownException)
+        {
+            _keepFile = true; // the entry may exist: it must not lack its file (the next sweep decides)
+            throw;
+        }
         _committed = true;
         return record;
     }
@@ -59,7 +65,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
     {
         if (_disposed) return;
         _disposed = true;
-        if (_committed) return;
+        if (_committed || _keepFile) return;
         _ciphertext.ReleaseBlocks(); // waits for a block still on its way to disk
         // An upload refused or cut off gives its file back, emptied, to the spare files: otherwise a stream of
         // refused requests (which cost nothing) would use up the spares, and real uploads' files would again be
