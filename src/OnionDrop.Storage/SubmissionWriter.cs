@@ -74,7 +74,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         if (!_renamed)
         {
             try { _file.SetLength(0); emptied = true; }
-            catch (IOException) { }
+            catch (Exception e) when (e is IOException or ObjectDisposedException) { } // closed already: a commit failed at its rename
         }
         try { await _file.DisposeAsync(); }
         catch (IOException) { } // closing failed (disk full): the file goes anyway
