@@ -20,7 +20,7 @@ internal sealed class LogWriterProbe
     private static readonly FieldInfo QueueIsEmpty = Field(LiteDb.GetType("LiteDB.Engine.DiskWriterQueue"), "_queueIsEmpty");
     private static readonly FieldInfo WriterFailure = Field(LiteDb.GetType("LiteDB.Engine.DiskWriterQueue"), "_exception");
     private static readonly FieldInfo State = Field(LiteDb.GetType("LiteDB.Engine.LiteEngine"), "_state");
-    private static readonly FieldInfo EngineClosed = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "Disposed");
+    private static readonly FieldInfo EngineClosedField = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "Disposed");
     private static readonly FieldInfo EngineFailure = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "_exception");
 
     private readonly LiteDatabase _db;
@@ -46,6 +46,9 @@ internal sealed class LogWriterProbe
         return (State.GetValue(engine) ?? throw Changed("no engine state"), Queue.GetValue(disk) ?? throw Changed("no writer queue"));
     }
 
+    /// <summary>Whether the engine has shut itself down (after a failed write): it then refuses every call until reopened.</summary>
+    public bool EngineClosed => EngineClosedField.GetValue(Parts().State) is true;
+
     /// <summary>
     /// Returns once the writer has written every log page handed to it so far (the last commit's included); throws
     /// what the writer failed with if it did. Not an fsync: the caller fsyncs the log file after this.
@@ -68,7 +71,7 @@ internal sealed class LogWriterProbe
     private static void ThrowIfFailed(object queue, object state)
     {
         var failure = WriterFailure.GetValue(queue) as Exception ?? EngineFailure.GetValue(state) as Exception;
-        if (failure is null && EngineClosed.GetValue(state) is true) failure = new ObjectDisposedException("LiteDB engine", "the catalog closed itself");
+        if (failure is null && EngineClosedField.GetValue(state) is true) failure = new ObjectDisposedException("LiteDB engine", "the catalog closed itself");
         if (failure is not null)
             throw failure as IOException ?? new IOException("the catalog's log writer failed: " + failure.Message, failure);
     }

@@ -93,10 +93,11 @@ public sealed class SealedBlobStore : ISealedBlobStore
         var catalog = _catalog;
         if (catalog.Failed) catalog = Reopen(catalog);
         try { return operation(catalog); }
-        catch (Exception e) when (!_disposed && e is IOException or ObjectDisposedException or LiteException)
+        catch (Exception e) when (!_disposed && (e is IOException or ObjectDisposedException || e is LiteException && catalog.LogWriter.EngineClosed))
         {
             // LiteDB reports a write that failed in its writer thread as that I/O error, or, having shut its
-            // engine down over it, as a disposed lock: to callers both are the store's I/O failure.
+            // engine down over it, as a disposed lock: to callers both are the store's I/O failure. (Its other
+            // exceptions, a lock timeout say, leave the engine open: those pass as they are.)
             catalog.Failed = true;
             if (e is IOException) throw;
             throw new IOException(HasRoomToClose(out _, out _) ? $"the catalog failed: {e.Message}" : $"No space left on device: the catalog failed ({e.Message})", e);
