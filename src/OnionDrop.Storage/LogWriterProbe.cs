@@ -17,6 +17,9 @@ internal sealed class LogWriterProbe
     private static readonly FieldInfo Engine = Field(typeof(LiteDatabase), "_engine");
     private static readonly FieldInfo Disk = Field(LiteDb.GetType("LiteDB.Engine.LiteEngine"), "_disk");
     private static readonly FieldInfo Queue = Field(LiteDb.GetType("LiteDB.Engine.DiskService"), "_queue");
+    // The queue is a Lazy<DiskWriterQueue>, made at the first write.
+    private static readonly PropertyInfo QueueMade = Queue.FieldType.GetProperty(nameof(Lazy<object>.IsValueCreated)) ?? throw Changed("the queue is not a Lazy");
+    private static readonly PropertyInfo QueueValue = Queue.FieldType.GetProperty(nameof(Lazy<object>.Value)) ?? throw Changed("the queue is not a Lazy");
     private static readonly FieldInfo QueueIsEmpty = Field(LiteDb.GetType("LiteDB.Engine.DiskWriterQueue"), "_queueIsEmpty");
     private static readonly FieldInfo WriterFailure = Field(LiteDb.GetType("LiteDB.Engine.DiskWriterQueue"), "_exception");
     private static readonly FieldInfo State = Field(LiteDb.GetType("LiteDB.Engine.LiteEngine"), "_state");
@@ -56,9 +59,8 @@ internal sealed class LogWriterProbe
     public void WaitUntilWritten()
     {
         var (state, lazyQueue) = Parts();
-        var lazyType = lazyQueue.GetType();
-        if (!(bool)lazyType.GetProperty("IsValueCreated")!.GetValue(lazyQueue)!) return; // nothing written since the catalog opened
-        var queue = lazyType.GetProperty("Value")!.GetValue(lazyQueue)!;
+        if (QueueMade.GetValue(lazyQueue) is false) return; // nothing written since the catalog opened
+        var queue = QueueValue.GetValue(lazyQueue)!;
         var empty = (ManualResetEventSlim)QueueIsEmpty.GetValue(queue)!;
         // A writer that failed never signals empty again: look at its failure while waiting. And the first write
         // after an open runs on a thread of its own whose failure closes the engine and then waits, on that same

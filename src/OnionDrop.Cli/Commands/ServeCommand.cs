@@ -1,8 +1,10 @@
 using System.CommandLine;
+using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
+using OnionDrop.Daemon.Web;
 
 namespace OnionDrop.Cli.Commands;
 
@@ -76,15 +78,15 @@ public static class ServeCommand
     /// </summary>
     private static string? ListenAddressTaken(string? listen)
     {
-        if (listen is null || !OnionDrop.Daemon.Web.LoopbackEndpoint.TryParse(listen, out var endpoint, out _) || endpoint.Port == 0) return null;
+        if (listen is null || !LoopbackEndpoint.TryParse(listen, out var endpoint, out _) || endpoint.Port == 0) return null;
         try
         {
-            var probe = new System.Net.Sockets.TcpListener(endpoint);
+            var probe = new TcpListener(endpoint);
             probe.Start();
             probe.Stop();
             return null;
         }
-        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
         {
             return $"{listen} is already in use (another oniondrop serve, or another program): choose another --listen port";
         }
