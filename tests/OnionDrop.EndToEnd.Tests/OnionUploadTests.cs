@@ -11,7 +11,8 @@ namespace OnionDrop.EndToEnd.Tests;
 /// its tor, which joins the network and publishes the onion service; a client's curl reaches the .onion
 /// through its SOCKS port and uploads a file and a message; the journalist's key opens identical bytes.
 /// Then tor is killed: the daemon restarts it, the address stays, and a new upload succeeds. One network
-/// and one daemon serve the whole fixture, in order.
+/// and one daemon serve the whole fixture, in order (each test runs after the one before it, whether that passed
+/// or not).
 /// </summary>
 [Category("EndToEnd"), NonParallelizable, TestFixture]
 public partial class OnionUploadTests
@@ -50,13 +51,13 @@ public partial class OnionUploadTests
         _work?.Dispose();
     }
 
-    [Test, Order(1)]
+    [Test]
     public async Task Upload_through_the_onion_service_opens_to_identical_bytes()
     {
         await UploadAndOpenAsync("first.bin", 3 << 20, "A message with accents: café, and a newline\nsecond line");
     }
 
-    [Test, Order(2)]
+    [Test, DependsOnTest(nameof(Upload_through_the_onion_service_opens_to_identical_bytes), AllowFailure = true)]
     public async Task Killed_tor_is_restarted_with_the_same_address_and_uploads_still_work()
     {
         var before = await WaitForTorAsync(t => t.GetProperty("pid").ValueKind == JsonValueKind.Number, TimeSpan.FromSeconds(30));
@@ -79,7 +80,7 @@ public partial class OnionUploadTests
         await UploadAndOpenAsync("after-restart.bin", 1 << 20, "sent after tor was killed");
     }
 
-    [Test, Order(3)]
+    [Test, DependsOnTest(nameof(Killed_tor_is_restarted_with_the_same_address_and_uploads_still_work), AllowFailure = true)]
     public async Task Stopping_the_daemon_stops_its_tor()
     {
         var torPid = (await WaitForTorAsync(t => t.GetProperty("pid").ValueKind == JsonValueKind.Number, TimeSpan.FromSeconds(30))).GetProperty("pid").GetInt32();
