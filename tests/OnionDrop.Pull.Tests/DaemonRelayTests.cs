@@ -92,6 +92,12 @@ public class DaemonRelayTests
         var notFound = await Oniondrop.RunAsync(["fetch", "-o", _temp.Combine("in"), "--via", "sh -c 'echo \"sh: 1: oniondrop: not found\" >&2; exit 127'"]);
         Assert.That(notFound.ExitCode, Is.EqualTo(3), notFound.ToString());
         Assert.That(notFound.Stderr, Does.Contain("did not start oniondrop pull").And.Contain("127").And.Not.Contain("resume"));
+        Assert.That(Directory.Exists(_temp.Combine("in")), Is.False, "fetch left behind the empty folder it made");
+
+        Directory.CreateDirectory(_temp.Combine("kept"));
+        var existing = await Oniondrop.RunAsync(["fetch", "-o", _temp.Combine("kept"), "--via", "exit 127"]);
+        Assert.That(existing.ExitCode, Is.EqualTo(3), existing.ToString());
+        Assert.That(Directory.Exists(_temp.Combine("kept")), Is.True, "fetch removed a folder it did not make");
 
         var other = await Oniondrop.RunAsync(["fetch", "-o", _temp.Combine("in"), "--via", "false"]);
         Assert.That(other.Stderr, Does.Contain("ended before the pull began").And.Not.Contain("resume"), other.ToString());

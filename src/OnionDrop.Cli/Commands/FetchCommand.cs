@@ -51,6 +51,8 @@ public static class FetchCommand
             }
             else if (parse.GetValue(keyFile) is not null) return Fail("--key is only used with --open", 2);
 
+            // Made before connecting, so that an unwritable DIR fails before anything is transferred.
+            var madeDir = !Directory.Exists(dir);
             try { Directory.CreateDirectory(dir); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return Fail($"{dir}: {e.Message}", 2); }
 
@@ -62,7 +64,7 @@ public static class FetchCommand
             psi.UseShellExecute = false;
 
             using (key)
-                return await RunAsync(psi, dir, key, ct);
+                return await RunAsync(psi, dir, madeDir, key, ct);
         });
         return command;
     }
@@ -79,7 +81,7 @@ public static class FetchCommand
         return psi;
     }
 
-    private static async Task<int> RunAsync(ProcessStartInfo psi, string dir, JournalistKey? key, CancellationToken ct)
+    private static async Task<int> RunAsync(ProcessStartInfo psi, string dir, bool madeDir, JournalistKey? key, CancellationToken ct)
     {
         Process transport;
         try { transport = Process.Start(psi)!; }
@@ -121,6 +123,7 @@ public static class FetchCommand
             progress.Clear();
             if (!transport.HasExited) transport.Kill();
             await transport.WaitForExitAsync(CancellationToken.None);
+            if (e is PullNeverStartedException && madeDir) TryRemoveEmpty(dir); // a typo in the host leaves no empty folder behind
             var why = e switch
             {
                 PullNeverStartedException => NeverStarted(psi.FileName, transport.ExitCode),
@@ -148,6 +151,12 @@ public static class FetchCommand
         127 => "the --via command did not start oniondrop pull (exit 127: command not found)",
         _ => $"the server ended before the pull began ({transport} exited {exitCode}; any message from it is above): nothing was fetched",
     };
+
+    private static void TryRemoveEmpty(string dir)
+    {
+        try { Directory.Delete(dir, recursive: false); }
+        catch (IOException) { } // not empty after all: leave it
+    }
 
     private static int Fail(string message, int code)
     {
