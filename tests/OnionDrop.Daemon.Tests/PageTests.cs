@@ -25,8 +25,10 @@ public sealed class PageTests
         Assert.That(html, Does.Contain("Who receives it").And.Contain("What happens to it").And.Contain("Before you send"));
         Assert.That(html, Does.Contain("Tor Browser").And.Contain("metadata").And.Contain("work computer"));
         Assert.That(html, Does.Contain("<form class=\"card\" method=\"post\" action=\"/?lang=en\" enctype=\"multipart/form-data\">"));
-        Assert.That(html, Does.Contain("<input type=\"file\" id=\"files\" name=\"files\" multiple>"));
-        Assert.That(html, Does.Contain("<textarea id=\"message\" name=\"message\""));
+        Assert.That(html, Does.Contain("<input type=\"file\" id=\"files\" name=\"files\" multiple aria-describedby=\"files-hint\">"));
+        Assert.That(html, Does.Contain("<textarea id=\"message\" name=\"message\"").And.Contain("aria-describedby=\"message-hint\""));
+        Assert.That(html, Does.Contain("id=\"files-hint\"").And.Contain("id=\"message-hint\""), "each hint is tied to its field, for screen readers");
+        Assert.That(html, Does.Contain("cannot answer you on this site"), "the source learns there is no reply channel");
         Assert.That(html, Does.Contain("Up to 100 files, 2&#xA0;GB in total"));
         Assert.That(html, Does.Not.Contain("<script").IgnoreCase);
         Assert.That(html, Does.Not.Match(@"\son[a-z]+\s*="), "no event handler attributes");

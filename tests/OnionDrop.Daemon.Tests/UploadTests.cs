@@ -43,6 +43,7 @@ public sealed class UploadTests
         Assert.That(html, Does.Contain(record.Id), "the receipt shows the submission's reference");
         Assert.That(html, Does.Contain("Files received: 4"));
         Assert.That(html, Does.Not.Contain("rapport annuel"), "the receipt never echoes filenames");
+        Assert.That(html, Does.Not.Contain("?lang=fr"), "no language link on the receipt: it would load the form, and the reference would be gone");
 
         var opened = daemon.OpenAll().Single();
         Assert.That(opened.Reference, Is.EqualTo(record.Id));
@@ -64,7 +65,11 @@ public sealed class UploadTests
 
         // What a browser sends when no file was chosen: an empty file part with an empty filename.
         var messageOnly = new Multipart().File("", []).Field("message", "only words").ToContent();
-        using (var r = await client.PostAsync("/", messageOnly)) Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using (var r = await client.PostAsync("/", messageOnly))
+        {
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Files: none").And.Contain("Message received: yes"));
+        }
 
         var fileOnly = new Multipart().File("a.txt", "x"u8.ToArray()).Field("message", "").ToContent();
         using (var r = await client.PostAsync("/", fileOnly)) Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));

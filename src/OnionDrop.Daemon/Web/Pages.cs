@@ -6,7 +6,9 @@ using OnionDrop.Daemon.Hosting;
 namespace OnionDrop.Daemon.Web;
 
 /// <summary>A page's title and body, before the shared layout wraps it.</summary>
-public sealed record Page(int Status, string Title, string Body);
+/// <param name="LanguageSwitch">false on the receipt: its link would load the empty form, and the receipt (a POST's
+/// answer, never cached) would be gone with its reference</param>
+public sealed record Page(int Status, string Title, string Body, bool LanguageSwitch = true);
 
 /// <summary>
 /// The source's pages as plain HTML: no script, no inline style, no resource from another origin, so they
@@ -45,16 +47,16 @@ public sealed class Pages(OnionDropOptions options)
             <form class="card" method="post" action="/?lang={t.Code}" enctype="multipart/form-data">
             <h2>{E(t["SubmissionHeading"])}</h2>
             <label for="files">{E(t["FilesLabel"])}</label>
-            <input type="file" id="files" name="files" multiple>
-            <p class="hint">{E(t.Format("FilesHint", options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
+            <input type="file" id="files" name="files" multiple aria-describedby="files-hint">
+            <p class="hint" id="files-hint">{E(t.Format("FilesHint", options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
             <label for="message">{E(t["MessageLabel"])}</label>
-            <textarea id="message" name="message" rows="8"{maxLength}></textarea>
-            <p class="hint">{E(t["MessageHint"])}</p>
+            <textarea id="message" name="message" rows="8"{maxLength} aria-describedby="message-hint"></textarea>
+            <p class="hint" id="message-hint">{E(t["MessageHint"])}</p>
             <button type="submit">{E(t["SubmitButton"])}</button>
             <p class="note">{E(t["SendingNote"])}</p>
             </form>
             """;
-        return new Page(200, t.Format("FormTitle", options.NewsroomName), body);
+        return new Page(200, t["FormTitle"], body);
     }
 
     public Page Receipt(PageLanguage t, string reference, int files, long bytes, bool hasMessage)
@@ -65,7 +67,7 @@ public sealed class Pages(OnionDropOptions options)
             <h1>{E(t["ReceiptHeading"])}</h1>
             <p>{E(t["ReferenceLabel"])}</p>
             <p class="reference" id="reference">{E(reference)}</p>
-            <p>{E(t.Format("ReceiptFiles", files, t.FormatSize(bytes)))}<br>{E(t[hasMessage ? "ReceiptMessageYes" : "ReceiptMessageNo"])}</p>
+            <p>{E(files == 0 ? t["ReceiptFilesNone"] : t.Format("ReceiptFiles", files, t.FormatSize(bytes)))}<br>{E(t[hasMessage ? "ReceiptMessageYes" : "ReceiptMessageNo"])}</p>
             <h2>{E(t["ExpectHeading"])}</h2>
             <ul>
             <li>{E(t["Expect1"])}</li>
@@ -75,7 +77,7 @@ public sealed class Pages(OnionDropOptions options)
             <p><a href="/?lang={t.Code}">{E(t["SendAnother"])}</a></p>
             </section>
             """;
-        return new Page(200, t["ReceiptTitle"], body);
+        return new Page(200, t["ReceiptTitle"], body, LanguageSwitch: false);
     }
 
     /// <param name="textKey">Resource key of the explanation; formatted with <paramref name="args"/>.</param>
@@ -95,7 +97,7 @@ public sealed class Pages(OnionDropOptions options)
     /// <summary>The shared layout: newsroom name, language switch (a plain link, no cookie), footer.</summary>
     public string Render(PageLanguage t, Page page, string path = "/")
     {
-        var switchLinks = string.Join(" ", PageLanguage.All.Where(l => l != t).Select(l =>
+        var switchLinks = !page.LanguageSwitch ? "" : string.Join(" ", PageLanguage.All.Where(l => l != t).Select(l =>
             $"<a href=\"{E(path)}?lang={l.Code}\" hreflang=\"{l.Code}\" lang=\"{l.Code}\">{E(l.NativeName)}</a>"));
         var html = new StringBuilder(8 * 1024);
         html.Append($"""
@@ -110,7 +112,7 @@ public sealed class Pages(OnionDropOptions options)
             </head>
             <body>
             <header><div class="wrap">
-            <p class="brand">{E(options.NewsroomName)}<span>{E(t["Tagline"])}</span></p>
+            <p class="brand">{E(options.NewsroomName)} <span>{E(t["Tagline"])}</span></p>
             <nav class="lang">{switchLinks}</nav>
             </div></header>
             <main class="wrap">

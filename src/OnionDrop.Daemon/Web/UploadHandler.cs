@@ -29,6 +29,7 @@ public sealed record ReceivedSubmission(string Reference, int Files, long Bytes,
 public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipients recipients, OnionDropOptions options, ILogger<UploadHandler> log)
 {
     private const int ChunkBytes = 64 * 1024;
+    private const int MaxBoundaryLength = 200;
 
     /// <summary>Parts allowed beyond MaxFiles: the message, the empty file input a browser sends, a few spares.</summary>
     private const int SpareParts = 8;
@@ -123,8 +124,9 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
             !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
             throw UploadRefused.NotMultipart();
         var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).ToString();
-        // RFC 2046 §5.1.1: 1 to 70 characters.
-        if (boundary.Length is 0 or > 70 || boundary.Any(char.IsControl)) throw UploadRefused.Malformed();
+        // RFC 2046 §5.1.1 allows 1 to 70 characters, but w3m sends 82 when a form is sent again after Back:
+        // a source is not refused for their browser's boundary. The cap only bounds what the reader scans for.
+        if (boundary.Length is 0 or > MaxBoundaryLength || boundary.Any(char.IsControl)) throw UploadRefused.Malformed();
         return boundary;
     }
 
