@@ -67,13 +67,20 @@ if ((real)); then
   # A real shell, because sshd runs the journalists' forced command (authorized_keys `restrict,command=`,
   # scripts/authorized_keys.example) through it; nologin would refuse every pull. The password stays
   # locked, so the only way in is a key whose line forces `oniondrop pull --stdio`.
+  # Its home is the program's folder, root's: at each pull sshd and PAM read files from the home
+  # (~/.ssh/rc, ~/.pam_environment), so a home the daemon can write (its data directory) would let a
+  # compromised daemon run code outside its sandbox at the next pull.
+  home=/opt/oniondrop
   if getent passwd "$user" >/dev/null; then
     if [ "$(getent passwd "$user" | cut -d: -f7)" != /bin/sh ]; then
       usermod --shell /bin/sh "$user"; say "user $user: shell set to /bin/sh (for the forced pull command)"
     else say "user $user: exists"
     fi
+    if [ "$(getent passwd "$user" | cut -d: -f6)" != "$home" ]; then
+      usermod --home "$home" "$user"; say "user $user: home set to $home (root's, so nothing the daemon writes is read at login)"
+    fi
   else
-    useradd --system --user-group --home-dir /var/lib/oniondrop --no-create-home --shell /bin/sh "$user"
+    useradd --system --user-group --home-dir "$home" --no-create-home --shell /bin/sh "$user"
     say "user $user: created (password locked; SSH only with forced-command keys)"
   fi
   owner=(-o "$user" -g "$user")
@@ -176,10 +183,16 @@ fi
 #    pointed at it for that account only. The drop-in is ours (replaced when it changed); the keys file is the
 #    operator's (written once, with the example's lines commented out).
 keys="$etc/authorized_keys" sshdconf=$(p /etc/ssh/sshd_config.d/oniondrop.conf)
-if [ -e "$keys" ]; then say "$keys: exists, not changed"
+# Readable by root and the account only (sshd reads it as the account): other local users need not learn
+# the journalists' names and key comments.
+if [ -e "$keys" ]; then
+  if ((real)) && [ "$(stat -c %a:%U:%G "$keys")" != "640:root:$user" ]; then
+    chown "root:$user" "$keys"; chmod 0640 "$keys"; say "$keys: exists, now 0640 root:$user"
+  else say "$keys: exists, not changed"; fi
 else
-  sed -e 's/^\([^#]\)/# \1/' "$repo/scripts/authorized_keys.example" > "$keys.tmp.$$"; chmod 0644 "$keys.tmp.$$"
-  mv "$keys.tmp.$$" "$keys"; say "$keys: written (0644, root's): add one line per journalist's SSH key, as its examples show"
+  sed -e 's/^\([^#]\)/# \1/' "$repo/scripts/authorized_keys.example" > "$keys.tmp.$$"; chmod 0640 "$keys.tmp.$$"
+  ((real)) && chown "root:$user" "$keys.tmp.$$"
+  mv "$keys.tmp.$$" "$keys"; say "$keys: written (0640, root's, readable by $user): add one line per journalist's SSH key, as its examples show"
 fi
 if ((real)) && [ ! -d /etc/ssh/sshd_config.d ]; then
   say "sshd: not installed here; journalists fetch over SSH: apt-get install openssh-server, then run install.sh again"

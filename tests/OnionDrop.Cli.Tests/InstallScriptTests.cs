@@ -68,7 +68,7 @@ public class InstallScriptTests
         // Journalists' SSH keys: a file of root's with the examples commented out, and sshd pointed at it for the
         // daemon's account only (checked by Debian's sshd itself, reading the drop-in as /etc/ssh/sshd_config does).
         var keys = P("/etc/oniondrop/authorized_keys");
-        Assert.That(File.GetUnixFileMode(keys), Is.EqualTo((UnixFileMode)Convert.ToInt32("644", 8)));
+        Assert.That(File.GetUnixFileMode(keys), Is.EqualTo((UnixFileMode)Convert.ToInt32("640", 8)));
         Assert.That(File.ReadAllLines(keys).Where(l => l.Length > 0), Has.All.StartsWith("#").And.Some.Contains("command=\"/usr/local/bin/oniondrop pull --stdio"));
         var sshdMain = tmp.Combine("sshd_config");
         var hostKey = await ChildProcess.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", tmp.Combine("host_key")]);
@@ -83,7 +83,8 @@ public class InstallScriptTests
         }
         var daemonUser = await Effective("oniondrop");
         Assert.That(daemonUser, Does.Contain("authorizedkeysfile /etc/oniondrop/authorized_keys\n").And.Contain("permittty no\n")
-            .And.Contain("x11forwarding no\n").And.Contain("allowtcpforwarding no\n").And.Contain("authenticationmethods publickey\n"));
+            .And.Contain("x11forwarding no\n").And.Contain("allowtcpforwarding no\n").And.Contain("authenticationmethods publickey\n")
+            .And.Contain("permituserrc no\n").And.Contain("disableforwarding yes\n"));
         Assert.That(await Effective("alice"), Does.Contain("authorizedkeysfile .ssh/authorized_keys").And.Contain("x11forwarding yes\n"),
             "the drop-in's Match block must end with its file");
 
