@@ -236,6 +236,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
         var spare = Path.Combine(SparesDir, SubmissionId.New());
         try { File.Move(path, spare, overwrite: false); }
         catch (IOException) { return false; }
+        SetDayTimes(spare, Today()); // emptied just now: its mtime would tell when a refused or cut-off upload ended
         _spares.Enqueue(spare);
         return true;
     }
@@ -486,8 +487,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     /// <summary>
     /// Makes the file system say no more about arrival times than the catalog does (the day). Every blob's
-    /// access and modification times are set to 00:00 UTC of its arrival day, as are those of blobs/ and the
-    /// catalog's files (today's). A file's change time (ctime) cannot be set, but this pass sets it, on every one
+    /// access and modification times are set to 00:00 UTC of its arrival day, as are those of blobs/, spare/
+    /// and its files (which uploads take and give back) and the catalog's files (today's). A file's change time (ctime) cannot be set, but this pass sets it, on every one
     /// of them, to the time of the pass: run often (the daemon does, every Retention:CheckInterval), it leaves
     /// the newest commit's exact time on disk only until the next pass. Returns how many blobs it went through.
     /// The birth time some file systems keep (ext4's crtime) cannot be changed at all: docs/storage.md.
@@ -502,6 +503,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 if (doc["day"].IsString && SetDayTimes(SealedPath(doc["_id"].AsString), ParseDay(doc["day"].AsString))) blobs++;
             var today = Today();
             SetDayTimes(BlobsDir, today);
+            foreach (var spare in Directory.EnumerateFiles(SparesDir)) SetDayTimes(spare, today);
+            SetDayTimes(SparesDir, today);
             foreach (var catalogFile in CatalogFiles(DataDir)) SetDayTimes(catalogFile, today);
             return blobs;
         });

@@ -53,9 +53,10 @@ public class FileTimesTests
         var blobs = Path.Combine(DataDir, "blobs");
         Assert.That(File.GetLastWriteTimeUtc(Path.Combine(blobs, first.Id + ".sealed")), Is.EqualTo(new DateTime(2026, 3, 1, 0, 0, 0, DateTimeKind.Utc)));
         Assert.That(File.GetLastWriteTimeUtc(Path.Combine(blobs, second.Id + ".sealed")), Is.EqualTo(new DateTime(2026, 3, 2, 0, 0, 0, DateTimeKind.Utc)));
-        var touched = new[] { Path.Combine(blobs, first.Id + ".sealed"), Path.Combine(blobs, second.Id + ".sealed"), blobs }
-            .Concat(Directory.GetFiles(DataDir, "catalog*.db")).ToList();
-        Assert.That(touched, Has.Count.GreaterThanOrEqualTo(4), "both blobs, blobs/ and at least catalog.db");
+        var spares = Path.Combine(DataDir, "spare");
+        var touched = new[] { Path.Combine(blobs, first.Id + ".sealed"), Path.Combine(blobs, second.Id + ".sealed"), blobs, spares }
+            .Concat(Directory.GetFiles(spares)).Concat(Directory.GetFiles(DataDir, "catalog*.db")).ToList();
+        Assert.That(touched, Has.Count.GreaterThanOrEqualTo(5 + 30), "both blobs, blobs/, spare/ and its files, and at least catalog.db");
         foreach (var path in touched)
         {
             Assert.That(ChangeTime(path), Is.GreaterThanOrEqualTo(before.AddMilliseconds(-5)), $"ctime of {Path.GetFileName(path)}");
@@ -101,6 +102,8 @@ public class FileTimesTests
         Assert.That(left, Has.Length.EqualTo(32), "every spare is still there");
         Assert.That(left.Select(f => new FileInfo(f).Length), Has.All.Zero, "emptied");
         Assert.That(left.Select(BirthTime), Has.All.LessThan(abandonedBegan), "the same files, born when they were made");
+        Assert.That(left.Select(f => File.GetLastWriteTimeUtc(f).TimeOfDay), Has.All.EqualTo(TimeSpan.Zero),
+            "a file given back keeps no trace of when its upload ended (its day's midnight)");
 
         var uploadBegan = DateTimeOffset.UtcNow;
         var (record, _) = await SealedBlobStoreTests.StoreAsync(store, 1000);
