@@ -27,14 +27,9 @@ public static class WebSetup
         services.AddSingleton<UploadHandler>();
         services.AddSingleton<SourceSite>();
 
-        // No access log: ASP.NET Core's request logging would record paths, hosts and timings per request.
-        services.AddLogging(logging => logging
-            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning)
-            .AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None)
-            .AddFilter("Microsoft.AspNetCore.Routing", LogLevel.None)
-            .AddFilter("Microsoft.AspNetCore.Server.Kestrel.BadRequests", LogLevel.None)
-            .AddFilter("Microsoft.AspNetCore.Server.Kestrel.Connections", LogLevel.None)
-            .AddFilter("Microsoft.AspNetCore.Server.Kestrel.Http2", LogLevel.None));
+        // No access log: ASP.NET Core's request logging would record paths, hosts and timings per request. Applied
+        // after the configuration's rules, and again whenever they are reloaded, so no configuration undoes it.
+        services.PostConfigure<LoggerFilterOptions>(NoAccessLog.Enforce);
         return services;
     }
 
