@@ -66,7 +66,9 @@ public class DaemonStatusTests
     public async Task StatusMatchesRealityAndFollowsTorThroughAKillAndRestart()
     {
         var data = dir.Combine("data");
-        await using var daemon = await DaemonProcess.StartAsync(data, Recipient, tor: "launch");
+        // Figures that move with submissions are taken once per Retention:CheckInterval: short here, so they follow.
+        await using var daemon = await DaemonProcess.StartAsync(data, Recipient, tor: "launch",
+            settings: new Dictionary<string, object> { ["Retention"] = new Dictionary<string, object> { ["CheckInterval"] = "00:00:02" } });
 
         var s = await WaitFor(data, s => s.Json["tor"]?["onionAddress"] is not null && s.TorPid is not null, TimeSpan.FromSeconds(90), "tor's pid and the onion address");
         var torPid = s.TorPid!.Value;
@@ -156,6 +158,22 @@ public class DaemonStatusTests
         var human = await Oniondrop.RunAsync(["status", "--data-dir", data]);
         Assert.That(human.ExitCode, Is.EqualTo(0));
         Assert.That(human.Stdout, Does.StartWith("OnionDrop: healthy").And.Contain($"pid {daemon.Pid}").And.Contain($"http://127.0.0.1:{daemon.Port}/"));
+
+        // With the default interval (1 h), an upload shows in neither the count nor the free disk: status.json,
+        // rewritten every 5 s, would otherwise tell when each submission arrived, and its size.
+        var before = await StatusOf(data);
+        using (var client = new HttpClient { BaseAddress = daemon.BaseAddress })
+        {
+            var form = new MultipartFormDataContent { { new ByteArrayContent(new byte[3_000_000]), "files", "a.bin" } };
+            using var response = await client.PostAsync("/", form);
+            Assert.That((int)response.StatusCode, Is.EqualTo(200));
+        }
+        var uploaded = DateTimeOffset.UtcNow;
+        var after = await WaitFor(data, s => (DateTimeOffset)s.Json["updatedAt"]! > uploaded.AddSeconds(1), TimeSpan.FromSeconds(30), "a rewrite after the upload");
+        Assert.That((int)after.Json["submissions"]!["waiting"]!, Is.Zero, "the count waits for the next hourly figures");
+        Assert.That((long)after.Json["disk"]!["freeBytes"]!, Is.EqualTo((long)before.Json["disk"]!["freeBytes"]!), "so does the free disk");
+        Assert.That((DateTimeOffset)after.Json["submissions"]!["asOf"]!, Is.LessThan(uploaded));
+        Assert.That((await Oniondrop.RunAsync(["status", "--data-dir", data])).Stdout, Does.Contain("0 waiting (0 B), as of "));
 
         await daemon.KillAsync();
         var dead = await StatusOf(data);

@@ -97,11 +97,14 @@ public static class StatusCommand
             if (t.LastProblem is { } problem) rows.Add(("tor problem", problem));
         }
         rows.Add(("submissions", s.Submissions is { } w
-            ? $"{w.Waiting} waiting ({StatusHealth.Bytes(w.WaitingBytes)})" + (w.OldestWaitingSince is { } d ? $", oldest since {d:yyyy-MM-dd} ({w.OldestWaitingDays} days)" : "")
+            ? $"{w.Waiting} waiting ({StatusHealth.Bytes(w.WaitingBytes)})" + (w.OldestWaitingSince is { } d ? $", oldest since {d:yyyy-MM-dd} ({w.OldestWaitingDays} days)" : "") + AsOf(w.AsOf)
             : "unknown"));
-        rows.Add(("free disk", $"{StatusHealth.Bytes(s.Disk.FreeBytes)} of {StatusHealth.Bytes(s.Disk.TotalBytes)} under {s.Disk.Path}"));
+        rows.Add(("free disk", $"{StatusHealth.Bytes(s.Disk.FreeBytes)} of {StatusHealth.Bytes(s.Disk.TotalBytes)} under {s.Disk.Path}" + AsOf(s.Disk.AsOf)));
         if (live && s.Listen is { } l) rows.Add(("loopback", $"http://{l}/"));
         foreach (var problem in s.Problems) rows.Add(("problem", problem));
         return string.Concat(rows.Select(r => $"  {r.Item1,-14} {r.Item2}\n"));
     }
+
+    /// <summary>These figures are taken hourly (so that they never tell when a submission arrived): say when.</summary>
+    private static string AsOf(DateTimeOffset? taken) => taken is { } t ? $", as of {t.ToUniversalTime():HH:mm} UTC" : "";
 }

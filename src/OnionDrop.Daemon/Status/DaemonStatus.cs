@@ -7,7 +7,7 @@ namespace OnionDrop.Daemon.Status;
 /// <summary>
 /// The document the daemon keeps in DATA/status.json (0600) and `oniondrop status` reads. Versioned; fields
 /// are only ever added. Deliberately coarse about submissions: a count, their bytes and the oldest arrival
-/// day, nothing per submission.
+/// day, nothing per submission, and these (with the free disk, which moves with them) taken only hourly.
 /// </summary>
 public sealed record DaemonStatus
 {
@@ -60,7 +60,15 @@ public sealed record DaemonStatus
 /// <param name="Waiting">Committed submissions not yet fetched by every journalist who must fetch them.</param>
 /// <param name="OldestWaitingSince">The day the oldest waiting submission arrived (the store keeps days only).</param>
 /// <param name="OldestWaitingDays">Whole days since then, for monitoring thresholds.</param>
-public sealed record SubmissionsStatus(int Waiting, long WaitingBytes, DateOnly? OldestWaitingSince, int? OldestWaitingDays);
+public sealed record SubmissionsStatus(int Waiting, long WaitingBytes, DateOnly? OldestWaitingSince, int? OldestWaitingDays)
+{
+    /// <summary>When these figures were taken: once per Retention:CheckInterval, so that they never tell when a submission arrived.</summary>
+    public DateTimeOffset? AsOf { get; init; }
+}
 
 /// <param name="Path">The data directory whose filesystem this is.</param>
-public sealed record DiskStatus(string Path, long FreeBytes, long TotalBytes);
+public sealed record DiskStatus(string Path, long FreeBytes, long TotalBytes)
+{
+    /// <summary>When these figures were taken (as <see cref="SubmissionsStatus.AsOf"/>); a low disk shows in Problems at once.</summary>
+    public DateTimeOffset? AsOf { get; init; }
+}

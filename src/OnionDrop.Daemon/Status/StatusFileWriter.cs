@@ -29,6 +29,9 @@ public sealed class StatusFileWriter : BackgroundService
     private readonly DateTimeOffset startedAt;
     private readonly string path;
     private DateTimeOffset lastCountLog = DateTimeOffset.MinValue;
+    private readonly TimeSpan figuresInterval;
+    private (SubmissionsStatus? Submissions, DiskStatus Disk)? figures;   // as last taken, at figuresTakenAt
+    private DateTimeOffset figuresTakenAt;
     private string? lastProblem;
     private bool lowDiskLogged, writeFailing;
 
@@ -42,6 +45,7 @@ public sealed class StatusFileWriter : BackgroundService
         tor = this.options.Tor == TorMode.None ? null : services.GetService<ITorStatus>();
         startedAt = this.clock.GetUtcNow();
         path = Path.Combine(this.options.DataDir, DaemonStatus.FileName);
+        figuresInterval = this.options.Retention.CheckInterval;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -74,6 +78,12 @@ public sealed class StatusFileWriter : BackgroundService
 
     private void OnTorChanged(TorState _) => changed.Release();
 
+    /// <summary>
+    /// The figures that move with each submission (how many wait, their bytes, the free disk) are published as
+    /// taken once per Retention:CheckInterval (hourly), not every few seconds: refreshed at once, they told
+    /// anyone who can read or collect status.json (monitoring, kept off the box) when each submission arrived,
+    /// to within 5 s, and its size. Whether the store is readable and whether the disk is low show at once.
+    /// </summary>
     internal DaemonStatus Snapshot(string state)
     {
         var now = clock.GetUtcNow();
@@ -87,9 +97,7 @@ public sealed class StatusFileWriter : BackgroundService
             else
             {
                 var stats = store.GetStats();
-                var today = DateOnly.FromDateTime(now.UtcDateTime);
-                submissions = new SubmissionsStatus(stats.Waiting, stats.WaitingBytes, stats.OldestWaiting,
-                    stats.OldestWaiting is { } day ? today.DayNumber - day.DayNumber : null);
+                submissions = new SubmissionsStatus(stats.Waiting, stats.WaitingBytes, stats.OldestWaiting, null);
             }
         }
         catch (Exception e)
@@ -99,8 +107,21 @@ public sealed class StatusFileWriter : BackgroundService
 
         var drive = new DriveInfo(options.DataDir);
         var disk = new DiskStatus(options.DataDir, drive.AvailableFreeSpace, drive.TotalSize);
+        if (disk.FreeBytes < StatusHealth.LowDiskBytes)
+            problems.Add($"low disk: under {StatusHealth.Bytes(StatusHealth.LowDiskBytes)} free under {disk.Path}");
 
         LogChanges(now, submissions, disk, problems);
+
+        if (figures is null || now - figuresTakenAt >= figuresInterval || (figures.Value.Submissions is null) != (submissions is null))
+        {
+            figures = (submissions is null ? null : submissions with { AsOf = now }, disk with { AsOf = now });
+            figuresTakenAt = now;
+        }
+        var today = DateOnly.FromDateTime(now.UtcDateTime);
+        submissions = figures.Value.Submissions is { } taken
+            ? taken with { OldestWaitingDays = taken.OldestWaitingSince is { } day ? today.DayNumber - day.DayNumber : null }
+            : null;
+        disk = figures.Value.Disk;
 
         return new DaemonStatus
         {
