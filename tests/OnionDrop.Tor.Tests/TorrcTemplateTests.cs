@@ -45,6 +45,20 @@ public class TorrcTemplateTests
     [TestCase("HiddenServicePort 22 127.0.0.1:22", "HiddenServicePort")]
     [TestCase("HiddenServiceDir /tmp/other", "HiddenServiceDir")]
     [TestCase("%include /etc/tor/torrc.d", "%include")]
+    // Other listeners, and the prefixed forms tor reads as the same option (found in a review: they got through).
+    [TestCase("DNSPort 127.0.0.1:5353", "DNSPort")]
+    [TestCase("TransPort 9040", "TransPort")]
+    [TestCase("NATDPort 9041", "NATDPort")]
+    [TestCase("HTTPTunnelPort 127.0.0.1:28763", "HTTPTunnelPort")]
+    [TestCase("MetricsPort 127.0.0.1:9035", "MetricsPort")]
+    [TestCase("DirPort 9030", "DirPort")]
+    [TestCase("ExtORPort auto", "ExtORPort")]
+    [TestCase("__ControlPort 127.0.0.1:28764", "ControlPort")]
+    [TestCase("__SocksPort 9150", "SocksPort")]
+    [TestCase("+HiddenServicePort 22 127.0.0.1:22", "HiddenServicePort")]
+    [TestCase("+SocksPort 9050", "SocksPort")]
+    [TestCase("/SocksPort", "SocksPort")]
+    [TestCase("/HiddenServicePoWDefensesEnabled", "HiddenServicePoWDefensesEnabled")]
     public void Contradicting_lines_are_refused_by_name(string line, string named)
     {
         var fromTemplate = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template + line + "\n", Values, []));
@@ -62,6 +76,15 @@ public class TorrcTemplateTests
         var template = Template.Replace("\n" + line + "\n", "\n");
         var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(template, Values, []));
         Assert.That(e!.Message, Does.Contain("lacks the required line").And.Contain(line.Split(' ')[0]));
+    }
+
+    [TestCase("DNSPort 0")]
+    [TestCase("+SocksPort 0")]
+    [TestCase("__OwningControllerProcess 4242")]
+    public void Prefixed_or_zeroed_lines_that_agree_are_accepted(string line)
+    {
+        var template = line.StartsWith("__Owning") ? Template.Replace("__OwningControllerProcess {{OWNER_PID}}", line) : Template + line + "\n";
+        Assert.DoesNotThrow(() => TorrcTemplate.Render(template, Values with { OwnerPid = 4242 }, []));
     }
 
     [Test]
