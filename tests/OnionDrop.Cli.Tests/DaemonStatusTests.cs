@@ -147,6 +147,26 @@ public class DaemonStatusTests
     }
 
     [Test]
+    public async Task A_status_file_replaced_by_a_link_or_a_FIFO_is_refused_without_reading_through_or_hanging()
+    {
+        // Root runs `oniondrop status` over a directory the daemon's user owns, and could plant these.
+        var data = dir.Combine("data");
+        Directory.CreateDirectory(data);
+        var secret = dir.Combine("root-only");
+        File.WriteAllText(secret, "very secret");
+        File.CreateSymbolicLink(Path.Combine(data, DaemonStatus.FileName), secret);
+        var linked = await Oniondrop.RunAsync(["status", "--json", "--data-dir", data], TimeSpan.FromSeconds(30));
+        Assert.That(linked.ExitCode, Is.EqualTo((int)HealthCode.Unreadable), linked.ToString());
+        Assert.That(linked.Stdout, Does.Contain("symbolic link").And.Not.Contain("'v'"), "nothing of the linked file is shown");
+
+        File.Delete(Path.Combine(data, DaemonStatus.FileName));
+        var mkfifo = await ChildProcess.RunAsync("mkfifo", [Path.Combine(data, DaemonStatus.FileName)]);
+        Assert.That(mkfifo.ExitCode, Is.Zero, mkfifo.ToString());
+        var fifo = await Oniondrop.RunAsync(["status", "--data-dir", data], TimeSpan.FromSeconds(30));
+        Assert.That(fifo.ExitCode, Is.EqualTo((int)HealthCode.Unreadable), fifo.ToString());
+    }
+
+    [Test]
     public async Task WithoutTorHealthyUntilTheDaemonIsKilled()
     {
         var data = dir.Combine("data");

@@ -1,5 +1,9 @@
 using System.CommandLine;
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
 using System.Text.Json.Nodes;
 using OnionDrop.Daemon.Status;
 
@@ -42,7 +46,7 @@ public static class StatusCommand
     {
         try
         {
-            var text = File.ReadAllText(path);
+            var text = ReadStatusFile(path);
             return (DaemonStatus.Parse(text), JsonNode.Parse(text)!.AsObject(), null);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
@@ -53,11 +57,48 @@ public static class StatusCommand
         {
             return (null, null, new(HealthCode.Unreadable, $"cannot read {path}: permission denied (run as root or the daemon's user)"));
         }
-        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            // Not JSON's own words, which quote the file's first character.
+            return (null, null, new(HealthCode.Unreadable, $"cannot read {path}: not a status document"));
+        }
+        catch (IOException e)
         {
             return (null, null, new(HealthCode.Unreadable, $"cannot read {path}: {e.Message.Split('\n')[0]}"));
         }
     }
+
+    private const int MaxStatusBytes = 1 << 20;
+
+    /// <summary>
+    /// Reads status.json the way root should read a file in a directory the daemon's user owns: a symbolic link
+    /// there is refused (root would otherwise read a file of root's and say what it starts with), a FIFO does not
+    /// block, and no more than a status document's worth is read.
+    /// </summary>
+    private static string ReadStatusFile(string path)
+    {
+        const int O_RDONLY = 0, O_NONBLOCK = 0x800, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
+        var fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw errno switch
+            {
+                2 /* ENOENT */ => new FileNotFoundException(null, path),
+                13 /* EACCES */ => new UnauthorizedAccessException(),
+                40 /* ELOOP */ => new IOException("a symbolic link, not the daemon's status file: refused"),
+                _ => new IOException(new Win32Exception(errno).Message),
+            };
+        }
+        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, 0);
+        var buffer = new byte[MaxStatusBytes + 1];
+        int length = 0, read;
+        while (length < buffer.Length && (read = stream.Read(buffer, length, buffer.Length - length)) > 0) length += read;
+        if (length > MaxStatusBytes) throw new IOException("larger than any status document: refused");
+        return Encoding.UTF8.GetString(buffer, 0, length);
+    }
+
+    [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
 
     private static int Report(bool asJson, JsonObject? document, HealthVerdict verdict, DaemonStatus? status = null)
     {
