@@ -125,7 +125,7 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
             var result = await control.AddOnionAsync(
                 storedKey ?? "NEW:ED25519-V3",
                 ["80,unix:" + options.WebSocket],
-                flags: null,
+                flags: ["MaxStreamsCloseCircuit"], // as torrc.template's HiddenServiceMaxStreamsCloseCircuit 1
                 options: [new("MaxStreams", "20"), new("PoWDefensesEnabled", "1"), new("PoWQueueRate", "250"), new("PoWQueueBurst", "2500")],
                 cancellationToken);
             if (storedKey is null)
