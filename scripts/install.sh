@@ -117,6 +117,7 @@ else ln -sfn /opt/oniondrop/oniondrop "$link"; say "$link -> /opt/oniondrop/onio
 if [ -d "$data" ]; then
   say "$data: exists, left as it is"
   m=$(stat -c %a "$data"); [ "$m" = 700 ] || say "WARNING: $data has mode $m; it should be 0700"
+  o=$(stat -c %U "$data"); ((real)) && [ "$o" != "$user" ] && say "WARNING: $data belongs to $o; the daemon runs as $user and needs it to be its own (chown -R $user: $data)"
 else
   install -d -m 0700 "${owner[@]}" "$data"; say "$data: created (0700)"
 fi
