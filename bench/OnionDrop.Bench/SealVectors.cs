@@ -139,7 +139,7 @@ public sealed class SealVectors : IBenchmark
         await File.WriteAllTextAsync(Path.Combine(expected, SubmissionOpener.MessageFileName), message);
         var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { SubmissionOpener.MessageFileName, SubmissionOpener.ManifestFileName };
         for (var i = 0; i < files.Length; i++)
-            await File.WriteAllBytesAsync(Path.Combine(expected, SafeFileName.Unique(SafeFileName.Neutralise(files[i].Name, $"file-{i + 1}"), taken)), files[i].Data);
+            await File.WriteAllBytesAsync(Path.Combine(expected, SafeFileName.Unique(SafeFileName.ForFile(files[i].Name, $"file-{i + 1}"), taken)), files[i].Data);
     }
 
     /// <summary>A blob whose plaintext is exactly two full chunks: the final chunk is full, and nothing follows it.</summary>

@@ -44,6 +44,17 @@ public static class SafeFileName
         return Shorten(s, MaxBytes);
     }
 
+    /// <summary>
+    /// <see cref="Neutralise"/> for a file's name as a source's browser sent it. Some send the whole local path
+    /// (old browsers, some text browsers: "C:\Users\jdupont\Desktop\memo.docx", "/home/jdupont/memo.docx"),
+    /// which often names the source: the saved name keeps only its last part. The manifest keeps the name as sent.
+    /// </summary>
+    public static string ForFile(string sent, string fallback)
+    {
+        var last = sent[(sent.LastIndexOfAny(['/', '\\']) + 1)..];
+        return Neutralise(last.Trim() is "" or "." or ".." ? sent : last, fallback);
+    }
+
     /// <summary>Cuts the stem (keeping a short extension) so the name fits in <paramref name="maxBytes"/> UTF-8 bytes.</summary>
     public static string Shorten(string s, int maxBytes)
     {

@@ -119,7 +119,7 @@ public static class SubmissionOpener
                 case SealedFormat.RecordFileStart:
                     var name = ReadText(plain, SealedFormat.MaxNameBytes, "file name");
                     var contentType = ReadText(plain, SealedFormat.MaxContentTypeBytes, "content type");
-                    var safe = SafeFileName.Unique(SafeFileName.Neutralise(name, $"file-{files.Count + 1}"), taken);
+                    var safe = SafeFileName.Unique(SafeFileName.ForFile(name, $"file-{files.Count + 1}"), taken);
                     files.Add(ReadFile(plain, Path.Combine(working, safe), name, safe, contentType));
                     break;
                 case SealedFormat.RecordManifest:
