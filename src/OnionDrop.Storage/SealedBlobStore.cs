@@ -17,7 +17,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
 {
     public const string CatalogFileName = "catalog.db";
     /// <summary>What LiteDB names its log beside <see cref="CatalogFileName"/>, and the old file a rebuild keeps.</summary>
-    private const string CatalogLogFileName = "catalog-log.db", CatalogBackupFileName = "catalog-backup.db";
+    private const string CatalogLogFileName = "catalog-log.db";
     public const string BlobsDirectoryName = "blobs";
     public const string SparesDirectoryName = "spare";
     internal const string SealedExtension = ".sealed";
@@ -170,9 +170,19 @@ public sealed class SealedBlobStore : ISealedBlobStore
             CreatePrivateDirectory(Path.Combine(dataDir, BlobsDirectoryName));
             CreatePrivateDirectory(Path.Combine(dataDir, SparesDirectoryName));
             var catalog = Path.Combine(dataDir, CatalogFileName);
-            if (!File.Exists(catalog)) File.Create(catalog, 0, FileOptions.None).Dispose();
+            var restoredFrom = RestoreInterruptedRebuild(dataDir);
+            if (!File.Exists(catalog))
+            {
+                // A new catalog beside sealed blobs would make the sweep delete them all as orphans.
+                var sealedBlobs = Directory.EnumerateFiles(Path.Combine(dataDir, BlobsDirectoryName), "*" + SealedExtension).Count();
+                if (sealedBlobs > 0) throw new CatalogMissingException(dataDir, sealedBlobs);
+                File.Create(catalog, 0, FileOptions.None).Dispose();
+            }
             File.SetUnixFileMode(catalog, PrivateFile);
             var store = new SealedBlobStore(dataDir, dataLock, options);
+            if (restoredFrom is not null)
+                store._log.LogWarning("store: catalog.db was missing after an interrupted compaction; restored it from {Backup}", restoredFrom);
+            RemoveRebuildLeftovers(dataDir);
             store.Sweep();
             store.RefillSpareFiles();
             return store;
@@ -181,6 +191,48 @@ public sealed class SealedBlobStore : ISealedBlobStore
         {
             dataLock.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// LiteDB's rebuild (<see cref="Compact"/>) writes the new catalog as catalog-temp.db, then renames
+    /// catalog.db to catalog-backup.db and catalog-temp.db to catalog.db, with nothing in between to recover from:
+    /// killed between the two renames, it leaves no catalog.db. The backup is the whole catalog as it was
+    /// (LiteDB checkpoints it before the rebuild), so it goes back in place. Returns its name, or null.
+    /// </summary>
+    private static string? RestoreInterruptedRebuild(string dataDir)
+    {
+        var catalog = Path.Combine(dataDir, CatalogFileName);
+        if (File.Exists(catalog)) return null;
+        // catalog-backup.db, or catalog-backup-N.db when an older one was still there: the highest N is the newest.
+        var newest = RebuildFiles(dataDir, "backup").OrderBy(f => f.Index).LastOrDefault().Path;
+        if (newest is null) return null;
+        File.Move(newest, catalog);
+        FileSync.Fsync(dataDir);
+        return Path.GetFileName(newest);
+    }
+
+    /// <summary>
+    /// With catalog.db in place, what an interrupted or finished rebuild left: catalog-temp*.db (a new catalog cut
+    /// off while written) and catalog-backup*.db (the old one, deleted entries and all, which must not stay on disk).
+    /// </summary>
+    private static void RemoveRebuildLeftovers(string dataDir)
+    {
+        var leftovers = RebuildFiles(dataDir, "temp").Concat(RebuildFiles(dataDir, "backup")).Select(f => f.Path)
+            .Concat(Directory.EnumerateFiles(dataDir, "catalog-temp*-log.db")).ToList();
+        foreach (var path in leftovers) TryDelete(path);
+        if (leftovers.Count > 0) FileSync.Fsync(dataDir);
+    }
+
+    /// <summary>catalog-KIND.db and catalog-KIND-N.db (LiteDB's names when the plain one is taken), without their logs.</summary>
+    private static IEnumerable<(string Path, int Index)> RebuildFiles(string dataDir, string kind)
+    {
+        var stem = Path.GetFileNameWithoutExtension(CatalogFileName) + "-" + kind;
+        foreach (var path in Directory.EnumerateFiles(dataDir, stem + "*" + Path.GetExtension(CatalogFileName)))
+        {
+            var rest = Path.GetFileNameWithoutExtension(path)[stem.Length..];
+            if (rest.Length == 0) yield return (path, 0);
+            else if (rest[0] == '-' && int.TryParse(rest[1..], NumberStyles.None, CultureInfo.InvariantCulture, out var n)) yield return (path, n);
         }
     }
 
@@ -544,12 +596,10 @@ public sealed class SealedBlobStore : ISealedBlobStore
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var freed = catalog.Db.Rebuild();
-            var backup = Path.Combine(DataDir, CatalogBackupFileName);
-            if (File.Exists(backup))
-            {
-                File.Delete(backup);
-                FileSync.Fsync(DataDir);
-            }
+            // catalog-backup.db, or catalog-backup-N.db if an older one was in the way.
+            var backups = RebuildFiles(DataDir, "backup").ToList();
+            foreach (var (backup, _) in backups) File.Delete(backup);
+            if (backups.Count > 0) FileSync.Fsync(DataDir);
             return freed;
         });
     }

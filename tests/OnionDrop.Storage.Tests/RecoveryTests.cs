@@ -91,4 +91,52 @@ public class RecoveryTests
             Assert.That(BlobFiles(), Is.EqualTo(new[] { intact + ".sealed" }), "the short file is a damaged entry's leftover");
         }
     }
+    // ---- a compaction cut off: LiteDB renames catalog.db to catalog-backup.db, then catalog-temp.db to catalog.db ----
+
+    private async Task<List<string>> StoreThreeAsync()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++) ids.Add((await SealedBlobStoreTests.StoreAsync(store, 1000 + i, i)).Record.Id);
+        return ids;
+    }
+
+    private string Catalog(string name) => Path.Combine(DataDir, name);
+
+    [Test]
+    public async Task A_compaction_cut_between_its_renames_gets_its_catalog_back_from_the_backup()
+    {
+        var ids = await StoreThreeAsync();
+        File.Move(Catalog("catalog.db"), Catalog("catalog-backup-1.db"));       // the rebuild's first rename
+        File.WriteAllText(Catalog("catalog-backup.db"), "an older backup left by a cut-off compaction");
+        File.Copy(Catalog("catalog-backup-1.db"), Catalog("catalog-temp-1.db"));  // the new catalog, never renamed in
+        File.WriteAllText(Catalog("catalog-temp-1-log.db"), "");
+
+        using (var store = SealedBlobStore.Open(DataDir))
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(ids), "every submission still there");
+        Assert.That(BlobFiles(), Is.EquivalentTo(ids.Select(id => id + ".sealed")), "no blob swept away");
+        Assert.That(Directory.GetFiles(DataDir, "catalog*").Select(Path.GetFileName), Is.EquivalentTo(new[] { "catalog.db" }),
+            "the rebuild's leftovers are gone (a backup holds deleted entries)");
+    }
+
+    [Test]
+    public async Task A_missing_catalog_beside_sealed_blobs_stops_the_open_and_deletes_nothing()
+    {
+        var ids = await StoreThreeAsync();
+        File.Delete(Catalog("catalog.db"));
+        var e = Assert.Throws<CatalogMissingException>(() => SealedBlobStore.Open(DataDir).Dispose());
+        Assert.That(e!.Message, Does.Contain("catalog.db is missing").And.Contain("3 sealed submission(s)"));
+        Assert.That(BlobFiles(), Is.EquivalentTo(ids.Select(id => id + ".sealed")), "nothing swept");
+    }
+
+    [Test]
+    public async Task Compaction_removes_a_numbered_backup_too()
+    {
+        await StoreThreeAsync();
+        File.WriteAllText(Catalog("catalog-backup.db"), "left by an earlier compaction cut off before its cleanup");
+        using var store = SealedBlobStore.Open(DataDir);   // removes it at open...
+        File.WriteAllText(Catalog("catalog-backup.db"), "and again, so that LiteDB writes catalog-backup-1.db");
+        store.Compact();
+        Assert.That(Directory.GetFiles(DataDir, "catalog*backup*"), Is.Empty);
+    }
 }
