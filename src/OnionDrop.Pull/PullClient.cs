@@ -29,6 +29,10 @@ public sealed class FetchOptions
     public Func<string, CancellationToken, Task>? Stored { get; init; }
 }
 
+/// <summary>Another fetch is writing into the same folder.</summary>
+public sealed class FetchDirectoryBusyException(string dir)
+    : IOException($"another oniondrop fetch is writing into {dir}: wait for it to end, or fetch into another folder");
+
 /// <summary>
 /// The journalist's side of the pull protocol. Each blob goes to DIR/ID.partial, is checked against the
 /// framed length and SHA-256, fsynced, renamed to DIR/ID.sealed, the directory fsynced, and only then
@@ -43,6 +47,9 @@ public static class PullClient
     {
         var dir = options.OutputDirectory;
         Directory.CreateDirectory(dir);
+        // Held for the whole fetch: another fetch's ID.partial is not a leftover, and its rename would publish
+        // whatever file holds that name.
+        using var dirLock = Posix.TryLockDirectory(dir) ?? throw new FetchDirectoryBusyException(dir);
         RemoveLeftovers(dir);
         var reader = new ProtocolReader(fromServer);
         var problems = new List<string>();

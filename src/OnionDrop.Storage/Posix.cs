@@ -1,9 +1,10 @@
 using System.ComponentModel;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace OnionDrop.Storage;
 
-/// <summary>The POSIX calls the store needs that .NET does not expose: flock, umask (fsync is in <c>OnionDrop.Files</c>).</summary>
+/// <summary>The POSIX calls the store (and fetch) need that .NET does not expose: flock, umask (fsync is in <c>OnionDrop.Files</c>).</summary>
 public static class Posix
 {
     private const int LOCK_EX = 2, LOCK_NB = 4;
@@ -18,9 +19,25 @@ public static class Posix
         throw new IOException($"flock: {new Win32Exception(errno).Message}");
     }
 
+    /// <summary>
+    /// flock(LOCK_EX | LOCK_NB) on a directory itself, held until the returned handle is disposed; null when another
+    /// process holds it. Nothing is created in the directory (a lock file would stay behind among the user's files).
+    /// </summary>
+    public static SafeFileHandle? TryLockDirectory(string path)
+    {
+        const int O_RDONLY = 0, O_DIRECTORY = 0x10000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
+        var fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) throw new IOException($"{path}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (TryLockExclusive(handle)) return handle;
+        handle.Dispose();
+        return null;
+    }
+
     /// <summary>Sets the process umask (octal bits) and returns the previous one.</summary>
     public static int SetUmask(int mask) => umask(mask);
 
     [DllImport("libc", SetLastError = true)] private static extern int flock(int fd, int operation);
     [DllImport("libc", SetLastError = true)] private static extern int umask(int mask);
+    [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
 }

@@ -53,6 +53,32 @@ public class ProtocolTests
     }
 
     [Test]
+    public async Task A_second_fetch_into_the_same_folder_is_refused_and_touches_nothing_of_the_first()
+    {
+        // Found by a chaos run: the second fetch deleted the first's ID.partial as a leftover, and the first then
+        // renamed the second's half-written file into place and acknowledged it; the server deleted the blob.
+        using var store = SealedBlobStore.Open(DataDir);
+        await Submissions.CreateAsync(store, _key.PublicKey, 2, _ => 4000);
+        Directory.CreateDirectory(Received);
+        var othersPartial = Path.Combine(Received, SubmissionId.New() + ".partial");
+        File.WriteAllText(othersPartial, "the first fetch's blob, on its way");
+
+        using (var first = Posix.TryLockDirectory(Received))   // what the first fetch holds while it runs
+        {
+            Assert.That(first, Is.Not.Null);
+            var busy = await Assert.ThrowsAsync<FetchDirectoryBusyException>(() => FetchAsync(store, "alice", new FetchOptions { OutputDirectory = Received }));
+            Assert.That(busy!.Message, Does.Contain("another oniondrop fetch is writing into"));
+            Assert.That(File.Exists(othersPartial), Is.True, "the other fetch's file is left alone");
+            Assert.That(store.ListCommitted(), Has.Count.EqualTo(2), "nothing acknowledged");
+        }
+
+        var result = await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = Received });
+        Assert.That(result.Received, Is.EqualTo(2));
+        Assert.That(File.Exists(othersPartial), Is.False, "once nobody writes there, a .partial is a leftover");
+        Assert.That(Directory.GetFiles(Received), Has.Length.EqualTo(2), "and no lock file is left among the journalist's files");
+    }
+
+    [Test]
     public async Task A_blob_whose_bytes_changed_on_the_server_is_refused_and_left_there()
     {
         using var store = SealedBlobStore.Open(DataDir);
