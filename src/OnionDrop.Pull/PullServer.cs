@@ -12,9 +12,19 @@ namespace OnionDrop.Pull;
 /// framed with the catalog's size and SHA-256; deletes nothing itself (the store applies the deletion
 /// policy when an ACK arrives).
 /// </summary>
-public sealed class PullServer(ISealedBlobStore store, string journalist, ILogger? log = null)
+/// <param name="idleTimeout">how long the peer may send nothing at all before the server hangs up (default
+/// <see cref="DefaultIdleTimeout"/>)</param>
+public sealed class PullServer(ISealedBlobStore store, string journalist, ILogger? log = null, TimeSpan? idleTimeout = null)
 {
+    /// <summary>
+    /// A pull served while the daemon is stopped holds the store's lock, so a session left hanging (a journalist's
+    /// frozen ssh) would keep the daemon from starting. Long enough for a slow link to drain a large blob and for
+    /// `fetch --open` to open it before acknowledging.
+    /// </summary>
+    public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(10);
+
     private readonly ILogger _log = log ?? NullLogger.Instance;
+    private readonly TimeSpan _idleTimeout = idleTimeout ?? DefaultIdleTimeout;
 
     public Task RunAsync(Stream input, Stream output, CancellationToken cancellationToken = default) =>
         RunAsync(new ProtocolReader(input), output, cancellationToken);
@@ -30,7 +40,7 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
         try
         {
             string? next = null;
-            while ((next ?? await reader.ReadLineAsync(cancellationToken)) is { } line)
+            while ((next ?? await NextLineAsync(reader, output, cancellationToken)) is { } line)
             {
                 next = null;
                 var words = line.Split(' ');
@@ -85,6 +95,27 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
         {
             if (sent > 0 || acked > 0) _log.LogInformation("pull: {Journalist} was sent {Sent} blob(s) and acknowledged {Acked}", journalist, sent, acked);
         }
+    }
+
+    /// <summary>The peer's next line; null at its end, or after <see cref="_idleTimeout"/> of silence (said to the peer).</summary>
+    private async Task<string?> NextLineAsync(ProtocolReader reader, Stream output, CancellationToken cancellationToken)
+    {
+        if (reader.HasBuffered) return await reader.ReadLineAsync(cancellationToken);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var read = reader.ReadLineAsync(cancellationToken).AsTask();
+        var silence = Task.Delay(_idleTimeout, idle.Token);
+        if (await Task.WhenAny(read, silence) == read)
+        {
+            idle.Cancel();
+            return await read;
+        }
+        // A read from stdin cannot always be cancelled: it is left behind (its failure observed), and the caller,
+        // returning, ends the process or closes the connection under it.
+        _ = read.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+        cancellationToken.ThrowIfCancellationRequested();
+        _log.LogInformation("pull: {Journalist} sent nothing for {Minutes:0} min; hanging up", journalist, _idleTimeout.TotalMinutes);
+        await ErrorAsync(output, Errors.Idle, $"nothing received for {_idleTimeout.TotalSeconds:0} s");
+        return null;
     }
 
     private async Task<bool> SendAsync(string id, Stream output, byte[] buffer, CancellationToken cancellationToken)

@@ -84,7 +84,7 @@ public class InstallScriptTests
         var daemonUser = await Effective("oniondrop");
         Assert.That(daemonUser, Does.Contain("authorizedkeysfile /etc/oniondrop/authorized_keys\n").And.Contain("permittty no\n")
             .And.Contain("x11forwarding no\n").And.Contain("allowtcpforwarding no\n").And.Contain("authenticationmethods publickey\n")
-            .And.Contain("permituserrc no\n").And.Contain("disableforwarding yes\n"));
+            .And.Contain("permituserrc no\n").And.Contain("disableforwarding yes\n").And.Contain("clientaliveinterval 15\n"));
         Assert.That(await Effective("alice"), Does.Contain("authorizedkeysfile .ssh/authorized_keys").And.Contain("x11forwarding yes\n"),
             "the drop-in's Match block must end with its file");
 

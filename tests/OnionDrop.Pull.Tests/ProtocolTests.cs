@@ -130,6 +130,22 @@ public class ProtocolTests
     }
 
     [Test]
+    public async Task A_peer_that_goes_silent_is_hung_up_on_after_the_idle_timeout()
+    {
+        // Served while the daemon is stopped, a pull holds the store's lock: a frozen session must not keep the
+        // daemon from starting for ever (found by a chaos run).
+        using var store = SealedBlobStore.Open(DataDir);
+        var silent = new Pipe();   // connected, sends one request, then nothing
+        await silent.Writer.WriteAsync(Encoding.ASCII.GetBytes("LIST\n"));
+        var output = new MemoryStream();
+        var served = new PullServer(store, "alice", idleTimeout: TimeSpan.FromMilliseconds(300)).RunAsync(silent.Reader.AsStream(), output);
+        Assert.That(await Task.WhenAny(served, Task.Delay(TimeSpan.FromSeconds(20))), Is.SameAs(served), "the server hung up");
+        var lines = Encoding.ASCII.GetString(output.ToArray()).Split('\n');
+        Assert.That(lines[1], Is.EqualTo("WAITING 0 0"), "the request before the silence was answered");
+        Assert.That(lines[^2], Does.StartWith("ERROR idle "));
+    }
+
+    [Test]
     public async Task The_server_answers_nonsense_with_a_clear_error_and_hangs_up()
     {
         using var store = SealedBlobStore.Open(DataDir);
