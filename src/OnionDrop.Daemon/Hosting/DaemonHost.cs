@@ -14,6 +14,8 @@ namespace OnionDrop.Daemon.Hosting;
 /// <summary>Builds the daemon: options, then one registration per concern, then the web endpoints.</summary>
 public static class DaemonHost
 {
+    public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(15);
+
     /// <param name="configuration">Already layered by the caller: config file, environment, command line.</param>
     public static WebApplication Build(IConfiguration configuration)
     {
@@ -27,6 +29,10 @@ public static class DaemonHost
         });
         builder.Configuration.AddConfiguration(configuration);
         builder.Host.UseSystemd();
+        // Uploads still in flight at a stop get this long to finish, then are cut (nothing of them is kept), so that
+        // tor's stop and the status file's last word fit inside the unit's TimeoutStopSec (30 s). The host's own
+        // default, 30 s, let a stop with slow uploads run past it and end in a SIGKILL of everything.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
 
         builder.Services.AddOptions<OnionDropOptions>()
             .Bind(builder.Configuration.GetSection(OnionDropOptions.Section))
