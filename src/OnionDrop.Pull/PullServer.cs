@@ -47,7 +47,14 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
                 switch (words[0])
                 {
                     case List when words.Length == 1:
-                        var waiting = store.ListWaiting(journalist);
+                        IReadOnlyList<SubmissionRecord> waiting;
+                        try { waiting = store.ListWaiting(journalist); }
+                        catch (IOException e)
+                        {
+                            _log.LogError("pull: cannot list for {Journalist}: {Error}", journalist, e.Message);
+                            await ErrorAsync(output, Errors.ServerError, $"the server cannot read its catalog: {e.Message}");
+                            return;
+                        }
                         var list = new StringBuilder($"{Waiting} {waiting.Count} {waiting.Sum(r => r.Size)}\n");
                         foreach (var r in waiting) list.Append($"{Item} {r.Id} {r.Size} {r.Sha256Hex}\n");
                         await output.WriteAsync(Encoding.ASCII.GetBytes(list.ToString()), cancellationToken);
@@ -64,12 +71,22 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
                             else { next = more; break; }
                         }
                         var valid = ids.Where(SubmissionId.IsValid).ToList();
-                        var records = store.Acknowledge(valid, journalist);
+                        IReadOnlyList<SubmissionRecord?> records;
+                        string? failed = null;
+                        // The store's failure (a full disk) is the server's to report, not a peer gone away: each
+                        // acknowledgement is refused, the blobs stay, and a later fetch acknowledges them again.
+                        try { records = store.Acknowledge(valid, journalist); }
+                        catch (IOException e)
+                        {
+                            _log.LogError("pull: could not record {Count} acknowledgement(s) by {Journalist}: {Error}", valid.Count, journalist, e.Message);
+                            (records, failed) = (new SubmissionRecord?[valid.Count], e.Message);
+                        }
                         var text = new StringBuilder();
                         foreach (var id in ids)
                         {
                             var index = valid.IndexOf(id);
                             if (index < 0) text.Append($"{Error} {Errors.BadId} {Printable(id)}\n");
+                            else if (failed is not null) text.Append($"{Error} {Errors.ServerError} {id} not recorded: {Printable(failed)}\n");
                             else if (records[index] is null) text.Append($"{Error} {Errors.NotFound} {id}\n");
                             else { acked++; text.Append($"{Acked} {id}\n"); }
                         }

@@ -130,6 +130,29 @@ public class ProtocolTests
     }
 
     [Test]
+    public async Task Acknowledgements_the_full_disk_cannot_record_are_refused_as_the_servers_error_and_retried_later()
+    {
+        // Found by a chaos run: the store's ENOSPC was taken for the peer going away, and the journalist was told
+        // "connection lost" while the operator's log said nothing.
+        await using var disk = await SmallTmpfs.MountAsync(16);
+        var data = disk.Combine("data");
+        using var store = SealedBlobStore.Open(data);
+        var ids = await Submissions.CreateAsync(store, _key.PublicKey, 3, _ => 4000);
+        SmallTmpfs.Fill(disk.Combine("filler"));
+
+        var full = await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = Received });
+        Assert.That(full.Received, Is.EqualTo(3), "the blobs still travel");
+        Assert.That(full.Acknowledged, Is.Zero);
+        Assert.That(full.Problems, Has.Count.EqualTo(3).And.All.Contain("server-error").And.All.Contain("not recorded"));
+
+        File.Delete(disk.Combine("filler"));
+        var later = await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = Received });
+        Assert.That((later.AlreadyHeld, later.Acknowledged, later.Problems.Count), Is.EqualTo((3, 3, 0)), string.Join("\n", later.Problems));
+        Assert.That(store.ListCommitted(), Is.Empty, "recorded once there was room, and deleted");
+        Assert.That(Directory.GetFiles(Received, "*.sealed").Select(Path.GetFileNameWithoutExtension), Is.EquivalentTo(ids.Keys));
+    }
+
+    [Test]
     public async Task A_peer_that_goes_silent_is_hung_up_on_after_the_idle_timeout()
     {
         // Served while the daemon is stopped, a pull holds the store's lock: a frozen session must not keep the
