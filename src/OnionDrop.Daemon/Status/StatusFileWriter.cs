@@ -107,10 +107,10 @@ public sealed class StatusFileWriter : BackgroundService
 
         var drive = new DriveInfo(options.DataDir);
         var disk = new DiskStatus(options.DataDir, drive.AvailableFreeSpace, drive.TotalSize);
-        if (disk.FreeBytes < StatusHealth.LowDiskBytes)
-            problems.Add($"low disk: under {StatusHealth.Bytes(StatusHealth.LowDiskBytes)} free under {disk.Path}");
 
         LogChanges(now, submissions, disk, problems);
+        if (disk.FreeBytes < StatusHealth.LowDiskBytes)   // after LogChanges, which says so in its own words
+            problems.Add($"low disk: under {StatusHealth.Bytes(StatusHealth.LowDiskBytes)} free under {disk.Path}");
 
         if (figures is null || now - figuresTakenAt >= figuresInterval || (figures.Value.Submissions is null) != (submissions is null))
         {
