@@ -12,6 +12,7 @@ var root = new RootCommand("OnionDrop: an onion-service drop box that seals ever
     FetchCommand.Create(),
     StatusCommand.Create(),
     CompactCommand.Create(),
+    RecoverCommand.Create(),
 };
 var parse = root.Parse(args);
 // A mistyped command line, like a bad configuration: one line and exit 2, not the whole help.

@@ -32,7 +32,7 @@ public sealed class CommitOutcomeUnknownException(Exception cause)
 public sealed class CatalogMissingException(string dataDir, int sealedBlobs)
     : IOException($"{Path.Combine(dataDir, SealedBlobStore.CatalogFileName)} is missing, but blobs/ holds {sealedBlobs} sealed submission(s): " +
                   "refusing to start with an empty catalog, which would delete them as orphans. Put catalog.db back from a backup " +
-                  "of the data directory (docs/storage.md, \"Recovery\")");
+                  "of the data directory, or make a new one from the blobs with `oniondrop recover` (docs/storage.md, \"Recovery\")");
 
 /// <summary>
 /// Where sealed submissions live. The one implementation keeps a LiteDB catalog and one fsynced file per

@@ -155,8 +155,22 @@ public sealed class SealedBlobStore : ISealedBlobStore
     /// what an interrupted run left behind. Throws <see cref="StoreLockedException"/> when another process
     /// holds the lock.
     /// </summary>
-    public static SealedBlobStore Open(string dataDir, SealedBlobStoreOptions? options = null)
+    public static SealedBlobStore Open(string dataDir, SealedBlobStoreOptions? options = null) => Open(dataDir, options, recover: false, out _);
+
+    /// <summary>
+    /// For a data directory whose catalog.db is lost (a disk error, a mistaken delete: <see cref="CatalogMissingException"/>):
+    /// opens the store with a new catalog holding one entry per blobs/ID.sealed, its size and SHA-256 read from the
+    /// file and its arrival day from the file's time (set to that day at commit). Acknowledgements are lost with the
+    /// old catalog, so every recovered submission waits for every journalist again (a fetch that already holds one
+    /// verifies it and acknowledges it without a transfer). <paramref name="recovered"/> is null when there was a
+    /// catalog.db after all (or a backup that the open put back): nothing is changed then.
+    /// </summary>
+    public static SealedBlobStore OpenRecovering(string dataDir, SealedBlobStoreOptions? options, out int? recovered) =>
+        Open(dataDir, options, recover: true, out recovered);
+
+    private static SealedBlobStore Open(string dataDir, SealedBlobStoreOptions? options, bool recover, out int? recovered)
     {
+        recovered = null;
         options ??= new SealedBlobStoreOptions();
         options.Validate();
         dataDir = Path.GetFullPath(dataDir);
@@ -171,17 +185,30 @@ public sealed class SealedBlobStore : ISealedBlobStore
             CreatePrivateDirectory(Path.Combine(dataDir, SparesDirectoryName));
             var catalog = Path.Combine(dataDir, CatalogFileName);
             var restoredFrom = RestoreInterruptedRebuild(dataDir);
+            var rebuild = false;
             if (!File.Exists(catalog))
             {
                 // A new catalog beside sealed blobs would make the sweep delete them all as orphans.
                 var sealedBlobs = Directory.EnumerateFiles(Path.Combine(dataDir, BlobsDirectoryName), "*" + SealedExtension).Count();
-                if (sealedBlobs > 0) throw new CatalogMissingException(dataDir, sealedBlobs);
+                if (sealedBlobs > 0 && !recover) throw new CatalogMissingException(dataDir, sealedBlobs);
                 File.Create(catalog, 0, FileOptions.None).Dispose();
+                rebuild = recover;
             }
             File.SetUnixFileMode(catalog, PrivateFile);
             var store = new SealedBlobStore(dataDir, dataLock, options);
             if (restoredFrom is not null)
                 store._log.LogWarning("store: catalog.db was missing after an interrupted compaction; restored it from {Backup}", restoredFrom);
+            if (rebuild)
+            {
+                try { recovered = store.EnterBlobsInCatalog(); }
+                catch
+                {
+                    // Left half-made, the new catalog would let the next open sweep the blobs away as orphans.
+                    store.Dispose();
+                    foreach (var file in CatalogFiles(dataDir)) File.Delete(file);
+                    throw;
+                }
+            }
             RemoveRebuildLeftovers(dataDir);
             store.Sweep();
             store.RefillSpareFiles();
@@ -192,6 +219,24 @@ public sealed class SealedBlobStore : ISealedBlobStore
             dataLock.Dispose();
             throw;
         }
+    }
+
+    /// <summary>An entry for every blobs/ID.sealed, in the order of their days (then ids): see <see cref="OpenRecovering"/>.</summary>
+    private int EnterBlobsInCatalog()
+    {
+        var entries = new List<QueuedEntry>();
+        foreach (var path in Directory.EnumerateFiles(BlobsDir, "*" + SealedExtension))
+        {
+            var id = Path.GetFileNameWithoutExtension(path);
+            if (!SubmissionId.IsValid(id)) continue;
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
+            var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file));
+            entries.Add(new QueuedEntry(id, file.Length, sha256) { Day = DateOnly.FromDateTime(File.GetLastWriteTimeUtc(path)) });
+        }
+        entries.Sort((a, b) => (a.Day, a.Id).CompareTo((b.Day, b.Id)));
+        lock (_catalogWrite) Use(catalog => Insert(catalog, entries));
+        _log.LogWarning("store: catalog.db rebuilt from blobs/: {Count} submission(s), each waiting for every journalist again", entries.Count);
+        return entries.Count;
     }
 
     /// <summary>
@@ -333,6 +378,9 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     private sealed record QueuedEntry(string Id, long Size, string Sha256Hex)
     {
+        /// <summary>The arrival day: today, except for an entry recovered from its file (<see cref="OpenRecovering"/>).</summary>
+        public DateOnly? Day { get; init; }
+
         public TaskCompletionSource<SubmissionRecord> Committed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
@@ -373,7 +421,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
     private List<SubmissionRecord> Insert(Catalog catalog, IReadOnlyList<QueuedEntry> entries)
     {
         var sequence = catalog.Meta.FindById("sequence")?["value"].AsInt64 ?? 0;
-        var today = Today().ToString(DayFormat, CultureInfo.InvariantCulture);
+        var today = Today();
         var docs = entries.Select(e => new BsonDocument
         {
             ["_id"] = e.Id,
@@ -381,7 +429,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             ["state"] = nameof(SubmissionState.Committed),
             ["size"] = e.Size,
             ["sha256"] = e.Sha256Hex,
-            ["day"] = today,
+            ["day"] = (e.Day ?? today).ToString(DayFormat, CultureInfo.InvariantCulture),
             ["acks"] = new BsonArray(),
         }).ToList();
         catalog.Db.BeginTrans();

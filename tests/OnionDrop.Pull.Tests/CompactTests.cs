@@ -77,6 +77,27 @@ public class CompactTests
     }
 
     [Test]
+    public async Task Recover_makes_a_new_catalog_from_the_blobs_when_catalog_db_is_lost()
+    {
+        string[] kept;
+        using (var store = SealedBlobStore.Open(DataDir)) kept = await FillAndDeleteAsync(store);
+        File.Delete(Catalog);
+
+        var compact = await Oniondrop.RunAsync(["compact", "--data-dir", DataDir]);
+        Assert.That(compact.ExitCode, Is.Not.Zero, "compact does not touch a data directory without its catalog");
+
+        var recover = await Oniondrop.RunAsync(["recover", "--data-dir", DataDir]);
+        Assert.That(recover.ExitCode, Is.Zero, recover.ToString());
+        Assert.That(recover.Stdout, Does.Contain($"holds the {kept.Length} submission(s) found in blobs/"));
+        using (var store = SealedBlobStore.Open(DataDir))
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(kept));
+
+        var again = await Oniondrop.RunAsync(["recover", "--data-dir", DataDir]);
+        Assert.That(again.ExitCode, Is.Zero, again.ToString());
+        Assert.That(again.Stdout, Does.Contain("nothing to recover"));
+    }
+
+    [Test]
     public async Task With_the_daemon_stopped_only_the_data_directorys_owner_may_compact()
     {
         Assume.That(PeerCredentials.OwnUid, Is.Zero, "needs root, to give the data directory to another uid");

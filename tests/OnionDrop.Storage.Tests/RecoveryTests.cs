@@ -139,4 +139,43 @@ public class RecoveryTests
         store.Compact();
         Assert.That(Directory.GetFiles(DataDir, "catalog*backup*"), Is.Empty);
     }
+    [Test]
+    public async Task A_lost_catalog_is_rebuilt_from_the_blobs_with_their_sizes_hashes_and_days()
+    {
+        var clock = new MovableClock(new DateTimeOffset(2026, 3, 1, 14, 0, 0, TimeSpan.Zero));
+        List<SubmissionRecord> before;
+        using (var store = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { Clock = clock }))
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                if (i == 2) clock.Now = clock.Now.AddDays(2);
+                await SealedBlobStoreTests.StoreAsync(store, 3000 + i, i);
+            }
+            store.Acknowledge(store.ListCommitted()[0].Id, "alice");   // deleted at once: not to come back
+            before = store.ListCommitted().ToList();
+        }
+        File.Delete(Catalog("catalog.db"));
+        Assert.Throws<CatalogMissingException>(() => SealedBlobStore.Open(DataDir).Dispose());
+
+        using (var store = SealedBlobStore.OpenRecovering(DataDir, new SealedBlobStoreOptions { Clock = clock }, out var recovered))
+        {
+            Assert.That(recovered, Is.EqualTo(3));
+            var after = store.ListCommitted();
+            Assert.That(after.Select(r => (r.Id, r.Size, r.Sha256Hex, r.ArrivedOn)), Is.EquivalentTo(before.Select(r => (r.Id, r.Size, r.Sha256Hex, r.ArrivedOn))),
+                "each blob's size and hash read back, its day from its file's time");
+            Assert.That(after.Select(r => r.ArrivedOn), Is.Ordered, "in the order they arrived");
+            Assert.That(after.All(r => r.State == SubmissionState.Committed && r.AcknowledgedBy.Count == 0), "waiting for every journalist again");
+        }
+        using (var store = SealedBlobStore.OpenRecovering(DataDir, null, out var again))
+        {
+            Assert.That(again, Is.Null, "with a catalog in place, nothing is done");
+            Assert.That(store.ListCommitted(), Has.Count.EqualTo(3));
+        }
+    }
+
+    private sealed class MovableClock(DateTimeOffset now) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = now;
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
 }

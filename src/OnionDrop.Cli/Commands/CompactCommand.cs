@@ -79,7 +79,7 @@ public static class CompactCommand
     }
 
     /// <summary>The uid owning <paramref name="path"/>; null if it cannot be read (opening the store then says why).</summary>
-    private static int? Owner(string path)
+    internal static int? Owner(string path)
     {
         try { return UnixAccess.Of(path).Uid; }
         catch (IOException) { return null; }

@@ -1,0 +1,56 @@
+using System.CommandLine;
+using OnionDrop.Storage;
+using OnionDrop.Tor;
+
+namespace OnionDrop.Cli.Commands;
+
+/// <summary>
+/// `oniondrop recover`: when catalog.db is lost but blobs/ still holds the sealed submissions (the daemon then
+/// refuses to start rather than sweep them away), makes a new catalog with an entry for each
+/// (SealedBlobStore.OpenRecovering). Run with the daemon stopped, as the data directory's owner.
+/// </summary>
+public static class RecoverCommand
+{
+    public static Command Create()
+    {
+        var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
+        var config = new Option<string>("--config") { Description = "Config file to take the data directory from", HelpName = "FILE" };
+        var command = new Command("recover", "Rebuild a lost catalog.db from the sealed blobs in blobs/ (the daemon stopped). " +
+            "Every recovered submission waits for every journalist again; fetch skips those it already holds.")
+        {
+            dataDir, config,
+        };
+        command.SetAction(parse =>
+        {
+            OnionDrop.Daemon.Hosting.OnionDropOptions options;
+            try { options = OnionDropConfiguration.Load(parse.GetValue(config), new(DataDir: parse.GetValue(dataDir))).Options(); }
+            catch (ConfigurationError e) { return Fail(e.Message, 2); }
+            if (!Directory.Exists(Path.Combine(options.DataDir, SealedBlobStore.BlobsDirectoryName)))
+                return Fail($"no {SealedBlobStore.BlobsDirectoryName}/ in {options.DataDir}: nothing to recover from", 2);
+            // The new catalog.db must keep the owner the daemon needs.
+            if (CompactCommand.Owner(options.DataDir) is { } owner && owner != UnixAccess.EffectiveUid)
+                return Fail($"{options.DataDir} belongs to uid {owner}: run this as that user (e.g. sudo -u oniondrop oniondrop recover)", 1);
+            int? recovered;
+            try
+            {
+                using var store = SealedBlobStore.OpenRecovering(options.DataDir, options.Retention.ToStoreOptions(), out recovered);
+            }
+            catch (StoreLockedException) { return Fail("the daemon is running: stop it first (systemctl stop oniondrop)", 1); }
+            catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (run as the daemon's user)", 1); }
+            catch (ArgumentException e) { return Fail("retention settings: " + e.Message, 2); }
+            catch (IOException e) { return Fail(e.Message, 1); }
+
+            Console.Out.WriteLine(recovered is { } n
+                ? $"oniondrop recover: a new {SealedBlobStore.CatalogFileName} holds the {n} submission(s) found in blobs/, each waiting for every journalist again"
+                : $"oniondrop recover: {SealedBlobStore.CatalogFileName} is in place (or was put back from its backup): nothing to recover; start the daemon");
+            return 0;
+        });
+        return command;
+    }
+
+    private static int Fail(string message, int code)
+    {
+        Console.Error.WriteLine("oniondrop recover: " + message);
+        return code;
+    }
+}
