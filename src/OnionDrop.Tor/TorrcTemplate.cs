@@ -64,6 +64,7 @@ public static class TorrcTemplate
         new("HiddenServiceDirGroupReadable", _ => "0", "the onion service key is readable by the daemon's user only", MustAppear: false),
         new("HiddenServiceSingleHopMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
         new("HiddenServiceNonAnonymousMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
+        new("SafeLogging", _ => "1", "tor's log must not hold addresses", MustAppear: false),
     ];
 
     /// <summary>Fills in the template, appends <paramref name="extraLines"/>, and checks the result.</summary>
@@ -86,16 +87,24 @@ public static class TorrcTemplate
         var logToStdout = false;
         foreach (var (source, number, raw) in lines)
         {
-            var line = raw.Trim();
-            if (line.Length == 0 || line.StartsWith('#')) continue;
+            var line = WithoutComment(raw).Trim();
+            if (line.Length == 0) continue;
             if (line.Contains("{{")) throw new TorConfigurationException($"{source} line {number}: unknown placeholder in \"{line}\" (only {{{{DATA_DIR}}}}, {{{{WEB_SOCKET}}}} and {{{{OWNER_PID}}}} exist)");
             if (line.StartsWith('%')) throw new TorConfigurationException($"{source} line {number}: \"{line}\" is not allowed: the daemon must see every option to check it");
             var (written, value) = Split(line);
             var key = OptionName(written);
             if (written.StartsWith('/') && Rules.Any(r => r.Key.Equals(key, StringComparison.OrdinalIgnoreCase)))
                 throw new TorConfigurationException($"{source} line {number}: \"{line}\" would clear {key}, which the daemon checks: write the option itself");
-            if (key.Equals("Log", StringComparison.OrdinalIgnoreCase) && Normalize(value).Equals("notice stdout", StringComparison.OrdinalIgnoreCase)) logToStdout = true;
             var rule = Rules.FirstOrDefault(r => r.Key.Equals(key, StringComparison.OrdinalIgnoreCase));
+            // tor takes the first option whose name starts with an unknown key ("ControlP" is ControlPort).
+            if (rule is null && Rules.FirstOrDefault(r => r.Key.StartsWith(key, StringComparison.OrdinalIgnoreCase)) is { } abbreviated)
+                throw new TorConfigurationException($"{source} line {number}: \"{line}\": tor would read \"{key}\" as {abbreviated.Key}, which the daemon checks: write its full name");
+            if (key.Equals("Log", StringComparison.OrdinalIgnoreCase) || key.Equals("l", StringComparison.OrdinalIgnoreCase)) // "l": tor's own abbreviation
+            {
+                if (Normalize(value).Equals("notice stdout", StringComparison.OrdinalIgnoreCase)) logToStdout = true;
+                if (MinimumSeverity(value) is "debug" or "info")
+                    throw new TorConfigurationException($"{source} line {number}: \"{line}\" is not allowed: tor's info and debug logs follow circuits and streams, and the daemon forwards tor's log to the journal");
+            }
             if (rule is null) continue;
             var required = rule.Required(values);
             if (required is null || !Normalize(value).Equals(Normalize(required), StringComparison.Ordinal))
@@ -124,6 +133,26 @@ public static class TorrcTemplate
         if (key.StartsWith("__", StringComparison.Ordinal) && !Rules.Any(r => r.Key.Equals(key, StringComparison.OrdinalIgnoreCase)))
             key = key[2..];
         return key;
+    }
+
+    /// <summary>The line up to a '#' outside double quotes: tor reads "CookieAuthentication#" as the option with no value.</summary>
+    private static string WithoutComment(string line)
+    {
+        var quoted = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            if (line[i] == '"' && (i == 0 || line[i - 1] != '\\')) quoted = !quoted;
+            else if (line[i] == '#' && !quoted) return line[..i];
+        }
+        return line;
+    }
+
+    /// <summary>A Log line's least severe level: "info" in "info-err file x", "debug" in "[circ]debug stdout".</summary>
+    private static string MinimumSeverity(string value)
+    {
+        var first = value.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
+        var severities = first[(first.LastIndexOf(']') + 1)..];
+        return severities.Split('-')[0].ToLowerInvariant();
     }
 
     private static (string Key, string Value) Split(string line)

@@ -59,6 +59,19 @@ public class TorrcTemplateTests
     [TestCase("+SocksPort 9050", "SocksPort")]
     [TestCase("/SocksPort", "SocksPort")]
     [TestCase("/HiddenServicePoWDefensesEnabled", "HiddenServicePoWDefensesEnabled")]
+    // Abbreviations tor resolves to the first option they begin, and '#' ending the key (found in a re-check).
+    [TestCase("ControlP 127.0.0.1:28764", "ControlPort")]
+    [TestCase("HiddenServicePor 22 127.0.0.1:22", "HiddenServicePort")]
+    [TestCase("HiddenServiceSingleHop 1", "HiddenServiceSingleHopMode")]
+    [TestCase("HiddenServiceNonAnonymous 1", "HiddenServiceNonAnonymousMode")]
+    [TestCase("__ControlP 127.0.0.1:28764", "ControlPort")]
+    [TestCase("HTTPTunnelP 127.0.0.1:8118", "HTTPTunnelPort")]
+    [TestCase("CookieAuthentication#", "CookieAuthentication")]
+    [TestCase("SocksPort 9050 # a comment", "SocksPort")]
+    [TestCase("SafeLogging 0", "SafeLogging")]
+    [TestCase("Log debug stdout", "Log debug stdout")]
+    [TestCase("Log [circ]info-err file /var/log/tor.log", "info")]
+    [TestCase("l info stdout", "info")]
     public void Contradicting_lines_are_refused_by_name(string line, string named)
     {
         var fromTemplate = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template + line + "\n", Values, []));
@@ -80,6 +93,8 @@ public class TorrcTemplateTests
 
     [TestCase("DNSPort 0")]
     [TestCase("+SocksPort 0")]
+    [TestCase("SocksPort 0 # off, as required")]
+    [TestCase("Log notice file /var/log/tor/info.log")]
     [TestCase("__OwningControllerProcess 4242")]
     public void Prefixed_or_zeroed_lines_that_agree_are_accepted(string line)
     {
