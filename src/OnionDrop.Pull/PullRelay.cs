@@ -12,6 +12,8 @@ public static class PullRelay
     /// <summary>Connects to pull.sock; a <see cref="SocketException"/> here means nothing was consumed yet.</summary>
     public static async Task<Socket> ConnectAsync(string socketPath, CancellationToken cancellationToken = default)
     {
+        // Root's `compact` connects here too: never to another socket a link planted in the data directory names.
+        if (new FileInfo(socketPath).LinkTarget is not null) throw new IOException($"{socketPath} is a symbolic link: refused");
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try { await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken); }
         catch { socket.Dispose(); throw; }

@@ -40,18 +40,10 @@ public sealed class DataDirectoryLock : IDisposable
 
     private static DataDirectoryLock? TryOpen(string path)
     {
-        FileStream file;
-        try
-        {
-            // FileShare.None already makes .NET take flock(LOCK_EX|LOCK_NB); the explicit flock below keeps
-            // the lock even where that is switched off (DOTNET_SYSTEM_IO_DISABLEFILELOCKING).
-            file = new FileStream(path, new FileStreamOptions
-            {
-                Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
-        }
-        catch (IOException) when (File.Exists(path)) { return null; }
+        // Never through a link: root runs `compact` and `status` over a directory the daemon's user owns, which
+        // could otherwise make root create or open any file it names.
+        var handle = Posix.OpenNoFollow(path, create: true);
+        var file = new FileStream(handle, FileAccess.ReadWrite, 0);
         if (!Posix.TryLockExclusive(file.SafeFileHandle)) { file.Dispose(); return null; }
         return new DataDirectoryLock(file);
     }

@@ -34,10 +34,28 @@ public static class Posix
         return null;
     }
 
+    /// <summary>
+    /// open(O_RDWR | O_NOFOLLOW [| O_CREAT, 0600]): a file in a directory another user may write, opened without
+    /// following a link planted there (ELOOP becomes an IOException naming it).
+    /// </summary>
+    public static SafeFileHandle OpenNoFollow(string path, bool create)
+    {
+        const int O_RDWR = 2, O_CREAT = 0x40, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
+        var fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0b110_000_000);
+        if (fd >= 0) return new SafeFileHandle(fd, ownsHandle: true);
+        var errno = Marshal.GetLastPInvokeError();
+        throw errno switch
+        {
+            13 /* EACCES */ => new UnauthorizedAccessException($"{path}: permission denied"),
+            40 /* ELOOP */ => new IOException($"{path} is a symbolic link: refused"),
+            _ => new IOException($"{path}: {new Win32Exception(errno).Message}"),
+        };
+    }
+
     /// <summary>Sets the process umask (octal bits) and returns the previous one.</summary>
     public static int SetUmask(int mask) => umask(mask);
 
     [DllImport("libc", SetLastError = true)] private static extern int flock(int fd, int operation);
     [DllImport("libc", SetLastError = true)] private static extern int umask(int mask);
-    [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
+    [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags, int mode = 0);
 }

@@ -164,6 +164,20 @@ public class DaemonStatusTests
         Assert.That(mkfifo.ExitCode, Is.Zero, mkfifo.ToString());
         var fifo = await Oniondrop.RunAsync(["status", "--data-dir", data], TimeSpan.FromSeconds(30));
         Assert.That(fifo.ExitCode, Is.EqualTo((int)HealthCode.Unreadable), fifo.ToString());
+
+        // A document with escape sequences in its strings: shown without them (they could clear root's screen and forge lines).
+        File.Delete(Path.Combine(data, DaemonStatus.FileName));
+        var now = DateTimeOffset.UtcNow;
+        var forged = new DaemonStatus
+        {
+            State = "running", Pid = Environment.ProcessId, StartedAt = now, UpdatedAt = now, IntervalSeconds = 5, TorMode = "none",
+            Disk = new DiskStatus(data, 50L << 30, 100L << 30), Listen = "127.0.0.1:1\u001b[2J",
+            Problems = ["\u001b]0;PWNED\u0007\u001b[2J\u001b[H all fine\u001b[8m"],
+        };
+        File.WriteAllText(Path.Combine(data, DaemonStatus.FileName), forged.ToJson());
+        var shown = await Oniondrop.RunAsync(["status", "--data-dir", data], TimeSpan.FromSeconds(30));
+        Assert.That(shown.Stdout + shown.Stderr, Does.Contain("PWNED"), shown.ToString());
+        Assert.That((shown.Stdout + shown.Stderr).Any(c => c is '\u001b' or '\u0007'), Is.False, "no control character reaches the terminal");
     }
 
     [Test]

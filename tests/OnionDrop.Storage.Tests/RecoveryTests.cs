@@ -173,6 +173,18 @@ public class RecoveryTests
         }
     }
 
+    [Test]
+    public void A_lock_file_replaced_by_a_link_is_refused_and_nothing_is_created_through_it()
+    {
+        // Root's `compact` and `status` open daemon.lock in a directory the daemon's user owns.
+        Directory.CreateDirectory(DataDir);
+        var target = _temp.Combine("created-by-root");
+        File.CreateSymbolicLink(Path.Combine(DataDir, "daemon.lock"), target);
+        var e = Assert.Throws<IOException>(() => SealedBlobStore.Open(DataDir).Dispose());
+        Assert.That(e!.Message, Does.Contain("symbolic link"));
+        Assert.That(File.Exists(target), Is.False, "nothing made through the link");
+    }
+
     private sealed class MovableClock(DateTimeOffset now) : TimeProvider
     {
         public DateTimeOffset Now { get; set; } = now;

@@ -110,12 +110,20 @@ public static class StatusCommand
         }
         else
         {
-            Console.WriteLine(verdict.Healthy ? "OnionDrop: healthy" : "OnionDrop: NOT HEALTHY: " + verdict.Reason);
-            if (status is not null) Console.Write(Table(status, DateTimeOffset.UtcNow, live: verdict.Code != HealthCode.DaemonNotRunning));
+            Console.WriteLine(Printable(verdict.Healthy ? "OnionDrop: healthy" : "OnionDrop: NOT HEALTHY: " + verdict.Reason));
+            if (status is not null) Console.Write(Printable(Table(status, DateTimeOffset.UtcNow, live: verdict.Code != HealthCode.DaemonNotRunning)));
         }
-        if (!verdict.Healthy) Console.Error.WriteLine("oniondrop status: " + verdict.Reason);
+        if (!verdict.Healthy) Console.Error.WriteLine(Printable("oniondrop status: " + verdict.Reason));
         return (int)verdict.Code;
     }
+
+    /// <summary>
+    /// Text from status.json, which the daemon's user writes, reaches root's terminal without its control and
+    /// invisible format characters (escape sequences could clear the screen, forge lines or retitle the window).
+    /// Line breaks stay. (The JSON output escapes them already.)
+    /// </summary>
+    internal static string Printable(string text) => string.Concat(text.Select(c =>
+        c == '\n' || !(char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format) ? c : '?'));
 
     /// <summary>
     /// The human view: one line per concern. Not <paramref name="live"/> (the daemon is gone), it is what the daemon
