@@ -77,7 +77,9 @@ if ((real)); then
     else say "user $user: exists"
     fi
     if [ "$(getent passwd "$user" | cut -d: -f6)" != "$home" ]; then
-      usermod --home "$home" "$user"; say "user $user: home set to $home (root's, so nothing the daemon writes is read at login)"
+      # usermod refuses while the account runs a process (the daemon): say so, and finish the rest of the upgrade.
+      if usermod --home "$home" "$user" 2>/dev/null; then say "user $user: home set to $home (root's, so nothing the daemon writes is read at login)"
+      else say "WARNING: user $user: could not set its home to $home while it runs a process (the daemon?): systemctl stop oniondrop, run install.sh again, then start it"; fi
     fi
   else
     useradd --system --user-group --home-dir "$home" --no-create-home --shell /bin/sh "$user"
