@@ -1,0 +1,43 @@
+namespace OnionDrop.Tor;
+
+/// <summary>
+/// What the launched tor actually runs with, asked over its control socket once it is up: TorrcTemplate checks
+/// the lines before tor reads them, and this checks, after, what tor made of them (the two readers could differ:
+/// tor also takes abbreviations, aliases and prefixes). Anything off stops the start.
+/// </summary>
+public static class RunningConfiguration
+{
+    /// <summary>Every listener tor can open (GETINFO net/listeners/*): only the control socket may be there.</summary>
+    public static readonly string[] Listeners =
+        ["socks", "control", "dns", "trans", "natd", "httptunnel", "or", "dir", "extor", "metrics"];
+
+    /// <summary>The GETINFO keys for <see cref="Listeners"/>.</summary>
+    public static IEnumerable<string> ListenerKeys => Listeners.Select(kind => "net/listeners/" + kind);
+
+    public static readonly string[] Options =
+        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication"];
+
+    public static IReadOnlyList<string> Problems(TorrcValues values, IReadOnlyDictionary<string, string> listeners,
+        IReadOnlyList<KeyValuePair<string, string>> options)
+    {
+        var problems = new List<string>();
+        foreach (var kind in Listeners)
+        {
+            var open = listeners.GetValueOrDefault("net/listeners/" + kind, "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => a.Trim('"'));
+            foreach (var address in open)
+                if (!(kind == "control" && address == "unix:" + values.ControlSocket))
+                    problems.Add($"a {kind} listener on {address}");
+        }
+
+        string[] All(string key) => options.Where(o => o.Key.Equals(key, StringComparison.OrdinalIgnoreCase)).Select(o => o.Value.Trim('"')).ToArray();
+        if (All("HiddenServiceDir") is not [var dir] || dir != values.OnionServiceDir)
+            problems.Add($"onion services in {string.Join(", ", All("HiddenServiceDir"))} (only {values.OnionServiceDir})");
+        var target = "80 unix:" + values.WebSocket;
+        if (All("HiddenServicePort") is var ports && (ports.Length == 0 || ports.Any(p => p != target)))
+            problems.Add($"onion service ports {string.Join(", ", ports)} (only {target})");
+        foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1") })
+            if (All(key) is var set && set.Any(v => v != required))
+                problems.Add($"{key} {string.Join(",", set)} (must be {required})");
+        return problems;
+    }
+}

@@ -1,0 +1,59 @@
+namespace OnionDrop.Tor.Tests;
+
+/// <summary>The check of what tor runs with, on replies shaped as a real tor gives them (captured from tor 0.4.8).</summary>
+public sealed class RunningConfigurationTests
+{
+    private static readonly TorrcValues Values = new("/d", 1);
+
+    private static Dictionary<string, string> Listeners(string? extraKind = null, string? extraAddress = null)
+    {
+        var listeners = RunningConfiguration.ListenerKeys.ToDictionary(k => k, _ => "");
+        listeners["net/listeners/control"] = "\"unix:/d/tor/control.sock\"";
+        if (extraKind is not null) listeners["net/listeners/" + extraKind] = (listeners["net/listeners/" + extraKind] + " \"" + extraAddress + "\"").Trim();
+        return listeners;
+    }
+
+    private static List<KeyValuePair<string, string>> Options(params (string Key, string Value)[] changes)
+    {
+        var options = new List<KeyValuePair<string, string>>
+        {
+            new("HiddenServiceDir", "/d/tor/onion-service"), new("HiddenServicePort", "80 unix:/d/web.sock"),
+            new("HiddenServicePoWDefensesEnabled", "1"), new("HiddenServiceMaxStreams", "20"),
+            new("HiddenServiceSingleHopMode", "0"), new("HiddenServiceNonAnonymousMode", "0"),
+            new("SafeLogging", "1"), new("CookieAuthentication", "1"),
+        };
+        foreach (var (key, value) in changes)
+        {
+            if (key.StartsWith('+')) options.Add(new(key[1..], value));
+            else options[options.FindIndex(o => o.Key == key)] = new(key, value);
+        }
+        return options;
+    }
+
+    [Test]
+    public void What_the_template_asks_for_passes() =>
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options()), Is.Empty);
+
+    [TestCase("control", "127.0.0.1:28764", "a control listener on 127.0.0.1:28764")]
+    [TestCase("socks", "127.0.0.1:9050", "a socks listener")]
+    [TestCase("httptunnel", "127.0.0.1:8118", "a httptunnel listener")]
+    [TestCase("metrics", "127.0.0.1:9035", "a metrics listener")]
+    public void Any_other_listener_stops_the_start(string kind, string address, string named) =>
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(kind, address), Options()), Has.Some.Contains(named));
+
+    [Test]
+    public void A_second_onion_service_or_port_stops_the_start()
+    {
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options(("+HiddenServiceDir", "/d/tor/hs2"), ("+HiddenServicePort", "22 127.0.0.1:22"))),
+            Has.Some.Contains("onion services in /d/tor/onion-service, /d/tor/hs2").And.Some.Contains("22 127.0.0.1:22"));
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options(("+HiddenServicePort", "22 127.0.0.1:22"))),
+            Has.Some.Contains("onion service ports"));
+    }
+
+    [TestCase("HiddenServiceNonAnonymousMode", "1")]
+    [TestCase("HiddenServiceSingleHopMode", "1")]
+    [TestCase("SafeLogging", "0")]
+    [TestCase("CookieAuthentication", "0")]
+    public void A_setting_off_its_required_value_stops_the_start(string key, string value) =>
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options((key, value))), Has.Some.StartWith(key));
+}
