@@ -143,7 +143,9 @@ public sealed class UploadClient : IDisposable
             Move(UploadPhase.Answered);
             return new UploadOutcome(upload, UploadPhase.Answered, response.StatusCode, receipt, body, null);
         }
-        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
+        // A SocketException too: when the daemon dies just as a connection opens, SocketsHttpHandler lets one
+        // out unwrapped ("Transport endpoint is not connected", reading the new socket's remote end point).
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or System.Net.Sockets.SocketException)
         {
             var at = current;
             phase?.Invoke(UploadPhase.Failed);
