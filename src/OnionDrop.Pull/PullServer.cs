@@ -36,9 +36,13 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
         var sent = 0;
         var acked = 0;
         var copyBuffer = new byte[256 * 1024];
-        await WriteAsync(output, Greeting);
+        // A peer that stops reading (its disk hung, say) would block a write for ever, just as one that stops
+        // sending blocks a read: the same limit applies to both.
+        output = new StallLimitStream(output, _idleTimeout, () =>
+            _log.LogInformation("pull: {Journalist} read nothing for {Minutes:0} min; hanging up", journalist, _idleTimeout.TotalMinutes));
         try
         {
+            await WriteAsync(output, Greeting);
             string? next = null;
             while ((next ?? await NextLineAsync(reader, output, cancellationToken)) is { } line)
             {
@@ -175,6 +179,47 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
     {
         await WriteAsync(output, $"{Error} {code} {detail}");
         await output.FlushAsync();
+    }
+
+    /// <summary>Writes that must complete within a limit: past it, an IOException (the peer is gone, as far as we care).</summary>
+    private sealed class StallLimitStream(Stream inner, TimeSpan limit, Action stalled) : Stream
+    {
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+            await WithinLimit(inner.WriteAsync(buffer, cancellationToken).AsTask(), cancellationToken);
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => WithinLimit(inner.FlushAsync(cancellationToken), cancellationToken);
+
+        private async Task WithinLimit(Task write, CancellationToken cancellationToken)
+        {
+            if (write.IsCompleted) { await write; return; }
+            using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            if (await Task.WhenAny(write, Task.Delay(limit, timer.Token)) == write)
+            {
+                timer.Cancel();
+                await write;
+                return;
+            }
+            // A write to a pipe cannot always be cancelled: it is left behind, its failure observed, and the caller,
+            // returning, ends the process or closes the connection under it.
+            _ = write.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+            cancellationToken.ThrowIfCancellationRequested();
+            stalled();
+            throw new IOException($"the peer read nothing for {limit.TotalSeconds:0} s");
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("writes here are asynchronous");
+        public override void Flush() => throw new NotSupportedException("writes here are asynchronous");
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     private static string Printable(string text)

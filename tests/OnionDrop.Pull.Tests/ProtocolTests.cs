@@ -169,6 +169,20 @@ public class ProtocolTests
     }
 
     [Test]
+    public async Task A_peer_that_stops_reading_is_hung_up_on_after_the_idle_timeout()
+    {
+        // Its requests all sent, the peer reads nothing more: the blob's writes block (found in a re-check).
+        using var store = SealedBlobStore.Open(DataDir);
+        var ids = await Submissions.CreateAsync(store, _key.PublicKey, 1, _ => 3_000_000);
+        var input = new Pipe();
+        await input.Writer.WriteAsync(Encoding.ASCII.GetBytes($"LIST\nGET {ids.Keys.Single()}\n"));
+        var unread = new Pipe(new PipeOptions(pauseWriterThreshold: 64 * 1024, resumeWriterThreshold: 32 * 1024));
+        var served = new PullServer(store, "alice", idleTimeout: TimeSpan.FromMilliseconds(500)).RunAsync(input.Reader.AsStream(), unread.Writer.AsStream());
+        Assert.That(await Task.WhenAny(served, Task.Delay(TimeSpan.FromSeconds(20))), Is.SameAs(served), "the server hung up");
+        Assert.That(store.ListCommitted(), Has.Count.EqualTo(1), "nothing acknowledged, nothing deleted");
+    }
+
+    [Test]
     public async Task The_server_answers_nonsense_with_a_clear_error_and_hangs_up()
     {
         using var store = SealedBlobStore.Open(DataDir);
