@@ -71,6 +71,7 @@ public static class PullClient
             var waiting = await ReadListAsync(reader, cancellationToken);
             long totalBytes = waiting.Sum(i => i.Size), received = 0;
             int receivedCount = 0, held = 0, acknowledged = 0, done = 0;
+            options.Progress?.Invoke(new FetchProgress(0, waiting.Count, 0, totalBytes)); // a fetch cut before its first blob still knows the count
 
             var inFlight = new Queue<(Kind Kind, string Id)>();
             var toGet = new Queue<Listed>();

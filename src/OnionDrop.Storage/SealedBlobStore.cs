@@ -257,6 +257,9 @@ public sealed class SealedBlobStore : ISealedBlobStore
         return Path.GetFileName(newest);
     }
 
+    /// <summary>Whether a rebuild's backup of catalog.db is there (which the next open puts back if catalog.db is missing).</summary>
+    public static bool HasRebuildBackup(string dataDir) => Directory.Exists(dataDir) && RebuildFiles(dataDir, "backup").Any();
+
     /// <summary>
     /// With catalog.db in place, what an interrupted or finished rebuild left: catalog-temp*.db (a new catalog cut
     /// off while written) and catalog-backup*.db (the old one, deleted entries and all, which must not stay on disk).
@@ -643,7 +646,15 @@ public sealed class SealedBlobStore : ISealedBlobStore
         lock (_catalogWrite) return Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var freed = catalog.Db.Rebuild();
+            long freed;
+            try { freed = catalog.Db.Rebuild(); }
+            catch
+            {
+                // A rebuild that failed (a full disk) leaves its new file half-made: it goes now, not at the next start.
+                foreach (var temp in RebuildFiles(DataDir, "temp").Select(f => f.Path).Concat(Directory.EnumerateFiles(DataDir, "catalog-temp*-log.db")))
+                    TryDelete(temp);
+                throw;
+            }
             // catalog-backup.db, or catalog-backup-N.db if an older one was in the way.
             var backups = RebuildFiles(DataDir, "backup").ToList();
             foreach (var (backup, _) in backups) File.Delete(backup);

@@ -35,6 +35,10 @@ public sealed class CompactionKillTests
         Assert.That(File.Exists(Path.Combine(data, SealedBlobStore.CatalogFileName)), Is.False,
             "the kill landed between the renames\n" + string.Join("\n", Directory.GetFiles(data)));
 
+        // The operator's next `compact` finds the backup, not "no catalog", and the store puts it back as it opens.
+        var again = await Oniondrop.RunAsync(["compact", "--data-dir", data], TimeSpan.FromMinutes(2));
+        Assert.That(again.ExitCode, Is.Zero, again.ToString());
+
         Assert.That(Journalist.Committed(data).Select(r => r.Id), Is.EquivalentTo(ids), "every submission after the next open");
         Assert.That(Journalist.BlobFiles(data, "*.sealed"), Has.Length.EqualTo(ids.Count), "no blob swept away");
         Assert.That(Directory.GetFiles(data, "catalog*").Select(Path.GetFileName), Has.None.Contains("backup").And.None.Contains("temp"));

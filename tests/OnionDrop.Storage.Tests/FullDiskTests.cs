@@ -101,4 +101,23 @@ public sealed class FullDiskTests
         }
         catch (IOException e) { return e.Message; }
     }
+    [Test]
+    public async Task A_compaction_that_meets_a_full_disk_fails_and_leaves_no_half_made_catalog()
+    {
+        await using var disk = await SmallTmpfs.MountAsync(16);
+        var data = Path.Combine(disk.Path, "data");
+        using var store = SealedBlobStore.Open(data);
+        var (kept, _) = await SealedBlobStoreTests.StoreAsync(store, 100_000);
+        var filler = Path.Combine(disk.Path, "filler");
+        SmallTmpfs.Fill(filler);
+
+        Assert.That(() => store.Compact(), Throws.InstanceOf<IOException>());
+        Assert.That(Directory.GetFiles(data, "catalog-temp*"), Is.Empty, "the rebuild's new file goes with its failure");
+
+        File.Delete(filler);
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { kept.Id }));
+        store.Compact();
+        Assert.That(Directory.GetFiles(data, "catalog-temp*").Concat(Directory.GetFiles(data, "catalog-backup*")), Is.Empty,
+            "and a later compaction leaves nothing behind either");
+    }
 }

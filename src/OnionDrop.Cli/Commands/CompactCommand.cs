@@ -28,7 +28,8 @@ public static class CompactCommand
             try { options = OnionDropConfiguration.Load(parse.GetValue(config), new(DataDir: parse.GetValue(dataDir))).Options(); }
             catch (ConfigurationError e) { return Fail(e.Message, 2); }
             var catalog = Path.Combine(options.DataDir, SealedBlobStore.CatalogFileName);
-            if (!File.Exists(catalog))
+            // Without catalog.db but with a backup, a compaction was cut off: opening the store below puts it back.
+            if (!File.Exists(catalog) && !SealedBlobStore.HasRebuildBackup(options.DataDir))
             {
                 // File.Exists also says no for a file we may not see: tell that apart from a missing catalog.
                 try { _ = Directory.EnumerateFileSystemEntries(options.DataDir).Any(); }
