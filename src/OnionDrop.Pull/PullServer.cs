@@ -121,9 +121,10 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
     /// <summary>The peer's next line; null at its end, or after <see cref="_idleTimeout"/> of silence (said to the peer).</summary>
     private async Task<string?> NextLineAsync(ProtocolReader reader, Stream output, CancellationToken cancellationToken)
     {
-        if (reader.HasBuffered) return await reader.ReadLineAsync(cancellationToken);
+        var pending = reader.ReadLineAsync(cancellationToken);
+        if (pending.IsCompleted) return await pending; // a line already buffered: no timer
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var read = reader.ReadLineAsync(cancellationToken).AsTask();
+        var read = pending.AsTask();
         var silence = Task.Delay(_idleTimeout, idle.Token);
         if (await Task.WhenAny(read, silence) == read)
         {
