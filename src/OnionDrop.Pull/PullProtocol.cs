@@ -51,6 +51,9 @@ public sealed class ProtocolReader(Stream stream, int bufferSize = 256 * 1024)
     /// <summary>True when bytes already received wait to be read (the peer has pipelined more).</summary>
     public bool HasBuffered => _end > _start;
 
+    /// <summary>True when a whole line is already received: reading it will not wait for the peer.</summary>
+    public bool HasBufferedLine => _end > _start && Array.IndexOf(_buffer, (byte)'\n', _start, _end - _start) >= 0;
+
     /// <summary>The next line without its LF; null at a clean end of stream (between lines).</summary>
     public async ValueTask<string?> ReadLineAsync(CancellationToken cancellationToken = default)
     {

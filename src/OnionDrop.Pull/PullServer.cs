@@ -69,7 +69,7 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
                     case Ack when words.Length == 2:
                         // Acknowledgements come in bursts: take all that already arrived in one catalog transaction.
                         var ids = new List<string> { words[1] };
-                        while (reader.HasBuffered && await reader.ReadLineAsync(cancellationToken) is { } more)
+                        while (reader.HasBufferedLine && await reader.ReadLineAsync(cancellationToken) is { } more)
                         {
                             if (more.Split(' ') is [Ack, var id]) ids.Add(id);
                             else { next = more; break; }

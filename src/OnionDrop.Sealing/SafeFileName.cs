@@ -52,7 +52,7 @@ public static class SafeFileName
     public static string ForFile(string sent, string fallback)
     {
         var last = sent[(sent.LastIndexOfAny(['/', '\\']) + 1)..];
-        return Neutralise(last.Trim() is "" or "." or ".." ? sent : last, fallback);
+        return last.Trim() is "" or "." or ".." ? fallback : Neutralise(last, fallback); // "C:\\Users\\jdupont\\" names no file, only its owner
     }
 
     /// <summary>Cuts the stem (keeping a short extension) so the name fits in <paramref name="maxBytes"/> UTF-8 bytes.</summary>

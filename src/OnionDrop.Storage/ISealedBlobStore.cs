@@ -28,9 +28,9 @@ public sealed record StoreStats(int Waiting, long WaitingBytes, DateOnly? Oldest
 public sealed class CommitOutcomeUnknownException(Exception cause)
     : IOException($"the catalog may or may not have recorded the submission: {cause.Message}", cause);
 
-/// <summary>catalog.db is gone while blobs/ holds sealed submissions: opening a new, empty catalog would sweep them all away.</summary>
+/// <summary>catalog.db is gone (or never recorded anything) while blobs/ holds sealed submissions: an empty catalog would sweep them all away.</summary>
 public sealed class CatalogMissingException(string dataDir, int sealedBlobs)
-    : IOException($"{Path.Combine(dataDir, SealedBlobStore.CatalogFileName)} is missing, but blobs/ holds {sealedBlobs} sealed submission(s): " +
+    : IOException($"{Path.Combine(dataDir, SealedBlobStore.CatalogFileName)} is missing or empty, but blobs/ holds {sealedBlobs} sealed submission(s): " +
                   "refusing to start with an empty catalog, which would delete them as orphans. Put catalog.db back from a backup " +
                   "of the data directory, or make a new one from the blobs with `oniondrop recover` (docs/storage.md, \"Recovery\")");
 

@@ -185,29 +185,22 @@ public sealed class SealedBlobStore : ISealedBlobStore
             CreatePrivateDirectory(Path.Combine(dataDir, SparesDirectoryName));
             var catalog = Path.Combine(dataDir, CatalogFileName);
             var restoredFrom = RestoreInterruptedRebuild(dataDir);
-            var rebuild = false;
-            if (!File.Exists(catalog))
-            {
-                // A new catalog beside sealed blobs would make the sweep delete them all as orphans.
-                var sealedBlobs = Directory.EnumerateFiles(Path.Combine(dataDir, BlobsDirectoryName), "*" + SealedExtension).Count();
-                if (sealedBlobs > 0 && !recover) throw new CatalogMissingException(dataDir, sealedBlobs);
-                File.Create(catalog, 0, FileOptions.None).Dispose();
-                rebuild = recover;
-            }
+            if (!File.Exists(catalog)) File.Create(catalog, 0, FileOptions.None).Dispose();
             File.SetUnixFileMode(catalog, PrivateFile);
             var store = new SealedBlobStore(dataDir, dataLock, options);
             if (restoredFrom is not null)
                 store._log.LogWarning("store: catalog.db was missing after an interrupted compaction; restored it from {Backup}", restoredFrom);
-            if (rebuild)
+            // A catalog that never recorded anything (just made, or left empty by a recovery cut off while it read
+            // the blobs) beside sealed blobs: its sweep would delete them all as orphans.
+            var sealedBlobs = Directory.EnumerateFiles(Path.Combine(dataDir, BlobsDirectoryName), "*" + SealedExtension).Count();
+            if (sealedBlobs > 0 && store.CatalogNeverUsed())
             {
-                try { recovered = store.EnterBlobsInCatalog(); }
-                catch
+                if (!recover)
                 {
-                    // Left half-made, the new catalog would let the next open sweep the blobs away as orphans.
                     store.Dispose();
-                    foreach (var file in CatalogFiles(dataDir)) File.Delete(file);
-                    throw;
+                    throw new CatalogMissingException(dataDir, sealedBlobs);
                 }
+                recovered = store.EnterBlobsInCatalog(); // one transaction: cut off, the catalog stays never used
             }
             RemoveRebuildLeftovers(dataDir);
             store.Sweep();
@@ -220,6 +213,9 @@ public sealed class SealedBlobStore : ISealedBlobStore
             throw;
         }
     }
+
+    /// <summary>No commit ever went into this catalog: it holds no sequence number (the first commit writes one).</summary>
+    private bool CatalogNeverUsed() => Use(catalog => catalog.Meta.FindById("sequence") is null && catalog.Submissions.Count() == 0);
 
     /// <summary>An entry for every blobs/ID.sealed, in the order of their days (then ids): see <see cref="OpenRecovering"/>.</summary>
     private int EnterBlobsInCatalog()

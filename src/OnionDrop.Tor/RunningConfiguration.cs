@@ -3,7 +3,8 @@ namespace OnionDrop.Tor;
 /// <summary>
 /// What the launched tor actually runs with, asked over its control socket once it is up: TorrcTemplate checks
 /// the lines before tor reads them, and this checks, after, what tor made of them (the two readers could differ:
-/// tor also takes abbreviations, aliases and prefixes). Anything off stops the start.
+/// tor also takes abbreviations, aliases and prefixes). Anything off stops the start. (The other checked settings,
+/// such as the *GroupReadable ones and HashedControlPassword, are checked on the lines only.)
 /// </summary>
 public static class RunningConfiguration
 {
@@ -15,7 +16,7 @@ public static class RunningConfiguration
     public static IEnumerable<string> ListenerKeys => Listeners.Select(kind => "net/listeners/" + kind);
 
     public static readonly string[] Options =
-        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication"];
+        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication", "Log"];
 
     public static IReadOnlyList<string> Problems(TorrcValues values, IReadOnlyDictionary<string, string> listeners,
         IReadOnlyList<KeyValuePair<string, string>> options)
@@ -38,6 +39,8 @@ public static class RunningConfiguration
         foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1") })
             if (All(key) is var set && set.Any(v => v != required))
                 problems.Add($"{key} {string.Join(",", set)} (must be {required})");
+        foreach (var log in All("Log").Where(TorrcTemplate.LogsBelowNotice))
+            problems.Add($"Log {log} (nothing below notice)");
         return problems;
     }
 }

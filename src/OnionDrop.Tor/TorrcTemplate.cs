@@ -65,6 +65,7 @@ public static class TorrcTemplate
         new("HiddenServiceSingleHopMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
         new("HiddenServiceNonAnonymousMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
         new("SafeLogging", _ => "1", "tor's log must not hold addresses", MustAppear: false),
+        new("HashedControlSessionPassword", _ => null, "password control authentication is not used", MustAppear: false),
     ];
 
     /// <summary>Fills in the template, appends <paramref name="extraLines"/>, and checks the result.</summary>
@@ -99,10 +100,10 @@ public static class TorrcTemplate
             // tor takes the first option whose name starts with an unknown key ("ControlP" is ControlPort).
             if (rule is null && Rules.FirstOrDefault(r => r.Key.StartsWith(key, StringComparison.OrdinalIgnoreCase)) is { } abbreviated)
                 throw new TorConfigurationException($"{source} line {number}: \"{line}\": tor would read \"{key}\" as {abbreviated.Key}, which the daemon checks: write its full name");
-            if (key.Equals("Log", StringComparison.OrdinalIgnoreCase) || key.Equals("l", StringComparison.OrdinalIgnoreCase)) // "l": tor's own abbreviation
+            if ("Log".StartsWith(key, StringComparison.OrdinalIgnoreCase)) // "l" and "lo" are Log to tor too
             {
                 if (Normalize(value).Equals("notice stdout", StringComparison.OrdinalIgnoreCase)) logToStdout = true;
-                if (MinimumSeverity(value) is "debug" or "info")
+                if (LogsBelowNotice(value))
                     throw new TorConfigurationException($"{source} line {number}: \"{line}\" is not allowed: tor's info and debug logs follow circuits and streams, and the daemon forwards tor's log to the journal");
             }
             if (rule is null) continue;
@@ -147,12 +148,19 @@ public static class TorrcTemplate
         return line;
     }
 
-    /// <summary>A Log line's least severe level: "info" in "info-err file x", "debug" in "[circ]debug stdout".</summary>
-    private static string MinimumSeverity(string value)
+    /// <summary>
+    /// Whether a Log value sends info or debug anywhere: each severity group before the destination counts
+    /// ("notice [circ]debug stdout", "info-err file x").
+    /// </summary>
+    public static bool LogsBelowNotice(string value)
     {
-        var first = value.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
-        var severities = first[(first.LastIndexOf(']') + 1)..];
-        return severities.Split('-')[0].ToLowerInvariant();
+        foreach (var word in value.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (word.ToLowerInvariant() is "stdout" or "stderr" or "file" or "syslog" or "android") break;
+            var least = word[(word.LastIndexOf(']') + 1)..].Split('-')[0].ToLowerInvariant();
+            if (least is "debug" or "info") return true;
+        }
+        return false;
     }
 
     private static (string Key, string Value) Split(string line)

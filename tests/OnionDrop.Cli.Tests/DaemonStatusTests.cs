@@ -158,6 +158,7 @@ public class DaemonStatusTests
         var linked = await Oniondrop.RunAsync(["status", "--json", "--data-dir", data], TimeSpan.FromSeconds(30));
         Assert.That(linked.ExitCode, Is.EqualTo((int)HealthCode.Unreadable), linked.ToString());
         Assert.That(linked.Stdout, Does.Contain("symbolic link").And.Not.Contain("'v'"), "nothing of the linked file is shown");
+        Assert.That(linked.Stdout + linked.Stderr, Does.Not.Contain("very secret"));
 
         File.Delete(Path.Combine(data, DaemonStatus.FileName));
         var mkfifo = await ChildProcess.RunAsync("mkfifo", [Path.Combine(data, DaemonStatus.FileName)]);

@@ -163,6 +163,7 @@ public class ProtocolTests
         var output = new MemoryStream();
         var served = new PullServer(store, "alice", idleTimeout: TimeSpan.FromMilliseconds(300)).RunAsync(silent.Reader.AsStream(), output);
         Assert.That(await Task.WhenAny(served, Task.Delay(TimeSpan.FromSeconds(20))), Is.SameAs(served), "the server hung up");
+        await served; // and ended normally
         var lines = Encoding.ASCII.GetString(output.ToArray()).Split('\n');
         Assert.That(lines[1], Is.EqualTo("WAITING 0 0"), "the request before the silence was answered");
         Assert.That(lines[^2], Does.StartWith("ERROR idle "));
@@ -179,7 +180,22 @@ public class ProtocolTests
         var unread = new Pipe(new PipeOptions(pauseWriterThreshold: 64 * 1024, resumeWriterThreshold: 32 * 1024));
         var served = new PullServer(store, "alice", idleTimeout: TimeSpan.FromMilliseconds(500)).RunAsync(input.Reader.AsStream(), unread.Writer.AsStream());
         Assert.That(await Task.WhenAny(served, Task.Delay(TimeSpan.FromSeconds(20))), Is.SameAs(served), "the server hung up");
+        await served; // and ended normally
         Assert.That(store.ListCommitted(), Has.Count.EqualTo(1), "nothing acknowledged, nothing deleted");
+    }
+
+    [TestCase("LIST\nACK 0000-0000-0000-0000-0000\nACK 0000")]   // a burst of acknowledgements, its last line cut
+    [TestCase("LIST\nLI")]                                      // a request cut mid-line
+    public async Task A_peer_that_goes_silent_mid_line_is_hung_up_on_too(string sent)
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        var input = new Pipe();
+        await input.Writer.WriteAsync(Encoding.ASCII.GetBytes(sent));
+        var output = new MemoryStream();
+        var served = new PullServer(store, "alice", idleTimeout: TimeSpan.FromMilliseconds(300)).RunAsync(input.Reader.AsStream(), output);
+        Assert.That(await Task.WhenAny(served, Task.Delay(TimeSpan.FromSeconds(20))), Is.SameAs(served), "the server hung up");
+        await served;
+        Assert.That(Encoding.ASCII.GetString(output.ToArray()), Does.Contain("ERROR idle "));
     }
 
     [Test]

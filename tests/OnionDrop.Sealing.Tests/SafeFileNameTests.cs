@@ -25,6 +25,17 @@ public class SafeFileNameTests
     public void NeutralisesWhileKeepingNamesRecognisable(string name, string expected) =>
         Assert.That(SafeFileName.Neutralise(name, "fallback"), Is.EqualTo(expected));
 
+    // A file's name as sent may carry the source's local path: only its last part is kept, and a path naming no file
+    // (only its owner's folders) gives the fallback, never the folders.
+    [TestCase("C:\\Users\\jdupont\\Desktop\\memo.docx", "memo.docx")]
+    [TestCase("/home/jdupont/notes.txt", "notes.txt")]
+    [TestCase("C:\\Users\\jdupont\\Desktop\\", "file-1")]
+    [TestCase("/home/jdupont/..", "file-1")]
+    [TestCase("../../.bashrc", "_.bashrc")]
+    [TestCase("plain.pdf", "plain.pdf")]
+    public void A_file_keeps_only_the_last_part_of_a_path(string sent, string expected) =>
+        Assert.That(SafeFileName.ForFile(sent, "file-1"), Is.EqualTo(expected));
+
     [Test]
     public void LoneSurrogatesAreReplacedNotThrownOn() =>
         Assert.That(SafeFileName.Neutralise("lone" + '\ud800' + "surrogate"), Is.EqualTo("lone_surrogate"));

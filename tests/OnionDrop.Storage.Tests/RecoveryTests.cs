@@ -130,6 +130,21 @@ public class RecoveryTests
     }
 
     [Test]
+    public async Task An_empty_catalog_beside_sealed_blobs_stops_the_open_too_and_recover_fills_it()
+    {
+        // What a recovery cut off while it read the blobs leaves: a catalog that never recorded anything.
+        var ids = await StoreThreeAsync();
+        File.Delete(Catalog("catalog.db"));
+        File.Create(Catalog("catalog.db")).Dispose();
+        Assert.Throws<CatalogMissingException>(() => SealedBlobStore.Open(DataDir).Dispose());
+        Assert.That(BlobFiles(), Is.EquivalentTo(ids.Select(id => id + ".sealed")), "nothing swept");
+
+        using var store = SealedBlobStore.OpenRecovering(DataDir, null, out var recovered);
+        Assert.That(recovered, Is.EqualTo(3));
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(ids));
+    }
+
+    [Test]
     public async Task Compaction_removes_a_numbered_backup_too()
     {
         await StoreThreeAsync();

@@ -1,6 +1,6 @@
 namespace OnionDrop.Tor.Tests;
 
-/// <summary>The check of what tor runs with, on replies shaped as a real tor gives them (captured from tor 0.4.8).</summary>
+/// <summary>The check of what tor runs with, on replies shaped as a real tor gives them (captured from tor 0.4.9).</summary>
 public sealed class RunningConfigurationTests
 {
     private static readonly TorrcValues Values = new("/d", 1);
@@ -56,4 +56,12 @@ public sealed class RunningConfigurationTests
     [TestCase("CookieAuthentication", "0")]
     public void A_setting_off_its_required_value_stops_the_start(string key, string value) =>
         Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options((key, value))), Has.Some.StartWith(key));
+
+    [Test]
+    public void A_log_below_notice_stops_the_start()
+    {
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options(("+Log", "notice stdout"))), Is.Empty);
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options(("+Log", "notice stdout"), ("+Log", "[circ]debug-err stdout"))),
+            Has.Some.StartWith("Log [circ]debug-err stdout"));
+    }
 }

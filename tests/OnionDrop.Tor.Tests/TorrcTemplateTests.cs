@@ -67,11 +67,13 @@ public class TorrcTemplateTests
     [TestCase("__ControlP 127.0.0.1:28764", "ControlPort")]
     [TestCase("HTTPTunnelP 127.0.0.1:8118", "HTTPTunnelPort")]
     [TestCase("CookieAuthentication#", "CookieAuthentication")]
-    [TestCase("SocksPort 9050 # a comment", "SocksPort")]
     [TestCase("SafeLogging 0", "SafeLogging")]
     [TestCase("Log debug stdout", "Log debug stdout")]
     [TestCase("Log [circ]info-err file /var/log/tor.log", "info")]
     [TestCase("l info stdout", "info")]
+    [TestCase("Lo debug stdout", "info and debug")]
+    [TestCase("Log notice [circ]debug stdout", "info and debug")]
+    [TestCase("__HashedControlSessionPassword 16:ABC", "HashedControlSessionPassword")]
     public void Contradicting_lines_are_refused_by_name(string line, string named)
     {
         var fromTemplate = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template + line + "\n", Values, []));

@@ -27,7 +27,7 @@ internal static class NoAccessLog
         var least = LogLevel.Trace;
         var matched = -1;
         foreach (var (quiet, min) in Quiet)
-            if (quiet.Length > matched && (category == quiet || category.StartsWith(quiet + ".", StringComparison.Ordinal)))
+            if (quiet.Length > matched && category.StartsWith(quiet, StringComparison.Ordinal) && (category.Length == quiet.Length || category[quiet.Length] == '.'))
                 (least, matched) = (min, quiet.Length);
         return least != LogLevel.None && level >= least;
     }
