@@ -102,4 +102,18 @@ public class DaemonRelayTests
         var other = await Oniondrop.RunAsync(["fetch", "-o", _temp.Combine("in"), "--via", "false"]);
         Assert.That(other.Stderr, Does.Contain("ended before the pull began").And.Not.Contain("resume"), other.ToString());
     }
+    [Test]
+    public async Task A_second_fetch_into_the_same_folder_stops_before_connecting_anywhere()
+    {
+        var inbox = _temp.Combine("inbox");
+        Directory.CreateDirectory(inbox);
+        var ran = _temp.Combine("transport-ran");
+        using (var first = Posix.TryLockDirectory(inbox))   // what a running fetch holds
+        {
+            var second = await Oniondrop.RunAsync(["fetch", "-o", inbox, "--via", $"touch {ran}; exit 1"]);
+            Assert.That(second.ExitCode, Is.EqualTo(3), second.ToString());
+            Assert.That(second.Stderr, Does.Contain("another oniondrop fetch is writing into"));
+        }
+        Assert.That(File.Exists(ran), Is.False, "no ssh (here, the --via command) was started");
+    }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using OnionDrop.Pull;
 using OnionDrop.Sealing;
+using OnionDrop.Storage;
 
 namespace OnionDrop.Cli.Commands;
 
@@ -53,7 +54,13 @@ public static class FetchCommand
 
             // Made before connecting, so that an unwritable DIR fails before anything is transferred.
             var madeDir = !Directory.Exists(dir);
-            try { Directory.CreateDirectory(dir); }
+            try
+            {
+                Directory.CreateDirectory(dir);
+                // Another fetch into DIR is refused before logging in anywhere (the fetch itself holds the lock throughout).
+                using var probe = Posix.TryLockDirectory(dir) ?? throw new FetchDirectoryBusyException(dir);
+            }
+            catch (FetchDirectoryBusyException e) { return Fail(e.Message, 3); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return Fail($"{dir}: {e.Message}", 2); }
 
             var psi = viaCommand is not null

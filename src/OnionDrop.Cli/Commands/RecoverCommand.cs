@@ -39,6 +39,7 @@ public static class RecoverCommand
             catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (run as the daemon's user)", 1); }
             catch (ArgumentException e) { return Fail("retention settings: " + e.Message, 2); }
             catch (IOException e) { return Fail(e.Message, 1); }
+            catch (LiteDB.LiteException e) { return Fail($"the catalog could not be written: {e.Message}", 1); }
 
             Console.Out.WriteLine(recovered is { } n
                 ? $"oniondrop recover: a new {SealedBlobStore.CatalogFileName} holds the {n} submission(s) found in blobs/, each waiting for every journalist again"
