@@ -35,17 +35,20 @@ public static class Posix
     }
 
     /// <summary>
-    /// open(O_RDWR | O_NOFOLLOW [| O_CREAT, 0600]): a file in a directory another user may write, opened without
-    /// following a link planted there (ELOOP becomes an IOException naming it).
+    /// open(O_NOFOLLOW, read-write [| O_CREAT, 0600] or read-only and non-blocking): a file in a directory another
+    /// user may write, opened without following a link planted there (ELOOP becomes an IOException naming it) and,
+    /// read-only, without blocking on a FIFO planted there.
     /// </summary>
-    public static SafeFileHandle OpenNoFollow(string path, bool create)
+    public static SafeFileHandle OpenNoFollow(string path, bool create, bool readOnly = false)
     {
-        const int O_RDWR = 2, O_CREAT = 0x40, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
-        var fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0b110_000_000);
+        const int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0x40, O_NONBLOCK = 0x800, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
+        var flags = O_NOFOLLOW | O_CLOEXEC | (readOnly ? O_RDONLY | O_NONBLOCK : O_RDWR) | (create ? O_CREAT : 0);
+        var fd = open(path, flags, 0b110_000_000);
         if (fd >= 0) return new SafeFileHandle(fd, ownsHandle: true);
         var errno = Marshal.GetLastPInvokeError();
         throw errno switch
         {
+            2 /* ENOENT */ => new FileNotFoundException(null, path),
             13 /* EACCES */ => new UnauthorizedAccessException($"{path}: permission denied"),
             40 /* ELOOP */ => new IOException($"{path} is a symbolic link: refused"),
             _ => new IOException($"{path}: {new Win32Exception(errno).Message}"),

@@ -1,11 +1,9 @@
 using System.CommandLine;
-using System.ComponentModel;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using Microsoft.Win32.SafeHandles;
 using System.Text.Json.Nodes;
 using OnionDrop.Daemon.Status;
+using OnionDrop.Storage;
 
 namespace OnionDrop.Cli.Commands;
 
@@ -77,20 +75,7 @@ public static class StatusCommand
     /// </summary>
     private static string ReadStatusFile(string path)
     {
-        const int O_RDONLY = 0, O_NONBLOCK = 0x800, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
-        var fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            throw errno switch
-            {
-                2 /* ENOENT */ => new FileNotFoundException(null, path),
-                13 /* EACCES */ => new UnauthorizedAccessException(),
-                40 /* ELOOP */ => new IOException("a symbolic link, not the daemon's status file: refused"),
-                _ => new IOException(new Win32Exception(errno).Message),
-            };
-        }
-        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, 0);
+        using var stream = new FileStream(Posix.OpenNoFollow(path, create: false, readOnly: true), FileAccess.Read, 0);
         var buffer = new byte[MaxStatusBytes + 1];
         int length = 0, read;
         while (length < buffer.Length && (read = stream.Read(buffer, length, buffer.Length - length)) > 0) length += read;
@@ -98,7 +83,6 @@ public static class StatusCommand
         return Encoding.UTF8.GetString(buffer, 0, length);
     }
 
-    [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
 
     private static int Report(bool asJson, JsonObject? document, HealthVerdict verdict, DaemonStatus? status = null)
     {
