@@ -193,14 +193,15 @@ public sealed class SealedBlobStore : ISealedBlobStore
             // A catalog that never recorded anything (just made, or left empty by a recovery cut off while it read
             // the blobs) beside sealed blobs: its sweep would delete them all as orphans.
             var sealedBlobs = Directory.EnumerateFiles(Path.Combine(dataDir, BlobsDirectoryName), "*" + SealedExtension).Count();
-            if (sealedBlobs > 0 && store.CatalogNeverUsed())
+            if (store.CatalogNeverUsed())
             {
-                if (!recover)
+                if (sealedBlobs == 0) store.MarkCatalogInUse(); // from now on an orphan (a first commit cut short) is swept as usual
+                else if (recover) recovered = store.EnterBlobsInCatalog(); // one transaction: cut off, the catalog stays never used
+                else
                 {
                     store.Dispose();
                     throw new CatalogMissingException(dataDir, sealedBlobs);
                 }
-                recovered = store.EnterBlobsInCatalog(); // one transaction: cut off, the catalog stays never used
             }
             RemoveRebuildLeftovers(dataDir);
             store.Sweep();
@@ -214,8 +215,18 @@ public sealed class SealedBlobStore : ISealedBlobStore
         }
     }
 
-    /// <summary>No commit ever went into this catalog: it holds no sequence number (the first commit writes one).</summary>
+    /// <summary>This catalog was never opened beside an empty blobs/, nor committed to: it holds no sequence number.</summary>
     private bool CatalogNeverUsed() => Use(catalog => catalog.Meta.FindById("sequence") is null && catalog.Submissions.Count() == 0);
+
+    /// <summary>A new catalog, opened with blobs/ empty, records sequence 0 at once, durably: see <see cref="CatalogNeverUsed"/>.</summary>
+    private void MarkCatalogInUse()
+    {
+        lock (_catalogWrite) Use(catalog =>
+        {
+            catalog.Meta.Upsert(new BsonDocument { ["_id"] = "sequence", ["value"] = 0L });
+            MakeDurable(catalog);
+        });
+    }
 
     /// <summary>An entry for every blobs/ID.sealed, in the order of their days (then ids): see <see cref="OpenRecovering"/>.</summary>
     private int EnterBlobsInCatalog()

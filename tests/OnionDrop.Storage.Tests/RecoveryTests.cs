@@ -145,6 +145,19 @@ public class RecoveryTests
     }
 
     [Test]
+    public void An_orphan_left_by_the_very_first_commit_is_swept_as_usual()
+    {
+        // A crash between the first upload's rename and its catalog entry: the catalog, opened before with blobs/
+        // empty, counts as in use, so the orphan goes and the daemon starts (no "catalog missing" refusal).
+        SealedBlobStore.Open(DataDir).Dispose();
+        var orphan = Path.Combine(Blobs, SubmissionId.New() + ".sealed");
+        File.WriteAllBytes(orphan, new byte[100]);
+        using var store = SealedBlobStore.Open(DataDir);
+        Assert.That(File.Exists(orphan), Is.False);
+        Assert.That(store.ListCommitted(), Is.Empty);
+    }
+
+    [Test]
     public async Task Compaction_removes_a_numbered_backup_too()
     {
         await StoreThreeAsync();
