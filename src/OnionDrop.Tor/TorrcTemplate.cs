@@ -44,6 +44,7 @@ public static class TorrcTemplate
         new("ControlSocketsGroupWritable", _ => "0", "no one but the daemon's user may control tor"),
         new("CookieAuthentication", _ => "1", "the control socket requires cookie authentication"),
         new("CookieAuthFileGroupReadable", _ => "0", "the control cookie is readable by the daemon's user only"),
+        new("CookieAuthFile", _ => null, "the control cookie stays in tor's own directory (DATA/tor, 0700)", MustAppear: false),
         new("__OwningControllerProcess", v => v.OwnerPid.ToString(), "tor must exit when the daemon dies"),
         new("HiddenServiceDir", v => v.OnionServiceDir, "the onion service key lives in DATA/tor/onion-service (0700)"),
         new("HiddenServicePort", v => "80 unix:" + v.WebSocket, "the onion service reaches the web server only through its Unix socket"),

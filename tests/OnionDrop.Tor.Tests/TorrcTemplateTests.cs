@@ -74,6 +74,7 @@ public class TorrcTemplateTests
     [TestCase("Lo debug stdout", "info and debug")]
     [TestCase("Log notice [circ]debug stdout", "info and debug")]
     [TestCase("__HashedControlSessionPassword 16:ABC", "HashedControlSessionPassword")]
+    [TestCase("CookieAuthFile /tmp/cookie", "absence of CookieAuthFile")]
     public void Contradicting_lines_are_refused_by_name(string line, string named)
     {
         var fromTemplate = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template + line + "\n", Values, []));
