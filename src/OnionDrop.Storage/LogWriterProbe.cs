@@ -25,6 +25,8 @@ internal sealed class LogWriterProbe
     private static readonly FieldInfo State = Field(LiteDb.GetType("LiteDB.Engine.LiteEngine"), "_state");
     private static readonly FieldInfo EngineClosedField = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "Disposed");
     private static readonly FieldInfo EngineFailure = Field(LiteDb.GetType("LiteDB.Engine.EngineState"), "_exception");
+    private static readonly FieldInfo Monitor = Field(LiteDb.GetType("LiteDB.Engine.LiteEngine"), "_monitor");
+    private static readonly FieldInfo Transactions = Field(LiteDb.GetType("LiteDB.Engine.TransactionMonitor"), "_transactions");
 
     private readonly LiteDatabase _db;
 
@@ -47,6 +49,19 @@ internal sealed class LogWriterProbe
         var engine = Engine.GetValue(_db) ?? throw Changed("no engine");
         var disk = Disk.GetValue(engine) ?? throw Changed("no DiskService");
         return (State.GetValue(engine) ?? throw Changed("no engine state"), Queue.GetValue(disk) ?? throw Changed("no writer queue"));
+    }
+
+    /// <summary>
+    /// Before a failed catalog is dropped: a transaction whose rollback failed with the engine stays in LiteDB's
+    /// monitor, and once the engine is unreachable its finalizer runs on the GC's thread, throws ("discarded page must
+    /// be writable", litedb-org/LiteDB#2561) and takes the whole process down, minutes later. Its finalizer is
+    /// switched off instead: the engine it belonged to is gone anyway.
+    /// </summary>
+    public void ForgetLeakedTransactions()
+    {
+        var engine = Engine.GetValue(_db);
+        if (engine is null || Monitor.GetValue(engine) is not { } monitor || Transactions.GetValue(monitor) is not System.Collections.IDictionary open) return;
+        lock (open.SyncRoot) foreach (var transaction in open.Values) if (transaction is not null) GC.SuppressFinalize(transaction);
     }
 
     /// <summary>Whether the engine has shut itself down (after a failed write): it then refuses every call until reopened.</summary>

@@ -114,6 +114,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             if (_catalog != failed) return _catalog; // reopened meanwhile
             if (!HasRoomToClose(out var free, out var needed))
                 throw new IOException($"No space left on device: the catalog reopens once {needed:N0} bytes are free in {DataDir} ({free:N0} now)");
+            failed.LogWriter.ForgetLeakedTransactions();
             failed.Db.Dispose();
             _catalog = Catalog.Open(Path.Combine(DataDir, CatalogFileName));
             _log.LogWarning("store: catalog reopened after an I/O error (a full disk?); {Free:N0} bytes free", free);
@@ -755,6 +756,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             // and the next open replays it.
             if (HasRoomToClose(out var free, out var needed))
             {
+                if (_catalog.Failed) _catalog.LogWriter.ForgetLeakedTransactions();
                 _catalog.Db.Dispose();
                 _lock.Dispose();
             }
