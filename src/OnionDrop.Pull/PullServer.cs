@@ -123,18 +123,8 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
     {
         var pending = reader.ReadLineAsync(cancellationToken);
         if (pending.IsCompleted) return await pending; // a line already buffered: no timer
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var read = pending.AsTask();
-        var silence = Task.Delay(_idleTimeout, idle.Token);
-        if (await Task.WhenAny(read, silence) == read)
-        {
-            idle.Cancel();
-            return await read;
-        }
-        // A read from stdin cannot always be cancelled: it is left behind (its failure observed), and the caller,
-        // returning, ends the process or closes the connection under it.
-        _ = read.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
-        cancellationToken.ThrowIfCancellationRequested();
+        if (await EndsWithin(read, _idleTimeout, cancellationToken)) return await read;
         _log.LogInformation("pull: {Journalist} sent nothing for {Minutes:0} min; hanging up", journalist, _idleTimeout.TotalMinutes);
         await ErrorAsync(output, Errors.Idle, $"nothing received for {_idleTimeout.TotalSeconds:0} s");
         return null;
@@ -182,6 +172,24 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
         await output.FlushAsync();
     }
 
+    /// <summary>
+    /// Whether <paramref name="work"/> (a read or write on the peer's stream) ends within <paramref name="limit"/>. If
+    /// not, it is left behind with its failure observed: a read from stdin or a write to a pipe cannot always be
+    /// cancelled, and the caller, returning, ends the process or closes the connection under it.
+    /// </summary>
+    private static async Task<bool> EndsWithin(Task work, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (await Task.WhenAny(work, Task.Delay(limit, timer.Token)) == work)
+        {
+            timer.Cancel();
+            return true;
+        }
+        _ = work.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+        cancellationToken.ThrowIfCancellationRequested();
+        return false;
+    }
+
     /// <summary>Writes that must complete within a limit: past it, an IOException (the peer is gone, as far as we care).</summary>
     private sealed class StallLimitStream(Stream inner, TimeSpan limit, Action stalled) : Stream
     {
@@ -195,18 +203,11 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
 
         private async Task WithinLimit(Task write, CancellationToken cancellationToken)
         {
-            if (write.IsCompleted) { await write; return; }
-            using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            if (await Task.WhenAny(write, Task.Delay(limit, timer.Token)) == write)
+            if (write.IsCompleted || await EndsWithin(write, limit, cancellationToken))
             {
-                timer.Cancel();
                 await write;
                 return;
             }
-            // A write to a pipe cannot always be cancelled: it is left behind, its failure observed, and the caller,
-            // returning, ends the process or closes the connection under it.
-            _ = write.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
-            cancellationToken.ThrowIfCancellationRequested();
             stalled();
             throw new IOException($"the peer read nothing for {limit.TotalSeconds:0} s");
         }

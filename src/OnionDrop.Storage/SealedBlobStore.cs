@@ -274,11 +274,14 @@ public sealed class SealedBlobStore : ISealedBlobStore
     /// </summary>
     private static void RemoveRebuildLeftovers(string dataDir)
     {
-        var leftovers = RebuildFiles(dataDir, "temp").Concat(RebuildFiles(dataDir, "backup")).Select(f => f.Path)
-            .Concat(Directory.EnumerateFiles(dataDir, "catalog-temp*-log.db")).ToList();
+        var leftovers = RebuildTempFiles(dataDir).Concat(RebuildFiles(dataDir, "backup").Select(f => f.Path)).ToList();
         foreach (var path in leftovers) TryDelete(path);
         if (leftovers.Count > 0) FileSync.Fsync(dataDir);
     }
+
+    /// <summary>The new catalog a rebuild writes (catalog-temp.db or catalog-temp-N.db) and its LiteDB log.</summary>
+    private static IEnumerable<string> RebuildTempFiles(string dataDir) =>
+        RebuildFiles(dataDir, "temp").Select(f => f.Path).Concat(Directory.EnumerateFiles(dataDir, "catalog-temp*-log.db"));
 
     /// <summary>catalog-KIND.db and catalog-KIND-N.db (LiteDB's names when the plain one is taken), without their logs.</summary>
     private static IEnumerable<(string Path, int Index)> RebuildFiles(string dataDir, string kind)
@@ -659,8 +662,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             catch
             {
                 // A rebuild that failed (a full disk) leaves its new file half-made: it goes now, not at the next start.
-                foreach (var temp in RebuildFiles(DataDir, "temp").Select(f => f.Path).Concat(Directory.EnumerateFiles(DataDir, "catalog-temp*-log.db")))
-                    TryDelete(temp);
+                foreach (var temp in RebuildTempFiles(DataDir)) TryDelete(temp);
                 throw;
             }
             // catalog-backup.db, or catalog-backup-N.db if an older one was in the way.
