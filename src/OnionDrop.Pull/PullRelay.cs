@@ -1,4 +1,6 @@
 using System.Net.Sockets;
+using Microsoft.Win32.SafeHandles;
+using OnionDrop.Storage;
 using static OnionDrop.Pull.PullProtocol;
 
 namespace OnionDrop.Pull;
@@ -12,12 +14,19 @@ public static class PullRelay
     /// <summary>Connects to pull.sock; a <see cref="SocketException"/> here means nothing was consumed yet.</summary>
     public static async Task<Socket> ConnectAsync(string socketPath, CancellationToken cancellationToken = default)
     {
-        // Root's `compact` connects here too: never to another socket a link planted in the data directory names.
+        // Root's `compact` connects here too: never to another socket a link planted in the data directory names,
+        // even one swapped in after the check (the connection goes through the handle on the entry checked).
         if (new FileInfo(socketPath).LinkTarget is not null) throw new IOException($"{socketPath} is a symbolic link: refused");
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try { await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken); }
-        catch { socket.Dispose(); throw; }
-        return socket;
+        SafeFileHandle entry;
+        try { entry = Posix.OpenPathNoFollow(socketPath); }
+        catch (FileNotFoundException) { throw new SocketException((int)SocketError.AddressNotAvailable); } // as connect() would say
+        using (entry)
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try { await socket.ConnectAsync(new UnixDomainSocketEndPoint(Posix.PathOf(entry)), cancellationToken); }
+            catch { socket.Dispose(); throw; }
+            return socket;
+        }
     }
 
     public static async Task RunAsync(Socket socket, string journalist, Stream stdin, Stream stdout, CancellationToken cancellationToken = default)

@@ -55,6 +55,23 @@ public static class Posix
         };
     }
 
+    /// <summary>
+    /// open(O_PATH | O_NOFOLLOW): a handle on the directory entry itself, never on what a link planted there names.
+    /// A Unix socket is then reached through "/proc/self/fd/N" (<see cref="PathOf"/>): the socket this handle holds,
+    /// whatever is renamed into its place after the check, and nothing at all (ECONNREFUSED) if it is a link.
+    /// </summary>
+    public static SafeFileHandle OpenPathNoFollow(string path)
+    {
+        const int O_PATH = 0x200000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
+        var fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) return new SafeFileHandle(fd, ownsHandle: true);
+        var errno = Marshal.GetLastPInvokeError();
+        throw errno == 2 /* ENOENT */ ? new FileNotFoundException(null, path) : new IOException($"{path}: {new Win32Exception(errno).Message}");
+    }
+
+    /// <summary>The path by which this process reaches an open handle's file.</summary>
+    public static string PathOf(SafeFileHandle handle) => $"/proc/self/fd/{handle.DangerousGetHandle()}";
+
     /// <summary>Sets the process umask (octal bits) and returns the previous one.</summary>
     public static int SetUmask(int mask) => umask(mask);
 

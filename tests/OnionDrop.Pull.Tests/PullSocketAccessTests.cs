@@ -39,6 +39,58 @@ public class PullSocketAccessTests
     }
 
     [Test]
+    public async Task A_link_at_pull_sock_is_refused_and_its_target_never_sees_a_connection()
+    {
+        using var target = Listen(_temp.Combine("elsewhere.sock"));
+        var link = _temp.Combine(PullSocketListener.FileName);
+        File.CreateSymbolicLink(link, target.Path);
+
+        var refused = await Assert.ThrowsAsync<IOException>(() => PullRelay.ConnectAsync(link));
+
+        Assert.That(refused!.Message, Is.EqualTo($"{link} is a symbolic link: refused"));
+        Assert.That(target.Socket.Poll(200_000, SelectMode.SelectRead), Is.False, "no connection waits at the link's target");
+    }
+
+    [Test]
+    public async Task The_connection_goes_to_the_entry_checked_not_to_what_is_put_in_its_place_later()
+    {
+        // Root's `compact` connects to pull.sock in a directory the daemon's user writes. Between a check and a
+        // connect by name, that user could rename a link (or another socket) into its place: the connection goes
+        // through a handle on the entry that was checked.
+        var path = _temp.Combine(PullSocketListener.FileName);
+        using var checkedOne = Listen(path);
+        using var entry = Posix.OpenPathNoFollow(path);
+        using var planted = Listen(_temp.Combine("planted.sock"));
+        File.Move(planted.Path, path, overwrite: true);
+
+        using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await client.ConnectAsync(new UnixDomainSocketEndPoint(Posix.PathOf(entry)));
+
+        Assert.That(checkedOne.Socket.Poll(2_000_000, SelectMode.SelectRead), Is.True, "the socket checked got the connection");
+        Assert.That(planted.Socket.Poll(200_000, SelectMode.SelectRead), Is.False, "the one renamed into its place did not");
+
+        // And a link taken by the same handle reaches nothing at all.
+        var link = _temp.Combine("link.sock");
+        File.CreateSymbolicLink(link, checkedOne.Path);
+        using var linkEntry = Posix.OpenPathNoFollow(link);
+        using var viaLink = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await Assert.ThrowsAsync<SocketException>(async () => await viaLink.ConnectAsync(new UnixDomainSocketEndPoint(Posix.PathOf(linkEntry))));
+    }
+
+    private sealed record Listening(Socket Socket, string Path) : IDisposable
+    {
+        public void Dispose() => Socket.Dispose();
+    }
+
+    private static Listening Listen(string path)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.Bind(new UnixDomainSocketEndPoint(path));
+        socket.Listen(4);
+        return new Listening(socket, path);
+    }
+
+    [Test]
     public async Task A_relay_running_as_another_user_is_refused_with_a_clear_error_and_gets_nothing()
     {
         Assume.That(PeerCredentials.OwnUid, Is.Zero, "needs root, to run the relay as another uid (setpriv)");

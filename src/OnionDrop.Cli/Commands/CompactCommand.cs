@@ -16,16 +16,15 @@ public static class CompactCommand
 {
     public static Command Create()
     {
-        var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
-        var config = new Option<string>("--config") { Description = "Config file to take the data directory from", HelpName = "FILE" };
+        var data = new DataDirectoryOptions();
         var command = new Command("compact", "Compact the catalog (catalog.db) now, giving deleted entries' space back; asks the daemon if it runs.")
         {
-            dataDir, config,
+            data.DataDir, data.Config,
         };
         command.SetAction(async (parse, ct) =>
         {
             OnionDrop.Daemon.Hosting.OnionDropOptions options;
-            try { options = OnionDropConfiguration.Load(parse.GetValue(config), new(DataDir: parse.GetValue(dataDir))).Options(); }
+            try { options = data.Load(parse); }
             catch (ConfigurationError e) { return Fail(e.Message, 2); }
             var catalog = Path.Combine(options.DataDir, SealedBlobStore.CatalogFileName);
             // Without catalog.db but with a backup, a compaction was cut off: opening the store below puts it back.

@@ -16,13 +16,12 @@ public static class PullCommand
     public static Command Create()
     {
         var stdio = new Option<bool>("--stdio") { Description = "Speak the pull protocol on stdin/stdout (required: this is an SSH forced command)" };
-        var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
-        var config = new Option<string>("--config") { Description = "Config file to take the data directory and retention settings from", HelpName = "FILE" };
+        var data = new DataDirectoryOptions("the data directory and retention settings");
         var name = new Option<string>("--as") { Description = "The journalist this key belongs to, for per-journalist acknowledgements (default: the user name)", HelpName = "NAME" };
         var command = new Command("pull", "Serve sealed submissions to `oniondrop fetch` over SSH. Use as a forced command in /etc/oniondrop/authorized_keys:\n" +
             "  restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as alice\" ssh-ed25519 AAAA... alice")
         {
-            stdio, dataDir, config, name,
+            stdio, data.DataDir, data.Config, name,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -32,7 +31,7 @@ public static class PullCommand
             if (!SealedBlobStoreOptions.IsValidJournalistName(journalist)) return Fail($"--as '{journalist}': a name is 1-64 of a-z A-Z 0-9 . _ -", 2);
 
             OnionDrop.Daemon.Hosting.OnionDropOptions options;
-            try { options = OnionDropConfiguration.Load(parse.GetValue(config), new(DataDir: parse.GetValue(dataDir))).Options(); }
+            try { options = data.Load(parse); }
             catch (ConfigurationError e) { return Fail(e.Message, 2); }
             if (!Directory.Exists(options.DataDir)) return Fail($"data directory {options.DataDir} not found", 2);
 

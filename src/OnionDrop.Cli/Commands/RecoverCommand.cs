@@ -13,17 +13,16 @@ public static class RecoverCommand
 {
     public static Command Create()
     {
-        var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
-        var config = new Option<string>("--config") { Description = "Config file to take the data directory from", HelpName = "FILE" };
+        var data = new DataDirectoryOptions();
         var command = new Command("recover", "Rebuild a lost catalog.db from the sealed blobs in blobs/ (the daemon stopped). " +
             "Every recovered submission waits for every journalist again; fetch skips those it already holds.")
         {
-            dataDir, config,
+            data.DataDir, data.Config,
         };
         command.SetAction(parse =>
         {
             OnionDrop.Daemon.Hosting.OnionDropOptions options;
-            try { options = OnionDropConfiguration.Load(parse.GetValue(config), new(DataDir: parse.GetValue(dataDir))).Options(); }
+            try { options = data.Load(parse); }
             catch (ConfigurationError e) { return Fail(e.Message, 2); }
             if (!Directory.Exists(Path.Combine(options.DataDir, SealedBlobStore.BlobsDirectoryName)))
                 return Fail($"no {SealedBlobStore.BlobsDirectoryName}/ in {options.DataDir}: nothing to recover from", 2);

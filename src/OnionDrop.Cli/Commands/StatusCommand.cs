@@ -16,21 +16,20 @@ public static class StatusCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print the status document and a \"health\" object as JSON, for monitoring" };
-        var dataDir = new Option<string>("--data-dir") { Description = "The daemon's data directory. Default: from the config file and environment, as `serve` reads them", HelpName = "DIR" };
-        var config = new Option<string>("--config") { Description = "Config file to take the data directory from", HelpName = "FILE" };
+        var data = new DataDirectoryOptions();
         var command = new Command("status", "Is the daemon healthy? Tor, onion address, submissions waiting, free disk.\n" +
             "Exit codes: 0 healthy, 1 status unreadable, 2 daemon not running or status stale, 3 tor not running, " +
             "4 onion service not published (bootstrapping, no network), 5 degraded (store unreadable, disk low).")
         {
-            json, dataDir, config,
+            json, data.DataDir, data.Config,
         };
         command.SetAction(parse =>
         {
             string dir;
             try
             {
-                dir = parse.GetValue(dataDir) is { } d ? Path.GetFullPath(d)
-                    : OnionDropConfiguration.Load(parse.GetValue(config), new()).Options().DataDir;
+                // With --data-dir the config file is not read: status works even where it cannot be.
+                dir = parse.GetValue(data.DataDir) is { } d ? Path.GetFullPath(d) : data.Load(parse).DataDir;
             }
             catch (ConfigurationError e) { return Report(parse.GetValue(json), null, new(HealthCode.Unreadable, "bad configuration: " + e.Message)); }
 
