@@ -62,7 +62,7 @@ public sealed record DaemonStatus
 /// <param name="OldestWaitingDays">Whole days since then, for monitoring thresholds.</param>
 public sealed record SubmissionsStatus(int Waiting, long WaitingBytes, DateOnly? OldestWaitingSince, int? OldestWaitingDays)
 {
-    /// <summary>When these figures were taken: once per Retention:CheckInterval, so that they never tell when a submission arrived.</summary>
+    /// <summary>When these figures were taken: at start, then once a day (UTC), so that they date a submission no closer than the catalog does.</summary>
     public DateTimeOffset? AsOf { get; init; }
 }
 

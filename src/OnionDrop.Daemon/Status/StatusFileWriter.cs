@@ -17,9 +17,6 @@ public sealed class StatusFileWriter : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
 
-    /// <summary>The waiting count goes to the operator's log this often, never per submission (arrival times could help find a source).</summary>
-    public static readonly TimeSpan CountLogInterval = TimeSpan.FromHours(1);
-
     private readonly OnionDropOptions options;
     private readonly IServiceProvider services;
     private readonly ITorStatus? tor;
@@ -28,10 +25,8 @@ public sealed class StatusFileWriter : BackgroundService
     private readonly SemaphoreSlim changed = new(0);
     private readonly DateTimeOffset startedAt;
     private readonly string path;
-    private DateTimeOffset lastCountLog = DateTimeOffset.MinValue;
-    private readonly TimeSpan figuresInterval;
-    private (SubmissionsStatus? Submissions, DiskStatus Disk)? figures;   // as last taken, at figuresTakenAt
-    private DateTimeOffset figuresTakenAt;
+    private (SubmissionsStatus? Submissions, DiskStatus Disk)? figures;   // as last taken, on figuresDay
+    private DateOnly figuresDay;
     private string? lastProblem;
     private bool lowDiskLogged, writeFailing;
 
@@ -45,7 +40,6 @@ public sealed class StatusFileWriter : BackgroundService
         tor = this.options.Tor == TorMode.None ? null : services.GetService<ITorStatus>();
         startedAt = this.clock.GetUtcNow();
         path = Path.Combine(this.options.DataDir, DaemonStatus.FileName);
-        figuresInterval = this.options.Retention.CheckInterval;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -80,9 +74,9 @@ public sealed class StatusFileWriter : BackgroundService
 
     /// <summary>
     /// The figures that move with each submission (how many wait, their bytes, the free disk) are published as
-    /// taken once per Retention:CheckInterval (hourly), not every few seconds: refreshed at once, they told
-    /// anyone who can read or collect status.json (monitoring, kept off the box) when each submission arrived,
-    /// to within 5 s, and its size. Whether the store is readable and whether the disk is low show at once.
+    /// taken at start and then once a day (UTC), as the catalog dates a submission: refreshed every few seconds,
+    /// or even hourly, they told anyone who can read or collect status.json or the journal when each submission
+    /// arrived, and its size. Whether the store is readable and whether the disk is low show at once.
     /// </summary>
     internal DaemonStatus Snapshot(string state)
     {
@@ -108,16 +102,18 @@ public sealed class StatusFileWriter : BackgroundService
         var drive = new DriveInfo(options.DataDir);
         var disk = new DiskStatus(options.DataDir, drive.AvailableFreeSpace, drive.TotalSize);
 
-        LogChanges(now, submissions, disk, problems);
+        LogChanges(disk, problems);
         if (disk.FreeBytes < StatusHealth.LowDiskBytes)   // after LogChanges, which says so in its own words
             problems.Add($"low disk: under {StatusHealth.Bytes(StatusHealth.LowDiskBytes)} free under {disk.Path}");
 
-        if (figures is null || now - figuresTakenAt >= figuresInterval || (figures.Value.Submissions is null) != (submissions is null))
+        var today = DateOnly.FromDateTime(now.UtcDateTime);
+        // Also when the store turns readable or unreadable: the operator must not wait a day for the figures back.
+        if (figures is null || today != figuresDay || (figures.Value.Submissions is null) != (submissions is null))
         {
             figures = (submissions is null ? null : submissions with { AsOf = now }, disk with { AsOf = now });
-            figuresTakenAt = now;
+            figuresDay = today;
+            LogCounts(figures.Value.Submissions);
         }
-        var today = DateOnly.FromDateTime(now.UtcDateTime);
         submissions = figures.Value.Submissions is { } taken
             ? taken with { OldestWaitingDays = taken.OldestWaitingSince is { } day ? today.DayNumber - day.DayNumber : null }
             : null;
@@ -139,15 +135,17 @@ public sealed class StatusFileWriter : BackgroundService
         };
     }
 
-    /// <summary>Operator log: counts hourly, problems and low disk when they start and end. Nothing per submission.</summary>
-    private void LogChanges(DateTimeOffset now, SubmissionsStatus? submissions, DiskStatus disk, List<string> problems)
+    /// <summary>Operator log: the counts as the figures are taken (daily), never per submission.</summary>
+    private void LogCounts(SubmissionsStatus? submissions)
     {
-        if (submissions is not null && now - lastCountLog >= CountLogInterval)
-        {
-            lastCountLog = now;
-            log.LogInformation("Submissions waiting: {Waiting} ({Size}), oldest since {Oldest}", submissions.Waiting,
-                StatusHealth.Bytes(submissions.WaitingBytes), submissions.OldestWaitingSince?.ToString("yyyy-MM-dd") ?? "-");
-        }
+        if (submissions is null) return;
+        log.LogInformation("Submissions waiting: {Waiting} ({Size}), oldest since {Oldest}", submissions.Waiting,
+            StatusHealth.Bytes(submissions.WaitingBytes), submissions.OldestWaitingSince?.ToString("yyyy-MM-dd") ?? "-");
+    }
+
+    /// <summary>Operator log: problems and low disk when they start and end.</summary>
+    private void LogChanges(DiskStatus disk, List<string> problems)
+    {
         var problem = problems.FirstOrDefault();
         if (problem != lastProblem)
         {
