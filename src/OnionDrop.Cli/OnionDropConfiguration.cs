@@ -32,6 +32,9 @@ public static partial class OnionDropConfiguration
 
     private static readonly string Section = OnionDropOptions.Section;
 
+    /// <summary>The config file's top-level sections: the daemon's settings, and the operator's log levels.</summary>
+    private static readonly HashSet<string> FileSections = new([Section, "Logging"], StringComparer.OrdinalIgnoreCase);
+
     /// <summary>Setting names (OnionDropOptions' properties) by their name with underscores removed, any case.</summary>
     private static readonly Dictionary<string, PropertyInfo> Settings =
         typeof(OnionDropOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)
@@ -48,18 +51,32 @@ public static partial class OnionDropConfiguration
         /// <summary>Binds the options as the daemon will, turning binder errors into one clear line.</summary>
         public OnionDropOptions Options()
         {
-            try { return Configuration.GetSection(Section).Get<OnionDropOptions>() ?? new OnionDropOptions(); }
+            // Unknown names are refused inside sections too: a misspelt Retention:DeleteAfter would quietly keep
+            // the default, deleting each submission at its first acknowledgement.
+            try { return Configuration.GetSection(Section).Get<OnionDropOptions>(o => o.ErrorOnUnknownConfiguration = true) ?? new OnionDropOptions(); }
             catch (InvalidOperationException e)
             {
                 // "Failed to convert configuration value '…' at 'OnionDrop:Tor' to type '…'."
-                var m = BadValue().Match(e.Message);
-                throw new ConfigurationError(m.Success ? $"bad value '{m.Groups[1].Value}' for {m.Groups[2].Value}" : e.Message);
+                if (BadValue().Match(e.Message) is { Success: true } bad)
+                    throw new ConfigurationError($"bad value '{bad.Groups[1].Value}' for {bad.Groups[2].Value}");
+                // "… the following properties were not found on the instance of OnionDrop….RetentionOptions: 'DeleteAftr'"
+                if (UnknownNames().Match(e.Message) is { Success: true } unknown)
+                    throw new ConfigurationError($"unknown setting(s) {unknown.Groups[2].Value} in {SectionOf(unknown.Groups[1].Value)}");
+                throw new ConfigurationError(e.Message);
             }
         }
     }
 
     [GeneratedRegex(@"value '(.*)' at '([^']*)'")]
     private static partial Regex BadValue();
+
+    [GeneratedRegex(@"not found on the instance of (\S+): (.+)$")]
+    private static partial Regex UnknownNames();
+
+    /// <summary>"OnionDrop:Retention" for the type of OnionDropOptions.Retention; the type's name for anything else.</summary>
+    private static string SectionOf(string typeName) =>
+        typeName == typeof(OnionDropOptions).FullName ? Section
+        : Settings.Values.FirstOrDefault(p => p.PropertyType.FullName == typeName) is { } p ? $"{Section}:{p.Name}" : typeName;
 
     public static Loaded Load(string? configFile, Flags flags, IDictionary? environment = null)
     {
@@ -119,6 +136,9 @@ public static partial class OnionDropConfiguration
         foreach (var (key, value) in root.AsEnumerable())
         {
             var parts = key.Split(':');
+            // A setting put beside the section instead of in it ("Retention" at the top) would be ignored.
+            if (!FileSections.Contains(parts[0]))
+                throw new ConfigurationError($"config file {file}: unknown section \"{parts[0]}\" (settings go in \"{Section}\"; the log's levels in \"Logging\")");
             if (parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase) && parts.Length >= 2 && !Settings.ContainsKey(parts[1]))
                 throw new ConfigurationError($"config file {file}: unknown setting {Section}:{parts[1]} (known: {string.Join(", ", Settings.Keys)})");
             if (value is not null) layer[key] = value;

@@ -24,6 +24,9 @@ public sealed class SubmissionSealer : IAsyncDisposable
     /// <summary>The longest content type <see cref="BeginFileAsync"/> takes, in UTF-8 bytes.</summary>
     public const int MaxContentTypeBytes = SealedFormat.MaxContentTypeBytes;
 
+    /// <summary>The longest message <see cref="CompleteAsync"/> takes, in characters.</summary>
+    public const int MaxMessageChars = SealedFormat.MaxMessageChars;
+
     private const int ParallelHashBytes = 16 * 1024;
 
     private readonly Stream _output;

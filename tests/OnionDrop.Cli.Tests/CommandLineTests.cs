@@ -94,6 +94,22 @@ public class CommandLineTests
     }
 
     [Test]
+    public async Task ServeStopsWithExit2OnBadRetentionOrTorSettingsBeforeStartingAnything()
+    {
+        // Found only when the store opened or tor started, these exited 1: systemd restarted the daemon every few
+        // seconds instead of leaving it stopped (RestartPreventExitStatus=2) with the one line that says why.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        AssertOneLineError(await Run(["serve", "--data-dir", data, "--tor", "none", "--recipient", key], new() { ["ONIONDROP_RETENTION__DELETE_AFTER"] = "All" }),
+            2, "serve", "Retention: DeleteAfter=All needs the list of Journalists");
+        AssertOneLineError(await Run(["serve", "--data-dir", data, "--tor", "none", "--recipient", key], new() { ["ONIONDROP_RETENTION__CHECK_INTERVAL"] = "-00:00:01" }),
+            2, "serve", "Retention:CheckInterval must be between");
+        AssertOneLineError(await Run(["serve", "--data-dir", data, "--tor", "launch", "--recipient", key], new() { ["ONIONDROP_TOR_EXTRA_CONFIG"] = "ControlPort 9051" }),
+            2, "serve", "TorExtraConfig line 1");
+        Assert.That(Directory.Exists(data), Is.False, "nothing started, nothing written");
+    }
+
+    [Test]
     public async Task StatusWithoutADaemonSaysSoAndExits2()
     {
         var r = await Run(["status", "--data-dir", dir.Path]);

@@ -111,6 +111,22 @@ public class ConfigurationTests
         });
     }
 
+    [Test]
+    public void A_misspelt_or_misplaced_retention_setting_is_refused_not_left_at_its_default()
+    {
+        // The default deletes a submission at its first acknowledgement: a typo must not quietly mean that.
+        Assert.Multiple(() =>
+        {
+            Assert.That(Error(File("""{ "OnionDrop": { "Retention": { "DeleteAftr": "All", "KeepDaysAfterAcknowledgment": 7 } } }""")),
+                Is.EqualTo("unknown setting(s) 'DeleteAftr', 'KeepDaysAfterAcknowledgment' in OnionDrop:Retention"));
+            Assert.That(Error(null, new Hashtable { ["ONIONDROP_RETENTION__DELETE_AFTR"] = "All" }), Does.Contain("in OnionDrop:Retention"));
+            Assert.That(Error(File("""{ "OnionDrop": { }, "Retention": { "DeleteAfter": "All" } }""")), Does.Contain("unknown section \"Retention\""));
+        });
+        // Spelt right, they are taken.
+        var o = Load(File("""{ "OnionDrop": { "Retention": { "DeleteAfter": "All", "Journalists": [ "alice" ], "KeepDaysAfterAcknowledgement": 7 } }, "Logging": { "LogLevel": { "Default": "Warning" } } }"""));
+        Assert.That((o.Retention.DeleteAfter, o.Retention.KeepDaysAfterAcknowledgement), Is.EqualTo((OnionDrop.Storage.AcknowledgementQuorum.All, 7)));
+    }
+
     private static string Error(string? file, IDictionary? env = null)
     {
         var e = Assert.Throws<ConfigurationError>(() => Load(file, env: env))!;

@@ -70,6 +70,47 @@ public sealed class OptionsValidatorTests
     }
 
     [Test]
+    public void A_message_limit_beyond_what_the_sealed_format_holds_is_refused()
+    {
+        // Between the two, a source would have got an error page after sending everything.
+        var o = Valid();
+        o.MaxMessageChars = SubmissionSealer.MaxMessageChars;
+        Assert.That(Errors(o), Is.Empty);
+        o.MaxMessageChars = SubmissionSealer.MaxMessageChars + 1;
+        Assert.That(Errors(o), Has.Some.StartsWith($"MaxMessageChars must be between 0 and {SubmissionSealer.MaxMessageChars}"));
+    }
+
+    [Test]
+    public void Retention_mistakes_are_refused_at_start()
+    {
+        var o = Valid();
+        o.Retention.DeleteAfter = OnionDrop.Storage.AcknowledgementQuorum.All;
+        o.Retention.KeepDaysAfterAcknowledgement = -1;
+        o.Retention.CheckInterval = TimeSpan.FromSeconds(-1);
+        Assert.That(Errors(o), Has.Some.StartsWith("Retention: KeepDaysAfterAcknowledgement must be 0 or more")
+            .And.Some.StartsWith("Retention:CheckInterval must be between"));
+        o.Retention.KeepDaysAfterAcknowledgement = 0;
+        Assert.That(Errors(o), Has.Some.StartsWith("Retention: DeleteAfter=All needs the list of Journalists"));
+        o.Retention.Journalists = ["alice", "bob"];
+        o.Retention.CheckInterval = TimeSpan.FromHours(1);
+        Assert.That(Errors(o), Is.Empty);
+    }
+
+    [Test]
+    public void A_torrc_line_that_the_launched_tor_would_refuse_is_refused_at_start_and_only_when_tor_is_launched()
+    {
+        var o = Valid();
+        o.TorExtraConfig = ["ControlPort 9051"];
+        Assert.That(Errors(o), Has.Some.StartsWith("TorExtraConfig line 1: \"ControlPort 9051\""));
+        o.Tor = TorMode.None;
+        Assert.That(Errors(o), Is.Empty, "no tor is launched, so no torrc is written");
+        o.Tor = TorMode.Launch;
+        o.TorExtraConfig = [];
+        o.TorrcTemplate = "/nonexistent/torrc.template";
+        Assert.That(Errors(o), Has.Some.StartsWith("TorrcTemplate: cannot read /nonexistent/torrc.template"));
+    }
+
+    [Test]
     public async Task The_daemon_refuses_to_start_on_a_public_address()
     {
         using var dir = new TempDirectory();

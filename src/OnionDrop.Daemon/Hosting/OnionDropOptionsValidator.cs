@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using OnionDrop.Daemon.Tor;
 using OnionDrop.Daemon.Web;
 using OnionDrop.Sealing;
 
@@ -39,12 +40,21 @@ public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOption
             errors.Add($"MaxSubmissionBytes must be between 1024 and {LargestSubmissionBytes} (got {options.MaxSubmissionBytes})");
         if (options.MaxFiles is < 1 or > 10_000)
             errors.Add($"MaxFiles must be between 1 and 10000 (got {options.MaxFiles})");
-        if (options.MaxMessageChars is < 0 or > 10_000_000)
-            errors.Add($"MaxMessageChars must be between 0 and 10000000 (got {options.MaxMessageChars})");
+        if (options.MaxMessageChars is < 0 or > SubmissionSealer.MaxMessageChars)
+            errors.Add($"MaxMessageChars must be between 0 and {SubmissionSealer.MaxMessageChars}, the most the sealed format holds (got {options.MaxMessageChars})");
         if (options.UploadIdleTimeout < TimeSpan.FromSeconds(1) || options.UploadIdleTimeout > TimeSpan.FromHours(1))
             errors.Add($"UploadIdleTimeout must be between 00:00:01 and 01:00:00 (got {options.UploadIdleTimeout})");
         if (string.IsNullOrWhiteSpace(options.NewsroomName))
             errors.Add("NewsroomName must not be empty");
+
+        // Checked here, not when the store opens or tor starts: a mistake then exited 1, which systemd restarts
+        // every few seconds, where a bad configuration must stop the daemon at once (exit 2).
+        try { options.Retention.ToStoreOptions().Validate(); }
+        catch (ArgumentException e) { errors.Add("Retention: " + e.Message); }
+        if (options.Retention.CheckInterval < TimeSpan.FromSeconds(1) || options.Retention.CheckInterval > TimeSpan.FromDays(1))
+            errors.Add($"Retention:CheckInterval must be between 00:00:01 and 1.00:00:00 (got {options.Retention.CheckInterval})");
+        if (options.Tor == TorMode.Launch && !string.IsNullOrWhiteSpace(options.DataDir) && TorSetup.TorrcProblem(options) is { } torrc)
+            errors.Add(torrc);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

@@ -24,6 +24,24 @@ public static class TorSetup
         return services;
     }
 
+    /// <summary>
+    /// What is wrong with the torrc launch mode would write (the template, or a TorExtraConfig line), in one line;
+    /// null when nothing. The same check runs again when tor starts.
+    /// </summary>
+    public static string? TorrcProblem(OnionDropOptions o)
+    {
+        var settings = SupervisorOptions(o);
+        try
+        {
+            var template = settings.TorrcTemplate is { } path ? File.ReadAllText(path) : TorrcTemplate.LoadDefault();
+            var values = new TorrcValues(settings.DataDir, Environment.ProcessId) { WebSocket = settings.WebSocket };
+            TorrcTemplate.Render(template, values, settings.TorExtraConfig, settings.TorrcTemplate ?? TorrcTemplate.FileName);
+            return null;
+        }
+        catch (TorConfigurationException e) { return e.Message; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"TorrcTemplate: cannot read {settings.TorrcTemplate}: {e.Message}"; }
+    }
+
     public static TorSupervisorOptions SupervisorOptions(OnionDropOptions o) => new()
     {
         Mode = o.Tor == TorMode.System ? TorSupervisorMode.System : TorSupervisorMode.Launch,
