@@ -30,16 +30,17 @@ public static class TorSetup
     /// </summary>
     public static string? TorrcProblem(OnionDropOptions o)
     {
-        var settings = SupervisorOptions(o);
+        // Not SupervisorOptions(o): it also looks up WebSocketGroup, which the validator checks on its own.
+        var templatePath = string.IsNullOrWhiteSpace(o.TorrcTemplate) ? null : Path.GetFullPath(o.TorrcTemplate);
         try
         {
-            var template = settings.TorrcTemplate is { } path ? File.ReadAllText(path) : TorrcTemplate.LoadDefault();
-            var values = new TorrcValues(settings.DataDir, Environment.ProcessId) { WebSocket = settings.WebSocket };
-            TorrcTemplate.Render(template, values, settings.TorExtraConfig, settings.TorrcTemplate ?? TorrcTemplate.FileName);
+            var template = templatePath is null ? TorrcTemplate.LoadDefault() : File.ReadAllText(templatePath);
+            var values = new TorrcValues(Path.GetFullPath(o.DataDir), Environment.ProcessId) { WebSocket = Path.GetFullPath(WebListeners.SocketPath(o)) };
+            TorrcTemplate.Render(template, values, o.TorExtraConfig, templatePath ?? TorrcTemplate.FileName);
             return null;
         }
         catch (TorConfigurationException e) { return e.Message; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"TorrcTemplate: cannot read {settings.TorrcTemplate}: {e.Message}"; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"TorrcTemplate: cannot read {templatePath}: {e.Message}"; }
     }
 
     public static TorSupervisorOptions SupervisorOptions(OnionDropOptions o) => new()
