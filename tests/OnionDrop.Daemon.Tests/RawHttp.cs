@@ -4,8 +4,11 @@ using System.Text;
 
 namespace OnionDrop.Daemon.Tests;
 
-/// <summary>What came back on a raw connection: the status line's code (null if the server just closed).</summary>
-public sealed record RawResponse(int? Status, string Head, string Body, bool Closed);
+/// <summary>
+/// What came back on a raw connection: the status line's code (null if the server just closed), and whether the
+/// reader gave up waiting (TimedOut: neither a whole answer nor a close came in time).
+/// </summary>
+public sealed record RawResponse(int? Status, string Head, string Body, bool Closed, bool TimedOut);
 
 /// <summary>HTTP by hand over a socket, for requests no well-behaved client would send.</summary>
 public static class RawHttp
@@ -35,7 +38,7 @@ public static class RawHttp
         using var cts = new CancellationTokenSource(timeout);
         var received = new MemoryStream();
         var buffer = new byte[64 * 1024];
-        var closed = false;
+        bool closed = false, timedOut = false;
         try
         {
             while (true)
@@ -55,7 +58,7 @@ public static class RawHttp
                 received.Write(buffer, 0, read);
             }
         }
-        catch (OperationCanceledException) { }
+        catch (OperationCanceledException) { timedOut = true; }
         catch (SocketException) { closed = true; }
 
         var all = Encoding.UTF8.GetString(received.ToArray());
@@ -64,7 +67,7 @@ public static class RawHttp
         int? status = null;
         if (headText.StartsWith("HTTP/1.", StringComparison.Ordinal) && headText.Length >= 12 && int.TryParse(headText.AsSpan(9, 3), out var code))
             status = code;
-        return new RawResponse(status, headText, split >= 0 ? all[(split + 4)..] : "", closed);
+        return new RawResponse(status, headText, split >= 0 ? all[(split + 4)..] : "", closed, timedOut);
     }
 
     public static byte[] Ascii(string s) => Encoding.ASCII.GetBytes(s);
