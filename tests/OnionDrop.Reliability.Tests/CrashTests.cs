@@ -75,6 +75,7 @@ public sealed class CrashTests
             }).ToList();
 
             await Task.WhenAny(trigger.Task, Task.Delay(TimeSpan.FromSeconds(60)));
+            Assert.That(trigger.Task.IsCompleted, Is.True, $"round {round}: no upload reached the {moment} moment in 60 s, so the kill would not land there\n{daemon.Output}");
             if (moment != KillMoment.MidHeader) await Task.Delay(random.Next(0, moment == KillMoment.DuringCommit ? 15 : 200));
             Dictionary<string, UploadPhase> snapshot;
             lock (phases) snapshot = new(phases);
@@ -126,6 +127,8 @@ public sealed class CrashTests
             Assert.That(sealedFiles, Is.EqualTo(opened.Select(o => o.Id + ".sealed").Order().ToList()), "blobs/ holds exactly the committed submissions");
             Assert.That(outcomes.Count(o => o.Receipted && !o.Upload.Label.EndsWith('w')), Is.GreaterThan(0), "no upload in flight was receipted before a kill");
             Assert.That(hits.GetValueOrDefault(UploadPhase.Body), Is.GreaterThan(0), "no kill landed in a body");
+            Assert.That(hits.GetValueOrDefault(UploadPhase.PartHeaders), Is.GreaterThan(0), "no kill landed in a part's headers");
+            Assert.That(hits.GetValueOrDefault(UploadPhase.Sent), Is.GreaterThan(0), "no kill landed between a body sent in full and its answer (the commit)");
         });
     }
 

@@ -118,7 +118,7 @@ public sealed class DaemonProcess : IAsyncDisposable
     public async Task KillAsync()
     {
         PosixProcess.Signal(Pid, PosixProcess.SIGKILL);
-        await WaitGoneAsync(TimeSpan.FromSeconds(30));
+        if (!await WaitGoneAsync(TimeSpan.FromSeconds(30))) throw new TimeoutException($"the daemon {Pid} outlived kill -9 by 30 s\n{Output}");
     }
 
     /// <summary>SIGTERM, as systemd would stop it; SIGKILL if it has not exited within <paramref name="grace"/>. Returns the exit code.</summary>
@@ -128,7 +128,7 @@ public sealed class DaemonProcess : IAsyncDisposable
         if (!await WaitGoneAsync(grace ?? TimeSpan.FromSeconds(30)))
         {
             PosixProcess.Signal(Pid, PosixProcess.SIGKILL);
-            await WaitGoneAsync(TimeSpan.FromSeconds(10));
+            if (!await WaitGoneAsync(TimeSpan.FromSeconds(10))) throw new TimeoutException($"the daemon {Pid} outlived SIGTERM and kill -9\n{Output}");
         }
         return _process.HasExited ? _process.ExitCode : -1;
     }
