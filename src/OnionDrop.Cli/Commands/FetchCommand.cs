@@ -40,6 +40,7 @@ public static class FetchCommand
             {
                 var keyPath = parse.GetValue(keyFile);
                 if (keyPath is null) return Fail("--open needs --key FILE", 2);
+                if (KeyFilePermissions.Warning(keyPath) is { } loose) Console.Error.WriteLine("oniondrop fetch: " + loose);
                 try
                 {
                     var fromScript = Passphrases.FromFileOrEnvironment(parse.GetValue(passphraseFile));
