@@ -88,6 +88,16 @@ public class HostileServerTests
         Assert.That(refused.Message, Does.Contain("server speaks ONIONDROP-PULL 2"));
     }
 
+    [TestCase("a line that never ends")]
+    [TestCase("binary junk")]
+    public async Task A_greeting_that_is_not_one_is_refused_in_one_printable_line(string what)
+    {
+        var junk = what == "binary junk" ? "\u0000\u00ff\u001b[2J\u0007\u009b\r\n" : new string('A', 5000);
+        var refused = await Assert.ThrowsAsync<PullProtocolException>(() => FetchFromAsync(junk, _ => [], Options));
+        AssertPrintable(refused!.Message);
+        Assert.That(refused.Message, Does.StartWith(what == "binary junk" ? "not an OnionDrop pull server" : "line longer than 1024 bytes"));
+    }
+
     [Test]
     public async Task A_listed_hash_that_is_not_hex_is_refused_and_never_shown_raw()
     {
