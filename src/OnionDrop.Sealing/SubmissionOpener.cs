@@ -110,6 +110,7 @@ public static class SubmissionOpener
     {
         var files = new List<OpenedFile>();
         var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { MessageFileName, ManifestFileName };
+        var nextNumber = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         long listedBytes = 0;   // names and types so far: the manifest must hold them all
         while (true)
         {
@@ -126,7 +127,7 @@ public static class SubmissionOpener
                     listedBytes += SealedFormat.StrictUtf8.GetByteCount(name) + SealedFormat.StrictUtf8.GetByteCount(contentType);
                     if (listedBytes > SealedFormat.MaxManifestBytes)
                         throw new SealedFormatException($"malformed contents: the files' names and types exceed what a manifest can hold ({SealedFormat.MaxManifestBytes} bytes)");
-                    var safe = SafeFileName.Unique(SafeFileName.ForFile(name, $"file-{files.Count + 1}"), taken);
+                    var safe = SafeFileName.Unique(SafeFileName.ForFile(name, $"file-{files.Count + 1}"), taken, nextNumber);
                     files.Add(ReadFile(plain, Path.Combine(working, safe), name, safe, contentType));
                     break;
                 case SealedFormat.RecordManifest:
