@@ -133,4 +133,19 @@ public class CliTests
         var quiet = await Oniondrop.RunAsync(["open", "--key", dir.Combine("linked.key"), "-o", dir.Combine("out"), blob]);
         Assert.That(quiet.Stderr, Is.Empty, "a link to a 0600 key is the key's own business");
     }
+
+    [Test]
+    public async Task Keygen_makes_the_key_files_name_durable_before_it_prints_the_public_key()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("me.key");
+        var trace = dir.Combine("strace.txt");
+        var run = await ChildProcess.RunAsync(ChildProcess.StartInfo("strace", ["-f", "-qq", "-e", "trace=openat,fsync,fdatasync,close,write", "-o", trace, "dotnet", Oniondrop.Dll, "keygen", "-o", path]), TimeSpan.FromMinutes(1));
+        Assert.That(run.ExitCode, Is.Zero, run.ToString());
+        var calls = StraceLog.Parse(File.ReadLines(trace));
+        var keySynced = calls.Single(c => c.Name is "fsync" or "fdatasync" && c.Path == path);
+        var printed = calls.First(c => c.Name == "write" && c.Args.Contains("odpk1"));
+        Assert.That(calls.Where(c => c.Name == "fsync" && c.Path == dir.Path && keySynced.EndedBefore(c) && c.EndedBefore(printed)), Is.Not.Empty,
+            "the folder holding the new key fsynced after the key and before the public key is shown");
+    }
 }
