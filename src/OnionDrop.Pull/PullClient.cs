@@ -141,6 +141,14 @@ public static class PullClient
             foreach (var item in waiting)
             {
                 var existing = Path.Combine(dir, item.Id + ".sealed");
+                // A folder of that name (fetch --open names folders from a reference the server chose) is not
+                // overwritten, and must not stop every later run either: reported, left on the server.
+                if (Directory.Exists(existing) || Directory.Exists(Path.Combine(dir, item.Id + ".partial")))
+                {
+                    lock (problems) problems.Add($"{item.Id}: a folder is in the way of {item.Id}.sealed or .partial in {dir}; left on the server");
+                    done++;
+                    continue;
+                }
                 if (!File.Exists(existing)) { toGet.Enqueue(item); continue; }
                 // Received by an earlier fetch whose acknowledgement never arrived: check it, acknowledge, don't fetch twice.
                 if (await MatchesAsync(existing, item, cancellationToken))
@@ -289,7 +297,7 @@ public static class PullClient
             try
             {
                 using (file) file.Flush(flushToDisk: true);
-                if (File.Exists(final))
+                if (Path.Exists(final))
                 {
                     lock (problems) problems.Add($"{id}: {final} appeared meanwhile; not overwritten, not acknowledged");
                     return null;

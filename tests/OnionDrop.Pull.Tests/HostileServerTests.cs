@@ -206,4 +206,18 @@ public class HostileServerTests
         Assert.That(fetch.Stderr.Split('\n').Max(l => l.Length), Is.LessThanOrEqualTo(1024), "a long line is cut, not held whole");
         Assert.That(fetch.Stderr.Trim().Split('\n')[^1], Does.StartWith("oniondrop fetch: the server ended before the pull began"), "our line comes after its message");
     }
+
+    [TestCase(".sealed")]
+    [TestCase(".partial")]
+    public async Task A_folder_named_like_a_blob_is_reported_and_the_rest_still_fetched(string suffix)
+    {
+        // fetch --open names each opened folder from the reference sealed inside; a server that seals one blob
+        // with a reference of "ID.sealed" puts a folder in the way of that blob, for every later run.
+        Directory.CreateDirectory(Path.Combine(Received, Id1 + suffix));
+        var (result, requests) = await FetchFromAsync($"ONIONDROP-PULL 1\nWAITING 2 0\nITEM {Id1} {Blob.Length} {BlobSha}\nITEM {Id2} {Blob.Length} {BlobSha}\n",
+            id => Frame(id, Blob.Length, BlobSha, Blob), Options);
+        Assert.That(result.Problems.Single(), Does.StartWith($"{Id1}: a folder is in the way").And.EndWith("left on the server"));
+        Assert.That(requests.Where(r => r.StartsWith("GET ") || r.StartsWith("ACK ")), Is.EqualTo(new[] { "GET " + Id2, "ACK " + Id2 }));
+        Assert.That(File.Exists(Path.Combine(Received, Id2 + ".sealed")));
+    }
 }
