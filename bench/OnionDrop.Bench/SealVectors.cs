@@ -88,6 +88,9 @@ public sealed class SealVectors : IBenchmark
         await Fail("fail_trailing_garbage", [.. exact, .. "garbage"u8], "trailing data after the final chunk (2)");
         await Fail("fail_final_chunk_repeated", [.. exact, .. exact[^Cipher..]], "trailing data after the final chunk (2)");
 
+        // Plaintext no correct sealer writes (its raw knobs): refused as soon as the 10,001st file starts.
+        await Fail("fail_too_many_files", await SealRecords(toJournalist, TooManyFiles()), "more than 10000 files");
+
         Console.WriteLine($"seal-vectors: wrote {Directory.EnumerateFiles(_dir, "*.sealed").Count()} vectors to {_dir}");
         return 0;
     }
@@ -173,6 +176,46 @@ public sealed class SealVectors : IBenchmark
                 await sealer.EndFileAsync();
             }
             await sealer.CompleteAsync(reference, message, ReceivedAt);
+        }
+        return output.ToArray();
+    }
+
+    /// <summary>10,001 empty files named f0, f1, ... and a manifest: one file more than any server seals.</summary>
+    private static byte[] TooManyFiles()
+    {
+        var plain = new MemoryStream();
+        var type = "text/plain"u8.ToArray();
+        var emptySha = SHA256.HashData([]);
+        Span<byte> u32 = stackalloc byte[4];
+        for (var i = 0; i <= 10_000; i++)
+        {
+            var name = Encoding.UTF8.GetBytes($"f{i}");
+            plain.WriteByte(0x01);
+            BinaryPrimitives.WriteUInt32LittleEndian(u32, (uint)name.Length);
+            plain.Write(u32);
+            plain.Write(name);
+            BinaryPrimitives.WriteUInt32LittleEndian(u32, (uint)type.Length);
+            plain.Write(u32);
+            plain.Write(type);
+            plain.WriteByte(0x03);
+            plain.Write(new byte[8]);   // size 0
+            plain.Write(emptySha);
+        }
+        var manifest = Encoding.UTF8.GetBytes("""{"format":"oniondrop-manifest-1","reference":"too-many","receivedAt":"2026-11-23T12:34Z","message":"","files":[]}""");
+        plain.WriteByte(0x04);
+        BinaryPrimitives.WriteUInt32LittleEndian(u32, (uint)manifest.Length);
+        plain.Write(u32);
+        plain.Write(manifest);
+        return plain.ToArray();
+    }
+
+    private static async Task<byte[]> SealRecords(RecipientPublicKey[] recipients, byte[] plaintext)
+    {
+        var output = new MemoryStream();
+        await using (var sealer = new SubmissionSealer(output, recipients))
+        {
+            await sealer.AppendRawAsync(plaintext);
+            await sealer.CompleteRawAsync();
         }
         return output.ToArray();
     }

@@ -10,7 +10,11 @@ namespace OnionDrop.Pull;
 public sealed record FetchProgress(int Done, int Total, long Bytes, long TotalBytes);
 
 /// <summary>What one fetch did. <see cref="Problems"/> lists blobs left on the server, one line each.</summary>
-public sealed record FetchResult(int Received, int AlreadyHeld, long BytesReceived, int Acknowledged, int Waiting, IReadOnlyList<string> Problems);
+public sealed record FetchResult(int Received, int AlreadyHeld, long BytesReceived, int Acknowledged, int Waiting, IReadOnlyList<string> Problems)
+{
+    /// <summary>Submissions the server listed beyond <see cref="FetchOptions.MaxListed"/>: for the next run.</summary>
+    public int NotListed { get; init; }
+}
 
 public sealed class FetchOptions
 {
@@ -24,6 +28,12 @@ public sealed class FetchOptions
     public long AckBatchBytes { get; init; } = 64L << 20;
 
     public Action<FetchProgress>? Progress { get; init; }
+
+    /// <summary>At most this many listed submissions are taken in one run (about 30 MB of list): a server's count cannot exhaust memory.</summary>
+    public int MaxListed { get; init; } = 100_000;
+
+    /// <summary>A blob is fetched only if this much stays free on DIR's disk once it is here (and the blobs before it).</summary>
+    public long KeepFreeBytes { get; init; } = 1L << 30;
 
     /// <summary>Called with each newly stored <c>ID.sealed</c> path, before it is acknowledged (fetch --open).</summary>
     public Func<string, CancellationToken, Task>? Stored { get; init; }
@@ -59,7 +69,7 @@ public static class PullClient
         if (greeting.StartsWith(Error + " ", StringComparison.Ordinal))
             throw new PullProtocolException($"the server refused: {Trim(greeting[(Error.Length + 1)..])}");
         if (greeting != Greeting)
-            throw new PullProtocolException(greeting.StartsWith("ONIONDROP-PULL ") ? $"server speaks {greeting}, this fetch speaks {Greeting}" : $"not an OnionDrop pull server (it said: {Trim(greeting)})");
+            throw new PullProtocolException(greeting.StartsWith("ONIONDROP-PULL ") ? $"server speaks {Trim(greeting)}, this fetch speaks {Greeting}" : $"not an OnionDrop pull server (it said: {Trim(greeting)})");
 
         // Everything written to the server goes through one channel, so requests stay in the order they were queued.
         var outgoing = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -68,8 +78,9 @@ public static class PullClient
         try
         {
             outgoing.Writer.TryWrite(List);
-            var waiting = await ReadListAsync(reader, cancellationToken);
-            long totalBytes = waiting.Sum(i => i.Size), received = 0;
+            var (waiting, notListed) = await ReadListAsync(reader, options.MaxListed, cancellationToken);
+            // Saturating: sizes are the server's word, and a checked sum of lies overflowed.
+            long totalBytes = waiting.Aggregate(0L, (sum, i) => sum > long.MaxValue - i.Size ? long.MaxValue : sum + i.Size), received = 0;
             int receivedCount = 0, held = 0, acknowledged = 0, done = 0;
             options.Progress?.Invoke(new FetchProgress(0, waiting.Count, 0, totalBytes)); // a fetch cut before its first blob still knows the count
 
@@ -85,6 +96,26 @@ public static class PullClient
             {
                 inFlight.Enqueue((kind, id));
                 outgoing.Writer.TryWrite($"{(kind == Kind.Get ? Get : Ack)} {id}");
+            }
+            // Bytes of blobs asked for and not yet here: the disk must keep room for them too.
+            long comingBytes = 0;
+            // The next blob that leaves the disk its reserve once it is here; those that would not stay on the
+            // server (a server, or a flood of submissions, must not fill the journalist's disk).
+            void RequestNextGet()
+            {
+                while (toGet.TryDequeue(out var next))
+                {
+                    var free = new DriveInfo(dir).AvailableFreeSpace;
+                    if (next.Size <= free - comingBytes - options.KeepFreeBytes)   // this way round, a huge size cannot wrap
+                    {
+                        comingBytes += next.Size;
+                        Request(Kind.Get, next.Id);
+                        return;
+                    }
+                    lock (problems) problems.Add($"{next.Id}: {next.Size} bytes would leave less than {options.KeepFreeBytes} bytes free in {dir} " +
+                                                 $"({free} free now); left on the server");
+                    done++;
+                }
             }
             async Task FlushBatchAsync()
             {
@@ -110,13 +141,27 @@ public static class PullClient
             foreach (var item in waiting)
             {
                 var existing = Path.Combine(dir, item.Id + ".sealed");
+                // A folder of that name (fetch --open names folders from a reference the server chose) is not
+                // overwritten, and must not stop every later run either: reported, left on the server.
+                if (Directory.Exists(existing) || Directory.Exists(Path.Combine(dir, item.Id + ".partial")))
+                {
+                    lock (problems) problems.Add($"{item.Id}: a folder is in the way of {item.Id}.sealed or .partial in {dir}; left on the server");
+                    done++;
+                    continue;
+                }
                 if (!File.Exists(existing)) { toGet.Enqueue(item); continue; }
                 // Received by an earlier fetch whose acknowledgement never arrived: check it, acknowledge, don't fetch twice.
-                if (await MatchesAsync(existing, item, cancellationToken)) { batch.Add((item.Id, Task.FromResult<string?>(existing), false)); held++; done++; }
+                if (await MatchesAsync(existing, item, cancellationToken))
+                {
+                    FileSync.Fsync(existing); // not necessarily a fetch's (a copy put back by hand may not be on the disk yet)
+                    batch.Add((item.Id, Task.FromResult<string?>(existing), false));
+                    held++;
+                    done++;
+                }
                 else lock (problems) problems.Add($"{item.Id}: {existing} exists with other content; left on the server, not overwritten");
             }
             await FlushBatchAsync();
-            while (inFlight.Count(r => r.Kind == Kind.Get) < options.Window && toGet.TryDequeue(out var next)) Request(Kind.Get, next.Id);
+            while (inFlight.Count(r => r.Kind == Kind.Get) < options.Window && toGet.Count > 0) RequestNextGet();
 
             var byId = waiting.ToDictionary(i => i.Id);
             while (inFlight.TryDequeue(out var request))
@@ -129,7 +174,12 @@ public static class PullClient
                     // Gone on the server (deleted or acknowledged meanwhile): nothing to lose. Anything else stays there.
                     if (!(request.Kind == Kind.Ack && words.ElementAtOrDefault(1) == Errors.NotFound))
                         lock (problems) problems.Add($"{request.Id}: server refused {request.Kind.ToString().ToUpperInvariant()}: {Trim(message)}");
-                    if (request.Kind == Kind.Get) done++;
+                    if (request.Kind == Kind.Get)
+                    {
+                        done++;
+                        comingBytes -= byId[request.Id].Size;
+                        RequestNextGet();
+                    }
                 }
                 else if (request.Kind == Kind.Ack)
                 {
@@ -141,14 +191,17 @@ public static class PullClient
                     var item = byId[request.Id];
                     if (words is not [Blob, var id, var sizeText, var sha] || id != request.Id || !long.TryParse(sizeText, out var size) || size < 0)
                         throw new PullProtocolException($"expected BLOB {request.Id} ..., got: {Trim(line)}");
+                    // Checked before a byte is written: the listed size is what the disk was checked for.
+                    if (size != item.Size) throw new PullProtocolException($"the server sends {size} bytes for {id}, listed with {item.Size}");
                     var durable = await ReceiveAsync(reader, dir, id, size, sha, item, problems, cancellationToken);
+                    comingBytes -= size;
                     pending.Add(durable);
                     done++;
                     received += size;
                     batch.Add((id, durable, true));
                     batchBytes += size;
                     options.Progress?.Invoke(new FetchProgress(done, waiting.Count, received, totalBytes));
-                    if (toGet.TryDequeue(out var next)) Request(Kind.Get, next.Id);
+                    RequestNextGet();
                 }
                 // Acknowledge in batches (one directory fsync each), and whatever is left once no blob is on its way.
                 var blobsComing = inFlight.Any(r => r.Kind == Kind.Get);
@@ -158,7 +211,7 @@ public static class PullClient
             outgoing.Writer.TryWrite(Quit);
             var bye = await reader.ReadLineAsync(cancellationToken);
             if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Trim(bye ?? "(end of stream)")}");
-            return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems);
+            return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems) { NotListed = notListed };
         }
         finally
         {
@@ -173,22 +226,33 @@ public static class PullClient
 
     private sealed record Listed(string Id, long Size, string Sha256Hex);
 
-    private static async Task<List<Listed>> ReadListAsync(ProtocolReader reader, CancellationToken cancellationToken)
+    /// <summary>
+    /// The list, as far as one run takes it: the first <paramref name="maxListed"/> distinct ids (memory stays
+    /// bounded whatever count a server claims; what is left is fetched by the next run). Every line is read, so
+    /// the replies that follow stay in step.
+    /// </summary>
+    private static async Task<(List<Listed> Items, int NotTaken)> ReadListAsync(ProtocolReader reader, int maxListed, CancellationToken cancellationToken)
     {
         var header = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("connection closed before the list");
         if (header.StartsWith(Error + " ")) throw new PullProtocolException("server: " + Trim(header[(Error.Length + 1)..]));
         if (header.Split(' ') is not [Waiting, var countText, _] || !int.TryParse(countText, out var count) || count < 0)
             throw new PullProtocolException($"expected WAITING, got: {Trim(header)}");
-        var items = new List<Listed>(count);
+        var items = new List<Listed>(Math.Min(count, maxListed));
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var notTaken = 0;
         for (var i = 0; i < count; i++)
         {
             var line = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("connection closed in the list");
-            if (line.Split(' ') is not [Item, var id, var sizeText, var sha] || !SubmissionId.IsValid(id) || !long.TryParse(sizeText, out var size) || size < 0 || sha.Length != 64)
+            if (line.Split(' ') is not [Item, var id, var sizeText, var sha] || !SubmissionId.IsValid(id) || !long.TryParse(sizeText, out var size) || size < 0 || !IsSha256Hex(sha))
                 throw new PullProtocolException($"bad ITEM line: {Trim(line)}");
+            if (items.Count == maxListed) { notTaken++; continue; }
+            if (!seen.Add(id)) throw new PullProtocolException($"the list names {id} twice");
             items.Add(new Listed(id, size, sha));
         }
-        return items;
+        return (items, notTaken);
     }
+
+    private static bool IsSha256Hex(string text) => text.Length == 64 && text.All(char.IsAsciiHexDigit);
 
     /// <summary>
     /// Receives one framed blob to ID.partial and checks its length and SHA-256. Returns a task that fsyncs
@@ -220,7 +284,7 @@ public static class PullClient
             throw;
         }
         var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-        if (size != listed.Size || !actual.Equals(sha, StringComparison.OrdinalIgnoreCase) || !sha.Equals(listed.Sha256Hex, StringComparison.OrdinalIgnoreCase))
+        if (!actual.Equals(sha, StringComparison.OrdinalIgnoreCase) || !sha.Equals(listed.Sha256Hex, StringComparison.OrdinalIgnoreCase))
         {
             await file.DisposeAsync();
             SealedBlobStoreFiles.TryDelete(partial);
@@ -233,7 +297,7 @@ public static class PullClient
             try
             {
                 using (file) file.Flush(flushToDisk: true);
-                if (File.Exists(final))
+                if (Path.Exists(final))
                 {
                     lock (problems) problems.Add($"{id}: {final} appeared meanwhile; not overwritten, not acknowledged");
                     return null;

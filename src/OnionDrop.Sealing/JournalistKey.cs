@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using OnionDrop.Files;
 using System.Text;
 using Sodium;
 
@@ -71,9 +72,14 @@ public sealed class JournalistKey : IDisposable
             Access = FileAccess.Write,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         };
-        using var file = new FileStream(path, options);
-        file.Write(Encoding.ASCII.GetBytes(text));
-        file.Flush(flushToDisk: true);
+        using (var file = new FileStream(path, options))
+        {
+            file.Write(Encoding.ASCII.GetBytes(text));
+            file.Flush(flushToDisk: true);
+        }
+        // The name too: keygen prints the public key next, and a key handed out whose file a crash then took
+        // would leave every submission sealed to it unopenable.
+        FileSync.Fsync(Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
 
     private string PlainLine() => $"{Prefix} plain {_public} {Convert.ToBase64String(_secret)}";

@@ -33,6 +33,8 @@ internal sealed record Manifest(
             || m.Files.Any(f => f is null || f.Name is null || f.ContentType is null || f.Sha256 is null))
             throw new SealedFormatException("manifest is incomplete or of an unknown format");
         if (!TryParseTime(m.ReceivedAt, out _)) throw new SealedFormatException("manifest has an invalid receivedAt");
+        if (m.Message.Length > SealedFormat.MaxMessageChars) throw new SealedFormatException($"manifest's message is longer than {SealedFormat.MaxMessageChars} characters");
+        if (m.Files.Count > SealedFormat.MaxFiles) throw new SealedFormatException($"manifest lists more than {SealedFormat.MaxFiles} files");
         return m;
     }
 }

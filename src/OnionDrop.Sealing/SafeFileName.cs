@@ -74,15 +74,23 @@ public static class SafeFileName
     }
 
     /// <summary>"name.ext", "name (2).ext", ...: the first not in <paramref name="taken"/> (which it joins).</summary>
-    public static string Unique(string safe, ISet<string> taken)
+    /// <param name="nextNumber">
+    /// per name (compared as <paramref name="taken"/> compares), the number its last duplicate got, plus one: the
+    /// search starts there, every lower one being taken already. Without it, 10,000 files of one name in a hostile
+    /// submission cost 50 million tries (6 s of CPU).
+    /// </param>
+    public static string Unique(string safe, ISet<string> taken, IDictionary<string, int>? nextNumber = null)
     {
         if (taken.Add(safe)) return safe;
         var dot = safe.LastIndexOf('.');
         var (stem, ext) = dot > 0 ? (safe[..dot], safe[dot..]) : (safe, "");
-        for (var i = 2; ; i++)
+        var shortStem = Shorten(stem, MaxBytes - 8 - Encoding.UTF8.GetByteCount(ext));
+        for (var i = nextNumber is not null && nextNumber.TryGetValue(safe, out var next) ? next : 2; ; i++)
         {
-            var candidate = Shorten(stem, MaxBytes - 8 - Encoding.UTF8.GetByteCount(ext)) + $" ({i})" + ext;
-            if (taken.Add(candidate)) return candidate;
+            var candidate = shortStem + $" ({i})" + ext;
+            if (!taken.Add(candidate)) continue;
+            if (nextNumber is not null) nextNumber[safe] = i + 1;
+            return candidate;
         }
     }
 }

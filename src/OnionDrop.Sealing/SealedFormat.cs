@@ -33,6 +33,8 @@ internal static class SealedFormat
     public const int MaxContentTypeBytes = 4 * 1024;
     public const int MaxMessageChars = 8 * 1024 * 1024;
     public const int MaxManifestBytes = 64 * 1024 * 1024;
+    /// <summary>The most files an OnionDrop server seals into one submission (its MaxFiles setting is at most this).</summary>
+    public const int MaxFiles = 10_000;
 
     /// <summary>Strict UTF-8 for reading; writing replaces lone surrogates (which no HTTP form can carry) with U+FFFD.</summary>
     public static readonly Encoding StrictUtf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);

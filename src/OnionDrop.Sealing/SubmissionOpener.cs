@@ -110,6 +110,8 @@ public static class SubmissionOpener
     {
         var files = new List<OpenedFile>();
         var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { MessageFileName, ManifestFileName };
+        var nextNumber = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        long listedBytes = 0;   // names and types so far: the manifest must hold them all
         while (true)
         {
             var type = plain.ReadByte();
@@ -117,9 +119,15 @@ public static class SubmissionOpener
             switch (type)
             {
                 case SealedFormat.RecordFileStart:
+                    // Checked before the manifest (the last record) can be: files and names are held until then,
+                    // and each costs a file on disk, so a stream of empty files must not run on unbounded.
+                    if (files.Count == SealedFormat.MaxFiles) throw new SealedFormatException($"malformed contents: more than {SealedFormat.MaxFiles} files");
                     var name = ReadText(plain, SealedFormat.MaxNameBytes, "file name");
                     var contentType = ReadText(plain, SealedFormat.MaxContentTypeBytes, "content type");
-                    var safe = SafeFileName.Unique(SafeFileName.ForFile(name, $"file-{files.Count + 1}"), taken);
+                    listedBytes += SealedFormat.StrictUtf8.GetByteCount(name) + SealedFormat.StrictUtf8.GetByteCount(contentType);
+                    if (listedBytes > SealedFormat.MaxManifestBytes)
+                        throw new SealedFormatException($"malformed contents: the files' names and types exceed what a manifest can hold ({SealedFormat.MaxManifestBytes} bytes)");
+                    var safe = SafeFileName.Unique(SafeFileName.ForFile(name, $"file-{files.Count + 1}"), taken, nextNumber);
                     files.Add(ReadFile(plain, Path.Combine(working, safe), name, safe, contentType));
                     break;
                 case SealedFormat.RecordManifest:
@@ -226,13 +234,35 @@ public static class SubmissionOpener
 
     /// <summary>The journalist's record of what was opened: original names beside the names written.</summary>
     private static byte[] DescribeOpened(Manifest manifest, List<OpenedFile> files) =>
-        JsonSerializer.SerializeToUtf8Bytes(new
+        EscapeInvisible(JsonSerializer.SerializeToUtf8Bytes(new
         {
             reference = manifest.Reference,
             receivedAt = manifest.ReceivedAt,
             message = MessageFileName,
             files = files.Select(f => new { originalName = f.OriginalName, savedAs = f.SafeName, contentType = f.ContentType, size = f.Size, sha256 = f.Sha256Hex }),
-        }, DescriptionJson);
+        }, DescriptionJson));
+
+    /// <summary>
+    /// The relaxed encoder keeps names readable (日本語 stays as it is) and escapes control characters, but not
+    /// bidi overrides, zero-width or line-separator characters: `cat manifest.json` showed a source's
+    /// "invoice\u202Efdp.exe" as "invoiceexe.pdf". Those become \uXXXX escapes, which can only be inside strings.
+    /// </summary>
+    private static byte[] EscapeInvisible(byte[] json)
+    {
+        var text = Encoding.UTF8.GetString(json);
+        if (!text.EnumerateRunes().Any(IsInvisible)) return json;
+        var escaped = new StringBuilder(text.Length + 64);
+        Span<char> units = stackalloc char[2];
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if (!IsInvisible(rune)) { escaped.Append(rune.ToString()); continue; }
+            foreach (var unit in units[..rune.EncodeToUtf16(units)]) escaped.Append($"\\u{(int)unit:X4}");
+        }
+        return Encoding.UTF8.GetBytes(escaped.ToString());
+    }
+
+    private static bool IsInvisible(Rune rune) => Rune.GetUnicodeCategory(rune) is System.Globalization.UnicodeCategory.Format
+        or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator;
 
     // One instance for the process: System.Text.Json builds its metadata per options instance, milliseconds each time.
     private static readonly JsonSerializerOptions DescriptionJson =

@@ -51,6 +51,19 @@ public sealed class SubmissionSealer : IAsyncDisposable
     // Test-vector knobs (tests/vectors/generate): produce streams a correct sealer never writes.
     internal byte FinalTag { get; init; } = SecretStream.TagFinal;
 
+    /// <summary>Test-vector knob: plaintext appended as given, records or not, manifest or not.</summary>
+    internal ValueTask AppendRawAsync(ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken = default) =>
+        AppendAsync(plaintext, cancellationToken);
+
+    /// <summary>Test-vector knob: ends the stream after <see cref="AppendRawAsync"/>, with no manifest of the sealer's own.</summary>
+    internal async ValueTask CompleteRawAsync(CancellationToken cancellationToken = default)
+    {
+        await FlushChunkAsync(FinalTag, cancellationToken);
+        await AwaitPendingWriteAsync();
+        await _output.FlushAsync(cancellationToken);
+        _state = State.Completed;
+    }
+
     public SubmissionSealer(Stream output, IReadOnlyList<RecipientPublicKey> recipients)
     {
         ArgumentNullException.ThrowIfNull(output);
@@ -99,6 +112,7 @@ public sealed class SubmissionSealer : IAsyncDisposable
         var typeBytes = SealedFormat.Utf8.GetBytes(contentType);
         if (nameBytes.Length > SealedFormat.MaxNameBytes) throw new ArgumentException($"file name longer than {SealedFormat.MaxNameBytes} bytes", nameof(name));
         if (typeBytes.Length > SealedFormat.MaxContentTypeBytes) throw new ArgumentException($"content type longer than {SealedFormat.MaxContentTypeBytes} bytes", nameof(contentType));
+        if (_files.Count == SealedFormat.MaxFiles) throw new ArgumentException($"more than {SealedFormat.MaxFiles} files: no opener accepts them", nameof(name));
 
         var record = new byte[1 + 4 + nameBytes.Length + 4 + typeBytes.Length];
         record[0] = SealedFormat.RecordFileStart;

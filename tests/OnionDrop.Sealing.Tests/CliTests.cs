@@ -100,7 +100,7 @@ public class CliTests
         using var dir = new TempDirectory();
         File.WriteAllText(dir.Combine("not-a-dir"), "x");
         var blobs = Directory.GetFiles(RepoPaths.Vectors, "good_*.sealed").Take(2).ToArray();
-        var result = await Oniondrop.RunAsync(["open", "--key", Path.Combine(RepoPaths.Vectors, "journalist.key"), "-o", dir.Combine("not-a-dir"), .. blobs]);
+        var result = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("not-a-dir"), .. blobs]);
         Assert.That(result.ExitCode, Is.EqualTo(2));
         Assert.That(result.Stderr.Trim(), Is.EqualTo($"oniondrop open: {dir.Combine("not-a-dir")}: is a file, not a directory"), "one line, not one per blob");
     }
@@ -110,8 +110,42 @@ public class CliTests
     {
         using var dir = new TempDirectory();
         var missing = dir.Combine("nope.sealed");
-        var result = await Oniondrop.RunAsync(["open", "--key", Path.Combine(RepoPaths.Vectors, "journalist.key"), "-o", dir.Combine("out"), missing]);
+        var result = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("out"), missing]);
         Assert.That(result.ExitCode, Is.Not.Zero);
         Assert.That(result.Stderr.Trim(), Does.StartWith($"oniondrop open: {missing}: ").And.Not.Contains("\n"));
+    }
+
+    [Test]
+    public async Task A_key_file_others_can_read_is_warned_about_once_and_still_opens()
+    {
+        using var dir = new TempDirectory();
+        var key = Seal.PrivateCopy("journalist.key", dir);
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        File.CreateSymbolicLink(dir.Combine("linked.key"), key);
+
+        var open = await Oniondrop.RunAsync(["open", "--key", dir.Combine("linked.key"), "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        Assert.That(open.Stderr.Trim(), Is.EqualTo($"oniondrop open: warning: {dir.Combine("linked.key")} (a link to {key}) can be read by others (mode 0644): " +
+                                                   $"a secret key should be yours alone (chmod 600 {dir.Combine("linked.key")})"));
+
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var quiet = await Oniondrop.RunAsync(["open", "--key", dir.Combine("linked.key"), "-o", dir.Combine("out"), blob]);
+        Assert.That(quiet.Stderr, Is.Empty, "a link to a 0600 key is the key's own business");
+    }
+
+    [Test]
+    public async Task Keygen_makes_the_key_files_name_durable_before_it_prints_the_public_key()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.Combine("me.key");
+        var trace = dir.Combine("strace.txt");
+        var run = await ChildProcess.RunAsync(ChildProcess.StartInfo("strace", ["-f", "-qq", "-e", "trace=openat,fsync,fdatasync,close,write", "-o", trace, "dotnet", Oniondrop.Dll, "keygen", "-o", path]), TimeSpan.FromMinutes(1));
+        Assert.That(run.ExitCode, Is.Zero, run.ToString());
+        var calls = StraceLog.Parse(File.ReadLines(trace));
+        var keySynced = calls.Single(c => c.Name is "fsync" or "fdatasync" && c.Path == path);
+        var printed = calls.First(c => c.Name == "write" && c.Args.Contains("odpk1"));
+        Assert.That(calls.Where(c => c.Name == "fsync" && c.Path == dir.Path && keySynced.EndedBefore(c) && c.EndedBefore(printed)), Is.Not.Empty,
+            "the folder holding the new key fsynced after the key and before the public key is shown");
     }
 }

@@ -55,4 +55,22 @@ public class SafeFileNameTests
         Assert.That(new[] { "a.txt", "A.TXT", "a.txt", "message.txt", "noext", "noext" }.Select(n => SafeFileName.Unique(n, taken)),
             Is.EqualTo(new[] { "a.txt", "A (2).TXT", "a (3).txt", "message (2).txt", "noext", "noext (2)" }));
     }
+
+    [Test]
+    public void Numbering_many_duplicates_stays_linear_and_gives_the_same_names()
+    {
+        // A hostile submission of 10,000 files of one name: each duplicate tried every number from 2 again.
+        string[] gallery = ["a.txt", "A.TXT", "a (2).txt", "a.txt", "noext", "noext", "a.txt", "message.txt", "a (4).txt", "a.txt"];
+        var plain = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "message.txt" };
+        var counted = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "message.txt" };
+        var next = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        Assert.That(gallery.Select(n => SafeFileName.Unique(n, counted, next)), Is.EqualTo(gallery.Select(n => SafeFileName.Unique(n, plain)).ToList()));
+
+        var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        next.Clear();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 0; i < 10_000; i++) SafeFileName.Unique("same name.txt", taken, next);
+        Assert.That(taken, Has.Count.EqualTo(10_000));
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(2)), "about 10 ms; quadratic, it took 6 s");
+    }
 }

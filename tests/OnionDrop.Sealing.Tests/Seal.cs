@@ -34,6 +34,15 @@ internal static class Seal
     public static OpenedSubmission Open(byte[] blob, JournalistKey key, string outputDirectory) =>
         SubmissionOpener.Open(new MemoryStream(blob), key, outputDirectory, "test.sealed");
 
+    /// <summary>A key from tests/vectors copied to a 0600 file, as a journalist keeps one: open warns about the checkout's 0644.</summary>
+    public static string PrivateCopy(string vectorKey, OnionDrop.Testing.TempDirectory into)
+    {
+        var copy = into.Combine(vectorKey);
+        File.Copy(Path.Combine(OnionDrop.Testing.RepoPaths.Vectors, vectorKey), copy);
+        File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return copy;
+    }
+
     public static string Sha256Hex(string path)
     {
         using var f = File.OpenRead(path);

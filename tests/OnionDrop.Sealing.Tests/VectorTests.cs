@@ -60,8 +60,9 @@ public class VectorTests
     public async Task FailVectorIsRefusedByOniondropOpen(string name)
     {
         using var output = new TempDirectory();
+        using var keys = new TempDirectory();
         var blob = Vector(name + ".sealed");
-        var result = await Oniondrop.RunAsync(["open", "--key", Vector("journalist.key"), "-o", output.Path, blob]);
+        var result = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", keys), "-o", output.Path, blob]);
         var reason = File.ReadAllText(Vector(name + ".expect")).Trim();
 
         Assert.That(result.ExitCode, Is.Not.Zero, result.ToString());
@@ -75,8 +76,9 @@ public class VectorTests
     public async Task GoodVectorsOpenThroughTheCliWithAPassphraseProtectedKey()
     {
         using var output = new TempDirectory();
+        using var keys = new TempDirectory();
         var goods = GoodVectors().Select(n => Vector(n + ".sealed")).ToArray();
-        var result = await Oniondrop.RunAsync(["open", "--key", Vector("journalist-protected.key"),
+        var result = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist-protected.key", keys),
             "--passphrase-file", Vector("journalist-protected.passphrase"), "-o", output.Path, .. goods]);
         Assert.That(result.ExitCode, Is.Zero, result.ToString());
         Assert.That(result.Stderr, Is.Empty);
@@ -87,9 +89,10 @@ public class VectorTests
     public async Task OneRefusedBlobAmongGoodOnesGivesOneLineAndNonZeroExit()
     {
         using var output = new TempDirectory();
+        using var keys = new TempDirectory();
         var good = Vector("good_two_files.sealed");
         var bad = Vector("fail_bitflip_body.sealed");
-        var result = await Oniondrop.RunAsync(["open", "--key", Vector("journalist.key"), "-o", output.Path, good, bad]);
+        var result = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", keys), "-o", output.Path, good, bad]);
         Assert.That(result.ExitCode, Is.EqualTo(1), result.ToString());
         Assert.That(result.Stderr.Trim().Split('\n'), Has.Length.EqualTo(1).And.All.StartsWith($"oniondrop open: {bad}: "));
         Assert.That(Directory.EnumerateFileSystemEntries(output.Path).Select(p => Path.GetFileName(p)), Is.EqualTo(new[] { "two-files-0003" }));

@@ -40,6 +40,7 @@ public static class FetchCommand
             {
                 var keyPath = parse.GetValue(keyFile);
                 if (keyPath is null) return Fail("--open needs --key FILE", 2);
+                if (KeyFilePermissions.Warning(keyPath) is { } loose) Console.Error.WriteLine("oniondrop fetch: " + loose);
                 try
                 {
                     var fromScript = Passphrases.FromFileOrEnvironment(parse.GetValue(passphraseFile));
@@ -67,7 +68,9 @@ public static class FetchCommand
                 ? new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", viaCommand } }
                 : SshStartInfo(target!, parse.GetValue(port), parse.GetValue(sshArgs) ?? []);
             psi.RedirectStandardInput = psi.RedirectStandardOutput = true;
-            psi.RedirectStandardError = false; // ssh's prompts and errors reach the journalist directly
+            // ssh's errors, and the server's own stderr that ssh passes on raw, are relayed without control characters
+            // (TerminalText); ssh's prompts (passphrase, host key) use the terminal itself and are untouched.
+            psi.RedirectStandardError = true;
             psi.UseShellExecute = false;
 
             using (key)
@@ -95,6 +98,11 @@ public static class FetchCommand
         catch (System.ComponentModel.Win32Exception e) { return Fail($"cannot run {psi.FileName}: {e.Message}", 2); }
         using var _ = transport;
         var progress = new FetchProgressReport(dir);
+        var relayed = TerminalText.RelayAsync(transport.StandardError, line =>
+        {
+            progress.Clear();
+            Console.Error.WriteLine(line);
+        });
         var opened = 0;
         var openProblems = new List<string>();
         var options = new FetchOptions
@@ -124,12 +132,14 @@ public static class FetchCommand
             result = await PullClient.FetchAsync(transport.StandardOutput.BaseStream, transport.StandardInput.BaseStream, options, ct);
             transport.StandardInput.Close();
             if (!transport.WaitForExit(10_000)) transport.Kill();
+            await EndOfRelay(relayed);
         }
         catch (Exception e) when (e is PullProtocolException or IOException)
         {
             progress.Clear();
             if (!transport.HasExited) transport.Kill();
             await transport.WaitForExitAsync(CancellationToken.None);
+            await EndOfRelay(relayed); // its message, if any, is above ours
             if (e is PullNeverStartedException && madeDir) TryRemoveEmpty(dir); // a typo in the host leaves no empty folder behind
             var why = e switch
             {
@@ -140,13 +150,22 @@ public static class FetchCommand
             return Fail(why, 3);
         }
         progress.Clear();
-        foreach (var p in result.Problems.Concat(openProblems)) Console.Error.WriteLine("oniondrop fetch: " + p);
+        foreach (var p in result.Problems.Concat(openProblems)) Console.Error.WriteLine("oniondrop fetch: " + TerminalText.Printable(p));
         var summary = $"oniondrop fetch: {result.Received} new submission(s), {FetchProgressReport.Size(result.BytesReceived)} in {progress.Elapsed.TotalSeconds:0.0} s " +
                       $"({FetchProgressReport.Size((long)(result.BytesReceived / Math.Max(progress.Elapsed.TotalSeconds, 0.001)))}/s) into {dir}";
         if (result.AlreadyHeld > 0) summary += $"; {result.AlreadyHeld} already here";
+        if (result.NotListed > 0) summary += $"; {result.NotListed} more waiting on the server: run fetch again";
         if (key is not null) summary += $"; {opened} opened";
         Console.Error.WriteLine(summary);
         return result.Problems.Count + openProblems.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>Waits for the transport's stderr to end, though not for a grandchild (a ProxyCommand) that keeps it open.</summary>
+    private static async Task EndOfRelay(Task relayed)
+    {
+        try { await relayed.WaitAsync(TimeSpan.FromSeconds(2)); }
+        catch (TimeoutException) { }
+        catch (IOException) { }
     }
 
     /// <summary>Why no pull server answered, by the transport's exit code; nothing was fetched, so nothing to resume.</summary>

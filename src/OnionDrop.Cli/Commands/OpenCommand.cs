@@ -24,6 +24,7 @@ public static class OpenCommand
         command.SetAction(parseResult =>
         {
             var keyPath = parseResult.GetValue(keyFile)!;
+            if (KeyFilePermissions.Warning(keyPath) is { } loose) Console.Error.WriteLine("oniondrop open: " + loose);
             JournalistKey key;
             try
             {

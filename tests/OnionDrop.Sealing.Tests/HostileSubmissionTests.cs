@@ -1,0 +1,83 @@
+using System.Text;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Sealing.Tests;
+
+/// <summary>
+/// Submissions crafted to hurt the journalist who opens them, sealed for real to a real key, so that only the
+/// plaintext's own checks stand in the way. A refusal is a <see cref="SealedFormatException"/>, never another,
+/// and leaves nothing behind; what is written stays in the output folder and shows nothing misleading.
+/// </summary>
+public class HostileSubmissionTests
+{
+    private JournalistKey _key = null!;
+    private TempDirectory _dir = null!;
+
+    [SetUp] public void SetUp() => (_key, _dir) = (JournalistKey.Generate(), new TempDirectory());
+    [TearDown] public void TearDown() { _key.Dispose(); _dir.Dispose(); }
+
+    private string Output => _dir.Combine("out");
+
+    private void AssertRefused(byte[] blob, string reason)
+    {
+        Assert.That(() => Seal.Open(blob, _key, Output), Throws.TypeOf<SealedFormatException>().With.Message.Contains(reason));
+        Assert.That(Directory.EnumerateFileSystemEntries(Output), Is.Empty, "nothing left behind");
+    }
+
+    [Test]
+    public async Task More_files_than_any_server_seals_are_refused_before_the_manifest()
+    {
+        // Each file costs a file on disk and its names in memory until the manifest, the last record, is checked.
+        var crafted = new Crafted();
+        for (var i = 0; i <= SealedFormat.MaxFiles; i++) crafted.File($"f{i}", []);
+        AssertRefused(await crafted.SealAsync(_key.PublicKey), $"more than {SealedFormat.MaxFiles} files");
+    }
+
+    [Test]
+    public async Task Names_longer_in_all_than_a_manifest_can_hold_are_refused_as_they_come()
+    {
+        // 1,025 names of 64 KiB, then no manifest at all: refused for the names, not held until the stream ends.
+        var crafted = new Crafted();
+        for (var i = 0; i < 1025; i++) crafted.File(i + new string('n', SealedFormat.MaxNameBytes - 8), []);
+        AssertRefused(await crafted.SealAsync(_key.PublicKey, manifestJson: null, withManifest: false), "names and types exceed what a manifest can hold");
+    }
+
+    [Test]
+    public async Task A_message_longer_than_the_format_allows_is_refused()
+    {
+        var crafted = new Crafted();
+        AssertRefused(await crafted.SealAsync(_key.PublicKey, crafted.Manifest(message: new string('m', SealedFormat.MaxMessageChars + 1))), "message is longer than");
+    }
+
+    [TestCase("deeply nested JSON")]
+    [TestCase("a lone surrogate in the reference")]
+    [TestCase("sizes that disagree with the files")]
+    public async Task Manifests_that_are_bombs_or_lies_are_refused(string what)
+    {
+        var crafted = new Crafted().File("a.txt", "abc"u8.ToArray());
+        var json = what switch
+        {
+            "deeply nested JSON" => new string('[', 100_000) + new string(']', 100_000),
+            "a lone surrogate in the reference" => crafted.Manifest(reference: "REF").Replace("REF", "ref\\ud800x"),
+            _ => crafted.Manifest().Replace("\"size\":3", "\"size\":4"),
+        };
+        AssertRefused(await crafted.SealAsync(_key.PublicKey, json), "manifest");
+    }
+
+    [Test]
+    public async Task The_manifest_written_shows_invisible_and_control_characters_only_as_escapes()
+    {
+        const string name = "invoice\u202Efdp.exe\u200B \u001b]0;owned\u0007\u2028";
+        var crafted = new Crafted().File(name, "x"u8.ToArray());
+        var opened = Seal.Open(await crafted.SealAsync(_key.PublicKey, crafted.Manifest(reference: "ref\u202E1")), _key, Output);
+
+        var written = File.ReadAllText(Path.Combine(opened.Directory, SubmissionOpener.ManifestFileName), Encoding.UTF8);
+        Assert.That(written.Where(c => char.IsControl(c) && c != '\n' || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Format
+            or System.Globalization.UnicodeCategory.LineSeparator), Is.Empty, written);
+        Assert.That(written, Does.Contain("invoice\\u202Efdp.exe\\u200B"));
+        using var parsed = System.Text.Json.JsonDocument.Parse(written);
+        Assert.That(parsed.RootElement.GetProperty("files")[0].GetProperty("originalName").GetString(), Is.EqualTo(name), "the name as sent, unchanged");
+        Assert.That(parsed.RootElement.GetProperty("reference").GetString(), Is.EqualTo("ref\u202E1"));
+        Assert.That(Path.GetFileName(opened.Directory), Is.EqualTo("ref_1"));
+    }
+}
