@@ -140,16 +140,16 @@ public sealed class UploadTests
     [Test]
     public async Task A_slow_but_moving_upload_succeeds_and_a_stalled_one_is_dropped_storing_nothing()
     {
-        await using var daemon = await TestDaemon.StartAsync(s => s["OnionDrop:UploadIdleTimeout"] = "00:00:02");
+        await using var daemon = await TestDaemon.StartAsync(s => s["OnionDrop:UploadIdleTimeout"] = "00:00:04");
         var endpoint = new IPEndPoint(IPAddress.Loopback, daemon.Loopback.Port);
-        // Slow: a piece every 0.7 s for ~7 s in all, well past the 2 s idle timeout.
+        // Slow: a piece every second for ~10 s in all, well past the 4 s idle timeout (with room for a loaded machine).
         var slow = new Multipart("slowboundary").File("slow.bin", RandomNumberGenerator.GetBytes(4000)).Field("message", "slowly").Build();
         using (var socket = await RawHttp.ConnectAsync(endpoint))
         {
             await socket.SendAsync(RawHttp.Ascii($"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=slowboundary\r\nContent-Length: {slow.Length}\r\n\r\n"));
             foreach (var piece in slow.Chunk(slow.Length / 10 + 1))
             {
-                await Task.Delay(700);
+                await Task.Delay(1000);
                 await socket.SendAsync(piece);
             }
             var response = await RawHttp.ReadResponseAsync(socket, TimeSpan.FromSeconds(20));
@@ -163,10 +163,8 @@ public sealed class UploadTests
         {
             await socket.SendAsync(RawHttp.Ascii($"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=stallboundary\r\nContent-Length: {stalled.Length}\r\n\r\n"));
             await socket.SendAsync(stalled.AsMemory(0, stalled.Length / 2));
-            var started = DateTime.UtcNow;
             var response = await RawHttp.ReadResponseAsync(socket, TimeSpan.FromSeconds(30));
-            Assert.That(response.Closed, Is.True, "the stalled connection is closed by the daemon");
-            Assert.That(DateTime.UtcNow - started, Is.LessThan(TimeSpan.FromSeconds(20)));
+            Assert.That(response.Closed, Is.True, "the stalled connection is closed by the daemon, within the reader's 30 s");
             Assert.That(response.Status, Is.Null.Or.LessThan(500));
         }
         await Task.Delay(300);
