@@ -1,3 +1,8 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using OnionDrop.Sealing;
+using OnionDrop.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -31,6 +36,40 @@ public sealed class NoAccessLogTests
         // The rest of the operator's configuration still holds: Kestrel's warnings, and the daemon's own trace.
         Assert.That(loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel").IsEnabled(LogLevel.Warning), Is.True);
         Assert.That(loggers.CreateLogger("OnionDrop.Daemon.Web.UploadHandler").IsEnabled(LogLevel.Trace), Is.True);
+    }
+
+    [Test]
+    public async Task A_real_daemon_with_every_level_at_Trace_logs_no_request_and_nothing_a_source_sent()
+    {
+        using var temp = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        var marker = "PROBE" + Convert.ToHexString(RandomNumberGenerator.GetBytes(12));
+        var trace = new Dictionary<string, string>
+        {
+            ["Default"] = "Trace", ["Microsoft"] = "Trace", ["Microsoft.AspNetCore"] = "Trace",
+            ["Microsoft.AspNetCore.Hosting.Diagnostics"] = "Trace", ["Microsoft.AspNetCore.Server.Kestrel"] = "Trace",
+        };
+        await using var daemon = await DaemonProcess.StartAsync(temp.Combine("data"), key.PublicKey.ToString(), logLevels: trace);
+
+        // The marker in a path, a query, a header, a file's name and content, the message, and a malformed request.
+        using (var client = new HttpClient { BaseAddress = daemon.BaseAddress })
+        {
+            client.DefaultRequestHeaders.Add("X-Probe", marker);
+            Assert.That((int)(await client.GetAsync($"/?q={marker}")).StatusCode, Is.EqualTo(200));
+            Assert.That((int)(await client.GetAsync($"/{marker}")).StatusCode, Is.EqualTo(404));
+            var form = new MultipartFormDataContent();
+            form.Add(new ByteArrayContent(Encoding.ASCII.GetBytes(marker)), "files", $"{marker}.txt");
+            form.Add(new StringContent(marker), "message");
+            Assert.That((int)(await client.PostAsync("/", form)).StatusCode, Is.EqualTo(200));
+        }
+        var bad = await RawHttp.SendAsync(new IPEndPoint(IPAddress.Loopback, daemon.BaseAddress.Port),
+            RawHttp.Ascii($"POST /{marker} HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data\r\nContent-Length: 5\r\n\r\nhello"));
+        Assert.That(bad.Status, Is.InRange(400, 499));
+        Assert.That(await daemon.StopAsync(), Is.Zero, daemon.Output);
+
+        Assert.That(daemon.Output, Does.Contain("dbug: ").Or.Contain("trce: "), "the verbose levels took effect");
+        Assert.That(daemon.Output, Does.Not.Contain(marker), "nothing a source sent, not even a path");
+        Assert.That(daemon.Output, Does.Not.Contain("Request starting").And.Not.Contain("Request finished"), "no access log");
     }
 
     [Test]

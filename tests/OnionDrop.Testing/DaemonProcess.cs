@@ -35,13 +35,16 @@ public sealed class DaemonProcess : IAsyncDisposable
     /// <param name="settings">extra "OnionDrop" settings, written to a config file beside the data directory</param>
     /// <param name="wrapper">a command line the daemon runs under, e.g. ["strace", "-f", "-o", FILE]</param>
     /// <param name="workingDirectory">where the daemon starts (systemd starts services in "/")</param>
+    /// <param name="logLevels">the config file's "Logging:LogLevel" section (category → level), as an operator would set it</param>
     public static async Task<DaemonProcess> StartAsync(string dataDir, string recipient, string tor = "none",
         IReadOnlyDictionary<string, object>? settings = null, IReadOnlyList<string>? wrapper = null, TimeSpan? readyTimeout = null,
-        string? workingDirectory = null)
+        string? workingDirectory = null, IReadOnlyDictionary<string, string>? logLevels = null)
     {
         var port = FreePort.Next();
         var config = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dataDir))!, $"oniondrop-{port}.json");
-        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new Dictionary<string, object> { ["OnionDrop"] = settings ?? new Dictionary<string, object>() }));
+        var file = new Dictionary<string, object> { ["OnionDrop"] = settings ?? new Dictionary<string, object>() };
+        if (logLevels is not null) file["Logging"] = new Dictionary<string, object> { ["LogLevel"] = logLevels };
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(file));
 
         string[] serve = [Oniondrop.Dll, "serve", "--config", config, "--data-dir", dataDir, "--recipient", recipient,
             "--tor", tor, "--listen", $"127.0.0.1:{port}"];
