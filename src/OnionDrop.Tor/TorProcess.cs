@@ -186,6 +186,25 @@ public sealed class TorProcess : IAsyncDisposable
                 throw new TorStartException($"tor did not open its control socket {Values.ControlSocket} within {timeout.TotalSeconds:0} s: {RecentProblems()}");
             }
         }
+        // tor may still be on its way out (another tor holds DATA/tor, say: it opens the control socket, then finds
+        // the lock taken and exits) or not answer at all: either way the start must end, in tor's own words.
+        var setUp = SetUpControlAsync(deadline.Token);
+        try
+        {
+            if (await Task.WhenAny(setUp, Exited) == setUp) { await setUp; return; }
+            _ = setUp.ContinueWith(t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            await Task.WhenAny(Exited, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
+            if (!Exited.IsCompleted)
+                throw new TorStartException($"tor did not answer on its control socket {Values.ControlSocket} within {timeout.TotalSeconds:0} s: {RecentProblems()}");
+        }
+        throw new TorStartException($"tor exited with code {await Exited} before it was ready: {RecentProblems()}");
+    }
+
+    private async Task SetUpControlAsync(CancellationToken cancellationToken)
+    {
         await Control.AuthenticateAsync(cancellationToken: cancellationToken);
         // Ownership by connection replaces ownership by pid (control-spec §3.23): tor exits as soon as we go.
         await Control.TakeOwnershipAsync(cancellationToken);
@@ -199,18 +218,26 @@ public sealed class TorProcess : IAsyncDisposable
     /// <summary>Asks tor to shut down (SIGNAL SHUTDOWN), kills it if it has not exited within <paramref name="timeout"/>.</summary>
     public async Task StopAsync(TimeSpan timeout)
     {
+        // One budget for both steps: a stopped or hung tor answers neither, and the daemon's stop must fit in systemd's TimeoutStopSec.
+        var clock = Stopwatch.StartNew();
         if (!Exited.IsCompleted && Control is not null)
         {
             try { await Control.SignalAsync("SHUTDOWN").WaitAsync(timeout); }
             catch (Exception e) when (e is IOException or TimeoutException or TorControlException) { /* it may be gone already */ }
         }
-        try { await Exited.WaitAsync(timeout); }
+        try { await Exited.WaitAsync(TimeSpan.FromTicks(Math.Max(0, (timeout - clock.Elapsed).Ticks))); }
         catch (TimeoutException)
         {
             _logger.LogWarning("tor (pid {Pid}) did not exit within {Seconds} s; killing it", Pid, timeout.TotalSeconds);
             _process.Kill();
             await Exited;
         }
+    }
+
+    /// <summary>Kills tor at once (SIGKILL works on a stopped process too); <see cref="Exited"/> follows.</summary>
+    public void Kill()
+    {
+        try { _process.Kill(); } catch (InvalidOperationException) { /* already gone */ }
     }
 
     public async ValueTask DisposeAsync()

@@ -21,6 +21,9 @@ internal interface ITorSession : IAsyncDisposable
 
     /// <summary>Ends it on purpose: tor shut down (Launch) or the service removed (System).</summary>
     Task StopAsync();
+
+    /// <summary>Gives up on a tor that stopped answering: ours is killed (Launch), the connection dropped (System). <see cref="Ended"/> follows.</summary>
+    Task AbandonAsync();
 }
 
 /// <summary>Launch mode: our own tor process with the HiddenServiceDir from torrc.template.</summary>
@@ -92,6 +95,12 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
         : $"the control connection to tor (pid {tor.Pid}) closed";
 
     public Task StopAsync() => tor.StopAsync(TimeSpan.FromSeconds(10));
+
+    public Task AbandonAsync()
+    {
+        tor.Kill();
+        return Task.CompletedTask;
+    }
 
     public ValueTask DisposeAsync() => tor.DisposeAsync();
 }
@@ -204,6 +213,8 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
         catch (Exception e) when (e is IOException or TimeoutException or TorControlException) { }
         await control.DisposeAsync();
     }
+
+    public Task AbandonAsync() => control.DisposeAsync().AsTask();
 
     public ValueTask DisposeAsync() => control.DisposeAsync();
 }

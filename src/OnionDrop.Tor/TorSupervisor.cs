@@ -118,10 +118,11 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         }
     }
 
-    /// <summary>Follows tor's events until it goes away or we stop; also watches for a stalled bootstrap.</summary>
+    /// <summary>Follows tor's events until it goes away or we stop; also watches for a stalled bootstrap and a tor that stopped answering.</summary>
     private async Task FollowAsync(ITorSession session, CancellationToken stoppingToken)
     {
-        using var watchdog = new PeriodicTimer(TimeSpan.FromSeconds(5));
+        using var watchdog = new PeriodicTimer(TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(5).Ticks, options.UnresponsiveAfter.Ticks / 2)));
+        var probe = new ControlProbe(session.Control, options.UnresponsiveAfter);
         var tick = watchdog.WaitForNextTickAsync(stoppingToken).AsTask();
         var next = session.Control.Events.ReadAsync(stoppingToken).AsTask();
         while (true)
@@ -132,6 +133,11 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             {
                 try { if (!await tick) return; } catch (OperationCanceledException) { return; }
                 CheckStuck();
+                if (probe.Tick(DateTimeOffset.UtcNow) is { } silent)
+                {
+                    await AbandonAsync(session, silent, stoppingToken);
+                    return;
+                }
                 tick = watchdog.WaitForNextTickAsync(stoppingToken).AsTask();
                 continue;
             }
@@ -145,6 +151,17 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             OnEvent(session, e);
             next = session.Control.Events.ReadAsync(stoppingToken).AsTask();
         }
+    }
+
+    private async Task AbandonAsync(ITorSession session, TimeSpan silent, CancellationToken stoppingToken)
+    {
+        var what = session.TorPid is { } pid ? $"tor (pid {pid})" : "the system tor";
+        var problem = $"{what} did not answer on its control connection for {silent.TotalSeconds:0} s (stopped or hung)";
+        logger.LogError("{Problem}: {Action}", problem, session.TorPid is null ? "reconnecting" : "killing it to start a new one");
+        Update(s => s with { LastWarning = problem });
+        await session.AbandonAsync();
+        try { await session.Ended.WaitAsync(TimeSpan.FromSeconds(10), stoppingToken); }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException) { }
     }
 
     private void OnEvent(ITorSession session, TorEvent e)

@@ -106,6 +106,67 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task Stopped_tor_that_answers_nothing_is_killed_and_restarted_with_the_same_address()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            DataDir = data.Path, TorExtraConfig = [.. Offline], RestartDelay = TimeSpan.FromMilliseconds(200), UnresponsiveAfter = TimeSpan.FromSeconds(2),
+        }, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        var before = supervisor.Current;
+        try
+        {
+            // kill -STOP: the process and its control connection stay, tor answers nothing and serves no one.
+            Assert.That(PosixProcess.Signal(before.TorPid!.Value, PosixProcess.SIGSTOP), Is.True);
+            using var cts = new CancellationTokenSource(Timeout);
+            var after = await supervisor.WaitForAsync(s => s.Restarts == 1 && s.TorPid is not null && s.Phase != TorPhase.Restarting, cts.Token);
+
+            Assert.That(after.TorPid, Is.Not.EqualTo(before.TorPid));
+            Assert.That(after.OnionAddress, Is.EqualTo(before.OnionAddress));
+            Assert.That(Alive(before.TorPid!.Value), Is.False, "the stopped tor was killed");
+            Assert.That(logger.Lines.Any(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Error && l.Message.Contains("did not answer")), Is.True);
+        }
+        finally
+        {
+            PosixProcess.Signal(before.TorPid!.Value, PosixProcess.SIGCONT);
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
+    public async Task Stopping_a_tor_that_answers_nothing_takes_one_timeout_not_two()
+    {
+        using var data = new TempDirectory();
+        await using var tor = await TorProcess.StartAsync(new TorLaunchSettings(data.Path) { ExtraConfig = Offline }, new TestLogger<TorProcess>());
+        PosixProcess.Signal(tor.Pid, PosixProcess.SIGSTOP);
+        var clock = Stopwatch.StartNew();
+        await tor.StopAsync(TimeSpan.FromSeconds(3));
+        Assert.That(tor.Exited.IsCompleted, Is.True);
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(4.5)), "SIGNAL SHUTDOWN unanswered and the wait for the exit share the 3 s");
+    }
+
+    [Test]
+    public async Task A_start_beside_a_tor_left_behind_ends_in_tor_s_words()
+    {
+        using var data = new TempDirectory();
+        // A tor whose daemon was killed -9 while it was stopped: it still holds DATA/tor (its lock, its control socket).
+        await using var left = await TorProcess.StartAsync(new TorLaunchSettings(data.Path) { ExtraConfig = Offline }, new TestLogger<TorProcess>());
+        PosixProcess.Signal(left.Pid, PosixProcess.SIGSTOP);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var e = await Assert.ThrowsAsync<TorStartException>(() => TorProcess.StartAsync(
+                new TorLaunchSettings(data.Path) { ExtraConfig = Offline, StartTimeout = TimeSpan.FromSeconds(30) }, new TestLogger<TorProcess>())
+                .WaitAsync(Timeout));
+            Assert.That(e!.Message, Does.Contain("another Tor process is running with the same data directory"));
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "tor's exit ends the start, not the start timeout");
+        }
+        finally { PosixProcess.Signal(left.Pid, PosixProcess.SIGCONT); }
+    }
+
+    [Test]
     public async Task Stuck_bootstrap_is_reported_with_tor_s_last_warning()
     {
         using var data = new TempDirectory();
