@@ -83,6 +83,7 @@ public sealed class TorProcess : IAsyncDisposable
         File.SetUnixFileMode(values.TorDir, Private);
         Directory.CreateDirectory(values.OnionServiceDir, Private);
         File.SetUnixFileMode(values.OnionServiceDir, Private);
+        OnionServiceKey.Check(values.OnionServiceDir, logger);
         var torrcPath = Path.Combine(values.TorDir, "torrc");
         await WritePrivateFileAsync(torrcPath, torrc, cancellationToken);
         var emptyDefaults = Path.Combine(values.TorDir, "torrc-defaults");

@@ -68,6 +68,50 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_missing_or_damaged_key_of_a_known_service_stops_the_start_instead_of_changing_the_address()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        string address;
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            address = supervisor.Current.OnionAddress!;
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+        var key = data.Combine("tor", "onion-service", "hs_ed25519_secret_key");
+        var good = File.ReadAllBytes(key);
+
+        // Damaged, with no public key beside it: tor itself would quietly make a new key, and a new address.
+        File.WriteAllBytes(key, good[..40]);
+        File.Delete(data.Combine("tor", "onion-service", "hs_ed25519_public_key"));
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+            Assert.That(e!.Message, Does.Contain("is damaged").And.Contain(address).And.Contain("Put the key back"));
+        }
+        Assert.That(File.ReadAllBytes(key), Has.Length.EqualTo(40), "the damaged key is left for the operator, not replaced");
+
+        File.Delete(key);
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+            Assert.That(e!.Message, Does.Contain("is missing").And.Contain(address));
+        }
+
+        // Put back from a backup that widened its mode: the same address, and the key 0600 again.
+        File.WriteAllBytes(key, good);
+        File.SetUnixFileMode(key, File0600 | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            Assert.That(supervisor.Current.OnionAddress, Is.EqualTo(address));
+            Assert.That(File.GetUnixFileMode(key), Is.EqualTo(File0600));
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
     public async Task Tor_accepts_the_proof_of_work_and_intro_point_defenses()
     {
         using var data = new TempDirectory();
