@@ -171,7 +171,7 @@ public sealed class TorProcess : IAsyncDisposable
         while (true)
         {
             if (Exited.IsCompleted)
-                throw new TorStartException($"tor exited with code {await Exited} before it was ready: {RecentProblems()}");
+                throw new TorStartException($"tor {DescribeExit(await Exited)} before it was ready: {RecentProblems()}");
             if (File.Exists(Values.ControlSocket))
             {
                 try
@@ -201,7 +201,7 @@ public sealed class TorProcess : IAsyncDisposable
             if (!Exited.IsCompleted)
                 throw new TorStartException($"tor did not answer on its control socket {Values.ControlSocket} within {timeout.TotalSeconds:0} s: {RecentProblems()}");
         }
-        throw new TorStartException($"tor exited with code {await Exited} before it was ready: {RecentProblems()}");
+        throw new TorStartException($"tor {DescribeExit(await Exited)} before it was ready: {RecentProblems()}");
     }
 
     private async Task SetUpControlAsync(CancellationToken cancellationToken)
@@ -234,6 +234,20 @@ public sealed class TorProcess : IAsyncDisposable
             await Exited;
         }
     }
+
+    /// <summary>
+    /// "exited with code 1", or "was killed by signal 9 (SIGKILL)": .NET reports a death by signal N as code 128+N,
+    /// and tor exits with 0 or 1 itself. Said plainly, so that a kill (the OOM killer's, an operator's) is not read
+    /// as tor's own refusal, nor blamed on whatever tor last warned about.
+    /// </summary>
+    public static string DescribeExit(int code) => code switch
+    {
+        > 128 and < 160 => $"was killed by signal {code - 128}" + ((code - 128) switch
+        {
+            9 => " (SIGKILL)", 15 => " (SIGTERM)", 6 => " (SIGABRT)", 11 => " (SIGSEGV)", 2 => " (SIGINT)", 1 => " (SIGHUP)", _ => "",
+        }),
+        _ => $"exited with code {code}",
+    };
 
     /// <summary>Kills tor at once (SIGKILL works on a stopped process too); <see cref="Exited"/> follows.</summary>
     public void Kill()

@@ -91,7 +91,7 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
     }
 
     public string EndReason() => tor.Exited.IsCompleted
-        ? $"tor (pid {tor.Pid}) exited with code {tor.Exited.Result}" + (tor.LastWarning is null ? "" : $"; its last warning: {tor.LastWarning}")
+        ? $"tor (pid {tor.Pid}) {TorProcess.DescribeExit(tor.Exited.Result)}" + (tor.LastWarning is null ? "" : $"; its last warning: {tor.LastWarning}")
         : $"the control connection to tor (pid {tor.Pid}) closed";
 
     public Task StopAsync() => tor.StopAsync(TimeSpan.FromSeconds(10));

@@ -143,7 +143,8 @@ public class TorSupervisorTests
         Assert.That(after.TorPid, Is.Not.EqualTo(before.TorPid));
         Assert.That(after.OnionAddress, Is.EqualTo(before.OnionAddress));
         Assert.That(Alive(after.TorPid!.Value), Is.True);
-        Assert.That(logger.Lines.Any(l => l.Message.Contains("Tor went away unexpectedly") && l.Message.Contains("exited")), Is.True);
+        Assert.That(logger.Lines.Any(l => l.Message.Contains("Tor went away unexpectedly") && l.Message.Contains("was killed by signal 9 (SIGKILL)")), Is.True,
+            "a kill is said as such, not as 'exited with code 137'");
         await supervisor.StopAsync(CancellationToken.None);
         Assert.That(Alive(after.TorPid!.Value), Is.False);
         Assert.That(Alive(before.TorPid!.Value), Is.False);
