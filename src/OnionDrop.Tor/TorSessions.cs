@@ -94,7 +94,9 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
         ? $"tor (pid {tor.Pid}) {TorProcess.DescribeExit(tor.Exited.Result)}" + (tor.LastWarning is null ? "" : $"; its last warning: {tor.LastWarning}")
         : $"the control connection to tor (pid {tor.Pid}) closed";
 
-    public Task StopAsync() => tor.StopAsync(TimeSpan.FromSeconds(10));
+    // A tor with no relay exits at once on SHUTDOWN; only a hung one needs the kill. Short, because it comes after the
+    // uploads' wait (DaemonHost.ShutdownTimeout, 15 s) and both must fit in the unit's TimeoutStopSec (30 s).
+    public Task StopAsync() => tor.StopAsync(TimeSpan.FromSeconds(5));
 
     public Task AbandonAsync()
     {
