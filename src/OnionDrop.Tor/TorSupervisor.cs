@@ -98,9 +98,11 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             await session.DisposeAsync();
             if (DateTimeOffset.UtcNow - startedAt > TimeSpan.FromMinutes(5)) delay = options.RestartDelay;
             Update(s => s with { Phase = TorPhase.Restarting, Restarts = s.Restarts + 1, Published = false, PublishedAt = null, TorPid = null });
+            // The system tor is not ours to restart: say what the daemon does, lest the operator look for a tor it started.
+            var again = options.Mode == TorSupervisorMode.System ? "Reconnecting to the system tor" : "Restarting tor";
             while (true)
             {
-                logger.LogInformation("Restarting tor in {Seconds:0.#} s", delay.TotalSeconds);
+                logger.LogInformation("{Again} in {Seconds:0.#} s", again, delay.TotalSeconds);
                 try
                 {
                     await Task.Delay(delay, stoppingToken);
@@ -111,7 +113,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { return; }
                 catch (Exception e)
                 {
-                    logger.LogError("Restarting tor failed: {Message}", e.Message);
+                    logger.LogError("{Again} failed: {Message}", again, e.Message);
                     Update(s => s with { LastWarning = e.Message });
                 }
             }

@@ -308,4 +308,55 @@ public class TorSupervisorTests
             await systemTor.WaitForExitAsync();
         }
     }
+
+    [Test]
+    public async Task System_mode_reconnects_after_the_system_tor_restarts_with_a_new_cookie()
+    {
+        using var data = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        var socket = system.Combine("control");
+        var cookie = system.Combine("data", "control_auth_cookie");
+        var psi = ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
+            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
+             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]);
+        async Task<Process> StartSystemTorAsync()
+        {
+            var tor = Process.Start(psi)!;
+            for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
+            return tor;
+        }
+        var systemTor = await StartSystemTorAsync();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = socket, RestartDelay = TimeSpan.FromMilliseconds(200),
+        }, logger);
+        try
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            var address = supervisor.Current.OnionAddress;
+            var firstCookie = File.ReadAllBytes(cookie);
+
+            // As `systemctl restart tor`: the connection drops, and the new tor writes a new cookie.
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+            systemTor.Dispose();
+            systemTor = await StartSystemTorAsync();
+            using var cts = new CancellationTokenSource(Timeout);
+            var after = await supervisor.WaitForAsync(s => s.Restarts == 1 && s.Phase != TorPhase.Restarting, cts.Token);
+
+            Assert.That(File.ReadAllBytes(cookie), Is.Not.EqualTo(firstCookie), "the restarted tor has a new cookie");
+            Assert.That(after.OnionAddress, Is.EqualTo(address), "the same service, added again from the kept key");
+            Assert.That(logger.Lines.Any(l => l.Message.StartsWith("Reconnecting to the system tor in")), Is.True,
+                "the log says what the daemon does: it cannot restart the system tor");
+            Assert.That(logger.Lines.Any(l => l.Message.StartsWith("Restarting tor")), Is.False);
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+        finally
+        {
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+            systemTor.Dispose();
+        }
+    }
 }
