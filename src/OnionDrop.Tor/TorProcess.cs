@@ -78,11 +78,8 @@ public sealed class TorProcess : IAsyncDisposable
         if (settings.WebSocket is { } webSocket) values = values with { WebSocket = Path.GetFullPath(webSocket) };
         var torrc = TorrcTemplate.Render(settings.Template ?? TorrcTemplate.LoadDefault(), values, settings.ExtraConfig, settings.TemplateName);
 
-        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-        Directory.CreateDirectory(values.TorDir, Private);
-        File.SetUnixFileMode(values.TorDir, Private);
-        Directory.CreateDirectory(values.OnionServiceDir, Private);
-        File.SetUnixFileMode(values.OnionServiceDir, Private);
+        PreparePrivateDirectory(values.TorDir);
+        PreparePrivateDirectory(values.OnionServiceDir);
         OnionServiceKey.Check(values.OnionServiceDir, logger);
         var torrcPath = Path.Combine(values.TorDir, "torrc");
         await WritePrivateFileAsync(torrcPath, torrc, cancellationToken);
@@ -118,6 +115,27 @@ public sealed class TorProcess : IAsyncDisposable
         {
             await tor.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>Creates (or keeps) a directory 0700: tor refuses to run with its data or onion service directory open to others.</summary>
+    private static void PreparePrivateDirectory(string path)
+    {
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        try
+        {
+            Directory.CreateDirectory(path, Private);
+            File.SetUnixFileMode(path, Private);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // .NET's words alone ("Access to the path ... is denied") say neither what is wrong with it nor what to do.
+            var me = UnixAccount.UserName(UnixAccess.EffectiveUid);
+            string what;
+            try { what = File.Exists(path) ? "a file, not a directory" : Directory.Exists(path) ? UnixAccess.Describe(UnixAccess.Of(path)) : "not there"; }
+            catch (IOException) { what = "not reachable"; }
+            throw new TorStartException($"cannot prepare tor's directory {path} ({what}): {e.Message} " +
+                $"It must be a directory that the daemon's user, {me}, owns (e.g. chown -R {me} {path})");
         }
     }
 

@@ -251,6 +251,16 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_data_directory_tor_cannot_use_is_said_with_what_is_wrong_and_the_fix()
+    {
+        using var data = new TempDirectory();
+        File.WriteAllText(data.Combine("tor"), "");   // a file where DATA/tor should be
+        using var supervisor = Supervisor(data.Path, new TestLogger<TorSupervisor>());
+        var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+        Assert.That(e!.Message, Does.StartWith($"cannot prepare tor's directory {data.Combine("tor")} (a file, not a directory)").And.Contain("chown -R"));
+    }
+
+    [Test]
     public async Task Unsafe_template_is_refused_before_tor_starts()
     {
         using var data = new TempDirectory();
