@@ -59,6 +59,9 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
     private async Task<ITorSession> StartSessionAsync(CancellationToken cancellationToken)
     {
         Update(s => s with { Phase = s.Restarts == 0 ? TorPhase.Starting : TorPhase.Restarting, Published = false, PublishedAt = null, BootstrapProgress = 0, BootstrapSummary = null });
+        // A new tor's bootstrap is watched afresh: neither judged by the last one's progress time nor left unreported because that one was.
+        _lastProgressAt = DateTimeOffset.UtcNow;
+        _reportedStuck = false;
         ITorSession session = options.Mode == TorSupervisorMode.System
             ? await SystemTorSession.StartAsync(options, logger, cancellationToken)
             : await LaunchedTorSession.StartAsync(options, logger, cancellationToken);

@@ -233,6 +233,35 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_restarted_tor_s_stuck_bootstrap_is_reported_again()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            DataDir = data.Path, TorExtraConfig = [.. Offline], BootstrapStuckAfter = TimeSpan.FromSeconds(1), RestartDelay = TimeSpan.FromMilliseconds(200),
+        }, logger);
+        int Stuck() => logger.Lines.Count(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Error && l.Message.Contains("bootstrap is stuck at"));
+        async Task WaitForStuckAsync(int count)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline && Stuck() < count) await Task.Delay(200);
+        }
+        await supervisor.StartAsync(CancellationToken.None);
+        try
+        {
+            await WaitForStuckAsync(1);
+            Assert.That(Stuck(), Is.EqualTo(1));
+            Process.GetProcessById(supervisor.Current.TorPid!.Value).Kill();
+            using var cts = new CancellationTokenSource(Timeout);
+            await supervisor.WaitForAsync(s => s.Restarts == 1 && s.Phase == TorPhase.Bootstrapping, cts.Token);
+            await WaitForStuckAsync(2);
+            Assert.That(Stuck(), Is.EqualTo(2), "the new tor, stuck too, is reported too");
+        }
+        finally { await supervisor.StopAsync(CancellationToken.None); }
+    }
+
+    [Test]
     public async Task Missing_tor_says_how_to_install_it()
     {
         using var data = new TempDirectory();
