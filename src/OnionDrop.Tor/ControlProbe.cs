@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using OnionDrop.Tor.Control;
 
 namespace OnionDrop.Tor;
@@ -10,17 +11,17 @@ namespace OnionDrop.Tor;
 internal sealed class ControlProbe(TorControlClient control, TimeSpan answerWithin)
 {
     private Task? _pending;
-    private DateTimeOffset _sentAt;
+    private long _sentAt;   // Stopwatch ticks: a step of the wall clock (NTP at boot) must not make a question look old
 
     /// <summary>Asks again unless a question is still out; returns how long that one has waited, once past the limit.</summary>
-    public TimeSpan? Tick(DateTimeOffset now)
+    public TimeSpan? Tick()
     {
         if (_pending is { IsCompleted: false })
-            return now - _sentAt >= answerWithin ? now - _sentAt : null;
+            return Stopwatch.GetElapsedTime(_sentAt) is var waited && waited >= answerWithin ? waited : null;
         _pending = control.GetInfoAsync("version");
         // A closed connection fails the question too; the session's end says so, not this.
         _pending.ContinueWith(t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
-        _sentAt = now;
+        _sentAt = Stopwatch.GetTimestamp();
         return null;
     }
 }

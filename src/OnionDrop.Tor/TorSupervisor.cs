@@ -138,7 +138,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             {
                 try { if (!await tick) return; } catch (OperationCanceledException) { return; }
                 CheckStuck();
-                if (probe.Tick(DateTimeOffset.UtcNow) is { } silent)
+                if (probe.Tick() is { } silent)
                 {
                     await AbandonAsync(session, silent, stoppingToken);
                     return;
