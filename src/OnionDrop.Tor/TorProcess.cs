@@ -78,11 +78,9 @@ public sealed class TorProcess : IAsyncDisposable
         if (settings.WebSocket is { } webSocket) values = values with { WebSocket = Path.GetFullPath(webSocket) };
         var torrc = TorrcTemplate.Render(settings.Template ?? TorrcTemplate.LoadDefault(), values, settings.ExtraConfig, settings.TemplateName);
 
-        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-        Directory.CreateDirectory(values.TorDir, Private);
-        File.SetUnixFileMode(values.TorDir, Private);
-        Directory.CreateDirectory(values.OnionServiceDir, Private);
-        File.SetUnixFileMode(values.OnionServiceDir, Private);
+        PreparePrivateDirectory(values.TorDir);
+        PreparePrivateDirectory(values.OnionServiceDir);
+        OnionServiceKey.Check(values.OnionServiceDir, logger);
         var torrcPath = Path.Combine(values.TorDir, "torrc");
         await WritePrivateFileAsync(torrcPath, torrc, cancellationToken);
         var emptyDefaults = Path.Combine(values.TorDir, "torrc-defaults");
@@ -117,6 +115,27 @@ public sealed class TorProcess : IAsyncDisposable
         {
             await tor.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>Creates (or keeps) a directory 0700: tor refuses to run with its data or onion service directory open to others.</summary>
+    private static void PreparePrivateDirectory(string path)
+    {
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        try
+        {
+            Directory.CreateDirectory(path, Private);
+            File.SetUnixFileMode(path, Private);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // .NET's words alone ("Access to the path ... is denied") say neither what is wrong with it nor what to do.
+            var me = UnixAccount.UserName(UnixAccess.EffectiveUid);
+            string what;
+            try { what = File.Exists(path) ? "a file, not a directory" : Directory.Exists(path) ? UnixAccess.Describe(UnixAccess.Of(path)) : "not there"; }
+            catch (IOException) { what = "not reachable"; }
+            throw new TorStartException($"cannot prepare tor's directory {path} ({what}): {e.Message} " +
+                $"It must be a directory that the daemon's user, {me}, owns (e.g. chown -R {me} {path})");
         }
     }
 
@@ -170,7 +189,7 @@ public sealed class TorProcess : IAsyncDisposable
         while (true)
         {
             if (Exited.IsCompleted)
-                throw new TorStartException($"tor exited with code {await Exited} before it was ready: {RecentProblems()}");
+                throw new TorStartException($"tor {DescribeExit(await Exited)} before it was ready: {RecentProblems()}");
             if (File.Exists(Values.ControlSocket))
             {
                 try
@@ -186,6 +205,25 @@ public sealed class TorProcess : IAsyncDisposable
                 throw new TorStartException($"tor did not open its control socket {Values.ControlSocket} within {timeout.TotalSeconds:0} s: {RecentProblems()}");
             }
         }
+        // tor may still be on its way out (another tor holds DATA/tor, say: it opens the control socket, then finds
+        // the lock taken and exits) or not answer at all: either way the start must end, in tor's own words.
+        var setUp = SetUpControlAsync(deadline.Token);
+        try
+        {
+            if (await Task.WhenAny(setUp, Exited) == setUp) { await setUp; return; }
+            _ = setUp.ContinueWith(t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            await Task.WhenAny(Exited, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
+            if (!Exited.IsCompleted)
+                throw new TorStartException($"tor did not answer on its control socket {Values.ControlSocket} within {timeout.TotalSeconds:0} s: {RecentProblems()}");
+        }
+        throw new TorStartException($"tor {DescribeExit(await Exited)} before it was ready: {RecentProblems()}");
+    }
+
+    private async Task SetUpControlAsync(CancellationToken cancellationToken)
+    {
         await Control.AuthenticateAsync(cancellationToken: cancellationToken);
         // Ownership by connection replaces ownership by pid (control-spec §3.23): tor exits as soon as we go.
         await Control.TakeOwnershipAsync(cancellationToken);
@@ -199,18 +237,40 @@ public sealed class TorProcess : IAsyncDisposable
     /// <summary>Asks tor to shut down (SIGNAL SHUTDOWN), kills it if it has not exited within <paramref name="timeout"/>.</summary>
     public async Task StopAsync(TimeSpan timeout)
     {
+        // One budget for both steps: a stopped or hung tor answers neither, and the daemon's stop must fit in systemd's TimeoutStopSec.
+        var clock = Stopwatch.StartNew();
         if (!Exited.IsCompleted && Control is not null)
         {
             try { await Control.SignalAsync("SHUTDOWN").WaitAsync(timeout); }
             catch (Exception e) when (e is IOException or TimeoutException or TorControlException) { /* it may be gone already */ }
         }
-        try { await Exited.WaitAsync(timeout); }
+        try { await Exited.WaitAsync(TimeSpan.FromTicks(Math.Max(0, (timeout - clock.Elapsed).Ticks))); }
         catch (TimeoutException)
         {
             _logger.LogWarning("tor (pid {Pid}) did not exit within {Seconds} s; killing it", Pid, timeout.TotalSeconds);
             _process.Kill();
             await Exited;
         }
+    }
+
+    /// <summary>
+    /// "exited with code 1", or "was killed by signal 9 (SIGKILL)": .NET reports a death by signal N as code 128+N,
+    /// and tor exits with 0 or 1 itself. Said plainly, so that a kill (the OOM killer's, an operator's) is not read
+    /// as tor's own refusal, nor blamed on whatever tor last warned about.
+    /// </summary>
+    public static string DescribeExit(int code) => code switch
+    {
+        > 128 and < 160 => $"was killed by signal {code - 128}" + ((code - 128) switch
+        {
+            9 => " (SIGKILL)", 15 => " (SIGTERM)", 6 => " (SIGABRT)", 11 => " (SIGSEGV)", 2 => " (SIGINT)", 1 => " (SIGHUP)", _ => "",
+        }),
+        _ => $"exited with code {code}",
+    };
+
+    /// <summary>Kills tor at once (SIGKILL works on a stopped process too); <see cref="Exited"/> follows.</summary>
+    public void Kill()
+    {
+        try { _process.Kill(); } catch (InvalidOperationException) { /* already gone */ }
     }
 
     public async ValueTask DisposeAsync()

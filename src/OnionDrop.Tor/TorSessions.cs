@@ -21,6 +21,9 @@ internal interface ITorSession : IAsyncDisposable
 
     /// <summary>Ends it on purpose: tor shut down (Launch) or the service removed (System).</summary>
     Task StopAsync();
+
+    /// <summary>Gives up on a tor that stopped answering: ours is killed (Launch), the connection dropped (System). <see cref="Ended"/> follows.</summary>
+    Task AbandonAsync();
 }
 
 /// <summary>Launch mode: our own tor process with the HiddenServiceDir from torrc.template.</summary>
@@ -88,10 +91,18 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
     }
 
     public string EndReason() => tor.Exited.IsCompleted
-        ? $"tor (pid {tor.Pid}) exited with code {tor.Exited.Result}" + (tor.LastWarning is null ? "" : $"; its last warning: {tor.LastWarning}")
+        ? $"tor (pid {tor.Pid}) {TorProcess.DescribeExit(tor.Exited.Result)}" + (tor.LastWarning is null ? "" : $"; its last warning: {tor.LastWarning}")
         : $"the control connection to tor (pid {tor.Pid}) closed";
 
-    public Task StopAsync() => tor.StopAsync(TimeSpan.FromSeconds(10));
+    // A tor with no relay exits at once on SHUTDOWN; only a hung one needs the kill. Short, because it comes after the
+    // uploads' wait (DaemonHost.ShutdownTimeout, 15 s) and both must fit in the unit's TimeoutStopSec (30 s).
+    public Task StopAsync() => tor.StopAsync(TimeSpan.FromSeconds(5));
+
+    public Task AbandonAsync()
+    {
+        tor.Kill();
+        return Task.CompletedTask;
+    }
 
     public ValueTask DisposeAsync() => tor.DisposeAsync();
 }
@@ -204,6 +215,8 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
         catch (Exception e) when (e is IOException or TimeoutException or TorControlException) { }
         await control.DisposeAsync();
     }
+
+    public Task AbandonAsync() => control.DisposeAsync().AsTask();
 
     public ValueTask DisposeAsync() => control.DisposeAsync();
 }

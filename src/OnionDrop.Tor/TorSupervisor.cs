@@ -59,6 +59,9 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
     private async Task<ITorSession> StartSessionAsync(CancellationToken cancellationToken)
     {
         Update(s => s with { Phase = s.Restarts == 0 ? TorPhase.Starting : TorPhase.Restarting, Published = false, PublishedAt = null, BootstrapProgress = 0, BootstrapSummary = null });
+        // A new tor's bootstrap is watched afresh: neither judged by the last one's progress time nor left unreported because that one was.
+        _lastProgressAt = DateTimeOffset.UtcNow;
+        _reportedStuck = false;
         ITorSession session = options.Mode == TorSupervisorMode.System
             ? await SystemTorSession.StartAsync(options, logger, cancellationToken)
             : await LaunchedTorSession.StartAsync(options, logger, cancellationToken);
@@ -98,9 +101,11 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             await session.DisposeAsync();
             if (DateTimeOffset.UtcNow - startedAt > TimeSpan.FromMinutes(5)) delay = options.RestartDelay;
             Update(s => s with { Phase = TorPhase.Restarting, Restarts = s.Restarts + 1, Published = false, PublishedAt = null, TorPid = null });
+            // The system tor is not ours to restart: say what the daemon does, lest the operator look for a tor it started.
+            var again = options.Mode == TorSupervisorMode.System ? "Reconnecting to the system tor" : "Restarting tor";
             while (true)
             {
-                logger.LogInformation("Restarting tor in {Seconds:0.#} s", delay.TotalSeconds);
+                logger.LogInformation("{Again} in {Seconds:0.#} s", again, delay.TotalSeconds);
                 try
                 {
                     await Task.Delay(delay, stoppingToken);
@@ -111,17 +116,18 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { return; }
                 catch (Exception e)
                 {
-                    logger.LogError("Restarting tor failed: {Message}", e.Message);
+                    logger.LogError("{Again} failed: {Message}", again, e.Message);
                     Update(s => s with { LastWarning = e.Message });
                 }
             }
         }
     }
 
-    /// <summary>Follows tor's events until it goes away or we stop; also watches for a stalled bootstrap.</summary>
+    /// <summary>Follows tor's events until it goes away or we stop; also watches for a stalled bootstrap and a tor that stopped answering.</summary>
     private async Task FollowAsync(ITorSession session, CancellationToken stoppingToken)
     {
-        using var watchdog = new PeriodicTimer(TimeSpan.FromSeconds(5));
+        using var watchdog = new PeriodicTimer(TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(5).Ticks, options.UnresponsiveAfter.Ticks / 2)));
+        var probe = new ControlProbe(session.Control, options.UnresponsiveAfter);
         var tick = watchdog.WaitForNextTickAsync(stoppingToken).AsTask();
         var next = session.Control.Events.ReadAsync(stoppingToken).AsTask();
         while (true)
@@ -132,6 +138,11 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             {
                 try { if (!await tick) return; } catch (OperationCanceledException) { return; }
                 CheckStuck();
+                if (probe.Tick() is { } silent)
+                {
+                    await AbandonAsync(session, silent, stoppingToken);
+                    return;
+                }
                 tick = watchdog.WaitForNextTickAsync(stoppingToken).AsTask();
                 continue;
             }
@@ -145,6 +156,17 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             OnEvent(session, e);
             next = session.Control.Events.ReadAsync(stoppingToken).AsTask();
         }
+    }
+
+    private async Task AbandonAsync(ITorSession session, TimeSpan silent, CancellationToken stoppingToken)
+    {
+        var what = session.TorPid is { } pid ? $"tor (pid {pid})" : "the system tor";
+        var problem = $"{what} did not answer on its control connection for {silent.TotalSeconds:0} s (stopped or hung)";
+        logger.LogError("{Problem}: {Action}", problem, session.TorPid is null ? "reconnecting" : "killing it to start a new one");
+        Update(s => s with { LastWarning = problem });
+        await session.AbandonAsync();
+        try { await session.Ended.WaitAsync(TimeSpan.FromSeconds(10), stoppingToken); }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException) { }
     }
 
     private void OnEvent(ITorSession session, TorEvent e)

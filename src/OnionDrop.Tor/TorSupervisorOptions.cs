@@ -29,6 +29,12 @@ public sealed class TorSupervisorOptions
 
     public TimeSpan MaxRestartDelay { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// A tor that leaves a control question unanswered this long is stopped (SIGSTOP) or hung: its process and its
+    /// connection are still there, but it serves no one. It is killed and started again (System mode: reconnected).
+    /// </summary>
+    public TimeSpan UnresponsiveAfter { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>The web server's Unix socket, the onion service's target; DATA/web.sock unless set.</summary>
     public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, "web.sock"); set => _webSocket = value; }
     private string? _webSocket;

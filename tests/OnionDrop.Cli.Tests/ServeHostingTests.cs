@@ -23,6 +23,34 @@ public class ServeHostingTests
     }
 
     [Test]
+    public async Task A_stop_while_tor_is_starting_is_a_clean_stop()
+    {
+        // systemctl stop (SIGTERM) in the seconds tor takes to start: exit 0, as after any asked-for stop, so that
+        // systemd does not mark the unit failed; and no tor left. The "tor" here never gets as far as its control socket.
+        using var dir = new TempDirectory("oniondrop-hosting-");
+        var slowTor = dir.Combine("slow-tor");
+        File.WriteAllText(slowTor, "#!/bin/sh\nexec sleep 60\n");
+        File.SetUnixFileMode(slowTor, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        var psi = Oniondrop.StartInfo("serve", "--data-dir", dir.Combine("data"), "--recipient", key, "--tor", "launch");
+        psi.Environment["ONIONDROP_TOR_PATH"] = slowTor;
+        using var serve = System.Diagnostics.Process.Start(psi)!;
+        var stderr = serve.StandardError.ReadToEndAsync();
+        string? line;
+        while ((line = await serve.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60))) is not null && !line.Contains("Started tor (pid")) { }
+        Assert.That(line, Is.Not.Null, "the daemon started its tor");
+        var tor = int.Parse(System.Text.RegularExpressions.Regex.Match(line!, @"pid (\d+)").Groups[1].Value);
+        _ = serve.StandardOutput.ReadToEndAsync();
+
+        PosixProcess.Signal(serve.Id, PosixProcess.SIGTERM);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await serve.WaitForExitAsync(cts.Token);
+        Assert.That(serve.ExitCode, Is.Zero, await stderr);
+        Assert.That((await stderr).Trim(), Is.EqualTo("oniondrop serve: stopped while starting (before tor was ready)"));
+        Assert.That(PosixProcess.IsAlive(tor), Is.False, "no tor left");
+    }
+
+    [Test]
     public async Task A_listen_port_already_taken_is_said_in_one_line_at_once()
     {
         using var dir = new TempDirectory("oniondrop-hosting-");

@@ -24,31 +24,87 @@ public sealed class StopTests
         var data = dir.Combine("data");
         await using var daemon = await DaemonProcess.StartAsync(data, journalist.PublicKey);
 
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, daemon.Port));
-        const string boundary = "slowboundary";
-        await socket.SendAsync(Encoding.ASCII.GetBytes(
-            $"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 10000000\r\n\r\n" +
-            $"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"slow.bin\"\r\n\r\n"));
-        using var trickling = new CancellationTokenSource();
-        var trickle = Task.Run(async () =>
-        {
-            // 1 KiB every 200 ms: slow, but moving, as over Tor.
-            try { while (true) { await socket.SendAsync(new byte[1024], trickling.Token); await Task.Delay(200, trickling.Token); } }
-            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException) { }
-        });
+        await using var upload = await SlowUpload.StartAsync(daemon.Port);
         await Task.Delay(TimeSpan.FromSeconds(2));
 
         var clock = Stopwatch.StartNew();
         var exit = await daemon.StopAsync(grace: TimeSpan.FromSeconds(60));
         clock.Stop();
-        await trickling.CancelAsync();
-        await trickle;
 
         TestContext.Out.WriteLine($"stopped in {clock.Elapsed.TotalSeconds:0.0} s (upload wait {DaemonHost.ShutdownTimeout.TotalSeconds} s)");
         Assert.That(exit, Is.Zero, daemon.Output);
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(25)), "inside the unit's TimeoutStopSec=30s, with room for tor's stop");
         Assert.That(Journalist.BlobFiles(data, "*"), Is.Empty, "nothing of the cut upload kept");
         Assert.That(Journalist.Committed(data), Is.Empty);
+    }
+
+    /// <summary>
+    /// The same stop with the daemon's own tor, frozen (kill -STOP: it answers nothing, not even SIGNAL SHUTDOWN):
+    /// the upload's wait and tor's stop together must still fit in TimeoutStopSec=30s, and no tor may be left.
+    /// (Found by a chaos run: tor's stop waited 10 s for SHUTDOWN's answer and then 10 s more for the exit: 35 s in all.)
+    /// </summary>
+    [Test]
+    public async Task A_stop_with_a_frozen_launched_tor_and_a_slow_upload_ends_in_time_and_leaves_no_tor()
+    {
+        using var dir = new TempDirectory("oniondrop-stop-");
+        using var journalist = new Journalist();
+        var data = dir.Combine("data");
+        var settings = new Dictionary<string, object> { ["TorExtraConfig"] = new[] { "DisableNetwork 1" } };
+        await using var daemon = await DaemonProcess.StartAsync(data, journalist.PublicKey, tor: "launch", settings: settings);
+        var tor = PosixProcess.Children(daemon.Pid).Single(p => PosixProcess.Name(p) == "tor");
+
+        await using var upload = await SlowUpload.StartAsync(daemon.Port);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        PosixProcess.Signal(tor, PosixProcess.SIGSTOP);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var exit = await daemon.StopAsync(grace: TimeSpan.FromSeconds(60));
+            clock.Stop();
+
+            TestContext.Out.WriteLine($"stopped in {clock.Elapsed.TotalSeconds:0.0} s (upload wait {DaemonHost.ShutdownTimeout.TotalSeconds} s)");
+            Assert.That(exit, Is.Zero, daemon.Output);
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(23)), "the uploads' 15 s and tor's 5 s, well inside the unit's TimeoutStopSec=30s");
+            Assert.That(PosixProcess.IsAlive(tor), Is.False, "the frozen tor was killed, not left behind");
+            Assert.That(File.ReadAllText(Path.Combine(data, "status.json")), Does.Contain("\"stopped\""), "the status file's last word");
+        }
+        finally { PosixProcess.Signal(tor, PosixProcess.SIGCONT); }
+    }
+
+    /// <summary>A source's upload trickling in (1 KiB every 200 ms: slow, but moving, as over Tor) until disposed.</summary>
+    private sealed class SlowUpload : IAsyncDisposable
+    {
+        private readonly Socket _socket;
+        private readonly CancellationTokenSource _trickling = new();
+        private readonly Task _trickle;
+
+        private SlowUpload(Socket socket)
+        {
+            _socket = socket;
+            _trickle = Task.Run(async () =>
+            {
+                try { while (true) { await socket.SendAsync(new byte[1024], _trickling.Token); await Task.Delay(200, _trickling.Token); } }
+                catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException) { }
+            });
+        }
+
+        public static async Task<SlowUpload> StartAsync(int port)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+            const string boundary = "slowboundary";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(
+                $"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 10000000\r\n\r\n" +
+                $"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"slow.bin\"\r\n\r\n"));
+            return new SlowUpload(socket);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _trickling.CancelAsync();
+            await _trickle;
+            _socket.Dispose();
+            _trickling.Dispose();
+        }
     }
 }

@@ -5,7 +5,7 @@ namespace OnionDrop.Testing;
 /// <summary>Signals and process relations that System.Diagnostics.Process does not expose.</summary>
 public static class PosixProcess
 {
-    public const int SIGINT = 2, SIGKILL = 9, SIGTERM = 15;
+    public const int SIGINT = 2, SIGKILL = 9, SIGTERM = 15, SIGCONT = 18, SIGSTOP = 19;
 
     /// <summary>kill(2); false if the process is already gone.</summary>
     public static bool Signal(int pid, int signal) => kill(pid, signal) == 0;

@@ -68,6 +68,50 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_missing_or_damaged_key_of_a_known_service_stops_the_start_instead_of_changing_the_address()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        string address;
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            address = supervisor.Current.OnionAddress!;
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+        var key = data.Combine("tor", "onion-service", "hs_ed25519_secret_key");
+        var good = File.ReadAllBytes(key);
+
+        // Damaged, with no public key beside it: tor itself would quietly make a new key, and a new address.
+        File.WriteAllBytes(key, good[..40]);
+        File.Delete(data.Combine("tor", "onion-service", "hs_ed25519_public_key"));
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+            Assert.That(e!.Message, Does.Contain("is damaged").And.Contain(address).And.Contain("Put the key back"));
+        }
+        Assert.That(File.ReadAllBytes(key), Has.Length.EqualTo(40), "the damaged key is left for the operator, not replaced");
+
+        File.Delete(key);
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+            Assert.That(e!.Message, Does.Contain("is missing").And.Contain(address));
+        }
+
+        // Put back from a backup that widened its mode: the same address, and the key 0600 again.
+        File.WriteAllBytes(key, good);
+        File.SetUnixFileMode(key, File0600 | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            Assert.That(supervisor.Current.OnionAddress, Is.EqualTo(address));
+            Assert.That(File.GetUnixFileMode(key), Is.EqualTo(File0600));
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
     public async Task Tor_accepts_the_proof_of_work_and_intro_point_defenses()
     {
         using var data = new TempDirectory();
@@ -99,10 +143,72 @@ public class TorSupervisorTests
         Assert.That(after.TorPid, Is.Not.EqualTo(before.TorPid));
         Assert.That(after.OnionAddress, Is.EqualTo(before.OnionAddress));
         Assert.That(Alive(after.TorPid!.Value), Is.True);
-        Assert.That(logger.Lines.Any(l => l.Message.Contains("Tor went away unexpectedly") && l.Message.Contains("exited")), Is.True);
+        Assert.That(logger.Lines.Any(l => l.Message.Contains("Tor went away unexpectedly") && l.Message.Contains("was killed by signal 9 (SIGKILL)")), Is.True,
+            "a kill is said as such, not as 'exited with code 137'");
         await supervisor.StopAsync(CancellationToken.None);
         Assert.That(Alive(after.TorPid!.Value), Is.False);
         Assert.That(Alive(before.TorPid!.Value), Is.False);
+    }
+
+    [Test]
+    public async Task Stopped_tor_that_answers_nothing_is_killed_and_restarted_with_the_same_address()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            DataDir = data.Path, TorExtraConfig = [.. Offline], RestartDelay = TimeSpan.FromMilliseconds(200), UnresponsiveAfter = TimeSpan.FromSeconds(2),
+        }, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        var before = supervisor.Current;
+        try
+        {
+            // kill -STOP: the process and its control connection stay, tor answers nothing and serves no one.
+            Assert.That(PosixProcess.Signal(before.TorPid!.Value, PosixProcess.SIGSTOP), Is.True);
+            using var cts = new CancellationTokenSource(Timeout);
+            var after = await supervisor.WaitForAsync(s => s.Restarts == 1 && s.TorPid is not null && s.Phase != TorPhase.Restarting, cts.Token);
+
+            Assert.That(after.TorPid, Is.Not.EqualTo(before.TorPid));
+            Assert.That(after.OnionAddress, Is.EqualTo(before.OnionAddress));
+            Assert.That(Alive(before.TorPid!.Value), Is.False, "the stopped tor was killed");
+            Assert.That(logger.Lines.Any(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Error && l.Message.Contains("did not answer")), Is.True);
+        }
+        finally
+        {
+            PosixProcess.Signal(before.TorPid!.Value, PosixProcess.SIGCONT);
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
+    public async Task Stopping_a_tor_that_answers_nothing_takes_one_timeout_not_two()
+    {
+        using var data = new TempDirectory();
+        await using var tor = await TorProcess.StartAsync(new TorLaunchSettings(data.Path) { ExtraConfig = Offline }, new TestLogger<TorProcess>());
+        PosixProcess.Signal(tor.Pid, PosixProcess.SIGSTOP);
+        var clock = Stopwatch.StartNew();
+        await tor.StopAsync(TimeSpan.FromSeconds(3));
+        Assert.That(tor.Exited.IsCompleted, Is.True);
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(4.5)), "SIGNAL SHUTDOWN unanswered and the wait for the exit share the 3 s");
+    }
+
+    [Test]
+    public async Task A_start_beside_a_tor_left_behind_ends_in_tor_s_words()
+    {
+        using var data = new TempDirectory();
+        // A tor whose daemon was killed -9 while it was stopped: it still holds DATA/tor (its lock, its control socket).
+        await using var left = await TorProcess.StartAsync(new TorLaunchSettings(data.Path) { ExtraConfig = Offline }, new TestLogger<TorProcess>());
+        PosixProcess.Signal(left.Pid, PosixProcess.SIGSTOP);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var e = await Assert.ThrowsAsync<TorStartException>(() => TorProcess.StartAsync(
+                new TorLaunchSettings(data.Path) { ExtraConfig = Offline, StartTimeout = TimeSpan.FromSeconds(30) }, new TestLogger<TorProcess>())
+                .WaitAsync(Timeout));
+            Assert.That(e!.Message, Does.Contain("another Tor process is running with the same data directory"));
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "tor's exit ends the start, not the start timeout");
+        }
+        finally { PosixProcess.Signal(left.Pid, PosixProcess.SIGCONT); }
     }
 
     [Test]
@@ -127,6 +233,35 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_restarted_tor_s_stuck_bootstrap_is_reported_again()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            DataDir = data.Path, TorExtraConfig = [.. Offline], BootstrapStuckAfter = TimeSpan.FromSeconds(1), RestartDelay = TimeSpan.FromMilliseconds(200),
+        }, logger);
+        int Stuck() => logger.Lines.Count(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Error && l.Message.Contains("bootstrap is stuck at"));
+        async Task WaitForStuckAsync(int count)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline && Stuck() < count) await Task.Delay(200);
+        }
+        await supervisor.StartAsync(CancellationToken.None);
+        try
+        {
+            await WaitForStuckAsync(1);
+            Assert.That(Stuck(), Is.EqualTo(1));
+            Process.GetProcessById(supervisor.Current.TorPid!.Value).Kill();
+            using var cts = new CancellationTokenSource(Timeout);
+            await supervisor.WaitForAsync(s => s.Restarts == 1 && s.Phase == TorPhase.Bootstrapping, cts.Token);
+            await WaitForStuckAsync(2);
+            Assert.That(Stuck(), Is.EqualTo(2), "the new tor, stuck too, is reported too");
+        }
+        finally { await supervisor.StopAsync(CancellationToken.None); }
+    }
+
+    [Test]
     public async Task Missing_tor_says_how_to_install_it()
     {
         using var data = new TempDirectory();
@@ -142,6 +277,16 @@ public class TorSupervisorTests
         using var supervisor = Supervisor(data.Path, new TestLogger<TorSupervisor>(), "NoSuchOption 1");
         var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
         Assert.That(e!.Message, Does.Contain("exited with code").And.Contain("NoSuchOption"));
+    }
+
+    [Test]
+    public async Task A_data_directory_tor_cannot_use_is_said_with_what_is_wrong_and_the_fix()
+    {
+        using var data = new TempDirectory();
+        File.WriteAllText(data.Combine("tor"), "");   // a file where DATA/tor should be
+        using var supervisor = Supervisor(data.Path, new TestLogger<TorSupervisor>());
+        var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+        Assert.That(e!.Message, Does.StartWith($"cannot prepare tor's directory {data.Combine("tor")} (a file, not a directory)").And.Contain("chown -R"));
     }
 
     [Test]
@@ -200,6 +345,57 @@ public class TorSupervisorTests
         {
             systemTor.Kill();
             await systemTor.WaitForExitAsync();
+        }
+    }
+
+    [Test]
+    public async Task System_mode_reconnects_after_the_system_tor_restarts_with_a_new_cookie()
+    {
+        using var data = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        var socket = system.Combine("control");
+        var cookie = system.Combine("data", "control_auth_cookie");
+        var psi = ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
+            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
+             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]);
+        async Task<Process> StartSystemTorAsync()
+        {
+            var tor = Process.Start(psi)!;
+            for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
+            return tor;
+        }
+        var systemTor = await StartSystemTorAsync();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = socket, RestartDelay = TimeSpan.FromMilliseconds(200),
+        }, logger);
+        try
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            var address = supervisor.Current.OnionAddress;
+            var firstCookie = File.ReadAllBytes(cookie);
+
+            // As `systemctl restart tor`: the connection drops, and the new tor writes a new cookie.
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+            systemTor.Dispose();
+            systemTor = await StartSystemTorAsync();
+            using var cts = new CancellationTokenSource(Timeout);
+            var after = await supervisor.WaitForAsync(s => s.Restarts == 1 && s.Phase != TorPhase.Restarting, cts.Token);
+
+            Assert.That(File.ReadAllBytes(cookie), Is.Not.EqualTo(firstCookie), "the restarted tor has a new cookie");
+            Assert.That(after.OnionAddress, Is.EqualTo(address), "the same service, added again from the kept key");
+            Assert.That(logger.Lines.Any(l => l.Message.StartsWith("Reconnecting to the system tor in")), Is.True,
+                "the log says what the daemon does: it cannot restart the system tor");
+            Assert.That(logger.Lines.Any(l => l.Message.StartsWith("Restarting tor")), Is.False);
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+        finally
+        {
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+            systemTor.Dispose();
         }
     }
 }

@@ -55,7 +55,14 @@ public static class ServeCommand
                 // must not exit 0, or systemd's Restart=on-failure would leave the drop box down. (Taken before
                 // RunAsync, which disposes the services when it returns; the host starts these same instances.)
                 var parts = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
-                await app.RunAsync();
+                var stopping = app.Lifetime.ApplicationStopping;   // taken now too: the services are gone after RunAsync
+                try { await app.RunAsync(); }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    // SIGTERM (systemctl stop) while tor was still starting: a stop as asked, not a failure to report as one.
+                    Console.Error.WriteLine("oniondrop serve: stopped while starting (before tor was ready)");
+                    return 0;
+                }
                 var failed = parts.FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
                 return failed is null ? 0 : Fail(ExitFailed, $"{failed.GetType().Name} failed: {FirstLine(failed.ExecuteTask!.Exception!)}");
             }

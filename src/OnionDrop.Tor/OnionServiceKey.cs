@@ -1,0 +1,47 @@
+using Microsoft.Extensions.Logging;
+
+namespace OnionDrop.Tor;
+
+/// <summary>
+/// The launched tor's onion service key, HiddenServiceDir/hs_ed25519_secret_key. tor makes a new key, and so a new
+/// address, whenever it finds none it can use (a damaged key with no public key beside it included): right on the
+/// first start, a silent loss of the address sources know on any later one. So the key is checked before tor starts.
+/// </summary>
+internal static class OnionServiceKey
+{
+    public const string SecretKeyFile = "hs_ed25519_secret_key";
+
+    // tor's key file: a 32-byte header ("== ed25519v1-secret: type0 ==", NUL-padded), then the 64-byte expanded key.
+    private static ReadOnlySpan<byte> Header => "== ed25519v1-secret: type0 ==\0\0\0"u8;
+    private const int FileLength = 96;
+
+    /// <summary>
+    /// Throws when the directory names a service (tor's hostname file) whose key is missing or damaged; makes a key
+    /// readable by others 0600 (a restore from a backup may have widened it).
+    /// </summary>
+    public static void Check(string onionServiceDir, ILogger logger)
+    {
+        var key = Path.Combine(onionServiceDir, SecretKeyFile);
+        string? problem = null;
+        if (File.Exists(key))
+        {
+            const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            if ((File.GetUnixFileMode(key) & ~Private) != 0)
+            {
+                logger.LogWarning("{KeyFile} was readable by others ({Mode}); set it to 0600", key, File.GetUnixFileMode(key));
+                File.SetUnixFileMode(key, Private);
+            }
+            var bytes = File.ReadAllBytes(key);
+            if (bytes.Length == FileLength && bytes.AsSpan().StartsWith(Header)) return;
+            problem = $"is damaged (not tor's ed25519 secret key: {bytes.Length} bytes)";
+        }
+        var hostname = Path.Combine(onionServiceDir, "hostname");
+        var address = File.Exists(hostname) ? File.ReadAllText(hostname).Trim() : null;
+        if (problem is null && address is null) return;   // a new service: tor makes its key
+        var known = address is null ? "sources who know its address" : $"sources who know {address}";
+        throw new TorStartException(
+            $"the onion service key {key} {problem ?? "is missing"}" + (address is null ? "" : $", but this service was {address}") +
+            $": tor would make a new key and a new address, and {known} could no longer reach you. Put the key back from a " +
+            $"backup; or, to start over with a new address on purpose, delete {onionServiceDir}");
+    }
+}
