@@ -16,6 +16,13 @@ namespace OnionDrop.Reliability.Tests;
 [Category("EndToEnd")]
 public sealed class StopTests
 {
+    /// <summary>
+    /// scripts/oniondrop.service's TimeoutStopSec: the test stops the daemon as systemd would, SIGKILL past it. No
+    /// tighter wall-clock limit: on a loaded machine it would fail for the machine, not the daemon.
+    /// </summary>
+    private static readonly TimeSpan UnitStopTimeout = TimeSpan.FromSeconds(int.Parse(
+        System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Path.Combine(RepoPaths.Root, "scripts", "oniondrop.service")), @"(?m)^TimeoutStopSec=(\d+)s$").Groups[1].Value));
+
     [Test]
     public async Task A_stop_with_a_slow_upload_in_flight_ends_in_time_and_keeps_nothing_of_it()
     {
@@ -28,12 +35,11 @@ public sealed class StopTests
         await Task.Delay(TimeSpan.FromSeconds(2));
 
         var clock = Stopwatch.StartNew();
-        var exit = await daemon.StopAsync(grace: TimeSpan.FromSeconds(60));
+        var exit = await daemon.StopAsync(grace: UnitStopTimeout);
         clock.Stop();
 
         TestContext.Out.WriteLine($"stopped in {clock.Elapsed.TotalSeconds:0.0} s (upload wait {DaemonHost.ShutdownTimeout.TotalSeconds} s)");
-        Assert.That(exit, Is.Zero, daemon.Output);
-        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(25)), "inside the unit's TimeoutStopSec=30s, with room for tor's stop");
+        Assert.That(exit, Is.Zero, $"not a clean exit within the unit's TimeoutStopSec (a SIGKILL then, as systemd's)\n{daemon.Output}");
         Assert.That(Journalist.BlobFiles(data, "*"), Is.Empty, "nothing of the cut upload kept");
         Assert.That(Journalist.Committed(data), Is.Empty);
     }
@@ -59,12 +65,11 @@ public sealed class StopTests
         try
         {
             var clock = Stopwatch.StartNew();
-            var exit = await daemon.StopAsync(grace: TimeSpan.FromSeconds(60));
+            var exit = await daemon.StopAsync(grace: UnitStopTimeout);
             clock.Stop();
 
-            TestContext.Out.WriteLine($"stopped in {clock.Elapsed.TotalSeconds:0.0} s (upload wait {DaemonHost.ShutdownTimeout.TotalSeconds} s)");
-            Assert.That(exit, Is.Zero, daemon.Output);
-            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(23)), "the uploads' 15 s and tor's 5 s, well inside the unit's TimeoutStopSec=30s");
+            TestContext.Out.WriteLine($"stopped in {clock.Elapsed.TotalSeconds:0.0} s (upload wait {DaemonHost.ShutdownTimeout.TotalSeconds} s, then tor's 5 s)");
+            Assert.That(exit, Is.Zero, $"not a clean exit within the unit's TimeoutStopSec (a SIGKILL then, as systemd's)\n{daemon.Output}");
             Assert.That(PosixProcess.IsAlive(tor), Is.False, "the frozen tor was killed, not left behind");
             Assert.That(File.ReadAllText(Path.Combine(data, "status.json")), Does.Contain("\"stopped\""), "the status file's last word");
         }
