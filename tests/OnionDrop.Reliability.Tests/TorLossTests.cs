@@ -25,14 +25,18 @@ public sealed class TorLossTests
         {
             var firstTor = await WaitForTorAsync(daemon, except: null);
             using var client = new UploadClient(daemon.BaseAddress);
+            var phases = new Dictionary<string, UploadPhase>();
             var sending = uploads.Select(async (u, i) =>
             {
                 await Task.Delay(i * 150);
-                return await client.SendAsync(u, new UploadPace(8 * 1024, TimeSpan.FromMilliseconds(50)));
+                return await client.SendAsync(u, new UploadPace(8 * 1024, TimeSpan.FromMilliseconds(50)), p => { lock (phases) phases[u.Label] = p; });
             }).ToList();
 
             await Task.Delay(1500);
             Assert.That(PosixProcess.Signal(firstTor, PosixProcess.SIGKILL), Is.True, "kill -9 tor");
+            lock (phases)
+                Assert.That(phases.Values.Count(p => p is UploadPhase.PartHeaders or UploadPhase.Body), Is.GreaterThan(0),
+                    $"uploads in flight when tor was killed: {string.Join(", ", phases.Select(p => $"{p.Key} {p.Value}"))}");
             var secondTor = await WaitForTorAsync(daemon, except: firstTor);
             TestContext.Out.WriteLine($"tor {firstTor} killed; the supervisor started tor {secondTor}");
 
