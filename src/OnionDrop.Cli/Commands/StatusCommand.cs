@@ -105,8 +105,7 @@ public static class StatusCommand
     /// invisible format characters (escape sequences could clear the screen, forge lines or retitle the window).
     /// Line breaks stay. (The JSON output escapes them already.)
     /// </summary>
-    internal static string Printable(string text) => string.Concat(text.Select(c =>
-        c == '\n' || !(char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format) ? c : '?'));
+    internal static string Printable(string text) => string.Join('\n', text.Split('\n').Select(TerminalText.Printable));
 
     /// <summary>
     /// The human view: one line per concern. Not <paramref name="live"/> (the daemon is gone), it is what the daemon
