@@ -17,7 +17,9 @@ public class TrialScriptTests
         var trialDir = dir.Combine("trial");
         var port = FreePort.Next();
         // setsid: the trial leads a process group of its own, which the test can interrupt as a terminal would.
-        var psi = ChildProcess.StartInfo("setsid", ["bash", Path.Combine(RepoPaths.Root, "scripts", "trial"), "--dir", trialDir, "--port", port.ToString()]);
+        // env --default-signal=INT: as in a terminal, Ctrl-C is not ignored. A test run started in the background
+        // (`scripts/test &`) passes SIGINT down ignored, and bash cannot trap a signal ignored on entry.
+        var psi = ChildProcess.StartInfo("setsid", ["env", "--default-signal=INT", "bash", Path.Combine(RepoPaths.Root, "scripts", "trial"), "--dir", trialDir, "--port", port.ToString()]);
         foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("ONIONDROP_", StringComparison.OrdinalIgnoreCase)).ToList())
             psi.Environment.Remove(name);
         using var trial = Process.Start(psi)!;
