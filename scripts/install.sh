@@ -6,7 +6,8 @@
 #   scripts/install.sh --root DIR [--no-deps] ...          into a throwaway root, e.g. for tests
 #   --tor system [--tor-group GROUP]                       serve through Debian's tor@default (docs/tor.md)
 #
-# What it does: installs Debian's tor; publishes the daemon (Release) to /opt/oniondrop and links
+# What it does: installs Debian's tor; builds the daemon (Release) as the unprivileged system user
+# oniondrop-build, installs it to /opt/oniondrop and links
 # /usr/local/bin/oniondrop; creates the system user `oniondrop`; creates /var/lib/oniondrop (0700) and
 # /etc/oniondrop/oniondrop.json (commented, holding the recipients' public keys: from --recipient, else a
 # placeholder the daemon refuses until you replace it); installs /etc/systemd/system/oniondrop.service;
@@ -19,7 +20,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 
 root=/ deps=1 recipients=() tor=launch torgroup=debian-tor
-usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
   case "$1" in
     --root) root=${2:?--root needs a directory}; shift 2 ;;
@@ -91,11 +92,54 @@ else
   owner=()
 fi
 
-# 3. The program: publish to a staging folder, then copy only what changed, so a rerun changes nothing.
+# 3. The program: built unprivileged, then installed by root. MSBuild targets and NuGet packages run code during a
+#    build, so it runs as an account that can change nothing outside its own folders: on a real install the system
+#    user $builder (no login, no sudo; its home $buildhome keeps its NuGet cache), never root and never the
+#    invoking sudo user (who can become root). It builds a copy of the sources (the checkout gets no obj/ or bin/
+#    of anyone else's), with no new privileges (no setuid), in a PID namespace of its own, so no process of it
+#    outlives the build; root then copies only what changed, so a rerun changes nothing.
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
-say "publishing the daemon (dotnet publish -c Release) ..."
-DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 dotnet publish "$repo/src/OnionDrop.Cli/OnionDrop.Cli.csproj" \
-  -c Release -o "$stage/app" -nologo -v quiet -clp:"ErrorsOnly;NoSummary" </dev/null >&2
+chmod 0711 "$stage"   # the builder may pass through to its own folder, not list root's
+builder=$(id -un) buildhome=${HOME:-}
+if [ "$(id -u)" -eq 0 ]; then
+  if ((real)); then
+    builder=oniondrop-build buildhome=/var/cache/oniondrop-build
+    if getent passwd "$builder" >/dev/null; then say "user $builder: exists (builds the program)"
+    else
+      useradd --system --user-group --home-dir "$buildhome" --no-create-home --shell /usr/sbin/nologin "$builder"
+      say "user $builder: created (builds the program unprivileged; no login)"
+    fi
+  else
+    # A throwaway root has no user database of its own: build as nobody, with a home inside that root.
+    builder=nobody buildhome=$(p /var/cache/oniondrop-build)
+  fi
+  group=$(id -gn "$builder")
+  [ -d "$buildhome" ] || { install -d -m 0700 -o "$builder" -g "$group" "$buildhome"; say "$buildhome: created (the build's home and NuGet cache)"; }
+  install -d -m 0700 -o "$builder" -g "$group" "$stage/build"
+  dotnet=$(command -v dotnet) || { echo "install.sh: the .NET 10 SDK (dotnet) is needed to build; see README" >&2; exit 1; }
+  asbuilder=(setpriv --reuid="$builder" --regid="$group" --clear-groups --no-new-privs --reset-env)
+  # Every process of the build ends with it (a namespace's init takes the others along); where namespaces are not
+  # allowed (some containers), the build still runs unprivileged.
+  if unshare --pid --fork --mount-proc true 2>/dev/null; then pidns=(unshare --pid --fork --kill-child --mount-proc)
+  else pidns=(); say "WARNING: no PID namespace here (unshare --pid); the build runs without one"; fi
+else
+  dotnet=dotnet asbuilder=() pidns=()
+  install -d -m 0700 "$stage/build"
+fi
+tar -C "$repo" --exclude=./.git --exclude=bin --exclude=obj --exclude=./artifacts --exclude=./TestResults --exclude=./.trial \
+  -cf - . | "${asbuilder[@]}" tar -C "$stage/build" -xf - || { echo "install.sh: could not copy the sources for $builder" >&2; exit 1; }
+say "publishing the daemon (dotnet publish -c Release) as $builder ..."
+# PathMap: the build's folder is new each time; mapped, the same sources give the same bytes.
+if ! "${pidns[@]}" "${asbuilder[@]}" env HOME="$buildhome" PATH=/usr/local/bin:/usr/bin:/bin TMPDIR="$stage/build" \
+     DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 DOTNET_SKIP_WORKLOAD_INTEGRITY_CHECK=1 \
+     MSBUILDDISABLENODEREUSE=1 DOTNET_CLI_USE_MSBUILD_SERVER=0 \
+     "$dotnet" publish "$stage/build/src/OnionDrop.Cli/OnionDrop.Cli.csproj" -c Release -o "$stage/build/app" \
+       --disable-build-servers -p:UseSharedCompilation=false -p:PathMap="$stage/build/=/_/" \
+       -nologo -v quiet -clp:"ErrorsOnly;NoSummary" </dev/null >&2; then
+  echo "install.sh: the build failed (as $builder)" >&2; exit 1
+fi
+# Root takes the result from here: regular files only (find does not follow links), after every build process ended.
+mv "$stage/build/app" "$stage/app"; chown -R 0:0 "$stage/app" 2>/dev/null || true
 cp "$repo/README.md" "$stage/app/" 2>/dev/null || true
 changed=0 same=0
 while IFS= read -r -d '' f; do

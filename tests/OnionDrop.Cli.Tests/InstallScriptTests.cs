@@ -44,10 +44,13 @@ public class InstallScriptTests
         var root = tmp.Combine("root");
         var script = await CopyOfTheRepository(tmp);
         var key = JournalistKey.Generate().PublicKey.ToString();
+        // A build runs code from the sources and from NuGet packages: one such piece here records who ran it.
+        var builders = PlantBuildHook(tmp, script);
 
         var first = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--recipient", key], TimeSpan.FromMinutes(8));
         Assert.That(first.ExitCode, Is.EqualTo(0), first.ToString());
         TestContext.Out.WriteLine(first.Stdout);
+        AssertBuiltUnprivileged(builders, script);
 
         string P(string p) => Path.Combine(root, p.TrimStart('/'));
         Assert.Multiple(() =>
@@ -101,6 +104,33 @@ public class InstallScriptTests
         TestContext.Out.WriteLine(second.Stdout);
         Assert.That(Snapshot(root), Is.EqualTo(before), "the second run changed something");
         Assert.That(second.Stdout, Does.Contain("oniondrop.json: exists, not changed").And.Contain("0 files installed"));
+    }
+
+    /// <summary>
+    /// A Directory.Build.targets in the copy of the sources, run by every project's build (as an MSBuild target or
+    /// a package's would be), appending the builder's uid to a file anyone may write. Returns that file.
+    /// </summary>
+    internal static string PlantBuildHook(TempDirectory tmp, string script)
+    {
+        File.SetUnixFileMode(tmp.Path, (UnixFileMode)Convert.ToInt32("711", 8)); // the builder reaches the file, lists nothing
+        var builders = tmp.Combine("builders");
+        File.WriteAllText(builders, "");
+        File.SetUnixFileMode(builders, (UnixFileMode)Convert.ToInt32("666", 8));
+        var sources = Path.GetDirectoryName(Path.GetDirectoryName(script))!;
+        File.WriteAllText(Path.Combine(sources, "Directory.Build.targets"),
+            $"<Project><Target Name=\"RecordBuilder\" BeforeTargets=\"CoreCompile\"><Exec Command=\"id -u &gt;&gt; {builders}\" /></Target></Project>\n");
+        return builders;
+    }
+
+    /// <summary>The build ran (every project), never as root, and left nothing in the checkout it was given.</summary>
+    internal static void AssertBuiltUnprivileged(string builders, string script)
+    {
+        var uids = File.ReadAllLines(builders).Where(l => l.Length > 0).ToList();
+        TestContext.Out.WriteLine($"built by uid(s) {string.Join(' ', uids.Distinct())}");
+        Assert.That(uids, Is.Not.Empty, "the planted target ran");
+        Assert.That(uids, Has.None.EqualTo("0"), "the build ran as root: a package's code would have run as root too");
+        var sources = Path.GetDirectoryName(Path.GetDirectoryName(script))!;
+        Assert.That(Directory.GetDirectories(sources, "obj", SearchOption.AllDirectories), Is.Empty, "the build wrote into the checkout");
     }
 
     [Test]
