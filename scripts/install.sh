@@ -5,6 +5,8 @@
 #   sudo scripts/install.sh [--recipient PUBKEY]...      a real install (creates the `oniondrop` user)
 #   scripts/install.sh --root DIR [--no-deps] ...          into a throwaway root, e.g. for tests
 #   --tor system [--tor-group GROUP]                       serve through Debian's tor@default (docs/tor.md)
+#   sudo scripts/install.sh --uninstall                    remove the program, unit and sshd drop-in; keep data,
+#                                                          config, journalists' keys and the account (says how)
 #
 # What it does: installs Debian's tor; builds the daemon (Release) as the unprivileged system user
 # oniondrop-build, installs it to /opt/oniondrop and links
@@ -19,8 +21,8 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 
-root=/ deps=1 recipients=() tor=launch torgroup=debian-tor
-usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
+root=/ deps=1 recipients=() tor=launch torgroup=debian-tor uninstall=0
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
   case "$1" in
     --root) root=${2:?--root needs a directory}; shift 2 ;;
@@ -28,6 +30,7 @@ while (($#)); do
     --no-deps) deps=0; shift ;;
     --tor) tor=${2:?--tor needs launch or system}; shift 2 ;;
     --tor-group) torgroup=${2:?--tor-group needs a group}; shift 2 ;;
+    --uninstall) uninstall=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -48,6 +51,31 @@ opt=$(p /opt/oniondrop) etc=$(p /etc/oniondrop) data=$(p /var/lib/oniondrop)
 config="$etc/oniondrop.json" unit=$(p /etc/systemd/system/oniondrop.service) link=$(p /usr/local/bin/oniondrop)
 dropin=$(p /etc/systemd/system/oniondrop.service.d/system-tor.conf) apparmor=$(p /etc/apparmor.d/local/system_tor)
 websocketdir=/run/oniondrop
+systemd_running() { ((real)) && [ -d /run/systemd/system ]; }
+
+# --uninstall: what install.sh put in place goes; what holds submissions, keys or the operator's choices stays.
+if ((uninstall)); then
+  if systemd_running && systemctl list-unit-files oniondrop.service >/dev/null 2>&1; then
+    systemctl disable --now oniondrop 2>/dev/null && say "oniondrop.service: stopped and disabled" || true
+  fi
+  sshdconf=$(p /etc/ssh/sshd_config.d/oniondrop.conf)
+  for f in "$unit" "$dropin" "$link" "$sshdconf"; do
+    if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f"; say "$f: removed"; fi
+  done
+  rmdir "$(dirname "$dropin")" 2>/dev/null || true
+  [ -d "$opt" ] && { rm -rf "$opt"; say "$opt: removed"; }
+  if ((real)); then
+    systemd_running && systemctl daemon-reload
+    if [ -d /etc/ssh/sshd_config.d ] && systemd_running && systemctl is-active --quiet ssh; then systemctl reload ssh; say "sshd: reloaded"; fi
+    if getent passwd oniondrop-build >/dev/null; then userdel oniondrop-build; say "user oniondrop-build: removed"; fi
+  fi
+  buildhome=$(p /var/cache/oniondrop-build)
+  [ -d "$buildhome" ] && { rm -rf "$buildhome"; say "$buildhome: removed (the build's NuGet cache)"; }
+  [ -e "$apparmor" ] && grep -q oniondrop "$apparmor" && say "kept: $apparmor (its oniondrop lines let tor reach /run/oniondrop/web.sock; remove them by hand)"
+  say "kept: $data (submissions not yet fetched, and the onion service's key: the address), $etc (config, journalists' SSH keys)$( ((real)) && getent passwd "$user" >/dev/null && echo ", and the user $user (their owner)")"
+  say "to remove those too, once nothing there is needed: rm -rf $data $etc$( ((real)) && echo "; userdel $user")"
+  exit 0
+fi
 
 # 1. Debian packages the service needs at run time.
 if ((deps)); then
@@ -194,9 +222,11 @@ if [ "$tor" = system ] && ! grep -qE '^ *"Tor": "system"' "$config"; then
 fi
 
 # 6. The unit: ours, so it is replaced when it changed (the config above is the operator's part).
+unit_changed=0
 if cmp -s "$repo/scripts/oniondrop.service" "$unit"; then say "$unit: unchanged"
 else
-  install -D -m 0644 "$repo/scripts/oniondrop.service" "$unit"; say "$unit: installed"
+  install -D -m 0644 "$repo/scripts/oniondrop.service" "$unit"; unit_changed=1
+  say "$unit: installed (it is replaced whenever it changes: your own settings belong in systemctl edit oniondrop)"
   if ((real)) && [ -d /run/systemd/system ]; then systemctl daemon-reload; say "systemd: reloaded"; fi
 fi
 
@@ -206,7 +236,7 @@ if [ "$tor" = system ]; then
     "$repo/scripts/oniondrop-system-tor.conf")
   if [ -e "$dropin" ] && [ "$(cat "$dropin")" = "$want" ]; then say "$dropin: unchanged"
   else
-    install -d -m 0755 "$(dirname "$dropin")"; printf '%s\n' "$want" > "$dropin"; chmod 0644 "$dropin"; say "$dropin: installed"
+    install -d -m 0755 "$(dirname "$dropin")"; printf '%s\n' "$want" > "$dropin"; chmod 0644 "$dropin"; unit_changed=1; say "$dropin: installed"
     if ((real)) && [ -d /run/systemd/system ]; then systemctl daemon-reload; say "systemd: reloaded"; fi
   fi
   # Debian's tor runs under the AppArmor profile system_tor, which lets it connect to its own sockets only.
@@ -256,7 +286,9 @@ else
     fi
   else say "$sshdconf: installed"; fi
 fi
-if ((real)) && [ -e "$sshdconf" ] && ! sshd -T -C "user=$user,host=localhost,addr=127.0.0.1" 2>/dev/null | grep -qxF "authorizedkeysfile /etc/oniondrop/authorized_keys"; then
+# sshd's whole answer first: `sshd -T | grep -q` would stop reading at the match, and sshd's SIGPIPE would fail the pipe.
+if ((real)) && [ -e "$sshdconf" ] && ! grep -qxF "authorizedkeysfile /etc/oniondrop/authorized_keys" \
+     <<<"$(sshd -T -C "user=$user,host=localhost,addr=127.0.0.1" 2>/dev/null || true)"; then
   say "WARNING: sshd does not apply $sshdconf (its /etc/ssh/sshd_config lacks 'Include /etc/ssh/sshd_config.d/*.conf' at the top)"
 fi
 old_keys="$data/.ssh/authorized_keys"
@@ -269,8 +301,23 @@ if ((real)) && [ -d /run/systemd/system ] && command -v timedatectl >/dev/null; 
   else say "WARNING: the clock is not NTP-synchronised; responses show its time, so a drift would single this host out: apt-get install -y systemd-timesyncd && timedatectl set-ntp true"; fi
 fi
 
-if ((${#recipients[@]} == 0)) && grep -q REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY "$config"; then
-  say "next: put the journalists' public keys (oniondrop keygen, on their machines) in $config"
+# 10. What is left to do, in order.
+say "---"
+if grep -q REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY "$config"; then
+  say "next: put the journalists' public keys (odpk1..., from oniondrop keygen on their machines) in $config (\"Recipients\"); the daemon refuses to start until then"
+fi
+if ! grep -qE '^[^#[:space:]]' "$keys"; then
+  say "next: for each journalist who fetches, add their SSH key to $keys as one line:"
+  say "  restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as NAME\" ssh-ed25519 AAAA... NAME"
 fi
 [ "$tor" = system ] && say "the system tor: systemctl enable --now tor (Debian's tor@default, control socket /run/tor/control)"
-say "then: systemctl enable --now oniondrop; oniondrop status; journalctl -u oniondrop"
+if systemd_running && systemctl is-active --quiet oniondrop; then
+  if ((changed + stale)) || ((unit_changed)); then say "the daemon still runs the previous program or unit: systemctl restart oniondrop"
+  else say "the daemon runs (unchanged)"; fi
+else
+  say "start: systemctl enable --now oniondrop"
+fi
+hostname_file="$data/tor/onion-service/hostname"
+if [ -r "$hostname_file" ]; then say "onion address (for sources): $(cat "$hostname_file")"
+else say "onion address: shown by 'oniondrop status' once tor has started (first start: under a minute with a network)"; fi
+say "check: oniondrop status; journalctl -u oniondrop"

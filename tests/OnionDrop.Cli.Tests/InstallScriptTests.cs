@@ -95,15 +95,42 @@ public class InstallScriptTests
         var help = await ChildProcess.RunAsync(P("/opt/oniondrop/oniondrop"), ["status", "--help"]);
         Assert.That(help.ExitCode, Is.EqualTo(0), help.ToString());
 
-        // The operator edits the config and the data directory fills; a rerun (another key given) leaves both alone.
+        // It ends with what is left to do: the journalists' SSH keys (the line to add), starting it, the address.
+        const string keyLine = "restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as NAME\" ssh-ed25519 AAAA... NAME";
+        Assert.That(first.Stdout, Does.Contain("next: for each journalist who fetches, add their SSH key to").And.Contain(keyLine)
+            .And.Contain("start: systemctl enable --now oniondrop").And.Contain("onion address: shown by 'oniondrop status'"));
+
+        // The operator edits the config, adds a journalist's key, the data directory fills and tor has made the
+        // address; a rerun (another key given) leaves all of it alone, and shows the address.
         await File.AppendAllTextAsync(config, "// the operator's own note\n");
+        await File.AppendAllTextAsync(keys, keyLine.Replace("NAME", "alice") + "\n");
         await File.WriteAllTextAsync(P("/var/lib/oniondrop/catalog.db"), "data");
+        Directory.CreateDirectory(P("/var/lib/oniondrop/tor/onion-service"));
+        await File.WriteAllTextAsync(P("/var/lib/oniondrop/tor/onion-service/hostname"), "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion\n");
         var before = Snapshot(root);
         var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--recipient", JournalistKey.Generate().PublicKey.ToString()], TimeSpan.FromMinutes(8));
         Assert.That(second.ExitCode, Is.EqualTo(0), second.ToString());
         TestContext.Out.WriteLine(second.Stdout);
         Assert.That(Snapshot(root), Is.EqualTo(before), "the second run changed something");
-        Assert.That(second.Stdout, Does.Contain("oniondrop.json: exists, not changed").And.Contain("0 files installed"));
+        Assert.That(second.Stdout, Does.Contain("oniondrop.json: exists, not changed").And.Contain("0 files installed")
+            .And.Contain("onion address (for sources): abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion")
+            .And.Not.Contain("next: for each journalist"));
+
+        // --uninstall takes away what install.sh put in place and keeps what holds submissions, keys and choices.
+        var removal = await ChildProcess.RunAsync("bash", [script, "--root", root, "--uninstall"]);
+        Assert.That(removal.ExitCode, Is.EqualTo(0), removal.ToString());
+        TestContext.Out.WriteLine(removal.Stdout);
+        Assert.Multiple(() =>
+        {
+            foreach (var gone in new[] { "/opt/oniondrop", "/usr/local/bin/oniondrop", "/etc/systemd/system/oniondrop.service", "/etc/ssh/sshd_config.d/oniondrop.conf", "/var/cache/oniondrop-build" })
+                Assert.That(Path.Exists(P(gone)) || new FileInfo(P(gone)).LinkTarget is not null, Is.False, gone);
+            Assert.That(File.ReadAllText(P("/var/lib/oniondrop/catalog.db")), Is.EqualTo("data"));
+            Assert.That(File.ReadAllText(config), Does.EndWith("// the operator's own note\n"));
+            Assert.That(File.ReadAllText(keys), Does.Contain("--as alice"));
+            Assert.That(removal.Stdout, Does.Contain("kept: " + P("/var/lib/oniondrop")));
+        });
+        var again = await ChildProcess.RunAsync("bash", [script, "--root", root, "--uninstall"]);
+        Assert.That(again.ExitCode, Is.EqualTo(0), again.ToString());
     }
 
     /// <summary>
