@@ -137,10 +137,16 @@ public class SshFetchTests
         using (var store = OpenServerStore()) Assert.That(store.ListCommitted(), Is.Empty);
     }
 
+    [System.Runtime.InteropServices.DllImport("libc")] private static extern long syscall(long number, nint a1, nint a2, nint a3);
+
+    /// <summary>Landlock's ABI version, 0 when this kernel has none (landlock_create_ruleset(NULL, 0, VERSION)).</summary>
+    private static long LandlockAbi() => Math.Max(0, syscall(444, 0, 0, 1));
+
     /// <summary>
     /// sshd runs the forced command as the daemon's user but outside the unit's sandbox: before it reads anything the
-    /// pull takes no_new_privs and a seccomp filter (PullSandbox) for all its threads. Seen from outside (/proc) and
-    /// from inside: gdb makes the waiting pull itself call socket() for each family.
+    /// pull takes no_new_privs, a seccomp filter and (with Landlock) a write confinement to the data directory
+    /// (PullSandbox), for all its threads. Seen from outside (/proc) and from inside: gdb makes the waiting pull
+    /// itself call socket() for each family and open() a new file inside and outside the data directory.
     /// </summary>
     [Test]
     public async Task The_forced_command_gives_up_new_privileges_and_every_socket_but_unix_ones_before_reading()
@@ -174,6 +180,17 @@ public class SshFetchTests
             Assert.That(results, Has.Count.EqualTo(families.Length), "gdb (scripts/setup-deps) called socket() in the pull\n" + gdb);
             Assert.That(results[AF_UNIX], Is.GreaterThanOrEqualTo(0), "a Unix socket (pull.sock) stays possible");
             Assert.That(results.Where(r => r.Key != AF_UNIX).Select(r => r.Value), Has.All.EqualTo(-1), "no IP, netlink or packet socket");
+
+            // Writes: beneath the data directory only, where the kernel has Landlock (this one: ABI shown).
+            var abi = LandlockAbi();
+            TestContext.Out.WriteLine($"Landlock ABI {abi}");
+            string inside = Path.Combine(DataDir, "probe-inside"), outside = _temp.Combine("probe-outside");
+            var writes = await ChildProcess.RunAsync("gdb", ["-p", pull.ToString(), "-batch", "-nx",
+                "-ex", $"call (int)open(\"{inside}\", 0101, 0600)", "-ex", $"call (int)open(\"{outside}\", 0101, 0600)"], TimeSpan.FromMinutes(2));
+            Assert.That(File.Exists(inside), Is.True, "the pull writes its data directory\n" + writes);
+            if (abi > 0) Assert.That(File.Exists(outside), Is.False, "Landlock: nothing outside the data directory\n" + writes);
+            else Assert.Warn("no Landlock in this kernel: the pull's writes are not confined to the data directory");
+            Assert.That(Directory.EnumerateFileSystemEntries(Path.GetTempPath(), $"*-{pull}-*"), Is.Empty, "no debugger pipe or diagnostics socket left in TMPDIR");
 
             ssh.StandardInput.Close(); // the session ends; the pull with it
             Assert.That(await ssh.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60)), Is.Empty);
