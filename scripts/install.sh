@@ -146,6 +146,11 @@ if [ "$(id -u)" -eq 0 ]; then
   install -d -m 0700 -o "$builder" -g "$group" "$stage/build"
   dotnet=$(command -v dotnet) || { echo "install.sh: the .NET 10 SDK (dotnet) is needed to build; see README" >&2; exit 1; }
   asbuilder=(setpriv --reuid="$builder" --regid="$group" --clear-groups --no-new-privs --reset-env)
+  if ! "${asbuilder[@]}" test -w "$buildhome"; then
+    # A throwaway root inside a folder the builder cannot enter (root's 0700 ones): a home of its own for this run.
+    buildhome=$stage/home; install -d -m 0700 -o "$builder" -g "$group" "$buildhome"
+    say "$builder cannot reach $(p /var/cache/oniondrop-build): building with a temporary home (NuGet downloads again)"
+  fi
   # Every process of the build ends with it (a namespace's init takes the others along); where namespaces are not
   # allowed (some containers), the build still runs unprivileged.
   if unshare --pid --fork --mount-proc true 2>/dev/null; then pidns=(unshare --pid --fork --kill-child --mount-proc)
