@@ -146,6 +146,8 @@ if [ "$(id -u)" -eq 0 ]; then
   install -d -m 0700 -o "$builder" -g "$group" "$stage/build"
   dotnet=$(command -v dotnet) || { echo "install.sh: the .NET 10 SDK (dotnet) is needed to build; see README" >&2; exit 1; }
   asbuilder=(setpriv --reuid="$builder" --regid="$group" --clear-groups --no-new-privs --reset-env)
+  "${asbuilder[@]}" test -x "$(readlink -f "$dotnet")" \
+    || { echo "install.sh: $builder cannot run $dotnet (an SDK in root's home?): install the .NET SDK system-wide (e.g. /usr/share/dotnet)" >&2; exit 1; }
   if ! "${asbuilder[@]}" test -w "$buildhome"; then
     # A throwaway root inside a folder the builder cannot enter (root's 0700 ones): a home of its own for this run.
     buildhome=$stage/home; install -d -m 0700 -o "$builder" -g "$group" "$buildhome"
