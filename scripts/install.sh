@@ -5,8 +5,11 @@
 #   sudo scripts/install.sh [--recipient PUBKEY]...      a real install (creates the `oniondrop` user)
 #   scripts/install.sh --root DIR [--no-deps] ...          into a throwaway root, e.g. for tests
 #   --tor system [--tor-group GROUP]                       serve through Debian's tor@default (docs/tor.md)
+#   sudo scripts/install.sh --uninstall                    remove the program, unit and sshd drop-in; keep data,
+#                                                          config, journalists' keys and the account (says how)
 #
-# What it does: installs Debian's tor; publishes the daemon (Release) to /opt/oniondrop and links
+# What it does: installs Debian's tor; builds the daemon (Release) as the unprivileged system user
+# oniondrop-build, installs it to /opt/oniondrop and links
 # /usr/local/bin/oniondrop; creates the system user `oniondrop`; creates /var/lib/oniondrop (0700) and
 # /etc/oniondrop/oniondrop.json (commented, holding the recipients' public keys: from --recipient, else a
 # placeholder the daemon refuses until you replace it); installs /etc/systemd/system/oniondrop.service;
@@ -18,8 +21,8 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 
-root=/ deps=1 recipients=() tor=launch torgroup=debian-tor
-usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
+root=/ deps=1 recipients=() tor=launch torgroup=debian-tor uninstall=0
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
   case "$1" in
     --root) root=${2:?--root needs a directory}; shift 2 ;;
@@ -27,6 +30,7 @@ while (($#)); do
     --no-deps) deps=0; shift ;;
     --tor) tor=${2:?--tor needs launch or system}; shift 2 ;;
     --tor-group) torgroup=${2:?--tor-group needs a group}; shift 2 ;;
+    --uninstall) uninstall=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -47,6 +51,31 @@ opt=$(p /opt/oniondrop) etc=$(p /etc/oniondrop) data=$(p /var/lib/oniondrop)
 config="$etc/oniondrop.json" unit=$(p /etc/systemd/system/oniondrop.service) link=$(p /usr/local/bin/oniondrop)
 dropin=$(p /etc/systemd/system/oniondrop.service.d/system-tor.conf) apparmor=$(p /etc/apparmor.d/local/system_tor)
 websocketdir=/run/oniondrop
+systemd_running() { ((real)) && [ -d /run/systemd/system ]; }
+
+# --uninstall: what install.sh put in place goes; what holds submissions, keys or the operator's choices stays.
+if ((uninstall)); then
+  if systemd_running && systemctl list-unit-files oniondrop.service >/dev/null 2>&1; then
+    systemctl disable --now oniondrop 2>/dev/null && say "oniondrop.service: stopped and disabled" || true
+  fi
+  sshdconf=$(p /etc/ssh/sshd_config.d/oniondrop.conf)
+  for f in "$unit" "$dropin" "$link" "$sshdconf"; do
+    if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f"; say "$f: removed"; fi
+  done
+  rmdir "$(dirname "$dropin")" 2>/dev/null || true
+  [ -d "$opt" ] && { rm -rf "$opt"; say "$opt: removed"; }
+  if ((real)); then
+    systemd_running && systemctl daemon-reload
+    if [ -d /etc/ssh/sshd_config.d ] && systemd_running && systemctl is-active --quiet ssh; then systemctl reload ssh; say "sshd: reloaded"; fi
+    if getent passwd oniondrop-build >/dev/null; then userdel oniondrop-build; say "user oniondrop-build: removed"; fi
+  fi
+  buildhome=$(p /var/cache/oniondrop-build)
+  [ -d "$buildhome" ] && { rm -rf "$buildhome"; say "$buildhome: removed (the build's NuGet cache)"; }
+  [ -e "$apparmor" ] && grep -q oniondrop "$apparmor" && say "kept: $apparmor (its oniondrop lines let tor reach /run/oniondrop/web.sock; remove them by hand)"
+  say "kept: $data (submissions not yet fetched, and the onion service's key: the address), $etc (config, journalists' SSH keys)$( ((real)) && getent passwd "$user" >/dev/null && echo ", and the user $user (their owner)")"
+  say "to remove those too, once nothing there is needed: rm -rf $data $etc$( ((real)) && echo "; userdel $user")"
+  exit 0
+fi
 
 # 1. Debian packages the service needs at run time.
 if ((deps)); then
@@ -91,11 +120,61 @@ else
   owner=()
 fi
 
-# 3. The program: publish to a staging folder, then copy only what changed, so a rerun changes nothing.
+# 3. The program: built unprivileged, then installed by root. MSBuild targets and NuGet packages run code during a
+#    build, so it runs as an account that can change nothing outside its own folders: on a real install the system
+#    user $builder (no login, no sudo; its home $buildhome keeps its NuGet cache), never root and never the
+#    invoking sudo user (who can become root). It builds a copy of the sources (the checkout gets no obj/ or bin/
+#    of anyone else's), with no new privileges (no setuid), in a PID namespace of its own, so no process of it
+#    outlives the build; root then copies only what changed, so a rerun changes nothing.
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
-say "publishing the daemon (dotnet publish -c Release) ..."
-DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 dotnet publish "$repo/src/OnionDrop.Cli/OnionDrop.Cli.csproj" \
-  -c Release -o "$stage/app" -nologo -v quiet -clp:"ErrorsOnly;NoSummary" </dev/null >&2
+chmod 0711 "$stage"   # the builder may pass through to its own folder, not list root's
+builder=$(id -un) buildhome=${HOME:-}
+if [ "$(id -u)" -eq 0 ]; then
+  if ((real)); then
+    builder=oniondrop-build buildhome=/var/cache/oniondrop-build
+    if getent passwd "$builder" >/dev/null; then say "user $builder: exists (builds the program)"
+    else
+      useradd --system --user-group --home-dir "$buildhome" --no-create-home --shell /usr/sbin/nologin "$builder"
+      say "user $builder: created (builds the program unprivileged; no login)"
+    fi
+  else
+    # A throwaway root has no user database of its own: build as nobody, with a home inside that root.
+    builder=nobody buildhome=$(p /var/cache/oniondrop-build)
+  fi
+  group=$(id -gn "$builder")
+  [ -d "$buildhome" ] || { install -d -m 0700 -o "$builder" -g "$group" "$buildhome"; say "$buildhome: created (the build's home and NuGet cache)"; }
+  install -d -m 0700 -o "$builder" -g "$group" "$stage/build"
+  dotnet=$(command -v dotnet) || { echo "install.sh: the .NET 10 SDK (dotnet) is needed to build; see README" >&2; exit 1; }
+  asbuilder=(setpriv --reuid="$builder" --regid="$group" --clear-groups --no-new-privs --reset-env)
+  "${asbuilder[@]}" test -x "$(readlink -f "$dotnet")" \
+    || { echo "install.sh: $builder cannot run $dotnet (an SDK in root's home?): install the .NET SDK system-wide (e.g. /usr/share/dotnet)" >&2; exit 1; }
+  if ! "${asbuilder[@]}" test -w "$buildhome"; then
+    # A throwaway root inside a folder the builder cannot enter (root's 0700 ones): a home of its own for this run.
+    buildhome=$stage/home; install -d -m 0700 -o "$builder" -g "$group" "$buildhome"
+    say "$builder cannot reach $(p /var/cache/oniondrop-build): building with a temporary home (NuGet downloads again)"
+  fi
+  # Every process of the build ends with it (a namespace's init takes the others along); where namespaces are not
+  # allowed (some containers), the build still runs unprivileged.
+  if unshare --pid --fork --mount-proc true 2>/dev/null; then pidns=(unshare --pid --fork --kill-child --mount-proc)
+  else pidns=(); say "WARNING: no PID namespace here (unshare --pid); the build runs without one"; fi
+else
+  dotnet=dotnet asbuilder=() pidns=()
+  install -d -m 0700 "$stage/build"
+fi
+tar -C "$repo" --exclude=./.git --exclude=bin --exclude=obj --exclude=./artifacts --exclude=./TestResults --exclude=./.trial \
+  -cf - . | "${asbuilder[@]}" tar -C "$stage/build" -xf - || { echo "install.sh: could not copy the sources for $builder" >&2; exit 1; }
+say "publishing the daemon (dotnet publish -c Release) as $builder ..."
+# PathMap: the build's folder is new each time; mapped, the same sources give the same bytes.
+if ! "${pidns[@]}" "${asbuilder[@]}" env HOME="$buildhome" PATH=/usr/local/bin:/usr/bin:/bin TMPDIR="$stage/build" \
+     DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 DOTNET_SKIP_WORKLOAD_INTEGRITY_CHECK=1 \
+     MSBUILDDISABLENODEREUSE=1 DOTNET_CLI_USE_MSBUILD_SERVER=0 \
+     "$dotnet" publish "$stage/build/src/OnionDrop.Cli/OnionDrop.Cli.csproj" -c Release -o "$stage/build/app" \
+       --disable-build-servers -p:UseSharedCompilation=false -p:PathMap="$stage/build/=/_/" \
+       -nologo -v quiet -clp:"ErrorsOnly;NoSummary" </dev/null >&2; then
+  echo "install.sh: the build failed (as $builder)" >&2; exit 1
+fi
+# Root takes the result from here: regular files only (find does not follow links), after every build process ended.
+mv "$stage/build/app" "$stage/app"; chown -R 0:0 "$stage/app" 2>/dev/null || true
 cp "$repo/README.md" "$stage/app/" 2>/dev/null || true
 changed=0 same=0
 while IFS= read -r -d '' f; do
@@ -150,9 +229,11 @@ if [ "$tor" = system ] && ! grep -qE '^ *"Tor": "system"' "$config"; then
 fi
 
 # 6. The unit: ours, so it is replaced when it changed (the config above is the operator's part).
+unit_changed=0
 if cmp -s "$repo/scripts/oniondrop.service" "$unit"; then say "$unit: unchanged"
 else
-  install -D -m 0644 "$repo/scripts/oniondrop.service" "$unit"; say "$unit: installed"
+  install -D -m 0644 "$repo/scripts/oniondrop.service" "$unit"; unit_changed=1
+  say "$unit: installed (it is replaced whenever it changes: your own settings belong in systemctl edit oniondrop)"
   if ((real)) && [ -d /run/systemd/system ]; then systemctl daemon-reload; say "systemd: reloaded"; fi
 fi
 
@@ -162,7 +243,7 @@ if [ "$tor" = system ]; then
     "$repo/scripts/oniondrop-system-tor.conf")
   if [ -e "$dropin" ] && [ "$(cat "$dropin")" = "$want" ]; then say "$dropin: unchanged"
   else
-    install -d -m 0755 "$(dirname "$dropin")"; printf '%s\n' "$want" > "$dropin"; chmod 0644 "$dropin"; say "$dropin: installed"
+    install -d -m 0755 "$(dirname "$dropin")"; printf '%s\n' "$want" > "$dropin"; chmod 0644 "$dropin"; unit_changed=1; say "$dropin: installed"
     if ((real)) && [ -d /run/systemd/system ]; then systemctl daemon-reload; say "systemd: reloaded"; fi
   fi
   # Debian's tor runs under the AppArmor profile system_tor, which lets it connect to its own sockets only.
@@ -212,7 +293,9 @@ else
     fi
   else say "$sshdconf: installed"; fi
 fi
-if ((real)) && [ -e "$sshdconf" ] && ! sshd -T -C "user=$user,host=localhost,addr=127.0.0.1" 2>/dev/null | grep -qxF "authorizedkeysfile /etc/oniondrop/authorized_keys"; then
+# sshd's whole answer first: `sshd -T | grep -q` would stop reading at the match, and sshd's SIGPIPE would fail the pipe.
+if ((real)) && [ -e "$sshdconf" ] && ! grep -qxF "authorizedkeysfile /etc/oniondrop/authorized_keys" \
+     <<<"$(sshd -T -C "user=$user,host=localhost,addr=127.0.0.1" 2>/dev/null || true)"; then
   say "WARNING: sshd does not apply $sshdconf (its /etc/ssh/sshd_config lacks 'Include /etc/ssh/sshd_config.d/*.conf' at the top)"
 fi
 old_keys="$data/.ssh/authorized_keys"
@@ -225,8 +308,23 @@ if ((real)) && [ -d /run/systemd/system ] && command -v timedatectl >/dev/null; 
   else say "WARNING: the clock is not NTP-synchronised; responses show its time, so a drift would single this host out: apt-get install -y systemd-timesyncd && timedatectl set-ntp true"; fi
 fi
 
-if ((${#recipients[@]} == 0)) && grep -q REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY "$config"; then
-  say "next: put the journalists' public keys (oniondrop keygen, on their machines) in $config"
+# 10. What is left to do, in order.
+say "---"
+if grep -q REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY "$config"; then
+  say "next: put the journalists' public keys (odpk1..., from oniondrop keygen on their machines) in $config (\"Recipients\"); the daemon refuses to start until then"
+fi
+if ! grep -qE '^[^#[:space:]]' "$keys"; then
+  say "next: for each journalist who fetches, add their SSH key to $keys as one line:"
+  say "  restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as NAME\" ssh-ed25519 AAAA... NAME"
 fi
 [ "$tor" = system ] && say "the system tor: systemctl enable --now tor (Debian's tor@default, control socket /run/tor/control)"
-say "then: systemctl enable --now oniondrop; oniondrop status; journalctl -u oniondrop"
+if systemd_running && systemctl is-active --quiet oniondrop; then
+  if ((changed + stale)) || ((unit_changed)); then say "the daemon still runs the previous program or unit: systemctl restart oniondrop"
+  else say "the daemon runs (unchanged)"; fi
+else
+  say "start: systemctl enable --now oniondrop"
+fi
+hostname_file="$data/tor/onion-service/hostname"
+if [ -r "$hostname_file" ]; then say "onion address (for sources): $(cat "$hostname_file")"
+else say "onion address: shown by 'oniondrop status' once tor has started (first start: under a minute with a network)"; fi
+say "check: oniondrop status; journalctl -u oniondrop"

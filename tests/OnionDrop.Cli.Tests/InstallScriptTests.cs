@@ -44,10 +44,13 @@ public class InstallScriptTests
         var root = tmp.Combine("root");
         var script = await CopyOfTheRepository(tmp);
         var key = JournalistKey.Generate().PublicKey.ToString();
+        // A build runs code from the sources and from NuGet packages: one such piece here records who ran it.
+        var builders = PlantBuildHook(tmp, script);
 
         var first = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--recipient", key], TimeSpan.FromMinutes(8));
         Assert.That(first.ExitCode, Is.EqualTo(0), first.ToString());
         TestContext.Out.WriteLine(first.Stdout);
+        AssertBuiltUnprivileged(builders, script);
 
         string P(string p) => Path.Combine(root, p.TrimStart('/'));
         Assert.Multiple(() =>
@@ -92,15 +95,69 @@ public class InstallScriptTests
         var help = await ChildProcess.RunAsync(P("/opt/oniondrop/oniondrop"), ["status", "--help"]);
         Assert.That(help.ExitCode, Is.EqualTo(0), help.ToString());
 
-        // The operator edits the config and the data directory fills; a rerun (another key given) leaves both alone.
+        // It ends with what is left to do: the journalists' SSH keys (the line to add), starting it, the address.
+        const string keyLine = "restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as NAME\" ssh-ed25519 AAAA... NAME";
+        Assert.That(first.Stdout, Does.Contain("next: for each journalist who fetches, add their SSH key to").And.Contain(keyLine)
+            .And.Contain("start: systemctl enable --now oniondrop").And.Contain("onion address: shown by 'oniondrop status'"));
+
+        // The operator edits the config, adds a journalist's key, the data directory fills and tor has made the
+        // address; a rerun (another key given) leaves all of it alone, and shows the address.
         await File.AppendAllTextAsync(config, "// the operator's own note\n");
+        await File.AppendAllTextAsync(keys, keyLine.Replace("NAME", "alice") + "\n");
         await File.WriteAllTextAsync(P("/var/lib/oniondrop/catalog.db"), "data");
+        Directory.CreateDirectory(P("/var/lib/oniondrop/tor/onion-service"));
+        await File.WriteAllTextAsync(P("/var/lib/oniondrop/tor/onion-service/hostname"), "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion\n");
         var before = Snapshot(root);
         var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--recipient", JournalistKey.Generate().PublicKey.ToString()], TimeSpan.FromMinutes(8));
         Assert.That(second.ExitCode, Is.EqualTo(0), second.ToString());
         TestContext.Out.WriteLine(second.Stdout);
         Assert.That(Snapshot(root), Is.EqualTo(before), "the second run changed something");
-        Assert.That(second.Stdout, Does.Contain("oniondrop.json: exists, not changed").And.Contain("0 files installed"));
+        Assert.That(second.Stdout, Does.Contain("oniondrop.json: exists, not changed").And.Contain("0 files installed")
+            .And.Contain("onion address (for sources): abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion")
+            .And.Not.Contain("next: for each journalist"));
+
+        // --uninstall takes away what install.sh put in place and keeps what holds submissions, keys and choices.
+        var removal = await ChildProcess.RunAsync("bash", [script, "--root", root, "--uninstall"]);
+        Assert.That(removal.ExitCode, Is.EqualTo(0), removal.ToString());
+        TestContext.Out.WriteLine(removal.Stdout);
+        Assert.Multiple(() =>
+        {
+            foreach (var gone in new[] { "/opt/oniondrop", "/usr/local/bin/oniondrop", "/etc/systemd/system/oniondrop.service", "/etc/ssh/sshd_config.d/oniondrop.conf", "/var/cache/oniondrop-build" })
+                Assert.That(Path.Exists(P(gone)) || new FileInfo(P(gone)).LinkTarget is not null, Is.False, gone);
+            Assert.That(File.ReadAllText(P("/var/lib/oniondrop/catalog.db")), Is.EqualTo("data"));
+            Assert.That(File.ReadAllText(config), Does.EndWith("// the operator's own note\n"));
+            Assert.That(File.ReadAllText(keys), Does.Contain("--as alice"));
+            Assert.That(removal.Stdout, Does.Contain("kept: " + P("/var/lib/oniondrop")));
+        });
+        var again = await ChildProcess.RunAsync("bash", [script, "--root", root, "--uninstall"]);
+        Assert.That(again.ExitCode, Is.EqualTo(0), again.ToString());
+    }
+
+    /// <summary>
+    /// A Directory.Build.targets in the copy of the sources, run by every project's build (as an MSBuild target or
+    /// a package's would be), appending the builder's uid to a file anyone may write. Returns that file.
+    /// </summary>
+    internal static string PlantBuildHook(TempDirectory tmp, string script)
+    {
+        File.SetUnixFileMode(tmp.Path, (UnixFileMode)Convert.ToInt32("711", 8)); // the builder reaches the file, lists nothing
+        var builders = tmp.Combine("builders");
+        File.WriteAllText(builders, "");
+        File.SetUnixFileMode(builders, (UnixFileMode)Convert.ToInt32("666", 8));
+        var sources = Path.GetDirectoryName(Path.GetDirectoryName(script))!;
+        File.WriteAllText(Path.Combine(sources, "Directory.Build.targets"),
+            $"<Project><Target Name=\"RecordBuilder\" BeforeTargets=\"CoreCompile\"><Exec Command=\"id -u &gt;&gt; {builders}\" /></Target></Project>\n");
+        return builders;
+    }
+
+    /// <summary>The build ran (every project), never as root, and left nothing in the checkout it was given.</summary>
+    internal static void AssertBuiltUnprivileged(string builders, string script)
+    {
+        var uids = File.ReadAllLines(builders).Where(l => l.Length > 0).ToList();
+        TestContext.Out.WriteLine($"built by uid(s) {string.Join(' ', uids.Distinct())}");
+        Assert.That(uids, Is.Not.Empty, "the planted target ran");
+        Assert.That(uids, Has.None.EqualTo("0"), "the build ran as root: a package's code would have run as root too");
+        var sources = Path.GetDirectoryName(Path.GetDirectoryName(script))!;
+        Assert.That(Directory.GetDirectories(sources, "obj", SearchOption.AllDirectories), Is.Empty, "the build wrote into the checkout");
     }
 
     [Test]

@@ -137,6 +137,67 @@ public class SshFetchTests
         using (var store = OpenServerStore()) Assert.That(store.ListCommitted(), Is.Empty);
     }
 
+    [System.Runtime.InteropServices.DllImport("libc")] private static extern long syscall(long number, nint a1, nint a2, nint a3);
+
+    /// <summary>Landlock's ABI version, 0 when this kernel has none (landlock_create_ruleset(NULL, 0, VERSION)).</summary>
+    private static long LandlockAbi() => Math.Max(0, syscall(444, 0, 0, 1));
+
+    /// <summary>
+    /// sshd runs the forced command as the daemon's user but outside the unit's sandbox: before it reads anything the
+    /// pull takes no_new_privs, a seccomp filter and (with Landlock) a write confinement to the data directory
+    /// (PullSandbox), for all its threads. Seen from outside (/proc) and from inside: gdb makes the waiting pull
+    /// itself call socket() for each family and open() a new file inside and outside the data directory.
+    /// </summary>
+    [Test]
+    public async Task The_forced_command_gives_up_new_privileges_and_every_socket_but_unix_ones_before_reading()
+    {
+        using (var store = OpenServerStore()) await Submissions.CreateAsync(store, _key.PublicKey, 1, _ => 10);
+        using var ssh = Process.Start(ChildProcess.StartInfo("ssh", ["-T", .. _sshd.ClientArgs, _sshd.Target]))!;
+        try
+        {
+            var greeting = await ssh.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            if (greeting?.StartsWith("ONIONDROP-PULL ") != true) Assert.Fail($"no greeting: {greeting} {await ssh.StandardError.ReadToEndAsync()}");
+            var pull = Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(d => d!.All(char.IsAsciiDigit)).Select(int.Parse)
+                .Where(pid =>
+                {
+                    try
+                    {
+                        var args = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0'); // not sshd's `sh -c`, if it is still there
+                        return Path.GetFileName(args[0]) is "dotnet" or "oniondrop" && string.Join(' ', args).Contains($"pull --stdio --data-dir {DataDir} ");
+                    }
+                    catch (IOException) { return false; }
+                })
+                .Single();
+            var status = File.ReadAllLines($"/proc/{pull}/status");
+            Assert.That(status, Does.Contain("NoNewPrivs:\t1").And.Contain("Seccomp:\t2"));
+
+            const int AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10, AF_NETLINK = 16, AF_PACKET = 17;
+            var families = new[] { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET };
+            var gdb = await ChildProcess.RunAsync("gdb", ["-p", pull.ToString(), "-batch", "-nx",
+                .. families.SelectMany(f => new[] { "-ex", $"call (int)socket({f}, {(f == AF_NETLINK || f == AF_PACKET ? 3 : 1)}, 0)" })], TimeSpan.FromMinutes(2));
+            var results = System.Text.RegularExpressions.Regex.Matches(gdb.Stdout, @"^\$(\d+) = (-?\d+)$", System.Text.RegularExpressions.RegexOptions.Multiline)
+                .ToDictionary(m => families[int.Parse(m.Groups[1].Value) - 1], m => int.Parse(m.Groups[2].Value));
+            Assert.That(results, Has.Count.EqualTo(families.Length), "gdb (scripts/setup-deps) called socket() in the pull\n" + gdb);
+            Assert.That(results[AF_UNIX], Is.GreaterThanOrEqualTo(0), "a Unix socket (pull.sock) stays possible");
+            Assert.That(results.Where(r => r.Key != AF_UNIX).Select(r => r.Value), Has.All.EqualTo(-1), "no IP, netlink or packet socket");
+
+            // Writes: beneath the data directory only, where the kernel has Landlock (this one: ABI shown).
+            var abi = LandlockAbi();
+            TestContext.Out.WriteLine($"Landlock ABI {abi}");
+            string inside = Path.Combine(DataDir, "probe-inside"), outside = _temp.Combine("probe-outside");
+            var writes = await ChildProcess.RunAsync("gdb", ["-p", pull.ToString(), "-batch", "-nx",
+                "-ex", $"call (int)open(\"{inside}\", 0101, 0600)", "-ex", $"call (int)open(\"{outside}\", 0101, 0600)"], TimeSpan.FromMinutes(2));
+            Assert.That(File.Exists(inside), Is.True, "the pull writes its data directory\n" + writes);
+            if (abi > 0) Assert.That(File.Exists(outside), Is.False, "Landlock: nothing outside the data directory\n" + writes);
+            else Assert.Warn("no Landlock in this kernel: the pull's writes are not confined to the data directory");
+            Assert.That(Directory.EnumerateFileSystemEntries(Path.GetTempPath(), $"*-{pull}-*"), Is.Empty, "no debugger pipe or diagnostics socket left in TMPDIR");
+
+            ssh.StandardInput.Close(); // the session ends; the pull with it
+            Assert.That(await ssh.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60)), Is.Empty);
+        }
+        finally { if (!ssh.HasExited) ssh.Kill(); }
+    }
+
     [Test]
     public async Task The_forced_command_refuses_a_shell_or_any_other_command()
     {

@@ -34,6 +34,9 @@ public static class PullCommand
             try { options = data.Load(parse); }
             catch (ConfigurationError e) { return Fail(e.Message, 2); }
             if (!Directory.Exists(options.DataDir)) return Fail($"data directory {options.DataDir} not found", 2);
+            // Run by sshd outside the unit's sandbox: give up what it does not need before reading anything (PullSandbox).
+            try { PullSandbox.Enter(options.DataDir); }
+            catch (InvalidOperationException e) { return Fail("could not restrict itself, so serves nothing: " + e.Message, 1); }
 
             using var stdin = Console.OpenStandardInput();
             using var stdout = Console.OpenStandardOutput();
