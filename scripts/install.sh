@@ -7,6 +7,8 @@
 #   --tor system [--tor-group GROUP]                       serve through Debian's tor@default (docs/tor.md)
 #   sudo scripts/install.sh --uninstall                    remove the program, unit and sshd drop-in; keep data,
 #                                                          config, journalists' keys and the account (says how)
+#   --nuget-packages DIR                                   build from this NuGet package folder (readable by the
+#                                                          build account), downloading nothing: an offline copy
 #
 # What it does: installs Debian's tor; builds the daemon (Release) as the unprivileged system user
 # oniondrop-build, installs it to /opt/oniondrop and links
@@ -21,8 +23,8 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 
-root=/ deps=1 recipients=() tor=launch torgroup=debian-tor uninstall=0
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+root=/ deps=1 recipients=() tor=launch torgroup=debian-tor uninstall=0 nugetpackages=
+usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
 while (($#)); do
   case "$1" in
     --root) root=${2:?--root needs a directory}; shift 2 ;;
@@ -31,6 +33,7 @@ while (($#)); do
     --tor) tor=${2:?--tor needs launch or system}; shift 2 ;;
     --tor-group) torgroup=${2:?--tor-group needs a group}; shift 2 ;;
     --uninstall) uninstall=1; shift ;;
+    --nuget-packages) nugetpackages=$(readlink -m "${2:?--nuget-packages needs a directory}"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -165,7 +168,11 @@ tar -C "$repo" --exclude=./.git --exclude=bin --exclude=obj --exclude=./artifact
   -cf - . | "${asbuilder[@]}" tar -C "$stage/build" -xf - || { echo "install.sh: could not copy the sources for $builder" >&2; exit 1; }
 say "publishing the daemon (dotnet publish -c Release) as $builder ..."
 # PathMap: the build's folder is new each time; mapped, the same sources give the same bytes.
-if ! "${pidns[@]}" "${asbuilder[@]}" env HOME="$buildhome" PATH=/usr/local/bin:/usr/bin:/bin TMPDIR="$stage/build" \
+# --nuget-packages: a package folder the builder can read, used instead of downloading (an offline machine's copy;
+# the tests' copy of their own, so that they reach no network).
+packages=()
+[ -z "$nugetpackages" ] || packages=(NUGET_PACKAGES="$nugetpackages")
+if ! "${pidns[@]}" "${asbuilder[@]}" env HOME="$buildhome" PATH=/usr/local/bin:/usr/bin:/bin TMPDIR="$stage/build" "${packages[@]}" \
      DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 DOTNET_SKIP_WORKLOAD_INTEGRITY_CHECK=1 \
      MSBUILDDISABLENODEREUSE=1 DOTNET_CLI_USE_MSBUILD_SERVER=0 \
      "$dotnet" publish "$stage/build/src/OnionDrop.Cli/OnionDrop.Cli.csproj" -c Release -o "$stage/build/app" \

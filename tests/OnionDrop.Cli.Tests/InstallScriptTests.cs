@@ -47,7 +47,7 @@ public class InstallScriptTests
         // A build runs code from the sources and from NuGet packages: one such piece here records who ran it.
         var builders = PlantBuildHook(tmp, script);
 
-        var first = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--recipient", key], TimeSpan.FromMinutes(8));
+        var first = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--nuget-packages", NuGetPackagesCopy.Path, "--recipient", key], TimeSpan.FromMinutes(8));
         Assert.That(first.ExitCode, Is.EqualTo(0), first.ToString());
         TestContext.Out.WriteLine(first.Stdout);
         AssertBuiltUnprivileged(builders, script);
@@ -108,7 +108,7 @@ public class InstallScriptTests
         Directory.CreateDirectory(P("/var/lib/oniondrop/tor/onion-service"));
         await File.WriteAllTextAsync(P("/var/lib/oniondrop/tor/onion-service/hostname"), "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion\n");
         var before = Snapshot(root);
-        var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--recipient", JournalistKey.Generate().PublicKey.ToString()], TimeSpan.FromMinutes(8));
+        var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--nuget-packages", NuGetPackagesCopy.Path, "--recipient", JournalistKey.Generate().PublicKey.ToString()], TimeSpan.FromMinutes(8));
         Assert.That(second.ExitCode, Is.EqualTo(0), second.ToString());
         TestContext.Out.WriteLine(second.Stdout);
         Assert.That(Snapshot(root), Is.EqualTo(before), "the second run changed something");

@@ -15,15 +15,15 @@ public class RealInstallTests
 {
     private const string Script = """
         set -euo pipefail
-        install=$1 work=$2 key=$3 port=$4
+        install=$1 work=$2 key=$3 port=$4 packages=$5   # packages: the tests' NuGet folder, so the build downloads nothing
         mount --make-rprivate /
         for d in /etc /opt /var/lib /var/cache /usr/local; do
           mkdir -p "$work/overlay$d/upper" "$work/overlay$d/work"
           mount -t overlay overlay -o "lowerdir=$d,upperdir=$work/overlay$d/upper,workdir=$work/overlay$d/work" "$d"
         done
         asroot() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@" </dev/null; } # what sudo leaves
-        echo "== first"; asroot bash "$install" --recipient "$key"
-        echo "== second"; asroot bash "$install"
+        echo "== first"; asroot bash "$install" --recipient "$key" --nuget-packages "$packages"
+        echo "== second"; asroot bash "$install" --nuget-packages "$packages"
         echo "== builder uid $(id -u oniondrop-build)"
         ssh-keygen -q -t ed25519 -N '' -f "$work/alice"
         echo "restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as alice\" $(cat "$work/alice.pub")" >> /etc/oniondrop/authorized_keys
@@ -50,7 +50,7 @@ public class RealInstallTests
         await File.WriteAllTextAsync(script, Script);
 
         var r = await ChildProcess.RunAsync("unshare", ["--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc",
-            "bash", script, install, work, key, FreePort.Next().ToString()], TimeSpan.FromMinutes(15));
+            "bash", script, install, work, key, FreePort.Next().ToString(), NuGetPackagesCopy.Path], TimeSpan.FromMinutes(15));
         TestContext.Out.WriteLine(r.ToString());
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var parts = ("\n" + r.Stdout).Split("\n== ");

@@ -72,7 +72,7 @@ public class SystemTorInstallTests
         var key = JournalistKey.Generate().PublicKey.ToString();
         string P(string p) => Path.Combine(root, p.TrimStart('/'));
 
-        var first = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--tor", "system", "--recipient", key], TimeSpan.FromMinutes(8));
+        var first = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--nuget-packages", NuGetPackagesCopy.Path, "--tor", "system", "--recipient", key], TimeSpan.FromMinutes(8));
         Assert.That(first.ExitCode, Is.EqualTo(0), first.ToString());
         TestContext.Out.WriteLine(first.Stdout);
 
@@ -92,7 +92,7 @@ public class SystemTorInstallTests
         await TorsAppArmorProfileCompilesWith(P("/etc/apparmor.d/local/system_tor"), tmp);
 
         // Again, with another group: the drop-in follows it, the operator's config and the AppArmor rule stay as they are.
-        var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--tor", "system", "--tor-group", "tor-users"], TimeSpan.FromMinutes(8));
+        var second = await ChildProcess.RunAsync("bash", [script, "--root", root, "--no-deps", "--nuget-packages", NuGetPackagesCopy.Path, "--tor", "system", "--tor-group", "tor-users"], TimeSpan.FromMinutes(8));
         Assert.That(second.ExitCode, Is.EqualTo(0), second.ToString());
         Assert.That(File.ReadAllLines(P("/etc/apparmor.d/local/system_tor")).Count(l => l == rule), Is.EqualTo(1));
         Assert.That(File.ReadAllLines(P("/etc/systemd/system/oniondrop.service.d/system-tor.conf")), Does.Contain("SupplementaryGroups=tor-users")
