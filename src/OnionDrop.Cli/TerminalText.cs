@@ -1,5 +1,5 @@
-using System.Globalization;
 using System.Text;
+using OnionDrop.Sealing;
 
 namespace OnionDrop.Cli;
 
@@ -14,7 +14,7 @@ internal static class TerminalText
     /// clipboard (OSC 52), clear the screen or forge a line; bidi overrides could reorder what is shown.
     /// </summary>
     public static string Printable(string text) => string.Concat(text.Select(c =>
-        char.IsControl(c) || char.GetUnicodeCategory(c) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator ? '?' : c));
+        char.IsControl(c) || SafeFileName.IsInvisible(char.GetUnicodeCategory(c)) ? '?' : c));
 
     /// <summary>
     /// Copies <paramref name="from"/> (the transport's stderr: ssh passes the remote command's on, byte for byte)

@@ -18,6 +18,14 @@ public static class SafeFileName
          .. Enumerable.Range(0, 10).SelectMany(i => new[] { $"COM{i}", $"LPT{i}" }),
          "COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³"];
 
+    /// <summary>
+    /// Characters that change how the text around them shows without showing themselves: format characters (bidi
+    /// overrides, zero-width ones) and line and paragraph separators. Names, manifest.json and the journalist's
+    /// terminal all keep them out.
+    /// </summary>
+    public static bool IsInvisible(UnicodeCategory category) =>
+        category is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator;
+
     public static string Neutralise(string name, string fallback = "unnamed")
     {
         var sb = new StringBuilder(name.Length);
@@ -26,9 +34,8 @@ public static class SafeFileName
         foreach (var rune in name.Normalize(NormalizationForm.FormC).EnumerateRunes())
         {
             var category = Rune.GetUnicodeCategory(rune);
-            var unsafeRune = Rune.IsControl(rune)
-                || category is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator
-                    or UnicodeCategory.Surrogate or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned
+            var unsafeRune = Rune.IsControl(rune) || IsInvisible(category)
+                || category is UnicodeCategory.Surrogate or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned
                 || rune == Rune.ReplacementChar
                 || (rune.IsAscii && "/\\:*?\"<>|".Contains((char)rune.Value));
             if (unsafeRune) sb.Append(Replacement);

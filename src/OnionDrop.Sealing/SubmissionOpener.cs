@@ -261,8 +261,7 @@ public static class SubmissionOpener
         return Encoding.UTF8.GetBytes(escaped.ToString());
     }
 
-    private static bool IsInvisible(Rune rune) => Rune.GetUnicodeCategory(rune) is System.Globalization.UnicodeCategory.Format
-        or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator;
+    private static bool IsInvisible(Rune rune) => SafeFileName.IsInvisible(Rune.GetUnicodeCategory(rune));
 
     // One instance for the process: System.Text.Json builds its metadata per options instance, milliseconds each time.
     private static readonly JsonSerializerOptions DescriptionJson =
