@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
-using OnionDrop.Files;
 using System.Text;
+using OnionDrop.Files;
 using Sodium;
 
 namespace OnionDrop.Sealing;

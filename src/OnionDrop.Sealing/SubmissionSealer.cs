@@ -27,6 +27,9 @@ public sealed class SubmissionSealer : IAsyncDisposable
     /// <summary>The longest message <see cref="CompleteAsync"/> takes, in characters.</summary>
     public const int MaxMessageChars = SealedFormat.MaxMessageChars;
 
+    /// <summary>The most files one submission holds (<see cref="BeginFileAsync"/> refuses another).</summary>
+    public const int MaxFiles = SealedFormat.MaxFiles;
+
     private const int ParallelHashBytes = 16 * 1024;
 
     private readonly Stream _output;

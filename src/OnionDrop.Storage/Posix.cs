@@ -8,6 +8,9 @@ namespace OnionDrop.Storage;
 public static class Posix
 {
     private const int LOCK_EX = 2, LOCK_NB = 4;
+    // open(2) flags, x86-64 Linux, as the build targets.
+    private const int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0x40, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000,
+        O_CLOEXEC = 0x80000, O_PATH = 0x200000;
 
     /// <summary>flock(LOCK_EX | LOCK_NB); false when another open file description holds it.</summary>
     public static bool TryLockExclusive(SafeHandle file)
@@ -25,7 +28,6 @@ public static class Posix
     /// </summary>
     public static SafeFileHandle? TryLockDirectory(string path)
     {
-        const int O_RDONLY = 0, O_DIRECTORY = 0x10000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
         var fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) throw new IOException($"{path}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
@@ -41,7 +43,6 @@ public static class Posix
     /// </summary>
     public static SafeFileHandle OpenNoFollow(string path, bool create, bool readOnly = false)
     {
-        const int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0x40, O_NONBLOCK = 0x800, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
         var flags = O_NOFOLLOW | O_CLOEXEC | (readOnly ? O_RDONLY | O_NONBLOCK : O_RDWR) | (create ? O_CREAT : 0);
         var fd = open(path, flags, 0b110_000_000);
         if (fd >= 0) return new SafeFileHandle(fd, ownsHandle: true);
@@ -62,7 +63,6 @@ public static class Posix
     /// </summary>
     public static SafeFileHandle OpenPathNoFollow(string path)
     {
-        const int O_PATH = 0x200000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000; // x86-64 Linux, as the build targets
         var fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0) return new SafeFileHandle(fd, ownsHandle: true);
         var errno = Marshal.GetLastPInvokeError();

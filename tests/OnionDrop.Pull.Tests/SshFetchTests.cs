@@ -157,7 +157,7 @@ public class SshFetchTests
         {
             var greeting = await ssh.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
             if (greeting?.StartsWith("ONIONDROP-PULL ") != true) Assert.Fail($"no greeting: {greeting} {await ssh.StandardError.ReadToEndAsync()}");
-            var pull = Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(d => d!.All(char.IsAsciiDigit)).Select(int.Parse)
+            var pull = Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(d => d!.All(char.IsAsciiDigit)).Select(d => int.Parse(d!))
                 .Where(pid =>
                 {
                     try

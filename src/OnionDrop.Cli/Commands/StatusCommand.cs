@@ -82,7 +82,6 @@ public static class StatusCommand
         return Encoding.UTF8.GetString(buffer, 0, length);
     }
 
-
     private static int Report(bool asJson, JsonObject? document, HealthVerdict verdict, DaemonStatus? status = null)
     {
         if (asJson)

@@ -38,8 +38,8 @@ public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOption
         }
         if (options.MaxSubmissionBytes is < 1024 or > LargestSubmissionBytes)
             errors.Add($"MaxSubmissionBytes must be between 1024 and {LargestSubmissionBytes} (got {options.MaxSubmissionBytes})");
-        if (options.MaxFiles is < 1 or > 10_000)
-            errors.Add($"MaxFiles must be between 1 and 10000 (got {options.MaxFiles})");
+        if (options.MaxFiles is < 1 or > SubmissionSealer.MaxFiles)
+            errors.Add($"MaxFiles must be between 1 and {SubmissionSealer.MaxFiles} (got {options.MaxFiles})");
         if (options.MaxMessageChars is < 0 or > SubmissionSealer.MaxMessageChars)
             errors.Add($"MaxMessageChars must be between 0 and {SubmissionSealer.MaxMessageChars}, the most the sealed format holds (got {options.MaxMessageChars})");
         if (options.UploadIdleTimeout < TimeSpan.FromSeconds(1) || options.UploadIdleTimeout > TimeSpan.FromHours(1))

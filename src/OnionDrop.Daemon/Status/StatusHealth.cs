@@ -59,7 +59,7 @@ public static class StatusHealth
 
         if (s.Problems.Count > 0)
             return new(HealthCode.Degraded, s.Problems[0]);
-        // A daemon that writes asOf takes its figures hourly and says a low disk in Problems, at once; an older one did neither.
+        // A daemon that writes asOf takes its figures at start and daily, and says a low disk in Problems at once; an older one did neither.
         if (s.Disk.AsOf is null && s.Disk.FreeBytes < LowDiskBytes)
             return new(HealthCode.Degraded, $"low disk: {Bytes(s.Disk.FreeBytes)} free under {s.Disk.Path}");
         return new(HealthCode.Healthy, "healthy");
