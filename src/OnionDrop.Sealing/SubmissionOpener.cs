@@ -157,7 +157,7 @@ public static class SubmissionOpener
         // Before DirectFileWriter's switch, writes of at least the buffer's size go straight to the file;
         // small records are gathered first.
         using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer }))
-        using (var output = new DirectFileWriter(file, DirectFrom))
+        using (var output = new DirectFileWriter(file, DirectFrom, hash))
         {
             while (true)
             {
@@ -170,8 +170,7 @@ public static class SubmissionOpener
                     {
                         var data = plain.ReadSpan((int)Math.Min(int.MaxValue, remaining));
                         if (data.IsEmpty) throw new SealedFormatException("malformed contents: the stream ends inside a file");
-                        hash.AppendData(data);
-                        output.Write(data);
+                        output.Write(data);   // and hashes it: past the switch on the writer's lane, off this thread
                         remaining -= data.Length;
                     }
                 }

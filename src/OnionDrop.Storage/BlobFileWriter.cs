@@ -6,15 +6,13 @@ namespace OnionDrop.Storage;
 
 /// <summary>
 /// Write-only, forward-only sink for one blob's ciphertext: counts and hashes it (SHA-256) and writes it
-/// with <see cref="DirectFileWriter"/>, past the page cache. The hash runs on a pool thread while the caller
-/// prepares its next chunk; the writes wait for the disk without holding a thread.
+/// with <see cref="DirectFileWriter"/>, past the page cache. The hash runs on the writer's block thread, a
+/// block at a time, while the caller prepares its next chunks; the writes wait for the disk without holding a thread.
 /// </summary>
 internal sealed class BlobFileWriter : Stream
 {
     private readonly DirectFileWriter _file;
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-    private readonly BackgroundStep _hashing;
-    private ReadOnlyMemory<byte> _hashInput;   // the chunk the background step adds to the hash
     private long _length;
     private string? _sha256Hex;
 
@@ -29,33 +27,26 @@ internal sealed class BlobFileWriter : Stream
 
     public BlobFileWriter(FileStream file)
     {
-        _file = new DirectFileWriter(file, DirectFrom);
-        _hashing = new BackgroundStep(() => _sha256.AppendData(_hashInput.Span));
+        _file = new DirectFileWriter(file, DirectFrom, _sha256);
     }
 
     /// <summary>
-    /// Hashes on a pool thread, so that on a second core this overlaps with whatever the caller does before
-    /// awaiting (the sealer encrypts its next chunk meanwhile, keeping one write in flight); the bytes are
-    /// copied into the file's current block at once. The caller keeps <paramref name="buffer"/> unchanged
-    /// until the returned task completes.
+    /// Copies the bytes into the file's current block at once; a full block is hashed and written on a pool
+    /// thread while the caller goes on. The caller keeps <paramref name="buffer"/> unchanged until the
+    /// returned task completes.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ThrowIfFinished();
         cancellationToken.ThrowIfCancellationRequested();
         _length += buffer.Length;
-        _hashInput = buffer;
-        _hashing.Start();
-        try { await _file.WriteAsync(buffer); }
-        finally { await _hashing.WaitAsync(); }
+        return _file.WriteAsync(buffer);
     }
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         ThrowIfFinished();
         _length += buffer.Length;
-        _sha256.AppendData(buffer);
         _file.Write(buffer);
     }
 
@@ -69,7 +60,7 @@ internal sealed class BlobFileWriter : Stream
 
     public override Task FlushAsync(CancellationToken cancellationToken) => _file.FlushAsync().AsTask();
 
-    /// <summary>Closes the sink to further writes and returns what passed through it.</summary>
+    /// <summary>Closes the sink to further writes and returns what passed through it; call after the flush, which hashes the last block.</summary>
     public (long Size, string Sha256Hex) Finish()
     {
         _sha256Hex ??= Convert.ToHexStringLower(_sha256.GetHashAndReset());

@@ -38,9 +38,8 @@ internal sealed class SubmissionWriter : ISubmissionWriter
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_committed) throw new InvalidOperationException("already committed");
+        await _ciphertext.FlushAsync(cancellationToken);   // writes, and hashes, the last block
         var (size, sha256) = _ciphertext.Finish();
-
-        await _ciphertext.FlushAsync(cancellationToken);
         _ciphertext.ReleaseBlocks();
         await Task.Run(() => _file.Flush(flushToDisk: true), cancellationToken); // fsync: the bytes (and the length) are on disk
         await _file.DisposeAsync();

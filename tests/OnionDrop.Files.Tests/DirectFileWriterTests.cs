@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using OnionDrop.Files;
 using OnionDrop.Testing;
 
@@ -108,12 +109,72 @@ public class DirectFileWriterTests
     }
 
     [Test]
+    public async Task A_full_disk_surfaces_as_ENOSPC_through_WriteAsync_with_the_store_s_settings()
+    {
+        // The store's way: every byte direct, hashed on the writer's lane, written and flushed asynchronously.
+        using var temp = new TempDirectory();
+        using var fs = await LoopFileSystem.MountAsync(temp.Path, 32L * 1024 * 1024);
+        fs.Fill(leaveFree: 2 * Block);
+        using var file = Create(Path.Combine(fs.MountPoint, "out"));
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var writer = new DirectFileWriter(file, directFrom: 0, hash);
+        var ex = await Assert.CatchAsync<IOException>(async () =>
+        {
+            for (var i = 0; i < 64; i++) await writer.WriteAsync(new byte[Block]);
+            await writer.FlushAsync();
+        });
+        Assert.That((ex!.HResult & 0xFFFF) is 28 || ex.Message.Contains("No space left"), Is.True, ex.Message);
+        Assert.That(writer.Dispose, Throws.Nothing);
+    }
+
+    [Test]
     public void Fsync_of_a_missing_path_names_it()
     {
         using var temp = new TempDirectory();
         var missing = temp.Combine("missing");
         Assert.That(() => FileSync.Fsync(missing), Throws.InstanceOf<IOException>().With.Message.Contains(missing));
         Assert.That(() => FileSync.Fsync(temp.Path), Throws.Nothing, "a directory is fsynced too");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public async Task With_a_hash_the_file_holds_what_was_written_and_the_hash_takes_exactly_that_not_the_padding(long directFrom, long size)
+    {
+        using var temp = new TempDirectory();
+        var expected = Seeded(size);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using (var file = Create(temp.Combine("out")))
+        using (var writer = new DirectFileWriter(file, directFrom, hash))
+        {
+            foreach (var (at, n) in Pieces(size)) await writer.WriteAsync(expected.AsMemory((int)at, n));
+            await writer.FlushAsync();
+        }
+        Assert.That(await File.ReadAllBytesAsync(temp.Combine("out")), Is.EqualTo(expected), "file content");
+        Assert.That(Convert.ToHexStringLower(hash.GetHashAndReset()), Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData(expected))));
+    }
+
+    [TestCase(0L)]
+    [TestCase(From)]
+    public async Task A_flush_mid_file_then_more_writes_leaves_the_whole_file_and_its_hash(long directFrom)
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine("out");
+        var expected = Seeded(directFrom + 5 * Block + 777);
+        var cuts = new[] { directFrom + Block + 100, directFrom + 3 * Block + 5, expected.Length };
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using (var file = Create(path))
+        using (var writer = new DirectFileWriter(file, directFrom, hash))
+        {
+            long at = 0;
+            foreach (var cut in cuts)
+            {
+                await writer.WriteAsync(expected.AsMemory((int)at, (int)(cut - at)));
+                await writer.FlushAsync();
+                Assert.That(new FileInfo(path).Length, Is.EqualTo(cut), "after a flush the file holds everything so far");
+                at = cut;
+            }
+        }
+        Assert.That(await File.ReadAllBytesAsync(path), Is.EqualTo(expected), "file content");
+        Assert.That(hash.GetHashAndReset(), Is.EqualTo(SHA256.HashData(expected)), "hash");
     }
 
     /// <summary>Writes <paramref name="size"/> seeded bytes in uneven pieces (a sealer chunk, then one byte, ...).</summary>
