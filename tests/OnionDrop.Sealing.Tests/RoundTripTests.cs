@@ -105,6 +105,44 @@ public class RoundTripTests
         Assert.That(File.GetUnixFileMode(Path.Combine(opened.Directory, "a.csv")), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
     }
 
+    /// <summary>
+    /// The file hash is taken from the plaintext chunks on a lane of their own, and a chunk may hold the end of
+    /// one file, record headers and the start of the next: files of every size (empty, a few bytes, several
+    /// chunks, more chunks than the ring holds), written in uneven pieces, must each open with their own bytes.
+    /// </summary>
+    [Test]
+    public async Task ManyFilesWrittenInUnevenPiecesEachOpenToTheirOwnBytes()
+    {
+        var sizes = new[] { 0, 1, 70_000, 3, 65_536 - 5, 0, 600_000, 12, 131_072, 9 };
+        var pieces = new[] { 1, 65_536, 7, 100_000, 4_096, 65_531 };
+        var files = sizes.Select((size, i) => Seal.Bytes(size, 100 + i)).ToArray();
+        var output = new MemoryStream();
+        await using (var sealer = new SubmissionSealer(output, [_keys[0].PublicKey]))
+        {
+            var p = 0;
+            for (var i = 0; i < files.Length; i++)
+            {
+                await sealer.BeginFileAsync($"f{i}", "application/octet-stream");
+                for (var at = 0; at < files[i].Length; p++)
+                {
+                    var n = Math.Min(pieces[p % pieces.Length], files[i].Length - at);
+                    await sealer.WriteAsync(files[i].AsMemory(at, n));
+                    at += n;
+                }
+                await sealer.EndFileAsync();
+            }
+            await sealer.CompleteAsync("ref", "a message", Seal.ReceivedAt);
+        }
+        using var dir = new TempDirectory();
+        var opened = Seal.Open(output.ToArray(), _keys[0], dir.Path);
+        Assert.That(opened.Files.Select(f => f.Size), Is.EqualTo(sizes.Select(s => (long)s)));
+        for (var i = 0; i < files.Length; i++)
+        {
+            Assert.That(File.ReadAllBytes(Path.Combine(opened.Directory, $"f{i}")), Is.EqualTo(files[i]), $"f{i}");
+            Assert.That(opened.Files[i].Sha256Hex, Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData(files[i]))), $"f{i}'s hash");
+        }
+    }
+
     [Test]
     public async Task OpeningTheSameBlobTwiceNeverOverwrites()
     {
