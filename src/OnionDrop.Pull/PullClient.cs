@@ -37,6 +37,13 @@ public sealed class FetchOptions
 
     /// <summary>Called with each newly stored <c>ID.sealed</c> path, before it is acknowledged (fetch --open).</summary>
     public Func<string, CancellationToken, Task>? Stored { get; init; }
+
+    /// <summary>
+    /// From the server's greeting on, how long fetch waits for the server's next bytes before it gives up with
+    /// <see cref="PullIdleException"/> (null: for ever). Not before the greeting: ssh may be waiting there for the
+    /// journalist to type a passphrase or accept a host key.
+    /// </summary>
+    public TimeSpan? IdleTimeout { get; init; } = PullClient.DefaultIdleTimeout;
 }
 
 /// <summary>Another fetch is writing into the same folder.</summary>
@@ -51,6 +58,14 @@ public sealed class FetchDirectoryBusyException(string dir)
 /// </summary>
 public static class PullClient
 {
+    /// <summary>
+    /// A server that keeps the connection open and sends nothing (a hung relay, ProxyCommand or Tor circuit) would
+    /// otherwise hold fetch for ever. The server sends while fetch waits (a list, blobs, acknowledgements), so
+    /// minutes of silence mean a stall; long enough for a Tor circuit to be rebuilt. The server's own limit on the
+    /// journalist's silence is <see cref="PullServer.DefaultIdleTimeout"/>.
+    /// </summary>
+    public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(5);
+
     private enum Kind { Get, Ack }
 
     public static async Task<FetchResult> FetchAsync(Stream fromServer, Stream toServer, FetchOptions options, CancellationToken cancellationToken = default)
@@ -70,6 +85,8 @@ public static class PullClient
             throw new PullProtocolException($"the server refused: {Trim(greeting[(Error.Length + 1)..])}");
         if (greeting != Greeting)
             throw new PullProtocolException(greeting.StartsWith("ONIONDROP-PULL ") ? $"server speaks {Trim(greeting)}, this fetch speaks {Greeting}" : $"not an OnionDrop pull server (it said: {Trim(greeting)})");
+        // Logged in, and a pull server answers: from now on every wait for it is bounded.
+        reader.IdleLimit = options.IdleTimeout;
 
         // Everything written to the server goes through one channel, so requests stay in the order they were queued.
         var outgoing = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });

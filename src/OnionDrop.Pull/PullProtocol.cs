@@ -40,6 +40,15 @@ public class PullConnectionLostException(string message) : PullProtocolException
 public sealed class PullNeverStartedException(string message) : PullConnectionLostException(message);
 
 /// <summary>
+/// The peer sent nothing for <see cref="Limit"/> while it was waited for (<see cref="ProtocolReader.IdleLimit"/>): the
+/// connection is open but stalled, and is given up like a cut one.
+/// </summary>
+public sealed class PullIdleException(TimeSpan limit) : PullConnectionLostException($"nothing received for {limit.TotalSeconds:0.#} s")
+{
+    public TimeSpan Limit { get; } = limit;
+}
+
+/// <summary>
 /// Reads the protocol's two kinds of data from one stream: LF-terminated lines and exactly-sized binary
 /// payloads that follow them. Buffers reads itself, so nothing after a line is lost to a line reader.
 /// </summary>
@@ -47,6 +56,15 @@ public sealed class ProtocolReader(Stream stream, int bufferSize = 256 * 1024)
 {
     private readonly byte[] _buffer = new byte[bufferSize];
     private int _start, _end;
+    private bool _stalled;   // a read outlived IdleLimit and was left behind
+
+    /// <summary>
+    /// How long one wait for the peer's next bytes may last before <see cref="PullIdleException"/>; null waits for ever.
+    /// Time spent by the caller between reads (writing a blob to disk, opening it) does not count. The read that
+    /// outlived the limit is left behind (a pipe's read cannot always be cancelled), so the reader is finished with
+    /// after that: the caller ends the connection, which ends that read too.
+    /// </summary>
+    public TimeSpan? IdleLimit { get; set; }
 
     /// <summary>True when bytes already received wait to be read (the peer has pipelined more).</summary>
     public bool HasBuffered => _end > _start;
@@ -97,8 +115,25 @@ public sealed class ProtocolReader(Stream stream, int bufferSize = 256 * 1024)
             Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
             (_end, _start) = (_end - _start, 0);
         }
-        var read = await stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
+        if (_stalled) throw new PullIdleException(IdleLimit!.Value); // an earlier read still owns the stream
+        var pending = stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
+        // Bytes already there need no timer: the limit costs something only when the peer keeps us waiting.
+        var read = pending.IsCompleted || IdleLimit is not { } limit ? await pending : await WithinAsync(pending.AsTask(), limit, cancellationToken);
         _end += read;
         return read;
+    }
+
+    private async Task<int> WithinAsync(Task<int> read, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (await Task.WhenAny(read, Task.Delay(limit, timer.Token)) == read)
+        {
+            timer.Cancel();
+            return await read;
+        }
+        _stalled = true;
+        _ = read.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+        cancellationToken.ThrowIfCancellationRequested();
+        throw new PullIdleException(limit);
     }
 }

@@ -36,18 +36,42 @@ public class ServeHostingTests
         psi.Environment["ONIONDROP_TOR_PATH"] = slowTor;
         using var serve = System.Diagnostics.Process.Start(psi)!;
         var stderr = serve.StandardError.ReadToEndAsync();
+        var stdout = new System.Text.StringBuilder();
         string? line;
-        while ((line = await serve.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60))) is not null && !line.Contains("Started tor (pid")) { }
+        while ((line = await serve.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60))) is not null && !line.Contains("Started tor (pid"))
+            stdout.AppendLine(line);
         Assert.That(line, Is.Not.Null, "the daemon started its tor");
         var tor = int.Parse(System.Text.RegularExpressions.Regex.Match(line!, @"pid (\d+)").Groups[1].Value);
-        _ = serve.StandardOutput.ReadToEndAsync();
+        var rest = serve.StandardOutput.ReadToEndAsync();
 
         PosixProcess.Signal(serve.Id, PosixProcess.SIGTERM);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         await serve.WaitForExitAsync(cts.Token);
+        stdout.Append(await rest);
         Assert.That(serve.ExitCode, Is.Zero, await stderr);
         Assert.That((await stderr).Trim(), Is.EqualTo("oniondrop serve: stopped while starting (before tor was ready)"));
         Assert.That(PosixProcess.IsAlive(tor), Is.False, "no tor left");
+        // The journal takes both streams: the host once logged "Hosting failed to start" here, with the
+        // TaskCanceledException's stack trace, as if the stop were a failure.
+        var journal = stdout + "\n" + await stderr;
+        Assert.That(journal, Does.Not.Contain("Exception").And.Not.Contain("fail:").And.Not.Match(@"(?m)^\s+at "), journal);
+    }
+
+    [Test]
+    public async Task A_tor_that_fails_at_start_is_still_logged_in_full()
+    {
+        // The other side of the test above: only a stop's cancellation is left out of the host's log. A real failure
+        // to start keeps the host's report, exception and stack trace, for the operator's journal.
+        using var dir = new TempDirectory("oniondrop-hosting-");
+        var brokenTor = dir.Combine("broken-tor");
+        File.WriteAllText(brokenTor, "#!/bin/sh\nexit 3\n");
+        File.SetUnixFileMode(brokenTor, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        var psi = Oniondrop.StartInfo("serve", "--data-dir", dir.Combine("data"), "--recipient", key, "--tor", "launch");
+        psi.Environment["ONIONDROP_TOR_PATH"] = brokenTor;
+        var serve = await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(60));
+        Assert.That(serve.ExitCode, Is.EqualTo(1), serve.ToString());
+        Assert.That(serve.Stdout, Does.Contain("Hosting failed to start").And.Contain("TorStartException").And.Match(@"(?m)^\s+at "), serve.ToString());
     }
 
     [Test]

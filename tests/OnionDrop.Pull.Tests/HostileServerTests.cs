@@ -161,6 +161,31 @@ public class HostileServerTests
     }
 
     [Test]
+    public async Task A_server_that_stops_sending_mid_blob_is_given_up_after_the_idle_limit_and_leaves_no_partial_file()
+    {
+        // The connection stays open and nothing more comes (a hung relay, a stalled circuit): fetch used to wait for ever.
+        var options = new FetchOptions { OutputDirectory = Received, IdleTimeout = TimeSpan.FromMilliseconds(300) };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var fetch = FetchFromAsync($"ONIONDROP-PULL 1\nWAITING 2 0\nITEM {Id1} {Blob.Length} {BlobSha}\nITEM {Id2} {Blob.Length} {BlobSha}\n",
+            id => id == Id1 ? Frame(id, Blob.Length, BlobSha, Blob) : Frame(id, Blob.Length, BlobSha, Blob)[..^5], options);
+        var stalled = await Assert.ThrowsAsync<PullIdleException>(() => fetch.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.That(stalled!.Limit, Is.EqualTo(options.IdleTimeout));
+        Assert.That(clock.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(300)));
+        Assert.That(Directory.GetFileSystemEntries(Received).Select(Path.GetFileName), Is.EqualTo(new[] { Id1 + ".sealed" }),
+            "the whole blob kept (not acknowledged: fetch was waiting for the other), the half one's .partial removed");
+    }
+
+    [Test]
+    public async Task Time_fetch_spends_on_its_own_between_reads_does_not_count_as_the_servers_silence()
+    {
+        // fetch --open opens each blob before acknowledging it, for as long as that takes: the server is not waited for then.
+        var options = new FetchOptions { OutputDirectory = Received, IdleTimeout = TimeSpan.FromMilliseconds(200), Stored = (_, ct) => Task.Delay(600, ct) };
+        var (result, _) = await FetchFromAsync($"ONIONDROP-PULL 1\nWAITING 2 0\nITEM {Id1} {Blob.Length} {BlobSha}\nITEM {Id2} {Blob.Length} {BlobSha}\n",
+            id => Frame(id, Blob.Length, BlobSha, Blob), options);
+        Assert.That((result.Received, result.Acknowledged, result.Problems.Count), Is.EqualTo((2, 2, 0)));
+    }
+
+    [Test]
     public async Task A_list_naming_an_id_twice_is_refused_in_one_line()
     {
         var refused = await Assert.ThrowsAsync<PullProtocolException>(() => FetchFromAsync($"ONIONDROP-PULL 1\nWAITING 2 0\nITEM {Id1} 1 {BlobSha}\nITEM {Id1} 1 {BlobSha}\n", _ => [], Options));

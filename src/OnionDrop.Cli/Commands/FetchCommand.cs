@@ -23,9 +23,15 @@ public static class FetchCommand
         var open = new Option<bool>("--open") { Description = "Also open each blob as it arrives, into a folder beside its .sealed file (needs --key): for the machine that holds the secret key" };
         var keyFile = new Option<string?>("--key", "-k") { Description = "Your secret key file, with --open" };
         var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Passphrase of a protected key, for scripts (or ONIONDROP_PASSPHRASE)" };
+        var idleTimeout = new Option<int>("--idle-timeout")
+        {
+            Description = "Give up when the server, once it has answered, sends nothing for SECONDS while fetch waits for it (a stalled connection); 0 waits for ever",
+            HelpName = "SECONDS",
+            DefaultValueFactory = _ => (int)PullClient.DefaultIdleTimeout.TotalSeconds,
+        };
         var command = new Command("fetch", "Collect sealed submissions from the drop box over SSH. Nothing is deleted there before it is safely here.")
         {
-            host, output, port, sshArgs, via, open, keyFile, passphraseFile,
+            host, output, port, sshArgs, via, open, keyFile, passphraseFile, idleTimeout,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -34,6 +40,9 @@ public static class FetchCommand
             var viaCommand = parse.GetValue(via);
             if (target is null && viaCommand is null) return Fail("give the server as [user@]host (or --via COMMAND)", 2);
             if (target is not null && viaCommand is not null) return Fail("give either a host or --via, not both", 2);
+            var idleSeconds = parse.GetValue(idleTimeout);
+            if (idleSeconds < 0) return Fail($"--idle-timeout must be 0 (no limit) or a number of seconds, not {idleSeconds}", 2);
+            TimeSpan? idle = idleSeconds == 0 ? null : TimeSpan.FromSeconds(idleSeconds);
 
             JournalistKey? key = null;
             if (parse.GetValue(open))
@@ -74,7 +83,7 @@ public static class FetchCommand
             psi.UseShellExecute = false;
 
             using (key)
-                return await RunAsync(psi, dir, madeDir, key, ct);
+                return await RunAsync(psi, dir, madeDir, key, idle, ct);
         });
         return command;
     }
@@ -91,7 +100,7 @@ public static class FetchCommand
         return psi;
     }
 
-    private static async Task<int> RunAsync(ProcessStartInfo psi, string dir, bool madeDir, JournalistKey? key, CancellationToken ct)
+    private static async Task<int> RunAsync(ProcessStartInfo psi, string dir, bool madeDir, JournalistKey? key, TimeSpan? idleTimeout, CancellationToken ct)
     {
         Process transport;
         try { transport = Process.Start(psi)!; }
@@ -109,6 +118,7 @@ public static class FetchCommand
         {
             OutputDirectory = dir,
             Progress = progress.Report,
+            IdleTimeout = idleTimeout,
             Stored = key is null ? null : (path, _) =>
             {
                 try
@@ -137,14 +147,17 @@ public static class FetchCommand
         catch (Exception e) when (e is PullProtocolException or IOException)
         {
             progress.Clear();
-            if (!transport.HasExited) transport.Kill();
+            // The whole tree: a stalled ProxyCommand, or the children of a --via shell, would otherwise stay behind.
+            if (!transport.HasExited) transport.Kill(entireProcessTree: true);
             await transport.WaitForExitAsync(CancellationToken.None);
             await EndOfRelay(relayed); // its message, if any, is above ours
             if (e is PullNeverStartedException && madeDir) TryRemoveEmpty(dir); // a typo in the host leaves no empty folder behind
             var why = e switch
             {
                 PullNeverStartedException => NeverStarted(psi.FileName, transport.ExitCode),
-                PullConnectionLostException => $"connection lost ({psi.FileName} exited {transport.ExitCode}) after {progress.Done} of {progress.Total} submission(s); nothing unacknowledged was deleted: run fetch again to resume",
+                PullIdleException idle => $"the server sent nothing for {idle.Limit.TotalSeconds:0} s (--idle-timeout) {progress.Stage}: " +
+                                          "the connection stalled; nothing unacknowledged was deleted: run fetch again to resume, with a larger --idle-timeout if the link is only slow",
+                PullConnectionLostException => $"connection lost ({psi.FileName} exited {transport.ExitCode}) {progress.Stage}; nothing unacknowledged was deleted: run fetch again to resume",
                 _ => e.Message,
             };
             return Fail(why, 3);
@@ -200,11 +213,15 @@ public static class FetchCommand
 
         public int Done { get; private set; }
         public int Total { get; private set; }
+        private bool _listed;
+
+        /// <summary>How far the fetch got, for a line that says where it stopped.</summary>
+        public string Stage => _listed ? $"after {Done} of {Total} submission(s)" : "before the server listed its submissions";
         public TimeSpan Elapsed => _clock.Elapsed;
 
         public void Report(FetchProgress p)
         {
-            (Done, Total) = (p.Done, p.Total);
+            (Done, Total, _listed) = (p.Done, p.Total, true);
             if (!_terminal || (_clock.Elapsed - _lastShown < TimeSpan.FromMilliseconds(250) && p.Done < p.Total)) return;
             _lastShown = _clock.Elapsed;
             var rate = p.Bytes / Math.Max(_clock.Elapsed.TotalSeconds, 0.001);

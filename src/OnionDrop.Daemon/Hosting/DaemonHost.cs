@@ -33,6 +33,8 @@ public static class DaemonHost
         // tor's stop and the status file's last word fit inside the unit's TimeoutStopSec (30 s). The host's own
         // default, 30 s, let a stop with slow uploads run past it and end in a SIGKILL of everything.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
+        // A stop while tor is still starting is reported by serve in one line, not by the host with a stack trace.
+        StopDuringStartLogger.Register(builder.Services);
 
         builder.Services.AddOptions<OnionDropOptions>()
             .Bind(builder.Configuration.GetSection(OnionDropOptions.Section))
