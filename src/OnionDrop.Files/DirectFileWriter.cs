@@ -106,15 +106,8 @@ public sealed class DirectFileWriter : IDisposable
     /// <summary>Writes what is left and waits for every write; the file then holds exactly what was written.</summary>
     public void Flush()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!_switched)
-        {
-            _file.Flush();
-            return;
-        }
-        var drained = Drain();
-        if (!drained.IsCompletedSuccessfully) drained.AsTask().GetAwaiter().GetResult();
-        if (_file.Length != _written) _file.SetLength(_written);
+        var flushed = FlushAsync();
+        if (!flushed.IsCompletedSuccessfully) flushed.AsTask().GetAwaiter().GetResult();
     }
 
     /// <summary><see cref="Flush"/> without holding a thread while the disk works.</summary>

@@ -125,15 +125,30 @@ public sealed class ProtocolReader(Stream stream, int bufferSize = 256 * 1024)
 
     private async Task<int> WithinAsync(Task<int> read, TimeSpan limit, CancellationToken cancellationToken)
     {
+        if (await PeerWait.EndsWithin(read, limit, cancellationToken)) return await read;
+        _stalled = true;
+        throw new PullIdleException(limit);
+    }
+}
+
+/// <summary>Bounded waits on the peer's stream, for the server and for fetch alike.</summary>
+internal static class PeerWait
+{
+    /// <summary>
+    /// Whether <paramref name="work"/> (a read or write on the peer's stream) ends within <paramref name="limit"/>. If
+    /// not, it is left behind with its failure observed: a read from stdin or a write to a pipe cannot always be
+    /// cancelled, and the caller, returning, ends the process or closes the connection under it.
+    /// </summary>
+    public static async Task<bool> EndsWithin(Task work, TimeSpan limit, CancellationToken cancellationToken)
+    {
         using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (await Task.WhenAny(read, Task.Delay(limit, timer.Token)) == read)
+        if (await Task.WhenAny(work, Task.Delay(limit, timer.Token)) == work)
         {
             timer.Cancel();
-            return await read;
+            return true;
         }
-        _stalled = true;
-        _ = read.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+        _ = work.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
         cancellationToken.ThrowIfCancellationRequested();
-        throw new PullIdleException(limit);
+        return false;
     }
 }

@@ -124,7 +124,7 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
         var pending = reader.ReadLineAsync(cancellationToken);
         if (pending.IsCompleted) return await pending; // a line already buffered: no timer
         var read = pending.AsTask();
-        if (await EndsWithin(read, _idleTimeout, cancellationToken)) return await read;
+        if (await PeerWait.EndsWithin(read, _idleTimeout, cancellationToken)) return await read;
         _log.LogInformation("pull: {Journalist} sent nothing for {Minutes:0} min; hanging up", journalist, _idleTimeout.TotalMinutes);
         await ErrorAsync(output, Errors.Idle, $"nothing received for {_idleTimeout.TotalSeconds:0} s");
         return null;
@@ -172,24 +172,6 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
         await output.FlushAsync();
     }
 
-    /// <summary>
-    /// Whether <paramref name="work"/> (a read or write on the peer's stream) ends within <paramref name="limit"/>. If
-    /// not, it is left behind with its failure observed: a read from stdin or a write to a pipe cannot always be
-    /// cancelled, and the caller, returning, ends the process or closes the connection under it.
-    /// </summary>
-    private static async Task<bool> EndsWithin(Task work, TimeSpan limit, CancellationToken cancellationToken)
-    {
-        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (await Task.WhenAny(work, Task.Delay(limit, timer.Token)) == work)
-        {
-            timer.Cancel();
-            return true;
-        }
-        _ = work.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
-        cancellationToken.ThrowIfCancellationRequested();
-        return false;
-    }
-
     /// <summary>Writes that must complete within a limit: past it, an IOException (the peer is gone, as far as we care).</summary>
     private sealed class StallLimitStream(Stream inner, TimeSpan limit, Action stalled) : Stream
     {
@@ -203,7 +185,7 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
 
         private async Task WithinLimit(Task write, CancellationToken cancellationToken)
         {
-            if (write.IsCompleted || await EndsWithin(write, limit, cancellationToken))
+            if (write.IsCompleted || await PeerWait.EndsWithin(write, limit, cancellationToken))
             {
                 await write;
                 return;

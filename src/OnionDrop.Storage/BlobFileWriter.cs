@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using OnionDrop.Files;
 
@@ -6,8 +5,8 @@ namespace OnionDrop.Storage;
 
 /// <summary>
 /// Write-only, forward-only sink for one blob's ciphertext: counts and hashes it (SHA-256) and writes it
-/// with <see cref="DirectFileWriter"/>, past the page cache. The hash runs on the writer's block thread, a
-/// block at a time, while the caller prepares its next chunks; the writes wait for the disk without holding a thread.
+/// with <see cref="DirectFileWriter"/>, past the page cache. The writer hashes it on a lane of its own, a block at
+/// a time, while the caller prepares its next chunks; the writes wait for the disk without holding a thread.
 /// </summary>
 internal sealed class BlobFileWriter : Stream
 {
@@ -31,8 +30,8 @@ internal sealed class BlobFileWriter : Stream
     }
 
     /// <summary>
-    /// Copies the bytes into the file's current block at once; a full block is hashed and written on a pool
-    /// thread while the caller goes on. The caller keeps <paramref name="buffer"/> unchanged until the
+    /// Copies the bytes into the file's current block at once; a full block queues to be hashed and written
+    /// while the caller goes on. The caller keeps <paramref name="buffer"/> unchanged until the
     /// returned task completes.
     /// </summary>
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
