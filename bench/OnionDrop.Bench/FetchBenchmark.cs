@@ -22,6 +22,7 @@ namespace OnionDrop.Bench;
 public sealed class FetchBenchmark : IBenchmark
 {
     public string Name => "fetch";
+    public IReadOnlyList<string> Tools(string[] args) => args.Contains("--open-only") ? ["dd"] : ["dd", "/usr/sbin/sshd", "ssh", "ssh-keygen", "scp"];
     public string Description => "fetch 1,000 submissions (1 GiB) over loopback sshd vs scp; open vs raw secretstream and disk";
 
     public async Task<int> RunAsync(string[] args)

@@ -8,6 +8,12 @@ public interface IBenchmark
 
     string Description { get; }
 
+    /// <summary>
+    /// Programs a run with these arguments starts (a name looked up on PATH, or an absolute path): checked before it begins, so a
+    /// machine without them gets one line pointing at scripts/setup-deps instead of a stack trace midway.
+    /// </summary>
+    IReadOnlyList<string> Tools(string[] args) => [];
+
     /// <returns>Process exit code: non-zero when the run itself failed (not when a target was missed).</returns>
     Task<int> RunAsync(string[] args);
 }

@@ -16,6 +16,7 @@ namespace OnionDrop.Bench;
 public sealed class SealBenchmark : IBenchmark
 {
     public string Name => "seal";
+    public IReadOnlyList<string> Tools(string[] args) => ["dd"];
     public string Description => "seal 1 GiB to a file with fsync, vs raw libsodium secretstream and dd; peak memory";
 
     private const int Recipients = 3;

@@ -30,6 +30,7 @@ namespace OnionDrop.Bench;
 public sealed class TorBenchmark : IBenchmark
 {
     public string Name => "tor";
+    public IReadOnlyList<string> Tools(string[] args) => ["tor", "curl"];
     public string Description => "serve → published vs bare tor, and upload throughput vs a file sink, on a private Tor network";
 
     private static readonly string Repo = FindRepo();

@@ -17,6 +17,7 @@ namespace OnionDrop.Bench;
 public sealed class UploadBenchmark : IBenchmark
 {
     public string Name => "upload";
+    public IReadOnlyList<string> Tools(string[] args) => ["dd", "onionshare-cli", "wrk"];
     public string Description => "ingest, memory, concurrency and GET / vs OnionShare receive mode, disk and libsodium";
 
     private const long MiB = 1024 * 1024;
