@@ -84,6 +84,7 @@ public sealed class PageTests
         Assert.That(head, Does.Contain("Cache-Control: no-store"));
         Assert.That(head, Does.Not.Contain("Server:").IgnoreCase);
         Assert.That(head, Does.Not.Contain("Set-Cookie").IgnoreCase);
+        Assert.That(head, Does.Match(@"\nDate: \w{3}, \d{2} \w{3} \d{4} 00:00:00 GMT(\r|$)"), "the day only, never the clock's time");
     }
 
     [Test]

@@ -28,5 +28,6 @@ public static class PrivacyHeaders
         h.Pragma = "no-cache";
         h.Remove("Server");
         h.Remove("Set-Cookie");
+        h.Date = ResponseDate.Shared.Value();   // the day only: the seconds would fingerprint the server's clock
     }
 }
