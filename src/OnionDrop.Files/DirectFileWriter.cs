@@ -22,7 +22,7 @@ namespace OnionDrop.Files;
 /// O_DIRECT is refused) is handed to writeback at once, so the final fsync finds little left to do.
 /// Not thread-safe: one producer.
 /// </summary>
-public sealed class DirectFileWriter : IDisposable
+public sealed class DirectFileWriter : IDisposable, IAsyncDisposable
 {
     public const int BlockSize = 512 * 1024;
     /// <summary>Covers every logical block size in use (512 or 4096).</summary>
@@ -295,14 +295,31 @@ public sealed class DirectFileWriter : IDisposable
     /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
-        if (_switched)
-        {
-            EndQueue();
-            _lanes.Wait();   // a lane's failure is recorded, not thrown: the file is being abandoned anyway
-        }
+        if (!CloseForDisposal()) return;
+        _lanes.Wait();   // a lane's failure is recorded, not thrown: the file is being abandoned anyway
         foreach (var b in _blocks) BlockPool.Return(b);
+    }
+
+    /// <summary>
+    /// <see cref="Dispose"/> for a caller on the thread pool: waits for the lanes without holding a thread. The
+    /// lanes run on the pool too, so a blocking wait there starves it: 600 uploads cut off together each held a
+    /// thread in Dispose while the lanes they waited for queued behind them, and the daemon answered nothing for
+    /// minutes.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!CloseForDisposal()) return;
+        await _lanes;    // as in Dispose: a lane's failure is recorded, not thrown
+        foreach (var b in _blocks) BlockPool.Return(b);
+    }
+
+    /// <summary>Marks this writer disposed and ends its queue; false if it already was.</summary>
+    private bool CloseForDisposal()
+    {
+        if (_disposed) return false;
+        _disposed = true;
+        if (_switched) EndQueue();
+        return true;
     }
 
     /// <summary>

@@ -71,8 +71,8 @@ internal sealed class BlobFileWriter : Stream
         if (_sha256Hex is not null) throw new InvalidOperationException("the submission is already committed");
     }
 
-    /// <summary>Waits for a block write still in flight and gives its memory back: call before the file closes.</summary>
-    public void ReleaseBlocks() => _file.Dispose();
+    /// <summary>Waits, without holding a thread, for a block write still in flight and gives its memory back: call before the file closes.</summary>
+    public ValueTask ReleaseBlocksAsync() => _file.DisposeAsync();
 
     // The writer owns the file: a sealer disposing its output must not close it before the commit.
     protected override void Dispose(bool disposing) { }

@@ -40,7 +40,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         if (_committed) throw new InvalidOperationException("already committed");
         await _ciphertext.FlushAsync(cancellationToken);   // writes, and hashes, the last block
         var (size, sha256) = _ciphertext.Finish();
-        _ciphertext.ReleaseBlocks();
+        await _ciphertext.ReleaseBlocksAsync();
         await Task.Run(() => _file.Flush(flushToDisk: true), cancellationToken); // fsync: the bytes (and the length) are on disk
         await _file.DisposeAsync();
 
@@ -65,7 +65,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         if (_disposed) return;
         _disposed = true;
         if (_committed || _keepFile) return;
-        _ciphertext.ReleaseBlocks(); // waits for a block still on its way to disk
+        await _ciphertext.ReleaseBlocksAsync(); // waits for a block still on its way to disk
         // An upload refused or cut off gives its file back, emptied, to the spare files: otherwise a stream of
         // refused requests (which cost nothing) would use up the spares, and real uploads' files would again be
         // born at their start (docs/storage.md, "File times").

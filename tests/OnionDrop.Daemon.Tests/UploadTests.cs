@@ -192,6 +192,44 @@ public sealed class UploadTests
         Assert.That(after.StatusCode, Is.EqualTo(HttpStatusCode.OK), "still serving");
     }
 
+    [Test]
+    public async Task Hundreds_of_uploads_cut_off_together_leave_no_pieces_and_the_form_is_answered_meanwhile()
+    {
+        // Each cut upload is cleaned up on the thread pool. A clean-up that blocked its thread while waiting for
+        // its blob's disk lane, itself queued on the pool behind the others, starved it: after 600 uploads cut off
+        // at once the daemon answered nothing, not even the form, for minutes.
+        await using var daemon = await TestDaemon.StartAsync();
+        const int uploads = 200;
+        var body = new Multipart("cutboundary").File("cut.bin", RandomNumberGenerator.GetBytes(1_000_000)).Build();
+        var head = RawHttp.Ascii($"POST / HTTP/1.1\r\nHost: {TestDaemon.OnionHost}\r\nContent-Type: multipart/form-data; boundary=cutboundary\r\nContent-Length: {body.Length}\r\n\r\n");
+        var sockets = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < uploads; i++)
+            {
+                var socket = await RawHttp.ConnectAsync(new UnixDomainSocketEndPoint(daemon.SocketPath));
+                sockets.Add(socket);
+                await socket.SendAsync(head);
+                await socket.SendAsync(body.AsMemory(0, 700_000));
+            }
+            // Every upload has sent a whole block of ciphertext on its way to the disk.
+            await WaitUntil(() => daemon.BlobFiles().Count(f => new FileInfo(f).Length >= OnionDrop.Files.DirectFileWriter.BlockSize) == uploads, seconds: 60);
+        }
+        finally
+        {
+            foreach (var socket in sockets) socket.Dispose(); // all the sources' circuits die at once
+        }
+
+        using var client = daemon.SocketClient();
+        client.Timeout = TimeSpan.FromSeconds(10);
+        using (var form = await client.GetAsync("/"))
+            Assert.That(form.StatusCode, Is.EqualTo(HttpStatusCode.OK), "a source asking for the form meanwhile gets it");
+        // A second or two here, and a minute while the pool starved: the limit leaves room for a slow machine.
+        await WaitUntil(() => daemon.Counters.Refused == uploads, seconds: 20);
+        Assert.That(daemon.Store.ListCommitted(), Is.Empty);
+        Assert.That(daemon.BlobFiles(), Is.Empty, "no piece left behind");
+    }
+
     internal static async Task WaitUntil(Func<bool> condition, int seconds = 10)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
