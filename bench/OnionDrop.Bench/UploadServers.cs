@@ -120,6 +120,7 @@ public sealed class UploadDaemonHelper : IBenchmark
             ["OnionDrop:Listen"] = "127.0.0.1:" + args[2],
             ["OnionDrop:Tor"] = "None",
             ["OnionDrop:MaxSubmissionBytes"] = (4L << 30).ToString(),
+            ["OnionDrop:MaxConcurrentUploads"] = "10000",   // throughput is measured here, not the busy page (--concurrent may pass 64)
             ["Logging:LogLevel:Default"] = "Warning",
         };
         await using var app = DaemonHost.Build(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());

@@ -64,9 +64,11 @@ public sealed class OptionsValidatorTests
         o.MaxFiles = 0;
         o.MaxMessageChars = -1;
         o.UploadIdleTimeout = TimeSpan.Zero;
+        o.MaxConcurrentUploads = 0;
         var errors = Errors(o);
         Assert.That(errors, Has.Some.StartsWith("MaxSubmissionBytes").And.Some.StartsWith("MaxFiles")
-            .And.Some.StartsWith("MaxMessageChars").And.Some.StartsWith("UploadIdleTimeout"));
+            .And.Some.StartsWith("MaxMessageChars").And.Some.StartsWith("UploadIdleTimeout")
+            .And.Some.StartsWith("MaxConcurrentUploads must be between 1 and 10000"));
     }
 
     [Test]

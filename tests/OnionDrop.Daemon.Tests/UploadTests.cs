@@ -193,13 +193,58 @@ public sealed class UploadTests
     }
 
     [Test]
+    public async Task Past_the_concurrent_uploads_limit_a_source_gets_a_busy_page_and_those_in_progress_finish()
+    {
+        await using var daemon = await TestDaemon.StartAsync(s => s["OnionDrop:MaxConcurrentUploads"] = "2");
+        var endpoint = new IPEndPoint(IPAddress.Loopback, daemon.Loopback.Port);
+        var body = new Multipart("heldboundary").File("held.bin", RandomNumberGenerator.GetBytes(200_000)).Field("message", "held").Build();
+        var head = RawHttp.Ascii($"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=heldboundary\r\nContent-Length: {body.Length}\r\n\r\n");
+        var held = new List<Socket>();
+        try
+        {
+            // Two uploads in progress, halfway through, take both places.
+            for (var i = 0; i < 2; i++)
+            {
+                var socket = await RawHttp.ConnectAsync(endpoint);
+                held.Add(socket);
+                await socket.SendAsync(head);
+                await socket.SendAsync(body.AsMemory(0, body.Length / 2));
+            }
+            await WaitUntil(() => daemon.BlobFiles().Length == 2);
+
+            using var client = daemon.LoopbackClient();
+            using (var busy = await client.PostAsync("/", new Multipart().File("third.txt", "third"u8.ToArray()).ToContent()))
+            {
+                Assert.That(busy.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+                Assert.That(await busy.Content.ReadAsStringAsync(), Does.Contain("Too many submissions").And.Contain("Nothing from this attempt was kept"));
+            }
+            Assert.That(daemon.BlobFiles(), Has.Length.EqualTo(2), "the refused upload left nothing");
+
+            foreach (var socket in held)
+            {
+                await socket.SendAsync(body.AsMemory(body.Length / 2));
+                var receipt = await RawHttp.ReadResponseAsync(socket, TimeSpan.FromSeconds(20));
+                Assert.That(receipt.Status, Is.EqualTo(200), receipt.Head + receipt.Body);
+            }
+            using (var next = await client.PostAsync("/", new Multipart().File("later.txt", "later"u8.ToArray()).ToContent()))
+                Assert.That(next.StatusCode, Is.EqualTo(HttpStatusCode.OK), "their places are free again");
+        }
+        finally
+        {
+            foreach (var socket in held) socket.Dispose();
+        }
+        Assert.That(daemon.OpenAll().Select(o => o.Files.Single().OriginalName), Is.EquivalentTo(new[] { "held.bin", "held.bin", "later.txt" }));
+        Assert.That(daemon.Counters.Refused, Is.EqualTo(1));
+    }
+
+    [Test]
     public async Task Hundreds_of_uploads_cut_off_together_leave_no_pieces_and_the_form_is_answered_meanwhile()
     {
         // Each cut upload is cleaned up on the thread pool. A clean-up that blocked its thread while waiting for
         // its blob's disk lane, itself queued on the pool behind the others, starved it: after 600 uploads cut off
         // at once the daemon answered nothing, not even the form, for minutes.
-        await using var daemon = await TestDaemon.StartAsync();
         const int uploads = 200;
+        await using var daemon = await TestDaemon.StartAsync(s => s["OnionDrop:MaxConcurrentUploads"] = uploads.ToString());
         var body = new Multipart("cutboundary").File("cut.bin", RandomNumberGenerator.GetBytes(1_000_000)).Build();
         var head = RawHttp.Ascii($"POST / HTTP/1.1\r\nHost: {TestDaemon.OnionHost}\r\nContent-Type: multipart/form-data; boundary=cutboundary\r\nContent-Length: {body.Length}\r\n\r\n");
         var sockets = new List<Socket>();

@@ -65,6 +65,13 @@ public sealed class OnionDropOptions
 
     public int MaxMessageChars { get; set; } = 100_000;
 
+    /// <summary>
+    /// Uploads received at once; one more gets a "busy" page (503) and stores nothing. Each holds 0.5 to 3 MiB while
+    /// it streams, so a flood of slow uploads could otherwise exhaust the server's memory and kill every upload in
+    /// progress.
+    /// </summary>
+    public int MaxConcurrentUploads { get; set; } = 64;
+
     /// <summary>An upload that sends nothing for this long is dropped (and stores nothing); a slow one that keeps moving is not.</summary>
     public TimeSpan UploadIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 

@@ -42,6 +42,8 @@ public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOption
             errors.Add($"MaxFiles must be between 1 and {SubmissionSealer.MaxFiles} (got {options.MaxFiles})");
         if (options.MaxMessageChars is < 0 or > SubmissionSealer.MaxMessageChars)
             errors.Add($"MaxMessageChars must be between 0 and {SubmissionSealer.MaxMessageChars}, the most the sealed format holds (got {options.MaxMessageChars})");
+        if (options.MaxConcurrentUploads is < 1 or > 10_000)
+            errors.Add($"MaxConcurrentUploads must be between 1 and 10000 (got {options.MaxConcurrentUploads})");
         if (options.UploadIdleTimeout < TimeSpan.FromSeconds(1) || options.UploadIdleTimeout > TimeSpan.FromHours(1))
             errors.Add($"UploadIdleTimeout must be between 00:00:01 and 01:00:00 (got {options.UploadIdleTimeout})");
         if (string.IsNullOrWhiteSpace(options.NewsroomName))

@@ -34,7 +34,17 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     /// <summary>Parts allowed beyond MaxFiles: the message, the empty file input a browser sends, a few spares.</summary>
     private const int SpareParts = 8;
 
+    /// <summary>Uploads in progress may not pass <see cref="OnionDropOptions.MaxConcurrentUploads"/>: the memory they hold is bounded.</summary>
+    private readonly SemaphoreSlim _slots = new(options.MaxConcurrentUploads);
+
     public async Task<ReceivedSubmission> ReceiveAsync(HttpContext context)
+    {
+        if (!_slots.Wait(0)) throw UploadRefused.Busy();
+        try { return await ReceiveOneAsync(context); }
+        finally { _slots.Release(); }
+    }
+
+    private async Task<ReceivedSubmission> ReceiveOneAsync(HttpContext context)
     {
         var request = context.Request;
         var boundary = BoundaryOf(request.ContentType);

@@ -28,6 +28,8 @@ public sealed class UploadRefused : Exception
     public static UploadRefused TooManyFiles(int limit) => new(413, "ErrTooManyFilesTitle", "ErrTooManyFilesText", false, limit);
     public static UploadRefused MessageTooLong(int limit) => new(413, "ErrMessageTooLongTitle", "ErrMessageTooLongText", false, limit);
 
+    public static UploadRefused Busy() => new(503, "ErrBusyTitle", "ErrBusyText", false);
+
     /// <summary>The connection broke, or the upload stopped moving: nobody to answer.</summary>
     public static UploadRefused Gone() => new(400, "ErrBadRequestTitle", "ErrBadRequestText", true);
 }
