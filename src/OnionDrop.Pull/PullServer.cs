@@ -79,7 +79,7 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
                         string? failed = null;
                         // The store's failure (a full disk) is the server's to report, not a peer gone away: each
                         // acknowledgement is refused, the blobs stay, and a later fetch acknowledges them again.
-                        try { records = store.Acknowledge(valid, journalist); }
+                        try { records = await store.AcknowledgeAsync(valid, journalist); }
                         catch (IOException e)
                         {
                             _log.LogError("pull: could not record {Count} acknowledgement(s) by {Journalist}: {Error}", valid.Count, journalist, e.Message);

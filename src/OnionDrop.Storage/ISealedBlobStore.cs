@@ -61,6 +61,9 @@ public interface ISealedBlobStore : IDisposable
     /// <summary>Acknowledges a batch at once (one catalog transaction); results in the order of <paramref name="ids"/>, null where unknown.</summary>
     IReadOnlyList<SubmissionRecord?> Acknowledge(IReadOnlyList<string> ids, string recipient);
 
+    /// <summary>The batch <see cref="Acknowledge(IReadOnlyList{string}, string)"/>, waiting for the catalog without holding a thread meanwhile.</summary>
+    Task<IReadOnlyList<SubmissionRecord?>> AcknowledgeAsync(IReadOnlyList<string> ids, string recipient);
+
     StoreStats GetStats();
 }
 

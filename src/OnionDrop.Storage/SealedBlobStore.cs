@@ -567,6 +567,18 @@ public sealed class SealedBlobStore : ISealedBlobStore
     }
 
     /// <summary>
+    /// <see cref="Acknowledge(IReadOnlyList{string}, string)"/> in the commits' turn (<see cref="CommitEntryAsync"/>):
+    /// each pull session that waited for the catalog lock blocked a pool thread, and a hundred sessions acknowledging
+    /// at once left the form and the uploads waiting for threads.
+    /// </summary>
+    public async Task<IReadOnlyList<SubmissionRecord?>> AcknowledgeAsync(IReadOnlyList<string> ids, string recipient)
+    {
+        await _commitTurn.WaitAsync();
+        try { return Acknowledge(ids, recipient); }
+        finally { _commitTurn.Release(); }
+    }
+
+    /// <summary>
     /// Deletes acknowledged blobs whose keeping time is over and, if <see cref="SealedBlobStoreOptions.MaxUnfetchedDays"/>
     /// is set, unfetched ones older than that (each with a warning for the operator). Returns how many went.
     /// </summary>
