@@ -33,6 +33,10 @@ public sealed class SealedBlobStore : ISealedBlobStore
     private readonly SealedBlobStoreOptions _options;
     private readonly ILogger _log;
     private readonly object _catalogWrite = new();
+    // LiteDB's rebuild closes its engine and opens it again: a read in between (a pull's LIST or GET, the status
+    // file) met a disposed engine and failed. Reads share this lock; Compact takes it alone (writes already wait
+    // for _catalogWrite). Recursive: Compact's own reads, inside its write lock.
+    private readonly ReaderWriterLockSlim _rebuild = new(LockRecursionPolicy.SupportsRecursion);
     // Commits wait their turn here without holding a thread; only the one writing the catalog blocks (LiteDB fsyncs).
     private readonly SemaphoreSlim _commitTurn = new(1, 1);
     private readonly ConcurrentQueue<QueuedEntry> _queuedEntries = new();   // waiting for the turn: see CommitEntryAsync
@@ -92,6 +96,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
     {
         var catalog = _catalog;
         if (catalog.Failed) catalog = Reopen(catalog);
+        _rebuild.EnterReadLock(); // after Reopen, which waits for _catalogWrite: Compact holds that, then waits for readers
         try { return operation(catalog); }
         catch (Exception e) when (!_disposed && (e is IOException or ObjectDisposedException || e is LiteException && catalog.LogWriter.EngineClosed))
         {
@@ -102,6 +107,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             if (e is IOException) throw;
             throw new IOException(HasRoomToClose(out _, out _) ? $"the catalog failed: {e.Message}" : $"No space left on device: the catalog failed ({e.Message})", e);
         }
+        finally { _rebuild.ExitReadLock(); }
     }
 
     private void Use(Action<Catalog> operation) => Use(c => { operation(c); return 0; });
@@ -666,7 +672,15 @@ public sealed class SealedBlobStore : ISealedBlobStore
     /// </summary>
     public long Compact()
     {
-        lock (_catalogWrite) return Use(catalog =>
+        lock (_catalogWrite)
+        {
+            _rebuild.EnterWriteLock();
+            try { return Rebuild(); }
+            finally { _rebuild.ExitWriteLock(); }
+        }
+    }
+
+    private long Rebuild() => Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             long freed;
@@ -683,7 +697,6 @@ public sealed class SealedBlobStore : ISealedBlobStore
             if (backups.Count > 0) FileSync.Fsync(DataDir);
             return freed;
         });
-    }
 
     /// <summary>
     /// The catalog entry only: its file goes once the deletion is durable (a crash in between leaves an orphan

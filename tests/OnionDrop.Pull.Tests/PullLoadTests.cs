@@ -93,4 +93,47 @@ public class PullLoadTests
         Assert.That(acked, Has.All.GreaterThanOrEqualTo(Blobs), "every session acknowledged every blob it listed");
         Assert.That(median, Is.LessThan(100), "GET / waited for the pull sessions");
     }
+
+    /// <summary>
+    /// LiteDB's rebuild (`oniondrop compact`, and retention after it deletes) closes its engine and opens it again:
+    /// each fetch running meanwhile had its LIST refused ("the catalog failed: Cannot access a disposed object"), and
+    /// the daemon reopened its catalog as after a full disk. Real fetches through real relays, compactions back to back.
+    /// </summary>
+    [Test]
+    public async Task Fetches_running_while_the_catalog_is_compacted_again_and_again_each_get_everything_once()
+    {
+        const int Fetchers = 4, Blobs = 300;
+        var names = Enumerable.Range(0, Fetchers).Select(i => $"j{i}").ToArray();
+        var settings = new Dictionary<string, object>
+        {
+            ["Retention"] = new Dictionary<string, object> { ["DeleteAfter"] = "All", ["Journalists"] = names },
+        };
+        await using var daemon = await DaemonProcess.StartAsync(DataDir, _key.PublicKey.ToString(), settings: settings);
+        using var client = new UploadClient(daemon.BaseAddress);
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(async k =>
+        {
+            for (var i = k; i < Blobs; i += 8)
+                Assert.That((await client.SendAsync(new SeededUpload($"s{i}", i, 2000), UploadPace.Fast)).Receipted);
+        }));
+
+        var socketPath = Path.Combine(DataDir, PullSocketListener.FileName);
+        var fetches = Task.WhenAll(names.Select(n => Oniondrop.RunAsync(["fetch", "-o", _temp.Combine("in-" + n), "--via",
+            $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as {n}"], TimeSpan.FromMinutes(3))));
+        var compactions = 0;
+        var failures = new List<string>();
+        while (!fetches.IsCompleted)
+        {
+            try { await CompactRequest.SendAsync(socketPath); compactions++; }
+            catch (IOException e) { failures.Add(e.Message); }
+        }
+        var results = await fetches;
+        TestContext.Out.WriteLine($"{compactions} compactions during the fetches");
+
+        Assert.That(results.Where(r => r.ExitCode != 0).Select(r => r.ToString()), Is.Empty, "every fetch succeeds");
+        Assert.That(compactions, Is.GreaterThan(0));
+        Assert.That(failures, Is.Empty, "every compaction succeeds");
+        foreach (var n in names)
+            Assert.That(Directory.GetFiles(_temp.Combine("in-" + n)), Has.Length.EqualTo(Blobs), $"{n} holds every blob, as .sealed only");
+        Assert.That(daemon.Output, Does.Not.Contain("catalog reopened").And.Not.Contain("store unreadable"));
+    }
 }
