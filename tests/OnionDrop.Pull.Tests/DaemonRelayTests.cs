@@ -69,6 +69,36 @@ public class DaemonRelayTests
         using (var store = SealedBlobStore.Open(DataDir)) Assert.That(store.ListCommitted(), Is.Empty);
     }
 
+    /// <summary>
+    /// Two journalists fetching while the daemon is stopped: the first pull holds the store (daemon.lock), and the
+    /// second took that for a running daemon, tried its pull.sock for 5 s and failed with "the daemon holds DATA but
+    /// pull.sock does not answer". It now waits for the first to end, says so, and serves.
+    /// </summary>
+    [Test]
+    public async Task A_pull_while_another_is_served_with_the_daemon_stopped_waits_for_it_and_then_serves()
+    {
+        Dictionary<string, int> ids;
+        var first = SealedBlobStore.Open(DataDir); // what a pull serving directly holds
+        try
+        {
+            ids = await Submissions.CreateAsync(first, _key.PublicKey, 10, n => 1000 + n);
+            var received = _temp.Combine("received");
+            var fetch = Oniondrop.RunAsync(["fetch", "-o", received, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as erin"], TimeSpan.FromMinutes(2));
+            // Longer than the 5 s a starting daemon's pull.sock is given.
+            await Task.WhenAny(fetch, Task.Delay(TimeSpan.FromSeconds(8)));
+            Assert.That(fetch.IsCompleted, Is.False, fetch.IsCompleted ? fetch.Result.ToString() : "");
+            first.Dispose();
+
+            var result = await fetch;
+            Assert.That(result.ExitCode, Is.Zero, result.ToString());
+            Assert.That(result.Stderr, Does.Contain("another pull is being served while the daemon is stopped; waiting for it to end"));
+            Assert.That(Directory.GetFiles(received).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Select(id => id + ".sealed").Order()));
+        }
+        finally { first.Dispose(); }
+        using var store = SealedBlobStore.Open(DataDir);
+        Assert.That(store.ListCommitted(), Is.Empty);
+    }
+
     [Test]
     public async Task Pull_without_stdio_or_with_a_bad_name_says_why()
     {

@@ -42,14 +42,13 @@ public static class PullCommand
             using var stdout = Console.OpenStandardOutput();
             try
             {
-                SealedBlobStore store;
-                try { store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions()); }
-                catch (StoreLockedException)
+                var (store, relay) = await OpenOrConnectAsync(options, ct);
+                if (relay is not null)
                 {
-                    await RelayAsync(options.DataDir, journalist, stdin, stdout, ct);
+                    using (relay) await PullRelay.RunAsync(relay, journalist, stdin, stdout, ct);
                     return 0;
                 }
-                using (store) await new PullServer(store, journalist).RunAsync(stdin, stdout, ct);
+                using (store) await new PullServer(store!, journalist).RunAsync(stdin, stdout, ct);
                 return 0;
             }
             catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (pull runs as the daemon's user)", 1); }
@@ -59,21 +58,33 @@ public static class PullCommand
         return command;
     }
 
-    /// <summary>The daemon holds the store: hand the session to it. It may be starting, so give pull.sock a moment.</summary>
-    private static async Task RelayAsync(string dataDir, string journalist, Stream stdin, Stream stdout, CancellationToken ct)
+    /// <summary>
+    /// The store, opened here while the daemon is stopped, or a connection to the running daemon's pull.sock. The
+    /// daemon may be starting, so pull.sock gets a moment. Without a pull.sock, daemon.lock is held by another pull
+    /// served directly (two journalists fetching while the daemon is stopped): wait for it to end, as long as a session
+    /// may idle, rather than blame a daemon that is not running.
+    /// </summary>
+    private static async Task<(SealedBlobStore? Store, Socket? Relay)> OpenOrConnectAsync(OnionDrop.Daemon.Hosting.OnionDropOptions options, CancellationToken ct)
     {
-        var socket = Path.Combine(dataDir, PullSocketListener.FileName);
-        Socket? connection = null;
-        for (var attempt = 1; connection is null; attempt++)
+        var socket = Path.Combine(options.DataDir, PullSocketListener.FileName);
+        var waitForOther = PullServer.DefaultIdleTimeout + TimeSpan.FromMinutes(1);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (var attempt = 1; ; attempt++)
         {
-            try { connection = await PullRelay.ConnectAsync(socket, ct); }
-            catch (SocketException e)
+            try { return (SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions()), null); }
+            catch (StoreLockedException) { }
+            try { return (null, await PullRelay.ConnectAsync(socket, ct)); }
+            catch (SocketException e) when (attempt >= 20)
             {
-                if (attempt == 20) throw new IOException($"the daemon holds {dataDir} but {socket} does not answer: {e.Message}");
-                await Task.Delay(250, ct);
+                if (File.Exists(socket)) throw new IOException($"the daemon holds {options.DataDir} but {socket} does not answer: {e.Message}");
+                if (clock.Elapsed > waitForOther)
+                    throw new IOException($"{options.DataDir} stayed in use by another oniondrop process for {waitForOther.TotalMinutes:0} min, and no daemon answers (a pull served while the daemon is stopped?)");
+                // ssh passes this on to fetch, which shows it: the journalist knows why nothing happens yet.
+                if (attempt == 20) Console.Error.WriteLine("oniondrop pull: another pull is being served while the daemon is stopped; waiting for it to end");
             }
+            catch (SocketException) { }
+            await Task.Delay(250, ct);
         }
-        using (connection) await PullRelay.RunAsync(connection, journalist, stdin, stdout, ct);
     }
 
     private static int Fail(string message, int code)
