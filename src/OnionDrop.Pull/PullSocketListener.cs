@@ -34,7 +34,7 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
         using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
         File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        listener.Listen(16);
+        listener.Listen(512);   // a burst of sessions (every journalist fetching after a long absence) waits here rather than being refused
         _listening.TrySetResult();
         var sessions = new List<Task>();
         try
