@@ -13,7 +13,8 @@ public sealed class FloodTests
         // Each connection that has sent a few bytes of its headers holds a 64 KiB receive block. Wiping a returned
         // block whole made its untouched pages resident: 10,000 of them closed took the daemon from 80 to 830 MB.
         const int connections = 5000;
-        await using var daemon = await TestDaemon.StartAsync();
+        // Room for them all (four connections per upload place).
+        await using var daemon = await TestDaemon.StartAsync(s => s["OnionDrop:MaxConcurrentUploads"] = "2000");
         var endpoint = new IPEndPoint(IPAddress.Loopback, daemon.Loopback.Port);
         var fdsBefore = Directory.GetFiles("/proc/self/fd").Length;
         var before = ResidentBytes();
@@ -40,6 +41,44 @@ public sealed class FloodTests
         using var client = daemon.LoopbackClient();
         using var form = await client.GetAsync("/");
         Assert.That(form.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    [Test]
+    public async Task Connections_past_four_per_upload_place_are_closed_at_once_and_served_again_once_some_go()
+    {
+        // Each connection can hold over a megabyte (pipelined requests whose answers are never read): with no bound,
+        // 1,000 of them took the daemon to 1.3 GB.
+        await using var daemon = await TestDaemon.StartAsync(s => s["OnionDrop:MaxConcurrentUploads"] = "2");
+        var endpoint = new IPEndPoint(IPAddress.Loopback, daemon.Loopback.Port);
+        var request = RawHttp.Ascii("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        var held = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                var socket = await RawHttp.ConnectAsync(endpoint);
+                held.Add(socket);
+                await socket.SendAsync(request);
+                var answer = await RawHttp.ReadResponseAsync(socket, TimeSpan.FromSeconds(20));
+                Assert.That(answer.Status, Is.EqualTo(200), $"connection {i + 1} of 8 is served");
+            }
+            var refused = await RawHttp.SendAsync(endpoint, request, TimeSpan.FromSeconds(20));
+            Assert.That(refused.Status, Is.Null, "a ninth is closed unanswered");
+            Assert.That(refused.Closed, Is.True, "closed at once, not left waiting");
+        }
+        finally
+        {
+            foreach (var socket in held) socket.Dispose();
+        }
+        // Kestrel notices the closed ones in a moment: a connection is then served again.
+        RawResponse again = null!;
+        for (var attempt = 0; attempt < 100 && again?.Status != 200; attempt++)
+        {
+            if (attempt > 0) await Task.Delay(100);
+            again = await RawHttp.SendAsync(endpoint, request, TimeSpan.FromSeconds(20));
+        }
+        Assert.That(again.Status, Is.EqualTo(200));
+        Assert.That(daemon.BlobFiles(), Is.Empty);
     }
 
     [Test]
