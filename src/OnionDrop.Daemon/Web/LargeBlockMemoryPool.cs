@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Connections;
 
 namespace OnionDrop.Daemon.Web;
@@ -39,10 +40,40 @@ public sealed class LargeBlockMemoryPool : MemoryPool<byte>
     private void Return(byte[] block)
     {
         // Blocks carry a source's plaintext on its way to the sealer: none of it outlives its request.
-        Array.Clear(block);
+        Wipe(block);
         if (Interlocked.Increment(ref _retained) <= MaxRetained) _free.Enqueue(block);
         else Interlocked.Decrement(ref _retained);
     }
+
+    /// <summary>
+    /// Zeroes the block's pages that are in memory, and only those. A connection that has sent a few bytes of its
+    /// headers holds a block; zeroing all 64 KiB (even reading it) made its untouched pages resident, so 10,000 such
+    /// connections, once closed, took the daemon from 80 to 830 MB, and more with each round. A page never touched
+    /// holds nothing. (A page swapped out is not zeroed, as the swap's copy never was: the unit allows no swap.)
+    /// </summary>
+    internal static unsafe void Wipe(byte[] block)
+    {
+        var start = Marshal.UnsafeAddrOfPinnedArrayElement(block, 0);
+        var pageSize = Environment.SystemPageSize;
+        var firstPage = start & ~(nint)(pageSize - 1);
+        var pages = (int)((start + block.Length - firstPage + pageSize - 1) / pageSize);
+        Span<byte> resident = stackalloc byte[pages];
+        fixed (byte* vec = resident)
+            if (mincore(firstPage, (nuint)pages * (nuint)pageSize, vec) != 0)
+            {
+                Array.Clear(block);
+                return;
+            }
+        for (var i = 0; i < pages; i++)
+        {
+            if ((resident[i] & 1) == 0) continue;
+            var from = (int)Math.Max(0, firstPage + (nint)i * pageSize - start);
+            var to = (int)Math.Min(block.Length, firstPage + (nint)(i + 1) * pageSize - start);
+            block.AsSpan(from, to - from).Clear();
+        }
+    }
+
+    [DllImport("libc", SetLastError = true)] private static extern unsafe int mincore(nint addr, nuint length, byte* vec);
 
     protected override void Dispose(bool disposing) => _free.Clear();
 
