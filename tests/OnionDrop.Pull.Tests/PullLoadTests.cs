@@ -20,6 +20,13 @@ public class PullLoadTests
     [SetUp] public void SetUp() => (_temp, _key) = (new TempDirectory(), JournalistKey.Generate());
     [TearDown] public void TearDown() { _key.Dispose(); _temp.Dispose(); }
 
+    /// <summary>A real daemon that deletes a blob once every one of <paramref name="names"/> has acknowledged it.</summary>
+    private Task<DaemonProcess> StartDeletingAfterAllAsync(string[] names) =>
+        DaemonProcess.StartAsync(DataDir, _key.PublicKey.ToString(), settings: new Dictionary<string, object>
+        {
+            ["Retention"] = new Dictionary<string, object> { ["DeleteAfter"] = "All", ["Journalists"] = names },
+        });
+
     /// <summary>One session on pull.sock: AS name, LIST, then each item acknowledged alone (one catalog transaction each).</summary>
     private static async Task<int> AcknowledgeOneByOneAsync(string socketPath, string name)
     {
@@ -63,11 +70,7 @@ public class PullLoadTests
         const int Sessions = 100, Blobs = 20;
         var names = Enumerable.Range(0, Sessions).Select(i => $"j{i}").ToArray();
         // All: every session's acknowledgements are recorded (none is "not found" because another deleted it first).
-        var settings = new Dictionary<string, object>
-        {
-            ["Retention"] = new Dictionary<string, object> { ["DeleteAfter"] = "All", ["Journalists"] = names },
-        };
-        await using var daemon = await DaemonProcess.StartAsync(DataDir, _key.PublicKey.ToString(), settings: settings);
+        await using var daemon = await StartDeletingAfterAllAsync(names);
         using var client = new UploadClient(daemon.BaseAddress);
         for (var i = 0; i < Blobs; i++)
             Assert.That((await client.SendAsync(new SeededUpload($"s{i}", i, 1000), UploadPace.Fast)).Receipted);
@@ -104,11 +107,7 @@ public class PullLoadTests
     {
         const int Fetchers = 4, Blobs = 300;
         var names = Enumerable.Range(0, Fetchers).Select(i => $"j{i}").ToArray();
-        var settings = new Dictionary<string, object>
-        {
-            ["Retention"] = new Dictionary<string, object> { ["DeleteAfter"] = "All", ["Journalists"] = names },
-        };
-        await using var daemon = await DaemonProcess.StartAsync(DataDir, _key.PublicKey.ToString(), settings: settings);
+        await using var daemon = await StartDeletingAfterAllAsync(names);
         using var client = new UploadClient(daemon.BaseAddress);
         await Task.WhenAll(Enumerable.Range(0, 8).Select(async k =>
         {
