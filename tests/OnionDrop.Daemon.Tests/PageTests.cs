@@ -87,6 +87,20 @@ public sealed class PageTests
         Assert.That(head, Does.Match(@"\nDate: \w{3}, \d{2} \w{3} \d{4} 00:00:00 GMT(\r|$)"), "the day only, never the clock's time");
     }
 
+    // Kestrel answers these itself, before the application runs: its Date header must not give the clock away either.
+    [TestCase("GET / HTTP/1.1\r\nHost: h\r\nNo colon here\r\n\r\n", 400)]
+    [TestCase("GARBAGE\r\n\r\n", 400)]
+    [TestCase("GET / HTTP/1.7\r\nHost: h\r\n\r\n", 505)]
+    [TestCase("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 405)]
+    [TestCase("GET / HTTP/1.1\r\nHost: h\r\nX: {0}\r\n\r\n", 431)]
+    [TestCase("GET /{0}{0} HTTP/1.1\r\nHost: h\r\n\r\n", 414)]
+    public async Task Kestrels_own_error_responses_carry_the_day_only(string request, int status)
+    {
+        var response = await RawHttp.SendAsync(new UnixDomainSocketEndPoint(_daemon.SocketPath), RawHttp.Ascii(string.Format(request, new string('a', 40_000))));
+        Assert.That(response.Status, Is.EqualTo(status), response.Head);
+        Assert.That(response.Head, Does.Match(@"\nDate: \w{3}, \d{2} \w{3} \d{4} 00:00:00 GMT(\r|$)"), "the day only, never the clock's time");
+    }
+
     [Test]
     public async Task Methods_and_paths_outside_the_site_get_calm_4xx_pages()
     {

@@ -3,10 +3,10 @@ using System.Security.Cryptography;
 namespace OnionDrop.Daemon.Web;
 
 /// <summary>
-/// The HTTP Date header the application's responses carry: the day, never the time. Kestrel writes the clock to
-/// the second on every response and cannot be told not to, and a server clock that drifts is a fingerprint that
-/// can link the onion service to a host seen elsewhere. The day alone hides the seconds, except at the moment it
-/// turns: so each day turns at a secret random moment up to <see cref="MaxLag"/> after midnight (UTC), and the
+/// The HTTP Date header every response carries: the day, never the time. Kestrel writes the clock to the second
+/// unless told otherwise (here, and in <see cref="KestrelDate"/> for its own responses), and a server clock that
+/// drifts is a fingerprint that can link the onion service to a host seen elsewhere. The day alone hides the
+/// seconds, except at the moment it turns: so each day turns at a secret random moment up to <see cref="MaxLag"/> after midnight (UTC), and the
 /// time of the turn says nothing about the clock unless watched over years.
 /// </summary>
 public sealed class ResponseDate(Func<DateTimeOffset> clock, Func<DateOnly, TimeSpan> lagOf)
@@ -17,11 +17,14 @@ public sealed class ResponseDate(Func<DateTimeOffset> clock, Func<DateOnly, Time
     public static ResponseDate Shared { get; } = new(() => DateTimeOffset.UtcNow, RandomLag());
 
     /// <summary>The header's value, e.g. "Wed, 02 Dec 2026 00:00:00 GMT".</summary>
-    public string Value()
+    public string Value() => ShownDay().ToString("R");
+
+    /// <summary>Midnight (UTC) of the day shown.</summary>
+    public DateTimeOffset ShownDay()
     {
         var now = clock().UtcDateTime;
         var shown = DateOnly.FromDateTime(now - lagOf(DateOnly.FromDateTime(now)));
-        return shown.ToDateTime(TimeOnly.MinValue).ToString("R");
+        return new DateTimeOffset(shown.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
     }
 
     /// <summary>A lag drawn at random the first time a day is asked about, then kept for that day.</summary>

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -37,6 +38,8 @@ public static class WebSetup
     {
         // Resolved lazily, so that bad options surface from the start-up validation as one clear message.
         app.Lifetime.ApplicationStarted.Register(() => WebListeners.RestrictSocket(app.Services.GetRequiredService<OnionDropOptions>()));
+        if (!KestrelDate.ShowDayOnly(app.Services.GetRequiredService<IServer>(), ResponseDate.Shared))
+            app.Logger.LogWarning("This version of Kestrel could not be made to date its own error responses by the day only: they carry the server's clock to the second (docs/threat-model.md)");
         app.Run(context => context.RequestServices.GetRequiredService<SourceSite>().HandleAsync(context));
         return app;
     }
