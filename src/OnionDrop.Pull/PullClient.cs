@@ -14,6 +14,9 @@ public sealed record FetchResult(int Received, int AlreadyHeld, long BytesReceiv
 {
     /// <summary>Submissions the server listed beyond <see cref="FetchOptions.MaxListed"/>: for the next run.</summary>
     public int NotListed { get; init; }
+
+    /// <summary>Listed, then gone from the server before their GET: completed by a colleague's fetch, or past their keeping time.</summary>
+    public int GoneMeanwhile { get; init; }
 }
 
 public sealed class FetchOptions
@@ -98,7 +101,7 @@ public static class PullClient
             var (waiting, notListed) = await ReadListAsync(reader, options.MaxListed, cancellationToken);
             // Saturating: sizes are the server's word, and a checked sum of lies overflowed.
             long totalBytes = waiting.Aggregate(0L, (sum, i) => sum > long.MaxValue - i.Size ? long.MaxValue : sum + i.Size), received = 0;
-            int receivedCount = 0, held = 0, acknowledged = 0, done = 0;
+            int receivedCount = 0, held = 0, acknowledged = 0, done = 0, goneMeanwhile = 0;
             options.Progress?.Invoke(new FetchProgress(0, waiting.Count, 0, totalBytes)); // a fetch cut before its first blob still knows the count
 
             var inFlight = new Queue<(Kind Kind, string Id)>();
@@ -188,8 +191,11 @@ public static class PullClient
                 if (words[0] == Error)
                 {
                     var message = line.Length > Error.Length + 1 ? line[(Error.Length + 1)..] : "(no reason given)";
-                    // Gone on the server (deleted or acknowledged meanwhile): nothing to lose. Anything else stays there.
-                    if (!(request.Kind == Kind.Ack && words.ElementAtOrDefault(1) == Errors.NotFound))
+                    // Gone on the server since the LIST (a colleague's fetch completed it under DeleteAfter=First, or
+                    // retention deleted it): the server's choice, not a failure of this fetch. Anything else stays there.
+                    var gone = words.ElementAtOrDefault(1) == Errors.NotFound;
+                    if (gone && request.Kind == Kind.Get) goneMeanwhile++;
+                    else if (!gone)
                         lock (problems) problems.Add($"{request.Id}: server refused {request.Kind.ToString().ToUpperInvariant()}: {Trim(message)}");
                     if (request.Kind == Kind.Get)
                     {
@@ -228,7 +234,7 @@ public static class PullClient
             outgoing.Writer.TryWrite(Quit);
             var bye = await reader.ReadLineAsync(cancellationToken);
             if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Trim(bye ?? "(end of stream)")}");
-            return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems) { NotListed = notListed };
+            return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems) { NotListed = notListed, GoneMeanwhile = goneMeanwhile };
         }
         finally
         {

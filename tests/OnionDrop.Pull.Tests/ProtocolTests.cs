@@ -17,7 +17,8 @@ public class ProtocolTests
     [SetUp] public void SetUp() => (_temp, _key) = (new TempDirectory(), JournalistKey.Generate());
     [TearDown] public void TearDown() { _key.Dispose(); _temp.Dispose(); }
 
-    private static async Task<FetchResult> FetchAsync(ISealedBlobStore store, string journalist, FetchOptions options)
+    /// <param name="beforeFirstGet">runs once, after the LIST's answer reached the client and before its first GET reaches the server</param>
+    private static async Task<FetchResult> FetchAsync(ISealedBlobStore store, string journalist, FetchOptions options, Action? beforeFirstGet = null)
     {
         var toServer = new Pipe();
         var toClient = new Pipe();
@@ -26,7 +27,8 @@ public class ProtocolTests
             await new PullServer(store, journalist).RunAsync(toServer.Reader.AsStream(), toClient.Writer.AsStream());
             await toClient.Writer.CompleteAsync();
         });
-        try { return await PullClient.FetchAsync(toClient.Reader.AsStream(), toServer.Writer.AsStream(), options); }
+        var requests = beforeFirstGet is null ? toServer.Writer.AsStream() : new BeforeFirstGet(toServer.Writer.AsStream(), beforeFirstGet);
+        try { return await PullClient.FetchAsync(toClient.Reader.AsStream(), requests, options); }
         finally
         {
             await toServer.Writer.CompleteAsync();
@@ -94,6 +96,54 @@ public class ProtocolTests
         Assert.That(File.Exists(Path.Combine(Received, bad + ".sealed")), Is.False);
         Assert.That(Directory.GetFiles(Received, "*.partial"), Is.Empty);
         Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { bad }));
+    }
+
+    [Test]
+    public async Task A_blob_a_colleague_completes_between_list_and_get_is_counted_as_gone_not_as_a_failure()
+    {
+        // DeleteAfter=First (the default): bob's fetch completes a blob alice has just been listed, and the server
+        // deletes it; her GET then finds it gone. Nothing of hers failed: she is told, and fetch exits 0.
+        using var store = SealedBlobStore.Open(DataDir);
+        var ids = await Submissions.CreateAsync(store, _key.PublicKey, 3, _ => 3000);
+        var taken = ids.Keys.First();
+
+        var result = await FetchAsync(store, "alice", new FetchOptions { OutputDirectory = Received }, beforeFirstGet: () => store.Acknowledge(taken, "bob"));
+
+        Assert.That(result.Problems, Is.Empty);
+        Assert.That((result.Waiting, result.Received, result.GoneMeanwhile, result.Acknowledged), Is.EqualTo((3, 2, 1, 2)));
+        Assert.That(Directory.GetFiles(Received).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Skip(1).Select(id => id + ".sealed").Order()));
+        Assert.That(store.ListCommitted(), Is.Empty);
+    }
+
+    /// <summary>The client's requests on their way to the server, with a pause before the first GET passes.</summary>
+    private sealed class BeforeFirstGet(Stream inner, Action action) : Stream
+    {
+        private Action? _action = action;
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_action is not null && Encoding.ASCII.GetString(buffer.Span).Contains("GET ", StringComparison.Ordinal))
+            {
+                _action();
+                _action = null;
+            }
+            await inner.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer, offset, count, default).GetAwaiter().GetResult();
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+        public override void Flush() => inner.Flush();
+        protected override void Dispose(bool disposing) { if (disposing) inner.Dispose(); base.Dispose(disposing); }
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     [Test]

@@ -168,6 +168,7 @@ public static class FetchCommand
                       $"({FetchProgressReport.Size((long)(result.BytesReceived / Math.Max(progress.Elapsed.TotalSeconds, 0.001)))}/s) into {dir}";
         if (result.AlreadyHeld > 0) summary += $"; {result.AlreadyHeld} already here";
         if (result.NotListed > 0) summary += $"; {result.NotListed} more waiting on the server: run fetch again";
+        if (result.GoneMeanwhile > 0) summary += $"; {result.GoneMeanwhile} gone from the server meanwhile (fetched by a colleague, or past their keeping time)";
         if (key is not null) summary += $"; {opened} opened";
         Console.Error.WriteLine(summary);
         return result.Problems.Count + openProblems.Count == 0 ? 0 : 1;
