@@ -24,7 +24,7 @@ public static class PullProtocol
     public static class Errors
     {
         public const string UnknownCommand = "unknown-command", BadId = "bad-id", NotFound = "not-found",
-            Damaged = "damaged", LineTooLong = "line-too-long", ServerError = "server-error", Refused = "refused", Idle = "idle";
+            Damaged = "damaged", LineTooLong = "line-too-long", ServerError = "server-error", Refused = "refused", Idle = "idle", Busy = "busy";
     }
 
     public static byte[] Line(string text) => Encoding.ASCII.GetBytes(text + "\n");

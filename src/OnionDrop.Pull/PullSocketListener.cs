@@ -16,9 +16,20 @@ namespace OnionDrop.Pull;
 /// the command line in authorized_keys fixing its --as. Anyone else is refused whatever file modes allow
 /// (docs/pull-protocol.md, "Who may connect to pull.sock"); the socket is 0600 besides.
 /// </remarks>
-public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, ILogger<PullSocketListener> log) : BackgroundService
+/// <param name="maxSessions">connections served at once; one more is told <see cref="PullProtocol.Errors.Busy"/> and closed</param>
+public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, ILogger<PullSocketListener> log, int maxSessions = PullSocketListener.MaxSessions) : BackgroundService
 {
     public const string FileName = "pull.sock";
+
+    /// <summary>
+    /// Sessions served at once: each holds a 256 KiB buffer and its share of the catalog, and whoever can relay
+    /// (the daemon's user, so any journalist's key, or a thief's) could otherwise open thousands and starve the
+    /// uploads. Far above what a newsroom's journalists fetch at once (each fetch is one session).
+    /// </summary>
+    public const int MaxSessions = 128;
+
+    private int _sessions;
+    private int _busyLogged;  // one warning per busy spell, not one per refused connection
 
     public string SocketPath { get; } = Path.Combine(dataDir, FileName);
 
@@ -43,7 +54,10 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
             {
                 var connection = await listener.AcceptAsync(stoppingToken);
                 sessions.RemoveAll(t => t.IsCompleted);
-                sessions.Add(ServeAsync(connection, stoppingToken));
+                // Counted here, in the order of arrival: a burst of connections is decided one by one.
+                var busy = Interlocked.Increment(ref _sessions) > maxSessions;
+                if (!busy) Volatile.Write(ref _busyLogged, 0);
+                sessions.Add(ServeAsync(connection, busy, stoppingToken));
             }
         }
         catch (OperationCanceledException) { }
@@ -54,9 +68,15 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
         }
     }
 
-    private async Task ServeAsync(Socket connection, CancellationToken stoppingToken)
+    private async Task ServeAsync(Socket connection, bool busy, CancellationToken stoppingToken)
     {
         await Task.Yield();
+        try { await ServeOneAsync(connection, busy, stoppingToken); }
+        finally { Interlocked.Decrement(ref _sessions); }
+    }
+
+    private async Task ServeOneAsync(Socket connection, bool busy, CancellationToken stoppingToken)
+    {
         using (connection)
         await using (var stream = new NetworkStream(connection, ownsSocket: false))
         {
@@ -67,6 +87,13 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
                 {
                     log.LogWarning("pull.sock: refused a connection from uid {Uid} (pid {Pid}): only the daemon's own user may relay pulls", peer.Uid, peer.Pid);
                     await stream.WriteAsync(PullProtocol.Line($"{PullProtocol.Error} {PullProtocol.Errors.Refused} {RefusalDetail(peer.Uid)}"), stoppingToken);
+                    return;
+                }
+                if (busy)
+                {
+                    if (Interlocked.Exchange(ref _busyLogged, 1) == 0)
+                        log.LogWarning("pull.sock: {Max} sessions at once; refusing more until one ends", maxSessions);
+                    await stream.WriteAsync(PullProtocol.Line($"{PullProtocol.Error} {PullProtocol.Errors.Busy} {maxSessions} pull sessions are running already: try again in a few minutes"), stoppingToken);
                     return;
                 }
                 var reader = new ProtocolReader(stream);

@@ -46,6 +46,61 @@ public class DaemonRelayTests
     }
 
     [Test]
+    public async Task Sessions_beyond_the_cap_are_told_busy_and_a_place_comes_free_when_one_ends()
+    {
+        using var store = SealedBlobStore.Open(DataDir);
+        await Submissions.CreateAsync(store, _key.PublicKey, 2, n => 1000 + n);
+        var listener = new PullSocketListener(store, DataDir, NullLogger<PullSocketListener>.Instance, maxSessions: 3);
+        await listener.StartAsync(CancellationToken.None);
+        var held = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            await listener.Listening.WaitAsync(TimeSpan.FromSeconds(10));
+            for (var i = 0; i < 3; i++)
+            {
+                var (socket, first) = await OpenSessionAsync(listener.SocketPath);
+                held.Add(socket);
+                Assert.That(first, Is.EqualTo(PullProtocol.Greeting), $"session {i + 1} of 3");
+            }
+
+            // What a journalist sees: one clear line, and fetch's "run again" exit code; nothing touched.
+            var received = _temp.Combine("received");
+            var relay = $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as carol";
+            var busy = await Oniondrop.RunAsync(["fetch", "-o", received, "--via", relay]);
+            Assert.That(busy.ExitCode, Is.EqualTo(3), busy.ToString());
+            Assert.That(busy.Stderr, Does.Contain("oniondrop fetch: the server refused: busy 3 pull sessions are running already: try again in a few minutes"), busy.ToString());
+            Assert.That(store.ListCommitted(), Has.Count.EqualTo(2));
+
+            held[0].Dispose(); // its session ends when the server sees the connection close
+            string? again = null;
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (again != PullProtocol.Greeting && DateTime.UtcNow < deadline)
+            {
+                var (socket, first) = await OpenSessionAsync(listener.SocketPath);
+                held.Add(socket);
+                again = first;
+                if (again != PullProtocol.Greeting) await Task.Delay(100);
+            }
+            Assert.That(again, Is.EqualTo(PullProtocol.Greeting), "the place that came free is taken again");
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+            await listener.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>A session on pull.sock as the relay opens one; returns the daemon's first line.</summary>
+    private static async Task<(System.Net.Sockets.Socket, string?)> OpenSessionAsync(string socketPath)
+    {
+        var socket = await PullRelay.ConnectAsync(socketPath);
+        var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
+        await stream.WriteAsync(PullProtocol.Line("AS alice"));
+        using var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+        return (socket, await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Test]
     public async Task Fetch_with_open_opens_each_blob_as_it_arrives_when_the_daemon_is_stopped()
     {
         Dictionary<string, int> ids;
