@@ -27,7 +27,12 @@ public class ProtocolTests
             await new PullServer(store, journalist).RunAsync(toServer.Reader.AsStream(), toClient.Writer.AsStream());
             await toClient.Writer.CompleteAsync();
         });
-        var requests = beforeFirstGet is null ? toServer.Writer.AsStream() : new BeforeFirstGet(toServer.Writer.AsStream(), beforeFirstGet);
+        var requests = beforeFirstGet is null ? toServer.Writer.AsStream() : new WatchedWrites(toServer.Writer.AsStream(), written =>
+        {
+            if (beforeFirstGet is null || !Encoding.ASCII.GetString(written).Contains("GET ", StringComparison.Ordinal)) return;
+            beforeFirstGet();
+            beforeFirstGet = null;
+        });
         try { return await PullClient.FetchAsync(toClient.Reader.AsStream(), requests, options); }
         finally
         {
@@ -113,37 +118,6 @@ public class ProtocolTests
         Assert.That((result.Waiting, result.Received, result.GoneMeanwhile, result.Acknowledged), Is.EqualTo((3, 2, 1, 2)));
         Assert.That(Directory.GetFiles(Received).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Skip(1).Select(id => id + ".sealed").Order()));
         Assert.That(store.ListCommitted(), Is.Empty);
-    }
-
-    /// <summary>The client's requests on their way to the server, with a pause before the first GET passes.</summary>
-    private sealed class BeforeFirstGet(Stream inner, Action action) : Stream
-    {
-        private Action? _action = action;
-
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            if (_action is not null && Encoding.ASCII.GetString(buffer.Span).Contains("GET ", StringComparison.Ordinal))
-            {
-                _action();
-                _action = null;
-            }
-            await inner.WriteAsync(buffer, cancellationToken);
-        }
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer, offset, count, default).GetAwaiter().GetResult();
-        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-        public override void Flush() => inner.Flush();
-        protected override void Dispose(bool disposing) { if (disposing) inner.Dispose(); base.Dispose(disposing); }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     [Test]

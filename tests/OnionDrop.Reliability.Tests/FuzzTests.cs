@@ -136,7 +136,7 @@ public sealed class FuzzTests
         var toClient = new Pipe();
         var toServer = new Pipe();
         var recorded = new MemoryStream();
-        var server = new PullServer(store, "recorder").RunAsync(toServer.Reader.AsStream(), new TeeStream(toClient.Writer.AsStream(), recorded));
+        var server = new PullServer(store, "recorder").RunAsync(toServer.Reader.AsStream(), new WatchedWrites(toClient.Writer.AsStream(), recorded.Write));
         await PullClient.FetchAsync(toClient.Reader.AsStream(), toServer.Writer.AsStream(), new FetchOptions { OutputDirectory = dir.Combine("recorded") });
         await toServer.Writer.CompleteAsync();
         await server.WaitAsync(TimeSpan.FromSeconds(30));
@@ -148,28 +148,5 @@ public sealed class FuzzTests
             await PullClient.FetchAsync(new MemoryStream(input, writable: false), Stream.Null, new FetchOptions { OutputDirectory = output });
         }, e => e is PullProtocolException);
         Assert.That(Directory.GetFiles(output).Where(f => !f.EndsWith(".sealed")), Is.Empty, "no partial file left by a refused fetch");
-    }
-
-    /// <summary>Writes to a stream and keeps a copy.</summary>
-    private sealed class TeeStream(Stream inner, Stream copy) : Stream
-    {
-        public override void Write(byte[] buffer, int offset, int count) { inner.Write(buffer, offset, count); copy.Write(buffer, offset, count); }
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            await inner.WriteAsync(buffer, cancellationToken);
-            copy.Write(buffer.Span);
-        }
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
-        public override void Flush() => inner.Flush();
-        public override Task FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
-        protected override void Dispose(bool disposing) { if (disposing) inner.Dispose(); }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }
