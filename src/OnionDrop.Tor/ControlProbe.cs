@@ -13,6 +13,9 @@ internal sealed class ControlProbe(TorControlClient control, TimeSpan answerWith
     private Task? _pending;
     private long _sentAt;   // Stopwatch ticks: a step of the wall clock (NTP at boot) must not make a question look old
 
+    /// <summary>How long the question still out has waited; null when tor has answered them all.</summary>
+    public TimeSpan? Waiting => _pending is { IsCompleted: false } ? Stopwatch.GetElapsedTime(_sentAt) : null;
+
     /// <summary>Asks again unless a question is still out; returns how long that one has waited, once past the limit.</summary>
     public TimeSpan? Tick()
     {

@@ -37,12 +37,20 @@ public sealed record TorState(
 {
     public static TorState Initial { get; } = new(TorPhase.Starting, 0, null, null, false, null, null, 0, null);
 
+    /// <summary>
+    /// False while a control question has gone unanswered for a quarter of
+    /// <see cref="TorSupervisorOptions.UnresponsiveAfter"/>: tor is stopped or hung, and serves no one, well before
+    /// the supervisor gives up on it and starts another.
+    /// </summary>
+    public bool Answering { get; init; } = true;
+
     /// <summary>One line for humans and systemd's STATUS=.</summary>
     public string Describe() => Phase switch
     {
         TorPhase.Disabled => "tor disabled",
         TorPhase.Stopped => "tor stopped",
         TorPhase.Restarting => $"tor restarting (restart {Restarts})" + (LastWarning is null ? "" : $": {LastWarning}"),
+        _ when !Answering => "tor not answering" + (LastWarning is null ? "" : $": {LastWarning}"),
         _ when Published => $"onion service published at {OnionAddress}",
         TorPhase.Starting => "starting tor",
         _ => $"tor bootstrapping {BootstrapProgress}%" + (BootstrapSummary is null ? "" : $" ({BootstrapSummary})") +

@@ -58,7 +58,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
 
     private async Task<ITorSession> StartSessionAsync(CancellationToken cancellationToken)
     {
-        Update(s => s with { Phase = s.Restarts == 0 ? TorPhase.Starting : TorPhase.Restarting, Published = false, PublishedAt = null, BootstrapProgress = 0, BootstrapSummary = null });
+        Update(s => s with { Phase = s.Restarts == 0 ? TorPhase.Starting : TorPhase.Restarting, Published = false, PublishedAt = null, BootstrapProgress = 0, BootstrapSummary = null, Answering = true });
         // A new tor's bootstrap is watched afresh: neither judged by the last one's progress time nor left unreported because that one was.
         _lastProgressAt = DateTimeOffset.UtcNow;
         _reportedStuck = false;
@@ -143,6 +143,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
                     await AbandonAsync(session, silent, stoppingToken);
                     return;
                 }
+                ReportSilence(session, probe.Waiting);
                 tick = watchdog.WaitForNextTickAsync(stoppingToken).AsTask();
                 continue;
             }
@@ -158,10 +159,34 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         }
     }
 
+    /// <summary>
+    /// Says so in the state (and so in `oniondrop status`) once a question has waited a quarter of the limit:
+    /// a stopped tor serves no one, and the operator should not read "published" for the whole minute before it
+    /// is replaced. An answer clears it.
+    /// </summary>
+    private void ReportSilence(ITorSession session, TimeSpan? waiting)
+    {
+        var late = waiting >= options.UnresponsiveAfter / 4;
+        if (late == !Current.Answering) return;
+        if (late)
+        {
+            var problem = $"{Describe(session)} has not answered on its control connection for {waiting!.Value.TotalSeconds:0} s (stopped or hung?); " +
+                          $"it is replaced after {options.UnresponsiveAfter.TotalSeconds:0} s";
+            logger.LogWarning("{Problem}", problem);
+            Update(s => s with { Answering = false, LastWarning = problem });
+        }
+        else
+        {
+            logger.LogInformation("{Tor} answers again", Describe(session));
+            Update(s => s with { Answering = true });
+        }
+    }
+
+    private static string Describe(ITorSession session) => session.TorPid is { } pid ? $"tor (pid {pid})" : "the system tor";
+
     private async Task AbandonAsync(ITorSession session, TimeSpan silent, CancellationToken stoppingToken)
     {
-        var what = session.TorPid is { } pid ? $"tor (pid {pid})" : "the system tor";
-        var problem = $"{what} did not answer on its control connection for {silent.TotalSeconds:0} s (stopped or hung)";
+        var problem = $"{Describe(session)} did not answer on its control connection for {silent.TotalSeconds:0} s (stopped or hung)";
         logger.LogError("{Problem}: {Action}", problem, session.TorPid is null ? "reconnecting" : "killing it to start a new one");
         Update(s => s with { LastWarning = problem });
         await session.AbandonAsync();

@@ -53,6 +53,15 @@ public class StatusHealthTests
     }
 
     [Test]
+    public void A_published_tor_that_stopped_answering_is_not_healthy()
+    {
+        var silent = Judge(Status(t => t with { Answering = false, LastProblem = "tor (pid 1001) has not answered on its control connection for 15 s (stopped or hung?); it is replaced after 60 s" }));
+        Assert.That(silent, Has.Property("Code").EqualTo(HealthCode.TorNotRunning).And.Property("Reason").StartsWith("tor not answering: tor (pid 1001) has not answered"));
+        var older = System.Text.Json.JsonSerializer.Deserialize<TorStatus>("""{"phase":"running","running":true,"published":true}""", new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web))!;
+        Assert.That(older.Answering, Is.True, "a daemon that did not say is taken as answering");
+    }
+
+    [Test]
     public void NotPublishedSaysTorIsWaitingForTheNetwork()
     {
         var v = Judge(Status(t => t with { Published = false, BootstrapPercent = 5, BootstrapSummary = "Connecting to a relay" }));

@@ -181,6 +181,45 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_stopped_tor_is_reported_as_not_answering_well_before_it_is_replaced_and_cleared_when_it_answers()
+    {
+        using var data = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            DataDir = data.Path, TorExtraConfig = [.. Offline], UnresponsiveAfter = TimeSpan.FromSeconds(40),
+        }, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        var before = supervisor.Current;
+        Assert.That(before.Answering, Is.True);
+        try
+        {
+            Assert.That(PosixProcess.Signal(before.TorPid!.Value, PosixProcess.SIGSTOP), Is.True);
+            var clock = Stopwatch.StartNew();
+            using (var cts = new CancellationTokenSource(Timeout))
+            {
+                var silent = await supervisor.WaitForAsync(s => !s.Answering, cts.Token);
+                Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)), "a quarter of the 40 s, plus a watchdog tick or two");
+                Assert.That((silent.TorPid, silent.Restarts), Is.EqualTo((before.TorPid, 0)), "reported, not yet replaced");
+                Assert.That(silent.LastWarning, Does.Contain($"tor (pid {before.TorPid}) has not answered on its control connection").And.Contain("replaced after 40 s"));
+                Assert.That(silent.Describe(), Does.StartWith("tor not answering"));
+            }
+
+            PosixProcess.Signal(before.TorPid!.Value, PosixProcess.SIGCONT);
+            using (var cts = new CancellationTokenSource(Timeout))
+            {
+                var again = await supervisor.WaitForAsync(s => s.Answering, cts.Token);
+                Assert.That((again.TorPid, again.Restarts), Is.EqualTo((before.TorPid, 0)), "the same tor, never replaced");
+            }
+        }
+        finally
+        {
+            PosixProcess.Signal(before.TorPid!.Value, PosixProcess.SIGCONT);
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
     public async Task Stopping_a_tor_that_answers_nothing_takes_one_timeout_not_two()
     {
         using var data = new TempDirectory();

@@ -50,6 +50,8 @@ public static class StatusHealth
                 return new(HealthCode.TorNotRunning,
                     "tor not running" + (tor.Pid is int p && !isAlive(p) ? $" (pid {p} is gone)" : "") +
                     (tor.LastProblem is { } problem ? ": " + problem : ""));
+            if (!tor.Answering)
+                return new(HealthCode.TorNotRunning, "tor not answering" + (tor.LastProblem is { } silence ? ": " + silence : ""));
             if (!tor.Published)
                 return new(HealthCode.NotPublished, tor.BootstrapPercent < 100
                     ? $"onion service not published: tor is waiting for the network (bootstrap {tor.BootstrapPercent}%" +

@@ -31,6 +31,9 @@ public sealed record TorStatus
     /// <summary>How many times the supervisor restarted tor since the daemon started.</summary>
     public int Restarts { get; init; }
 
+    /// <summary>False while tor leaves a control question unanswered (stopped or hung), before the supervisor replaces it. True in files of daemons that did not say.</summary>
+    public bool Answering { get; init; } = true;
+
     /// <summary>Tor's most recent warning or the supervisor's last problem, if any.</summary>
     public string? LastProblem { get; init; }
 
@@ -45,6 +48,7 @@ public sealed record TorStatus
         Published = s.Published,
         PublishedAt = s.PublishedAt,
         Restarts = s.Restarts,
+        Answering = s.Answering,
         LastProblem = s.LastWarning,
     };
 }
