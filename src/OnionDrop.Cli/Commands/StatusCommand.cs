@@ -121,7 +121,7 @@ public static class StatusCommand
         if (s.TorMode == "none") rows.Add(("tor", "none (loopback only)"));
         else if (s.Tor is { } t)
         {
-            rows.Add(("tor", (t.Running ? "running" : "NOT running") + (t.Pid is int p ? $" (pid {p})" : "") + $", {s.TorMode}" +
+            rows.Add(("tor", (t.Running ? t.Answering ? "running" : "running but NOT answering" : "NOT running") + (t.Pid is int p ? $" (pid {p})" : "") + $", {s.TorMode}" +
                 $", bootstrap {t.BootstrapPercent}%" + (t.BootstrapSummary is { } b ? $" ({b})" : "") + $", restarts {t.Restarts}"));
             rows.Add(("onion address", (t.OnionAddress ?? "not known yet") + (t.Published ? ", published" : ", not published")));
             if (t.LastProblem is { } problem) rows.Add(("tor problem", problem));
