@@ -6,8 +6,9 @@ namespace OnionDrop.Daemon.Web;
 /// The HTTP Date header every response carries: the day, never the time. Kestrel writes the clock to the second
 /// unless told otherwise (here, and in <see cref="KestrelDate"/> for its own responses), and a server clock that
 /// drifts is a fingerprint that can link the onion service to a host seen elsewhere. The day alone hides the
-/// seconds, except at the moment it turns: so each day turns at a secret random moment up to <see cref="MaxLag"/> after midnight (UTC), and the
-/// time of the turn says nothing about the clock unless watched over years.
+/// seconds, except at the moment it turns: so each day turns at a secret random moment up to
+/// <see cref="MaxLag"/> after midnight (UTC), and the time of the turn says nothing about the clock unless
+/// watched over years.
 /// </summary>
 public sealed class ResponseDate(Func<DateTimeOffset> clock, Func<DateOnly, TimeSpan> lagOf)
 {
