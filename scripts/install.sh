@@ -132,6 +132,7 @@ fi
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
 chmod 0711 "$stage"   # the builder may pass through to its own folder, not list root's
 builder=$(id -un) buildhome=${HOME:-}
+compiler=(--disable-build-servers -p:UseSharedCompilation=false)   # no server outliving the build
 if [ "$(id -u)" -eq 0 ]; then
   if ((real)); then
     builder=oniondrop-build buildhome=/var/cache/oniondrop-build
@@ -158,7 +159,8 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
   # Every process of the build ends with it (a namespace's init takes the others along); where namespaces are not
   # allowed (some containers), the build still runs unprivileged.
-  if unshare --pid --fork --mount-proc true 2>/dev/null; then pidns=(unshare --pid --fork --kill-child --mount-proc)
+  # Inside it the compiler server may run too (about a third off the build): it ends with the namespace.
+  if unshare --pid --fork --mount-proc true 2>/dev/null; then pidns=(unshare --pid --fork --kill-child --mount-proc) compiler=(-p:UseSharedCompilation=true)
   else pidns=(); say "WARNING: no PID namespace here (unshare --pid); the build runs without one"; fi
 else
   dotnet=dotnet asbuilder=() pidns=()
@@ -176,7 +178,7 @@ if ! "${pidns[@]}" "${asbuilder[@]}" env HOME="$buildhome" PATH=/usr/local/bin:/
      DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 DOTNET_SKIP_WORKLOAD_INTEGRITY_CHECK=1 \
      MSBUILDDISABLENODEREUSE=1 DOTNET_CLI_USE_MSBUILD_SERVER=0 \
      "$dotnet" publish "$stage/build/src/OnionDrop.Cli/OnionDrop.Cli.csproj" -c Release -o "$stage/build/app" \
-       --disable-build-servers -p:UseSharedCompilation=false -p:PathMap="$stage/build/=/_/" \
+       "${compiler[@]}" -p:PathMap="$stage/build/=/_/" \
        -nologo -v quiet -clp:"ErrorsOnly;NoSummary" </dev/null >&2; then
   echo "install.sh: the build failed (as $builder)" >&2; exit 1
 fi

@@ -158,6 +158,23 @@ public class InstallScriptTests
         Assert.That(uids, Has.None.EqualTo("0"), "the build ran as root: a package's code would have run as root too");
         var sources = Path.GetDirectoryName(Path.GetDirectoryName(script))!;
         Assert.That(Directory.GetDirectories(sources, "obj", SearchOption.AllDirectories), Is.Empty, "the build wrote into the checkout");
+        Assert.That(BuildProcessesOfOthersThanRoot(), Is.Empty, "a build process (the compiler server, say) outlived the install");
+    }
+
+    /// <summary>Running MSBuild or compiler-server processes of any user but root (the tests' own builds run as root).</summary>
+    private static List<string> BuildProcessesOfOthersThanRoot()
+    {
+        var found = new List<string>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
+            try
+            {
+                var uid = File.ReadLines(Path.Combine(dir, "status")).First(l => l.StartsWith("Uid:", StringComparison.Ordinal)).Split('\t')[1];
+                var command = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
+                if (uid != "0" && (command.Contains("VBCSCompiler", StringComparison.Ordinal) || command.Contains("MSBuild.dll", StringComparison.Ordinal)))
+                    found.Add($"uid {uid}: {command}");
+            }
+            catch (IOException) { } // ended meanwhile
+        return found;
     }
 
     [Test]
