@@ -337,6 +337,7 @@ public sealed class VerifiedSubmission : IDisposable
     private string? IdenticalInView()
     {
         var folder = Path.Combine(_outputDirectory, _folderName);
+        if (!Directory.Exists(folder)) return null; // the usual case, without an exception thrown and caught per blob
         try
         {
             using var described = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.ManifestFileName)));
