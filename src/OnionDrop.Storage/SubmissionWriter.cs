@@ -10,7 +10,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
     private readonly SealedBlobStore _store;
     private readonly FileStream _file;
     private readonly BlobFileWriter _ciphertext;
-    private bool _renamed, _committed, _disposed, _keepFile;
+    private bool _closed, _renamed, _committed, _disposed, _keepFile;
 
     public string Id { get; }
     public Stream Ciphertext => _ciphertext;
@@ -42,6 +42,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         var (size, sha256) = _ciphertext.Finish();
         await _ciphertext.ReleaseBlocksAsync();
         await Task.Run(() => _file.Flush(flushToDisk: true), cancellationToken); // fsync: the bytes (and the length) are on disk
+        _closed = true;
         await _file.DisposeAsync();
 
         File.Move(_store.PartialPath(Id), _store.SealedPath(Id), overwrite: false);
@@ -68,16 +69,24 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         await _ciphertext.ReleaseBlocksAsync(); // waits for a block still on its way to disk
         // An upload refused or cut off gives its file back, emptied, to the spare files: otherwise a stream of
         // refused requests (which cost nothing) would use up the spares, and real uploads' files would again be
-        // born at their start (docs/storage.md, "File times").
-        var emptied = false;
-        if (!_renamed)
-        {
-            try { _file.SetLength(0); emptied = true; }
-            catch (Exception e) when (e is IOException or ObjectDisposedException) { } // closed already: a commit failed at its rename
-        }
+        // born at their start (docs/storage.md, "File times"). So does one whose commit was refused (a full disk),
+        // under whichever name it had reached.
+        var path = _renamed ? _store.SealedPath(Id) : _store.PartialPath(Id);
+        var emptied = Empty(path);
         try { await _file.DisposeAsync(); }
         catch (IOException) { } // closing failed (disk full): the file goes anyway
-        var path = _renamed ? _store.SealedPath(Id) : _store.PartialPath(Id);
         if (!emptied || !_store.ReturnSpareFile(path)) SealedBlobStore.TryDelete(path);
+    }
+
+    /// <summary>Empties the file, through its handle while open, else by its name (the same inode either way).</summary>
+    private bool Empty(string path)
+    {
+        try
+        {
+            if (!_closed) _file.SetLength(0);
+            else new FileStream(path, FileMode.Truncate, FileAccess.Write).Dispose();
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException) { return false; }
     }
 }

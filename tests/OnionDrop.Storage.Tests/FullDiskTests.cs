@@ -19,9 +19,12 @@ public sealed class FullDiskTests
         // An empty blob has nothing left to write at commit: only the catalog meets the full disk.
         var filler = Path.Combine(disk.Path, "filler");
         SmallTmpfs.Fill(filler);
+        var spares = Directory.GetFiles(Path.Combine(store.DataDir, "spare")).Length;
         for (var i = 0; i < 2; i++)
             Assert.That(await CommitEmptyAsync(store), Does.Contain("No space left"), $"commit {i} on a full disk");
         Assert.That(Directory.GetFiles(store.BlobsDir), Is.EqualTo(new[] { Path.Combine(store.BlobsDir, before.Id + ".sealed") }), "failed commits leave no file");
+        Assert.That(Directory.GetFiles(Path.Combine(store.DataDir, "spare")), Has.Length.EqualTo(spares),
+            "a refused commit gives its file back to the spares, as a refused upload does: used up, later uploads' files would be born at their start");
         Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { before.Id }), "refused for want of room, the catalog itself is fine: it reads on");
 
         // Room again, but less than the catalog keeps for itself: still refused, for the same reason.
