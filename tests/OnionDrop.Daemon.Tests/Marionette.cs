@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OnionDrop.Testing;
+
+namespace OnionDrop.Daemon.Tests;
+
+/// <summary>
+/// Debian's Firefox ESR, headless, with JavaScript off in its profile: the engine Tor Browser is built on, driven
+/// over Marionette (Firefox's own remote protocol: "LENGTH:JSON" messages on a loopback TCP port, commands
+/// [0, id, name, params] answered by [1, id, error, result]). Nothing here runs a script in the page.
+/// </summary>
+public sealed class Marionette : IAsyncDisposable
+{
+    public const string FirefoxPath = "/usr/bin/firefox-esr";
+
+    private readonly Process _browser;
+    private readonly TempDirectory _profile;
+    private readonly TcpClient _client;
+    private readonly NetworkStream _stream;
+    private readonly byte[] _buffer = new byte[64 * 1024];
+    private readonly MemoryStream _received = new();
+    private int _nextId;
+
+    private Marionette(Process browser, TempDirectory profile, TcpClient client) =>
+        (_browser, _profile, _client, _stream) = (browser, profile, client, client.GetStream());
+
+    public static async Task<Marionette> LaunchAsync()
+    {
+        var profile = new TempDirectory("oniondrop-firefox-");
+        var port = FreePort.Next();
+        await File.WriteAllTextAsync(Path.Combine(profile.Path, "user.js"), $"""
+            user_pref("javascript.enabled", false);
+            user_pref("marionette.port", {port});
+            user_pref("browser.shell.checkDefaultBrowser", false);
+            user_pref("app.update.disabledForTesting", true);
+            user_pref("datareporting.policy.dataSubmissionEnabled", false);
+            user_pref("network.captive-portal-service.enabled", false);
+            user_pref("network.connectivity-service.enabled", false);
+            """);
+        var psi = ChildProcess.StartInfo(FirefoxPath, ["--headless", "--marionette", "--no-remote", "--profile", profile.Path, "about:blank"]);
+        // Its caches and temporary files go to the profile's folder too, and go with it.
+        psi.Environment["HOME"] = psi.Environment["TMPDIR"] = psi.Environment["XDG_CACHE_HOME"] = profile.Path;
+        var browser = Process.Start(psi)!;
+        _ = browser.StandardError.ReadToEndAsync();
+        _ = browser.StandardOutput.ReadToEndAsync();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var client = new TcpClient();
+            try
+            {
+                await client.ConnectAsync("127.0.0.1", port);
+                var marionette = new Marionette(browser, profile, client);
+                await marionette.ReceiveAsync(); // the greeting
+                await marionette.SendAsync("WebDriver:NewSession", new { capabilities = new { } });
+                return marionette;
+            }
+            catch (SocketException) when (DateTime.UtcNow < deadline && !browser.HasExited)
+            {
+                client.Dispose();
+                await Task.Delay(200);
+            }
+            catch
+            {
+                client.Dispose();
+                if (!browser.HasExited) browser.Kill(entireProcessTree: true);
+                profile.Dispose();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>Sends a command and returns its result; a command Firefox refuses throws with its message.</summary>
+    public async Task<JsonNode?> SendAsync(string name, object? parameters = null)
+    {
+        var id = ++_nextId;
+        var json = JsonSerializer.SerializeToUtf8Bytes(new object[] { 0, id, name, parameters ?? new { } });
+        await _stream.WriteAsync(Encoding.ASCII.GetBytes($"{json.Length}:"));
+        await _stream.WriteAsync(json);
+        while (true)
+        {
+            var message = (await ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(90))).AsArray();
+            if ((int)message[0]! != 1 || (int)message[1]! != id) continue;
+            if (message[2] is { } error) throw new InvalidOperationException($"{name}: {(string?)error["message"] ?? error.ToJsonString()}");
+            return message[3];
+        }
+    }
+
+    public Task NavigateAsync(string url) => SendAsync("WebDriver:Navigate", new { url });
+
+    public async Task<string> ElementAsync(string selector) =>
+        (string)(await SendAsync("WebDriver:FindElement", new { @using = "css selector", value = selector }))!["value"]!.AsObject().Single().Value!;
+
+    /// <summary>Chooses a file in a file input, as the file picker would.</summary>
+    public async Task ChooseFileAsync(string selector, string path) =>
+        await SendAsync("WebDriver:ElementSendKeys", new { id = await ElementAsync(selector), text = path });
+
+    /// <summary>Clicks and waits for the page that follows; a browser error page comes back as its message.</summary>
+    public async Task<string> ClickAndReadAsync(string selector)
+    {
+        try { await SendAsync("WebDriver:ElementClick", new { id = await ElementAsync(selector) }); }
+        catch (InvalidOperationException e) when (e.Message.Contains("Reached error page", StringComparison.Ordinal))
+        {
+            return e.Message; // e.g. about:neterror?e=netReset: "The connection to the server was reset..."
+        }
+        return (string)(await SendAsync("WebDriver:GetPageSource"))!["value"]!;
+    }
+
+    private async Task<JsonNode> ReceiveAsync()
+    {
+        while (true)
+        {
+            var data = _received.GetBuffer().AsSpan(0, (int)_received.Length);
+            var colon = data.IndexOf((byte)':');
+            if (colon > 0 && int.Parse(Encoding.ASCII.GetString(data[..colon])) is var length && data.Length >= colon + 1 + length)
+            {
+                var node = JsonNode.Parse(data.Slice(colon + 1, length))!;
+                var rest = data[(colon + 1 + length)..].ToArray();
+                _received.SetLength(0);
+                _received.Write(rest);
+                return node;
+            }
+            var read = await _stream.ReadAsync(_buffer);
+            if (read == 0) throw new IOException("Firefox closed its Marionette connection");
+            _received.Write(_buffer, 0, read);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await SendAsync("WebDriver:DeleteSession").WaitAsync(TimeSpan.FromSeconds(5)); } catch (Exception) { }
+        _client.Dispose();
+        try { if (!_browser.HasExited) _browser.Kill(entireProcessTree: true); await _browser.WaitForExitAsync(); } catch (Exception) { }
+        _browser.Dispose();
+        _profile.Dispose();
+    }
+}
