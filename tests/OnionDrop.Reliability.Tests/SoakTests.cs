@@ -33,7 +33,10 @@ public sealed class SoakTests
         var outcomes = new System.Collections.Concurrent.ConcurrentBag<UploadOutcome>();
         var samples = new List<(double At, ProcessFootprint F)>();
 
-        await using var daemon = await DaemonProcess.StartAsync(dataDir, journalist.PublicKey);
+        // A place for every worker: the soak is about time under load, not about the busy page (UploadTests has that),
+        // and with the default 64 places 200 slow workers were mostly refused.
+        await using var daemon = await DaemonProcess.StartAsync(dataDir, journalist.PublicKey,
+            settings: new Dictionary<string, object> { ["MaxConcurrentUploads"] = slowWorkers + fastWorkers });
         using var client = new UploadClient(daemon.BaseAddress);
         var clock = Stopwatch.StartNew();
         var deadline = TimeSpan.FromSeconds(seconds);
