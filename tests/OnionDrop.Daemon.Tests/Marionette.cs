@@ -98,15 +98,26 @@ public sealed class Marionette : IAsyncDisposable
     public async Task ChooseFileAsync(string selector, string path) =>
         await SendAsync("WebDriver:ElementSendKeys", new { id = await ElementAsync(selector), text = path });
 
-    /// <summary>Clicks and waits for the page that follows; a browser error page comes back as its message.</summary>
-    public async Task<string> ClickAndReadAsync(string selector)
+    /// <summary>
+    /// Clicks a form's button and waits for the page that follows, which no longer holds <paramref name="leaving"/>
+    /// (the click may return before a slow upload has ended); a browser error page comes back as its address,
+    /// e.g. about:neterror?e=netReset...&amp;d=The connection to the server was reset...
+    /// </summary>
+    public async Task<string> ClickAndReadAsync(string selector, string leaving, TimeSpan timeout)
     {
         try { await SendAsync("WebDriver:ElementClick", new { id = await ElementAsync(selector) }); }
-        catch (InvalidOperationException e) when (e.Message.Contains("Reached error page", StringComparison.Ordinal))
+        catch (InvalidOperationException e) when (e.Message.Contains("Reached error page", StringComparison.Ordinal)) { return e.Message; }
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
         {
-            return e.Message; // e.g. about:neterror?e=netReset: "The connection to the server was reset..."
+            var url = (string)(await SendAsync("WebDriver:GetCurrentURL"))!["value"]!;
+            if (url.StartsWith("about:neterror", StringComparison.Ordinal)) return Uri.UnescapeDataString(url);
+            var page = (string)(await SendAsync("WebDriver:GetPageSource"))!["value"]!;
+            if (page.Contains("data-l10n-id=\"neterror-page-title\"", StringComparison.Ordinal))
+                return "Firefox's own network error page (the connection failed or was reset), not the site's:\n" + page;
+            if (!page.Contains(leaving, StringComparison.Ordinal) || DateTime.UtcNow > deadline) return page;
+            await Task.Delay(200);
         }
-        return (string)(await SendAsync("WebDriver:GetPageSource"))!["value"]!;
     }
 
     private async Task<JsonNode> ReceiveAsync()

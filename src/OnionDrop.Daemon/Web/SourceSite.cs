@@ -77,6 +77,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
     private async Task ReceiveAsync(HttpContext context, PageLanguage language)
     {
         Page page;
+        var finish = false;
         try
         {
             var received = await uploads.ReceiveAsync(context);
@@ -90,6 +91,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
             page = pages.Error(language, refused.Status, refused.TitleKey, refused.TextKey, nothingStored: true, refused.Args);
             // The rest of the body is not wanted; don't let the connection carry it into another request.
             context.Response.Headers.Connection = "close";
+            finish = uploads.LetsTheClientFinish(context.Request);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -103,6 +105,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
             uploads.LogDiskFull(e);
             page = pages.Error(language, StatusCodes.Status507InsufficientStorage, "ErrDiskFullTitle", "ErrDiskFullText", nothingStored: true);
             context.Response.Headers.Connection = "close";
+            finish = uploads.LetsTheClientFinish(context.Request);
         }
         catch (Exception)
         {
@@ -110,6 +113,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
             throw;
         }
         await WriteAsync(context, language, page);
+        if (finish) await uploads.LetTheClientFinishAsync(context);
     }
 
     private async Task WriteAsync(HttpContext context, PageLanguage language, Page page)

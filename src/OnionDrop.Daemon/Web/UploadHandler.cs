@@ -124,6 +124,34 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
         return bytes;
     }
 
+    /// <summary>
+    /// After a refusal page: whether the rest of the body is read, and thrown away, before the connection closes.
+    /// Firefox, and so Tor Browser, shows no answer until it has sent the whole request: closed on a body still
+    /// coming, it shows "The connection to the server was reset" instead of the page. Kestrel drains an unread body
+    /// for 5 seconds only, which over Tor is a few megabytes. Only a body declared within the size limit is waited
+    /// for: one over it would take the source longer to send than the answer is worth, so it is closed at once.
+    /// </summary>
+    public bool LetsTheClientFinish(HttpRequest request) =>
+        request.Headers.ContentLength is { } length && length <= WebListeners.MaxRequestBodyBytes(options) && request.Headers.TransferEncoding.Count == 0;
+
+    /// <summary>
+    /// Reads the rest of a refused request's body into a scratch buffer, so that the browser gets to show the page
+    /// already sent; a body that stalls past the idle timeout (or breaks off) ends it, as it would an upload.
+    /// No upload place is held meanwhile.
+    /// </summary>
+    public async Task LetTheClientFinishAsync(HttpContext context)
+    {
+        await context.Response.CompleteAsync();
+        await using var body = new IdleTimeoutStream(context.Request.Body, options.UploadIdleTimeout, options.MaxSubmissionBytes, context.RequestAborted);
+        var scratch = new byte[16 * 1024];
+        try
+        {
+            while (await body.ReadAsync(scratch) > 0) { }
+        }
+        catch (UploadRefused) { context.Abort(); }
+        finally { System.Security.Cryptography.CryptographicOperations.ZeroMemory(scratch); } // a source's bytes, though unwanted
+    }
+
     /// <summary>The part's declared type as sent; none, or one longer than the format keeps (no browser sends such), is recorded as unknown.</summary>
     private static string ContentTypeOf(MultipartSection section) =>
         section.ContentType is { } type && Encoding.UTF8.GetByteCount(type) <= SubmissionSealer.MaxContentTypeBytes ? type : "application/octet-stream";
