@@ -141,14 +141,14 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     /// </summary>
     public async Task LetTheClientFinishAsync(HttpContext context)
     {
-        await context.Response.CompleteAsync();
         await using var body = new IdleTimeoutStream(context.Request.Body, options.UploadIdleTimeout, options.MaxSubmissionBytes, context.RequestAborted);
         var scratch = new byte[16 * 1024];
         try
         {
+            await context.Response.CompleteAsync();
             while (await body.ReadAsync(scratch) > 0) { }
         }
-        catch (UploadRefused) { context.Abort(); }
+        catch (Exception e) when (e is UploadRefused or IOException or OperationCanceledException) { context.Abort(); } // the client is gone
         finally { System.Security.Cryptography.CryptographicOperations.ZeroMemory(scratch); } // a source's bytes, though unwanted
     }
 
