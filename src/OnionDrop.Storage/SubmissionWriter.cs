@@ -10,7 +10,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
     private readonly SealedBlobStore _store;
     private readonly FileStream _file;
     private readonly BlobFileWriter _ciphertext;
-    private bool _closed, _renamed, _committed, _disposed, _keepFile;
+    private bool _renamed, _committed, _disposed, _keepFile;
 
     public string Id { get; }
     public Stream Ciphertext => _ciphertext;
@@ -42,7 +42,6 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         var (size, sha256) = _ciphertext.Finish();
         await _ciphertext.ReleaseBlocksAsync();
         await Task.Run(() => _file.Flush(flushToDisk: true), cancellationToken); // fsync: the bytes (and the length) are on disk
-        _closed = true;
         await _file.DisposeAsync();
 
         File.Move(_store.PartialPath(Id), _store.SealedPath(Id), overwrite: false);
@@ -83,7 +82,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
     {
         try
         {
-            if (!_closed) _file.SetLength(0);
+            if (_file.CanWrite) _file.SetLength(0); // false once closed
             else new FileStream(path, FileMode.Truncate, FileAccess.Write).Dispose();
             return true;
         }
