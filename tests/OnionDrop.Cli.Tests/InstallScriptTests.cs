@@ -165,12 +165,12 @@ public class InstallScriptTests
     private static List<string> BuildProcessesOfOthersThanRoot()
     {
         var found = new List<string>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
+        foreach (var pid in Directory.EnumerateDirectories("/proc").Select(d => int.TryParse(Path.GetFileName(d), out var n) ? n : 0).Where(n => n > 0))
             try
             {
-                var uid = File.ReadLines(Path.Combine(dir, "status")).First(l => l.StartsWith("Uid:", StringComparison.Ordinal)).Split('\t')[1];
-                var command = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
-                if (uid != "0" && (command.Contains("VBCSCompiler", StringComparison.Ordinal) || command.Contains("MSBuild.dll", StringComparison.Ordinal)))
+                var uid = PosixProcess.Uid(pid);
+                var command = File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+                if (uid != 0 && (command.Contains("VBCSCompiler", StringComparison.Ordinal) || command.Contains("MSBuild.dll", StringComparison.Ordinal)))
                     found.Add($"uid {uid}: {command}");
             }
             catch (IOException) { } // ended meanwhile

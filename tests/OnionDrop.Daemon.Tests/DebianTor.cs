@@ -73,7 +73,7 @@ public sealed class DebianTor : IAsyncDisposable
             await debianTor.DisposeAsync();
             Assert.Fail("tor opened no control socket\n" + (tor.HasExited ? output.Result : ""));
         }
-        Assert.That(Uid(tor.Id), Is.EqualTo(torUid), "tor runs as debian-tor");
+        Assert.That(PosixProcess.Uid(tor.Id), Is.EqualTo(torUid), "tor runs as debian-tor");
         return debianTor;
     }
 
@@ -129,9 +129,6 @@ public sealed class DebianTor : IAsyncDisposable
     }
 
     public static UnixFileMode Mode(string octal) => (UnixFileMode)Convert.ToInt32(octal, 8);
-
-    public static int Uid(int pid) =>
-        int.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("Uid:")).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1]);
 
     public async ValueTask DisposeAsync()
     {

@@ -65,7 +65,7 @@ public class SystemTorOnionTests
         {
             ["SystemTorControlSocket"] = _tor.ControlSocket, ["WebSocketDirectory"] = runDir, ["WebSocketGroup"] = User,
         }, wrapper: _tor.AsDaemonUser()));
-        Assert.That(Uid(daemon.Pid), Is.EqualTo(_tor.DaemonUid));
+        Assert.That(PosixProcess.Uid(daemon.Pid), Is.EqualTo(_tor.DaemonUid));
         var address = await PublishedAddressAsync(data, daemon, TimeSpan.FromMinutes(3));
 
         var file = _work.Combine("leak.bin");

@@ -38,7 +38,7 @@ public class SystemTorTests
             ["SystemTorControlSocket"] = _tor.ControlSocket, ["WebSocketDirectory"] = runDir, ["WebSocketGroup"] = User,
         }, wrapper: _tor.AsDaemonUserInTheUnitsSandbox(trace)));
 
-        Assert.That(Uid(daemon.Pid), Is.EqualTo(_tor.DaemonUid), "the daemon runs as the throwaway user, neither root nor debian-tor");
+        Assert.That(PosixProcess.Uid(daemon.Pid), Is.EqualTo(_tor.DaemonUid), "the daemon runs as the throwaway user, neither root nor debian-tor");
         var onion = await OnionAddressAsync(daemon);
         var socket = Path.Combine(runDir, "web.sock");
         var uid = _tor.DaemonUid;

@@ -38,6 +38,10 @@ public static class PosixProcess
         try { return File.ReadAllText($"/proc/{pid}/comm").Trim(); } catch (IOException) { return null; }
     }
 
+    /// <summary>The real user id <paramref name="pid"/> runs as (the first of /proc/PID/status's Uid line).</summary>
+    public static int Uid(int pid) =>
+        int.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("Uid:")).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1]);
+
     private static bool IsZombie(int pid)
     {
         try
