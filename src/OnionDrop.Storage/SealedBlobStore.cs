@@ -354,6 +354,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
         try { File.Move(path, spare, overwrite: false); }
         catch (IOException) { return false; }
         SetDayTimes(spare, Today()); // emptied just now: its mtime would tell when a refused or cut-off upload ended
+        SetFolderDayTimes();
         _spares.Enqueue(spare);
         return true;
     }
@@ -366,6 +367,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             try
             {
                 File.Move(spare, path, overwrite: false);
+                SetFolderDayTimes(); // the move dated both folders to this upload's start
                 return true;
             }
             catch (FileNotFoundException) { }   // gone meanwhile: the next one
@@ -473,6 +475,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
         {
             throw new CommitOutcomeUnknownException(e);
         }
+        foreach (var catalogFile in CatalogFiles(DataDir)) SetDayTimes(catalogFile, today); // written at this commit's moment
+        SetDayTimes(DataDir, today); // LiteDB may have made its log file just now
         return docs.ConvertAll(ToRecord);
     }
 
@@ -651,6 +655,18 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     /// <summary>A new blob's times, at commit: its day, not its moment (its ctime waits for <see cref="BlurFileTimes"/>).</summary>
     internal void SetArrivalDayTimes(string path) => SetDayTimes(path, Today());
+
+    /// <summary>
+    /// blobs/ and spare/ back to today's midnight after an upload has moved a file in or out of them: otherwise their
+    /// modification time tells when the last upload began, ended or was committed, and copies that keep modification
+    /// times (cp -a, rsync -t, tar) carry it off. Their change time, like the blob's, waits for <see cref="BlurFileTimes"/>.
+    /// </summary>
+    internal void SetFolderDayTimes()
+    {
+        var today = Today();
+        SetDayTimes(BlobsDir, today);
+        SetDayTimes(SparesDir, today);
+    }
 
     private static bool SetDayTimes(string path, DateOnly day)
     {

@@ -47,6 +47,7 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         File.Move(_store.PartialPath(Id), _store.SealedPath(Id), overwrite: false);
         _renamed = true;
         _store.SetArrivalDayTimes(_store.SealedPath(Id));
+        _store.SetFolderDayTimes();
         FileSync.Fsync(_store.BlobsDir); // the name is on disk
 
         SubmissionRecord record;
@@ -74,7 +75,11 @@ internal sealed class SubmissionWriter : ISubmissionWriter
         var emptied = Empty(path);
         try { await _file.DisposeAsync(); }
         catch (IOException) { } // closing failed (disk full): the file goes anyway
-        if (!emptied || !_store.ReturnSpareFile(path)) SealedBlobStore.TryDelete(path);
+        if (!emptied || !_store.ReturnSpareFile(path))
+        {
+            SealedBlobStore.TryDelete(path);
+            _store.SetFolderDayTimes();
+        }
     }
 
     /// <summary>Empties the file, through its handle while open, else by its name (the same inode either way).</summary>

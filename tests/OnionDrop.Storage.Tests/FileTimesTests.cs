@@ -38,6 +38,26 @@ public class FileTimesTests
     }
 
     [Test]
+    public async Task Uploads_leave_their_day_and_not_their_time_on_the_folders_and_the_catalog()
+    {
+        var clock = new FixedClock(new DateTimeOffset(2026, 3, 1, 14, 37, 12, TimeSpan.Zero));
+        using var store = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { Clock = clock });
+        await SealedBlobStoreTests.StoreAsync(store, 5000);
+        await using (var cutOff = store.BeginSubmission()) await cutOff.Ciphertext.WriteAsync(new byte[10_000]);
+        await using (var inProgress = store.BeginSubmission())
+        {
+            // What a copy of the data directory that keeps modification times (cp -a, rsync -t) would carry off.
+            var midnight = new DateTime(2026, 3, 1, 0, 0, 0, DateTimeKind.Utc);
+            var paths = new[] { DataDir, Path.Combine(DataDir, "blobs"), Path.Combine(DataDir, "spare") }.Concat(SealedBlobStore.CatalogFiles(DataDir)).ToList();
+            Assert.That(paths, Has.Count.GreaterThanOrEqualTo(4), "the folders and at least catalog.db");
+            Assert.Multiple(() =>
+            {
+                foreach (var path in paths) Assert.That(File.GetLastWriteTimeUtc(path), Is.EqualTo(midnight), $"mtime of {path}");
+            });
+        }
+    }
+
+    [Test]
     public async Task Blurring_sets_every_file_to_its_day_and_leaves_no_change_time_from_before_it()
     {
         var clock = new FixedClock(new DateTimeOffset(2026, 3, 1, 9, 0, 0, TimeSpan.Zero));
