@@ -29,9 +29,7 @@ public static class SafeFileName
     public static string Neutralise(string name, string fallback = "unnamed")
     {
         var sb = new StringBuilder(name.Length);
-        // Lone surrogates (possible in a manifest's JSON escapes) would make Normalize throw: U+FFFD first.
-        if (name.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') >= 0) name = Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(name));
-        foreach (var rune in name.Normalize(NormalizationForm.FormC).EnumerateRunes())
+        foreach (var rune in WithoutNoncharacters(name).Normalize(NormalizationForm.FormC).EnumerateRunes())
         {
             var category = Rune.GetUnicodeCategory(rune);
             var unsafeRune = Rune.IsControl(rune) || IsInvisible(category)
@@ -50,6 +48,24 @@ public static class SafeFileName
         if (DeviceNames.Contains(stem, StringComparer.OrdinalIgnoreCase)) s = Replacement + s;
         return Shorten(s, MaxBytes);
     }
+
+    /// <summary>
+    /// Lone surrogates (possible in a manifest's JSON escapes) and noncharacters (U+FDD0..U+FDEF, and U+FFFE and
+    /// U+FFFF in every plane: valid UTF-8 that a browser sends as typed) as U+FFFD, which <see cref="Neutralise"/>
+    /// then replaces: .NET's Normalize throws on lone surrogates and on U+FFFE, and one such name must not keep a
+    /// submission, or a whole run of <c>oniondrop open</c>, from opening.
+    /// </summary>
+    private static string WithoutNoncharacters(string name)
+    {
+        var clean = true;
+        foreach (var rune in name.EnumerateRunes()) clean &= rune != Rune.ReplacementChar && !IsNoncharacter(rune);
+        if (clean) return name;
+        var sb = new StringBuilder(name.Length);
+        foreach (var rune in name.EnumerateRunes()) sb.Append(IsNoncharacter(rune) ? Rune.ReplacementChar : rune); // lone surrogates come as U+FFFD
+        return sb.ToString();
+    }
+
+    private static bool IsNoncharacter(Rune rune) => rune.Value is >= 0xFDD0 and <= 0xFDEF || (rune.Value & 0xFFFE) == 0xFFFE;
 
     /// <summary>
     /// <see cref="Neutralise"/> for a file's name as a source's browser sent it. Some send the whole local path

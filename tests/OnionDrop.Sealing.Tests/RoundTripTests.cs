@@ -202,7 +202,8 @@ public class RoundTripTests
     [Test]
     public async Task NamesAndMessagesAreSealedAsSent()
     {
-        string[] names = ["../../etc/passwd", "a\0b", "\u202Eexe.pdf", new string('n', 5000), "日本語", "\ud800lone"];
+        // Noncharacters are valid UTF-8 that any source can send (a name with U+FFFE once made opening throw).
+        string[] names = ["../../etc/passwd", "a\0b", "\u202Eexe.pdf", new string('n', 5000), "日本語", "memo\uFFFE\uFDD0\U0010FFFF.txt", "\ud800lone"];
         var output = new MemoryStream();
         await using (var sealer = new SubmissionSealer(output, [_keys[0].PublicKey]))
         {

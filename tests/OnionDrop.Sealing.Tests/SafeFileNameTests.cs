@@ -36,6 +36,14 @@ public class SafeFileNameTests
     public void A_file_keeps_only_the_last_part_of_a_path(string sent, string expected) =>
         Assert.That(SafeFileName.ForFile(sent, "file-1"), Is.EqualTo(expected));
 
+    // (In code, not in [TestCase]: an attribute's strings go through metadata, which need not keep U+FFFE as it is.)
+    [Test]
+    public void NoncharactersAreReplacedNotThrownOn()
+    {
+        Assert.That(SafeFileName.Neutralise("memo\uFFFE.txt"), Is.EqualTo("memo_.txt"));
+        Assert.That(SafeFileName.Neutralise("\uFDD0\uFFFFx\U0001FFFE\U0010FFFF"), Is.EqualTo("__x__"));
+    }
+
     [Test]
     public void LoneSurrogatesAreReplacedNotThrownOn() =>
         Assert.That(SafeFileName.Neutralise("lone" + '\ud800' + "surrogate"), Is.EqualTo("lone_surrogate"));
