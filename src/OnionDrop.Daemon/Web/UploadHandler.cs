@@ -37,6 +37,9 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     /// <summary>Uploads in progress may not pass <see cref="OnionDropOptions.MaxConcurrentUploads"/>: the memory they hold is bounded.</summary>
     private readonly SemaphoreSlim _slots = new(options.MaxConcurrentUploads);
 
+    /// <summary>1 from the first upload a full disk refuses until a commit finds the disk no longer low: logged once, not per upload.</summary>
+    private int _diskFull;
+
     public async Task<ReceivedSubmission> ReceiveAsync(HttpContext context)
     {
         if (!_slots.Wait(0)) throw UploadRefused.Busy();
@@ -91,6 +94,7 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
             await sealer.CompleteAsync(writer.Id, message ?? "", DateTimeOffset.UtcNow, CancellationToken.None);
         }
         await writer.CommitAsync(CancellationToken.None);
+        NoteDiskSpace();
         return new ReceivedSubmission(writer.Id, files, bytes, !string.IsNullOrWhiteSpace(message));
     }
 
@@ -227,7 +231,22 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
         return false;
     }
 
-    internal void LogDiskFull(Exception e) => log.LogError("Disk full: a submission could not be stored and was discarded ({Error})", e.Message);
+    /// <summary>
+    /// Once, when the disk fills: journald stamps every line, so one per refused upload would record when each source
+    /// tried. Said again only after a commit has found the disk no longer low (StatusFileWriter logs that moment).
+    /// </summary>
+    internal void LogDiskFull(Exception e)
+    {
+        if (Interlocked.Exchange(ref _diskFull, 1) == 0)
+            log.LogError("Disk full: uploads are refused, and nothing of them kept, until space is freed (logged once, not per upload): {Error}", e.Message);
+    }
+
+    private void NoteDiskSpace()
+    {
+        // Silent, after a commit: a line here would date a submission.
+        if (Volatile.Read(ref _diskFull) == 1 && new DriveInfo(options.DataDir).AvailableFreeSpace >= Status.StatusHealth.LowDiskBytes)
+            Volatile.Write(ref _diskFull, 0);
+    }
 
     /// <summary>
     /// A part's Content-Disposition. Filenames are taken as sent, however odd (the opener neutralises
