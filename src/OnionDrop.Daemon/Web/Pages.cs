@@ -24,6 +24,9 @@ public sealed class Pages(OnionDropOptions options)
     {
         var welcome = string.IsNullOrWhiteSpace(options.WelcomeText) ? "" : $"<p class=\"welcome\">{E(options.WelcomeText.Trim())}</p>\n";
         var maxLength = options.MaxMessageChars > 0 ? $" maxlength=\"{options.MaxMessageChars}\"" : "";
+        // maxlength cuts a long text silently, as it is typed or pasted: the hint says where.
+        var messageLimit = options.MaxMessageChars > 0 ? " " + t.FormatCount("MessageLimit", options.MaxMessageChars, options.MaxMessageChars) : "";
+        var multiple = options.MaxFiles > 1 ? " multiple" : "";
         var body = $"""
             <h1>{E(t["FormHeading"])}</h1>
             {welcome}<section class="card">
@@ -47,11 +50,11 @@ public sealed class Pages(OnionDropOptions options)
             <form class="card" method="post" action="/?lang={t.Code}" enctype="multipart/form-data">
             <h2>{E(t["SubmissionHeading"])}</h2>
             <label for="files">{E(t["FilesLabel"])}</label>
-            <input type="file" id="files" name="files" multiple aria-describedby="files-hint">
-            <p class="hint" id="files-hint">{E(t.Format("FilesHint", options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
+            <input type="file" id="files" name="files"{multiple} aria-describedby="files-hint">
+            <p class="hint" id="files-hint">{E(t.FormatCount("FilesHint", options.MaxFiles, options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
             <label for="message">{E(t["MessageLabel"])}</label>
-            <textarea id="message" name="message" rows="8"{maxLength} aria-describedby="message-hint"></textarea>
-            <p class="hint" id="message-hint">{E(t["MessageHint"])}</p>
+            <textarea id="message" name="message" rows="8" cols="60"{maxLength} aria-describedby="message-hint"></textarea>
+            <p class="hint" id="message-hint">{E(t["MessageHint"] + messageLimit)}</p>
             <button type="submit">{E(t["SubmitButton"])}</button>
             <p class="note">{E(t["SendingNote"])}</p>
             </form>
@@ -87,11 +90,17 @@ public sealed class Pages(OnionDropOptions options)
         var body = $"""
             <section class="card error">
             <h1>{E(t[titleKey])}</h1>
-            <p>{E(t.Format(textKey, args.Select(a => a is ByteSize size ? t.FormatSize(size.Bytes) : a).ToArray()))}</p>
+            <p>{E(Text(t, textKey, args))}</p>
             {stored}<p><a href="/?lang={t.Code}">{E(t["BackToForm"])}</a></p>
             </section>
             """;
         return new Page(status, t[titleKey], body);
+    }
+
+    private static string Text(PageLanguage t, string key, object[] args)
+    {
+        var shown = args.Select(a => a switch { ByteSize size => t.FormatSize(size.Bytes), Quantity q => q.N, _ => a }).ToArray();
+        return args is [Quantity count, ..] ? t.FormatCount(key, count.N, shown) : t.Format(key, shown);
     }
 
     /// <summary>The shared layout: newsroom name, language switch (a plain link, no cookie), footer.</summary>

@@ -3,6 +3,9 @@ namespace OnionDrop.Daemon.Web;
 /// <summary>A size argument of a page's text, written in the page's language.</summary>
 public sealed record ByteSize(long Bytes);
 
+/// <summary>A count argument of a page's text: its key then has a singular form, "KeyOne" (PageLanguage.FormatCount).</summary>
+public sealed record Quantity(long N);
+
 /// <summary>
 /// An upload refused for the client's side: it shows a friendly page with <see cref="Status"/>, or, when
 /// nobody is left to read one (connection cut, upload stalled), closes the connection. Either way the
@@ -25,8 +28,8 @@ public sealed class UploadRefused : Exception
     public static UploadRefused NotMultipart() => new(415, "ErrContentTypeTitle", "ErrContentTypeText", false);
     public static UploadRefused Empty() => new(400, "ErrNothingTitle", "ErrNothingText", false);
     public static UploadRefused TooLarge(long limitBytes) => new(413, "ErrTooLargeTitle", "ErrTooLargeText", false, new ByteSize(limitBytes));
-    public static UploadRefused TooManyFiles(int limit) => new(413, "ErrTooManyFilesTitle", "ErrTooManyFilesText", false, limit);
-    public static UploadRefused MessageTooLong(int limit) => new(413, "ErrMessageTooLongTitle", "ErrMessageTooLongText", false, limit);
+    public static UploadRefused TooManyFiles(int limit) => new(413, "ErrTooManyFilesTitle", "ErrTooManyFilesText", false, new Quantity(limit));
+    public static UploadRefused MessageTooLong(int limit) => new(413, "ErrMessageTooLongTitle", "ErrMessageTooLongText", false, new Quantity(limit));
 
     public static UploadRefused Busy() => new(503, "ErrBusyTitle", "ErrBusyText", false);
 
