@@ -90,6 +90,23 @@ public sealed class PageTests
         Assert.That(await client.GetStringAsync("/"), Does.Match("<textarea id=\"message\" name=\"message\" rows=\"\\d+\" cols=\"\\d+\""));
     }
 
+    [Test]
+    public async Task French_reads_naturally_and_the_receipt_lines_agree()
+    {
+        using var client = _daemon.SocketClient();
+        var fr = await client.GetStringAsync("/?lang=fr");
+        Assert.That(fr, Does.Not.Contain("(La Gazette du Lac)"), "the newsroom's name is no aside in brackets");
+        Assert.That(fr, Does.Contain("Chaque envoi est scellé dès son arrivée"), "the footer has a subject");
+        Assert.That(fr, Does.Not.Contain("compte où revenir").And.Not.Contain("journalisées"));
+
+        using (var r = await client.PostAsync("/?lang=fr", new Multipart().File("a.bin", new byte[2_000]).File("b.bin", new byte[2_000]).ToContent()))
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Fichiers reçus&#xA0;: 2").And.Contain("Message reçu&#xA0;: non"));
+        using (var r = await client.PostAsync("/?lang=en", new Multipart().Field("message", "words only").ToContent()))
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Files received: none").And.Contain("Message received: yes"));
+        using (var r = await client.PostAsync("/?lang=en", new Multipart().File("a.bin", [1]).ToContent()))
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Message received: no"));
+    }
+
     private static string Hint(string html, string id) => System.Text.RegularExpressions.Regex.Match(html, $"<p class=\"hint\" id=\"{id}\">(.*?)</p>").Groups[1].Value;
 
     private static string Note(string html) => System.Text.RegularExpressions.Regex.Match(html, "<p class=\"note\">(.*?)</p>").Groups[1].Value;

@@ -19,6 +19,9 @@ public sealed class UploadRefused : Exception
     public object[] Args { get; }
     public bool CloseConnection { get; }
 
+    /// <summary>Whether the source may have lost typed work (the page then says nothing was kept); not for an empty form.</summary>
+    public bool SomethingWasSent { get; private init; } = true;
+
     private UploadRefused(int status, string titleKey, string textKey, bool close, params object[] args)
         : base($"upload refused: {status} {titleKey}") =>
         (Status, TitleKey, TextKey, CloseConnection, Args) = (status, titleKey, textKey, close, args);
@@ -26,7 +29,7 @@ public sealed class UploadRefused : Exception
     public static UploadRefused Malformed() => new(400, "ErrBadRequestTitle", "ErrBadRequestText", false);
     public static UploadRefused LengthRequired() => new(411, "ErrBadRequestTitle", "ErrBadRequestText", false);
     public static UploadRefused NotMultipart() => new(415, "ErrContentTypeTitle", "ErrContentTypeText", false);
-    public static UploadRefused Empty() => new(400, "ErrNothingTitle", "ErrNothingText", false);
+    public static UploadRefused Empty() => new(400, "ErrNothingTitle", "ErrNothingText", false) { SomethingWasSent = false };
     public static UploadRefused TooLarge(long limitBytes) => new(413, "ErrTooLargeTitle", "ErrTooLargeText", false, new ByteSize(limitBytes));
     public static UploadRefused TooManyFiles(int limit) => new(413, "ErrTooManyFilesTitle", "ErrTooManyFilesText", false, new Quantity(limit));
     public static UploadRefused MessageTooLong(int limit) => new(413, "ErrMessageTooLongTitle", "ErrMessageTooLongText", false, new Quantity(limit));
