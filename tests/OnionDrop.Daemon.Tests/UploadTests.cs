@@ -103,6 +103,42 @@ public sealed class UploadTests
     }
 
     [Test]
+    public async Task The_same_form_sent_twice_is_stored_once_and_answered_with_the_same_reference()
+    {
+        // Refresh, Back then Forward, or "Try again" on the receipt sends the same POST again, token included.
+        await using var daemon = await TestDaemon.StartAsync();
+        using var client = daemon.LoopbackClient();
+        var form = await client.GetStringAsync("/?lang=en");
+        var token = System.Text.RegularExpressions.Regex.Match(form, "<input type=\"hidden\" name=\"once\" value=\"([0-9a-f]+)\">").Groups[1].Value;
+        Assert.That(token, Has.Length.EqualTo(32), "each form carries a random one-time token");
+        Assert.That(await client.GetStringAsync("/?lang=en"), Does.Not.Contain(token), "a new one for each form");
+
+        var body = new Multipart().Field("once", token).File("report.pdf", RandomNumberGenerator.GetBytes(200_000)).Field("message", "twice?");
+        string first, second;
+        using (var r = await client.PostAsync("/?lang=en", body.ToContent())) first = await r.Content.ReadAsStringAsync();
+        using (var r = await client.PostAsync("/?lang=en", body.ToContent()))
+        {
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            second = await r.Content.ReadAsStringAsync();
+        }
+        var stored = daemon.Store.ListCommitted().Single();
+        Assert.That(first, Does.Contain(stored.Id).And.Not.Contain("had already arrived"));
+        Assert.That(second, Does.Contain(stored.Id).And.Contain("had already arrived"));
+        Assert.That(second, Does.Contain("Files received: 1"));
+        Assert.That(daemon.BlobFiles(), Has.Length.EqualTo(1), "the repeat left nothing on disk");
+
+        // Another form (another token) is another submission, and so is a client that sends none.
+        using (var r = await client.PostAsync("/", new Multipart().Field("once", new string('a', 32)).Field("message", "other").ToContent()))
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using (var r = await client.PostAsync("/", new Multipart().Field("message", "no token").ToContent()))
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using (var r = await client.PostAsync("/", new Multipart().Field("message", "no token").ToContent()))
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(daemon.Store.ListCommitted(), Has.Count.EqualTo(4));
+        Assert.That(daemon.Counters.Received, Is.EqualTo(4), "a repeat is not counted as received twice");
+    }
+
+    [Test]
     public async Task Over_the_limits_gets_a_friendly_413_and_stores_nothing()
     {
         await using var daemon = await TestDaemon.StartAsync(s =>

@@ -20,7 +20,8 @@ public sealed class Pages(OnionDropOptions options)
 
     private static string E(string s) => Html.Encode(s);
 
-    public Page Form(PageLanguage t)
+    /// <param name="once">the form's one-time token, which makes the same form sent twice one submission (RecentSubmissions)</param>
+    public Page Form(PageLanguage t, string once)
     {
         var welcome = string.IsNullOrWhiteSpace(options.WelcomeText) ? "" : $"<p class=\"welcome\">{E(options.WelcomeText.Trim())}</p>\n";
         var maxLength = options.MaxMessageChars > 0 ? $" maxlength=\"{options.MaxMessageChars}\"" : "";
@@ -48,6 +49,7 @@ public sealed class Pages(OnionDropOptions options)
             </ul>
             </section>
             <form class="card" method="post" action="/?lang={t.Code}" enctype="multipart/form-data">
+            <input type="hidden" name="{UploadHandler.OnceField}" value="{E(once)}">
             <h2>{E(t["SubmissionHeading"])}</h2>
             <label for="files">{E(t["FilesLabel"])}</label>
             <input type="file" id="files" name="files"{multiple} aria-describedby="files-hint">
@@ -62,8 +64,10 @@ public sealed class Pages(OnionDropOptions options)
         return new Page(200, t["FormTitle"], body);
     }
 
-    public Page Receipt(PageLanguage t, string reference, int files, long bytes, bool hasMessage)
+    /// <param name="repeat">the same form sent again (a reload): nothing new was stored</param>
+    public Page Receipt(PageLanguage t, string reference, int files, long bytes, bool hasMessage, bool repeat = false)
     {
+        var repeated = repeat ? $"<p>{E(t["ReceiptRepeat"])}</p>\n" : "";
         var body = $"""
             <section class="card">
             <p class="status">{E(t["ReceiptTitle"])}</p>
@@ -71,7 +75,7 @@ public sealed class Pages(OnionDropOptions options)
             <p>{E(t["ReferenceLabel"])}</p>
             <p class="reference" id="reference">{E(reference)}</p>
             <p>{E(files == 0 ? t["ReceiptFilesNone"] : t.Format("ReceiptFiles", files, t.FormatSize(bytes)))}<br>{E(t[hasMessage ? "ReceiptMessageYes" : "ReceiptMessageNo"])}</p>
-            <h2>{E(t["ExpectHeading"])}</h2>
+            {repeated}<h2>{E(t["ExpectHeading"])}</h2>
             <ul>
             <li>{E(t["Expect1"])}</li>
             <li>{E(t["Expect2"])}</li>

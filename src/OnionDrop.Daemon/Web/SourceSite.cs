@@ -53,7 +53,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
         switch (request.Path.Value)
         {
             case "/" when isRead:
-                await WriteAsync(context, language, pages.Form(language));
+                await WriteAsync(context, language, pages.Form(language, RecentSubmissions.NewToken()));
                 break;
             case "/" when HttpMethods.IsPost(request.Method):
                 await ReceiveAsync(context, language);
@@ -84,8 +84,8 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
         try
         {
             var received = await uploads.ReceiveAsync(context);
-            counters.CountReceived();
-            page = pages.Receipt(language, received.Reference, received.Files, received.Bytes, received.HasMessage);
+            if (!received.Repeat) counters.CountReceived();
+            page = pages.Receipt(language, received.Reference, received.Files, received.Bytes, received.HasMessage, received.Repeat);
         }
         catch (UploadRefused refused)
         {
