@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using OnionDrop.Testing;
 
 namespace OnionDrop.Daemon.Tests;
@@ -37,5 +39,41 @@ public sealed class DiskFullTests
 
         var opened = daemon.OpenAll();
         Assert.That(opened.Select(o => o.Message), Is.EqualTo(new[] { "before", "after" }));
+    }
+
+    [Test]
+    public async Task Uploads_refused_by_a_full_disk_log_one_line_not_one_each()
+    {
+        // journald stamps every line: one per refused upload would be a record of when each source tried.
+        await using var disk = await SmallTmpfs.MountAsync(24);
+        await using var daemon = await TestDaemon.StartAsync(dataDir: Path.Combine(disk.Path, "data"));
+        var lines = new LogLines();
+        daemon.App.Services.GetRequiredService<ILoggerFactory>().AddProvider(lines);
+        using var client = daemon.LoopbackClient();
+        SmallTmpfs.Fill(Path.Combine(disk.Path, "filler"), leave: 1024 * 1024);
+
+        for (var i = 0; i < 3; i++)
+        {
+            using var r = await client.PostAsync("/", new Multipart().File("during.bin", new byte[4_000_000]).ToContent());
+            Assert.That((int)r.StatusCode, Is.EqualTo(507));
+        }
+        Assert.That(daemon.Counters.Failed, Is.EqualTo(3), "the counter still counts each one");
+        Assert.That(lines.All.Count(l => l.Contains("Disk full", StringComparison.OrdinalIgnoreCase)), Is.EqualTo(1), string.Join("\n", lines.All));
+    }
+
+    /// <summary>Every line the daemon's loggers write, as text.</summary>
+    private sealed class LogLines : ILoggerProvider
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<string> All = new();
+        public ILogger CreateLogger(string categoryName) => new Logger(this);
+        public void Dispose() { }
+
+        private sealed class Logger(LogLines lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public bool IsEnabled(LogLevel logLevel) => true;
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                lines.All.Enqueue(formatter(state, exception));
+        }
     }
 }

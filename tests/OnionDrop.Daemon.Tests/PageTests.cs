@@ -37,6 +37,81 @@ public sealed class PageTests
     }
 
     [Test]
+    public async Task The_message_hint_states_the_limit_the_box_enforces_in_both_languages()
+    {
+        // maxlength cuts a long text silently, as it is typed or pasted: the hint must say where.
+        using var client = _daemon.SocketClient();
+        var en = await client.GetStringAsync("/?lang=en");
+        Assert.That(en, Does.Contain("maxlength=\"100000\""));
+        Assert.That(Hint(en, "message-hint"), Does.Contain("At most 100,000 characters"));
+        var fr = await client.GetStringAsync("/?lang=fr");
+        Assert.That(Hint(fr, "message-hint"), Does.Contain("Au plus 100&#x202F;000 caractères"));
+    }
+
+    [Test]
+    public async Task The_sending_note_explains_an_error_right_after_sending_and_that_sending_again_is_safe()
+    {
+        using var client = _daemon.SocketClient();
+        var en = Note(await client.GetStringAsync("/?lang=en"));
+        Assert.That(en, Does.Contain("over the size limit").And.Contain("send fewer or smaller"));
+        Assert.That(en, Does.Contain("safe to send again"));
+        Assert.That(en, Does.Not.Contain("nothing was kept"), "a cut after the whole body arrived leaves it stored");
+        var fr = Note(await client.GetStringAsync("/?lang=fr"));
+        Assert.That(fr, Does.Contain("dépassent la taille maximale").And.Contain("renvoyer sans crainte"));
+        Assert.That(fr, Does.Not.Contain("rien n’a été conservé"));
+    }
+
+    [Test]
+    public async Task With_limits_of_one_the_pages_speak_in_the_singular()
+    {
+        await using var daemon = await TestDaemon.StartAsync(s => { s["OnionDrop:MaxFiles"] = "1"; s["OnionDrop:MaxMessageChars"] = "1"; });
+        using var client = daemon.LoopbackClient();
+        var en = await client.GetStringAsync("/?lang=en");
+        var fr = await client.GetStringAsync("/?lang=fr");
+        Assert.That(Hint(en, "files-hint"), Does.StartWith("One file, ").And.Not.Contain("several at once"));
+        Assert.That(Hint(fr, "files-hint"), Does.StartWith("Un seul fichier, ").And.Not.Contain("plusieurs à la fois"));
+        Assert.That(Hint(en, "message-hint"), Does.Contain("At most 1 character:"));
+        Assert.That(Hint(fr, "message-hint"), Does.Contain("Au plus 1 caractère&#xA0;:"));
+        Assert.That(en, Does.Not.Contain(" multiple "), "the file input lets a source pick one file only");
+
+        foreach (var (lang, files, chars) in new[] { ("en", "only one file", "at most 1 character."), ("fr", "qu’un seul fichier", "au plus 1 caractère.") })
+        {
+            using (var r = await client.PostAsync($"/?lang={lang}", new Multipart().File("1", [1]).File("2", [2]).ToContent()))
+                Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain(files).And.Not.Contain(" 1 files").And.Not.Contain(" 1 fichiers"));
+            using (var r = await client.PostAsync($"/?lang={lang}", new Multipart().Field("message", "ab").ToContent()))
+                Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain(chars));
+        }
+    }
+
+    [Test]
+    public async Task The_message_box_has_a_size_a_text_browser_can_draw()
+    {
+        using var client = _daemon.SocketClient();
+        Assert.That(await client.GetStringAsync("/"), Does.Match("<textarea id=\"message\" name=\"message\" rows=\"\\d+\" cols=\"\\d+\""));
+    }
+
+    [Test]
+    public async Task French_reads_naturally_and_the_receipt_lines_agree()
+    {
+        using var client = _daemon.SocketClient();
+        var fr = await client.GetStringAsync("/?lang=fr");
+        Assert.That(fr, Does.Not.Contain("(La Gazette du Lac)"), "the newsroom's name is no aside in brackets");
+        Assert.That(fr, Does.Contain("Chaque envoi est scellé dès son arrivée"), "the footer has a subject");
+        Assert.That(fr, Does.Not.Contain("compte où revenir").And.Not.Contain("journalisées"));
+
+        using (var r = await client.PostAsync("/?lang=fr", new Multipart().File("a.bin", new byte[2_000]).File("b.bin", new byte[2_000]).ToContent()))
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Fichiers reçus&#xA0;: 2").And.Contain("Message reçu&#xA0;: non"));
+        using (var r = await client.PostAsync("/?lang=en", new Multipart().Field("message", "words only").ToContent()))
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Files received: none").And.Contain("Message received: yes"));
+        using (var r = await client.PostAsync("/?lang=en", new Multipart().File("a.bin", [1]).ToContent()))
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Message received: no"));
+    }
+
+    private static string Hint(string html, string id) => System.Text.RegularExpressions.Regex.Match(html, $"<p class=\"hint\" id=\"{id}\">(.*?)</p>").Groups[1].Value;
+
+    private static string Note(string html) => System.Text.RegularExpressions.Regex.Match(html, "<p class=\"note\">(.*?)</p>").Groups[1].Value;
+
+    [Test]
     public async Task Language_follows_Accept_Language_and_the_visible_switch_link_without_a_cookie()
     {
         using var client = _daemon.LoopbackClient();

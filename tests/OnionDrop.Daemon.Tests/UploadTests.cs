@@ -68,7 +68,7 @@ public sealed class UploadTests
         using (var r = await client.PostAsync("/", messageOnly))
         {
             Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Files: none").And.Contain("Message received: yes"));
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Files received: none").And.Contain("Message received: yes"));
         }
 
         var fileOnly = new Multipart().File("a.txt", "x"u8.ToArray()).Field("message", "").ToContent();
@@ -85,6 +85,57 @@ public sealed class UploadTests
         Assert.That(opened, Has.Count.EqualTo(2));
         Assert.That(opened.Select(o => o.Files.Count), Is.EquivalentTo(new[] { 0, 1 }));
         Assert.That(daemon.BlobFiles().Where(f => !f.EndsWith(".sealed")), Is.Empty, "no partial left behind");
+    }
+
+    [Test]
+    public async Task An_empty_submission_is_not_told_that_its_message_was_lost()
+    {
+        await using var daemon = await TestDaemon.StartAsync();
+        using var client = daemon.LoopbackClient();
+        foreach (var lang in new[] { "en", "fr" })
+        {
+            using var r = await client.PostAsync($"/?lang={lang}", new Multipart().File("", []).Field("message", "").ToContent());
+            var html = await r.Content.ReadAsStringAsync();
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+            Assert.That(html, Does.Contain(lang == "en" ? "Nothing to send" : "Rien à envoyer"));
+            Assert.That(html, Does.Not.Contain("Nothing from this attempt was kept").And.Not.Contain("Rien de cette tentative"), "there was no message to lose");
+        }
+    }
+
+    [Test]
+    public async Task The_same_form_sent_twice_is_stored_once_and_answered_with_the_same_reference()
+    {
+        // Refresh, Back then Forward, or "Try again" on the receipt sends the same POST again, token included.
+        await using var daemon = await TestDaemon.StartAsync();
+        using var client = daemon.LoopbackClient();
+        var form = await client.GetStringAsync("/?lang=en");
+        var token = System.Text.RegularExpressions.Regex.Match(form, "<input type=\"hidden\" name=\"once\" value=\"([0-9a-f]+)\">").Groups[1].Value;
+        Assert.That(token, Has.Length.EqualTo(32), "each form carries a random one-time token");
+        Assert.That(await client.GetStringAsync("/?lang=en"), Does.Not.Contain(token), "a new one for each form");
+
+        var body = new Multipart().Field("once", token).File("report.pdf", RandomNumberGenerator.GetBytes(200_000)).Field("message", "twice?");
+        string first, second;
+        using (var r = await client.PostAsync("/?lang=en", body.ToContent())) first = await r.Content.ReadAsStringAsync();
+        using (var r = await client.PostAsync("/?lang=en", body.ToContent()))
+        {
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            second = await r.Content.ReadAsStringAsync();
+        }
+        var stored = daemon.Store.ListCommitted().Single();
+        Assert.That(first, Does.Contain(stored.Id).And.Not.Contain("had already arrived"));
+        Assert.That(second, Does.Contain(stored.Id).And.Contain("had already arrived"));
+        Assert.That(second, Does.Contain("Files received: 1"));
+        Assert.That(daemon.BlobFiles(), Has.Length.EqualTo(1), "the repeat left nothing on disk");
+
+        // Another form (another token) is another submission, and so is a client that sends none.
+        using (var r = await client.PostAsync("/", new Multipart().Field("once", new string('a', 32)).Field("message", "other").ToContent()))
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using (var r = await client.PostAsync("/", new Multipart().Field("message", "no token").ToContent()))
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using (var r = await client.PostAsync("/", new Multipart().Field("message", "no token").ToContent()))
+            Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(daemon.Store.ListCommitted(), Has.Count.EqualTo(4));
+        Assert.That(daemon.Counters.Received, Is.EqualTo(4), "a repeat is not counted as received twice");
     }
 
     [Test]
@@ -216,7 +267,10 @@ public sealed class UploadTests
             using (var busy = await client.PostAsync("/", new Multipart().File("third.txt", "third"u8.ToArray()).ToContent()))
             {
                 Assert.That(busy.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
-                Assert.That(await busy.Content.ReadAsStringAsync(), Does.Contain("Too many submissions").And.Contain("Nothing from this attempt was kept"));
+                var busyHtml = await busy.Content.ReadAsStringAsync();
+                Assert.That(busyHtml, Does.Contain("Too many submissions").And.Contain("Nothing from this attempt was kept"));
+                Assert.That(busyHtml, Does.Not.Contain("Many people"), "the places may be held by anyone, not by many sources");
+                Assert.That(busy.Headers.RetryAfter?.Delta, Is.GreaterThan(TimeSpan.Zero));
             }
             Assert.That(daemon.BlobFiles(), Has.Length.EqualTo(2), "the refused upload left nothing");
 

@@ -14,20 +14,26 @@ public sealed class PageLanguage
 {
     private static readonly ResourceManager Resources = new("OnionDrop.Daemon.Resources.Strings", typeof(PageLanguage).Assembly);
 
-    public static readonly PageLanguage English = new("en", "English", CultureInfo.GetCultureInfo("en-GB"));
-    public static readonly PageLanguage French = new("fr", "Français", CultureInfo.GetCultureInfo("fr-FR"));
+    public static readonly PageLanguage English = new("en", "English", CultureInfo.GetCultureInfo("en-GB"), n => n == 1);
+    // French puts 0 in the singular too: "au plus 0 caractère".
+    public static readonly PageLanguage French = new("fr", "Français", CultureInfo.GetCultureInfo("fr-FR"), n => n is 0 or 1);
     public static readonly IReadOnlyList<PageLanguage> All = [English, French];
 
     public string Code { get; }
     public string NativeName { get; }
     public CultureInfo Culture { get; }
+    private readonly Func<long, bool> _singular;
 
-    private PageLanguage(string code, string nativeName, CultureInfo culture) => (Code, NativeName, Culture) = (code, nativeName, culture);
+    private PageLanguage(string code, string nativeName, CultureInfo culture, Func<long, bool> singular) =>
+        (Code, NativeName, Culture, _singular) = (code, nativeName, culture, singular);
 
     /// <summary>A string from the resources; a missing one is a build defect, shown as its key.</summary>
     public string this[string key] => Resources.GetString(key, Culture) ?? key;
 
     public string Format(string key, params object[] args) => string.Format(Culture, this[key], args);
+
+    /// <summary>Like <see cref="Format"/>, from "<paramref name="key"/>One" when <paramref name="count"/> takes the singular.</summary>
+    public string FormatCount(string key, long count, params object[] args) => Format(_singular(count) ? key + "One" : key, args);
 
     public static PageLanguage For(HttpRequest request)
     {

@@ -20,10 +20,14 @@ public sealed class Pages(OnionDropOptions options)
 
     private static string E(string s) => Html.Encode(s);
 
-    public Page Form(PageLanguage t)
+    /// <param name="once">the form's one-time token, which makes the same form sent twice one submission (RecentSubmissions)</param>
+    public Page Form(PageLanguage t, string once)
     {
         var welcome = string.IsNullOrWhiteSpace(options.WelcomeText) ? "" : $"<p class=\"welcome\">{E(options.WelcomeText.Trim())}</p>\n";
         var maxLength = options.MaxMessageChars > 0 ? $" maxlength=\"{options.MaxMessageChars}\"" : "";
+        // maxlength cuts a long text silently, as it is typed or pasted: the hint says where.
+        var messageLimit = options.MaxMessageChars > 0 ? " " + t.FormatCount("MessageLimit", options.MaxMessageChars, options.MaxMessageChars) : "";
+        var multiple = options.MaxFiles > 1 ? " multiple" : "";
         var body = $"""
             <h1>{E(t["FormHeading"])}</h1>
             {welcome}<section class="card">
@@ -45,13 +49,14 @@ public sealed class Pages(OnionDropOptions options)
             </ul>
             </section>
             <form class="card" method="post" action="/?lang={t.Code}" enctype="multipart/form-data">
+            <input type="hidden" name="{UploadHandler.OnceField}" value="{E(once)}">
             <h2>{E(t["SubmissionHeading"])}</h2>
             <label for="files">{E(t["FilesLabel"])}</label>
-            <input type="file" id="files" name="files" multiple aria-describedby="files-hint">
-            <p class="hint" id="files-hint">{E(t.Format("FilesHint", options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
+            <input type="file" id="files" name="files"{multiple} aria-describedby="files-hint">
+            <p class="hint" id="files-hint">{E(t.FormatCount("FilesHint", options.MaxFiles, options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
             <label for="message">{E(t["MessageLabel"])}</label>
-            <textarea id="message" name="message" rows="8"{maxLength} aria-describedby="message-hint"></textarea>
-            <p class="hint" id="message-hint">{E(t["MessageHint"])}</p>
+            <textarea id="message" name="message" rows="8" cols="60"{maxLength} aria-describedby="message-hint"></textarea>
+            <p class="hint" id="message-hint">{E(t["MessageHint"] + messageLimit)}</p>
             <button type="submit">{E(t["SubmitButton"])}</button>
             <p class="note">{E(t["SendingNote"])}</p>
             </form>
@@ -59,8 +64,10 @@ public sealed class Pages(OnionDropOptions options)
         return new Page(200, t["FormTitle"], body);
     }
 
-    public Page Receipt(PageLanguage t, string reference, int files, long bytes, bool hasMessage)
+    /// <param name="repeat">the same form sent again (a reload): nothing new was stored</param>
+    public Page Receipt(PageLanguage t, string reference, int files, long bytes, bool hasMessage, bool repeat = false)
     {
+        var repeated = repeat ? $"<p>{E(t["ReceiptRepeat"])}</p>\n" : "";
         var body = $"""
             <section class="card">
             <p class="status">{E(t["ReceiptTitle"])}</p>
@@ -68,7 +75,7 @@ public sealed class Pages(OnionDropOptions options)
             <p>{E(t["ReferenceLabel"])}</p>
             <p class="reference" id="reference">{E(reference)}</p>
             <p>{E(files == 0 ? t["ReceiptFilesNone"] : t.Format("ReceiptFiles", files, t.FormatSize(bytes)))}<br>{E(t[hasMessage ? "ReceiptMessageYes" : "ReceiptMessageNo"])}</p>
-            <h2>{E(t["ExpectHeading"])}</h2>
+            {repeated}<h2>{E(t["ExpectHeading"])}</h2>
             <ul>
             <li>{E(t["Expect1"])}</li>
             <li>{E(t["Expect2"])}</li>
@@ -87,11 +94,17 @@ public sealed class Pages(OnionDropOptions options)
         var body = $"""
             <section class="card error">
             <h1>{E(t[titleKey])}</h1>
-            <p>{E(t.Format(textKey, args.Select(a => a is ByteSize size ? t.FormatSize(size.Bytes) : a).ToArray()))}</p>
+            <p>{E(Text(t, textKey, args))}</p>
             {stored}<p><a href="/?lang={t.Code}">{E(t["BackToForm"])}</a></p>
             </section>
             """;
         return new Page(status, t[titleKey], body);
+    }
+
+    private static string Text(PageLanguage t, string key, object[] args)
+    {
+        var shown = args.Select(a => a switch { ByteSize size => t.FormatSize(size.Bytes), Quantity q => q.N, _ => a }).ToArray();
+        return args is [Quantity count, ..] ? t.FormatCount(key, count.N, shown) : t.Format(key, shown);
     }
 
     /// <summary>The shared layout: newsroom name, language switch (a plain link, no cookie), footer.</summary>

@@ -15,6 +15,9 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
 {
     private static readonly byte[] StyleSheet = LoadStyleSheet();
 
+    /// <summary>The busy page's "try again in a few minutes", for clients that read Retry-After.</summary>
+    private const string BusyRetryAfterSeconds = "120";
+
     public async Task HandleAsync(HttpContext context)
     {
         var response = context.Response;
@@ -50,7 +53,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
         switch (request.Path.Value)
         {
             case "/" when isRead:
-                await WriteAsync(context, language, pages.Form(language));
+                await WriteAsync(context, language, pages.Form(language, RecentSubmissions.NewToken()));
                 break;
             case "/" when HttpMethods.IsPost(request.Method):
                 await ReceiveAsync(context, language);
@@ -81,14 +84,15 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
         try
         {
             var received = await uploads.ReceiveAsync(context);
-            counters.CountReceived();
-            page = pages.Receipt(language, received.Reference, received.Files, received.Bytes, received.HasMessage);
+            if (!received.Repeat) counters.CountReceived();
+            page = pages.Receipt(language, received.Reference, received.Files, received.Bytes, received.HasMessage, received.Repeat);
         }
         catch (UploadRefused refused)
         {
             counters.CountRefused();
             if (refused.CloseConnection || context.RequestAborted.IsCancellationRequested) { context.Abort(); return; }
-            page = pages.Error(language, refused.Status, refused.TitleKey, refused.TextKey, nothingStored: true, refused.Args);
+            page = pages.Error(language, refused.Status, refused.TitleKey, refused.TextKey, nothingStored: refused.SomethingWasSent, refused.Args);
+            if (refused.Status == StatusCodes.Status503ServiceUnavailable) context.Response.Headers.RetryAfter = BusyRetryAfterSeconds;
             // The rest of the body is not wanted; don't let the connection carry it into another request.
             context.Response.Headers.Connection = "close";
             finish = uploads.LetsTheClientFinish(context.Request);

@@ -18,7 +18,8 @@ public sealed class SealingRecipients(OnionDropOptions options)
 }
 
 /// <summary>What the receipt page may say: the reference, how many files, how big, whether there was a message.</summary>
-public sealed record ReceivedSubmission(string Reference, int Files, long Bytes, bool HasMessage);
+/// <param name="Repeat">the same form sent again: its first submission's receipt, nothing new stored</param>
+public sealed record ReceivedSubmission(string Reference, int Files, long Bytes, bool HasMessage, bool Repeat = false);
 
 /// <summary>
 /// Takes the form's POST: reads the multipart body as a stream, feeds each file straight into a
@@ -26,8 +27,12 @@ public sealed record ReceivedSubmission(string Reference, int Files, long Bytes,
 /// arrived. Any refusal or failure disposes the uncommitted writer, which deletes every piece of it.
 /// Nothing here logs anything about the request itself.
 /// </summary>
-public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipients recipients, OnionDropOptions options, ILogger<UploadHandler> log)
+public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipients recipients, RecentSubmissions recent, OnionDropOptions options,
+    ILogger<UploadHandler> log)
 {
+    /// <summary>The form's hidden field holding its one-time token (Pages.Form).</summary>
+    public const string OnceField = "once";
+
     private const int ChunkBytes = 64 * 1024;
     private const int MaxBoundaryLength = 200;
 
@@ -36,6 +41,9 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
 
     /// <summary>Uploads in progress may not pass <see cref="OnionDropOptions.MaxConcurrentUploads"/>: the memory they hold is bounded.</summary>
     private readonly SemaphoreSlim _slots = new(options.MaxConcurrentUploads);
+
+    /// <summary>1 from the first upload a full disk refuses until a commit finds the disk no longer low: logged once, not per upload.</summary>
+    private int _diskFull;
 
     public async Task<ReceivedSubmission> ReceiveAsync(HttpContext context)
     {
@@ -62,7 +70,7 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
         await using var writer = store.BeginSubmission();
         int files = 0, parts = 0;
         long bytes = 0;
-        string? message = null;
+        string? message = null, once = null;
         await using (var sealer = new SubmissionSealer(writer.Ciphertext, recipients.Keys))
         {
             while (await Parse(new ValueTask<MultipartSection?>(reader.ReadNextSectionAsync(context.RequestAborted))) is { } section)
@@ -81,6 +89,18 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
                 }
                 else if (part.Name == "message" && message is null)
                     message = await ReadMessageAsync(section.Body, buffer);
+                else if (part.Name == OnceField && once is null)
+                {
+                    once = await ReadTokenAsync(section.Body, buffer);
+                    // The same form sent again (it comes first in the form): read the rest and throw it away (the browser
+                    // shows an answer only once it has sent everything), and answer with the first receipt. The writer,
+                    // never committed, deletes what it holds.
+                    if (once is not null && recent.Find(once) is { } stored)
+                    {
+                        while (await body.ReadAsync(buffer) > 0) { }
+                        return stored with { Repeat = true };
+                    }
+                }
                 else
                     await DrainAsync(section.Body, buffer, limit: 4 * 1024); // a field the form does not have
             }
@@ -90,8 +110,29 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
             // source's connection drops before the receipt is shown.
             await sealer.CompleteAsync(writer.Id, message ?? "", DateTimeOffset.UtcNow, CancellationToken.None);
         }
-        await writer.CommitAsync(CancellationToken.None);
-        return new ReceivedSubmission(writer.Id, files, bytes, !string.IsNullOrWhiteSpace(message));
+        // Sent again while the first was still on its way: that one's receipt, and this copy is deleted uncommitted.
+        if (once is not null && await recent.ClaimAsync(once) is { } first) return first with { Repeat = true };
+        try { await writer.CommitAsync(CancellationToken.None); }
+        catch
+        {
+            if (once is not null) recent.Abandon(once);
+            throw;
+        }
+        var received = new ReceivedSubmission(writer.Id, files, bytes, !string.IsNullOrWhiteSpace(message));
+        if (once is not null) recent.Complete(once, received);
+        NoteDiskSpace();
+        return received;
+    }
+
+    /// <summary>The form's token, or null for anything else (a client without the form's field is served all the same).</summary>
+    private static async Task<string?> ReadTokenAsync(Stream section, byte[] buffer)
+    {
+        var length = 0;
+        int read;
+        while ((read = await Parse(section.ReadAsync(buffer.AsMemory(length, ChunkBytes - length)))) > 0)
+            if ((length += read) > 64) throw UploadRefused.Malformed();
+        var token = Encoding.ASCII.GetString(buffer, 0, length);
+        return RecentSubmissions.IsToken(token) ? token : null;
     }
 
     /// <summary>
@@ -227,7 +268,22 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
         return false;
     }
 
-    internal void LogDiskFull(Exception e) => log.LogError("Disk full: a submission could not be stored and was discarded ({Error})", e.Message);
+    /// <summary>
+    /// Once, when the disk fills: journald stamps every line, so one per refused upload would record when each source
+    /// tried. Said again only after a commit has found the disk no longer low (StatusFileWriter logs that moment).
+    /// </summary>
+    internal void LogDiskFull(Exception e)
+    {
+        if (Interlocked.Exchange(ref _diskFull, 1) == 0)
+            log.LogError("Disk full: uploads are refused, and nothing of them kept, until space is freed (logged once, not per upload): {Error}", e.Message);
+    }
+
+    private void NoteDiskSpace()
+    {
+        // Silent, after a commit: a line here would date a submission.
+        if (Volatile.Read(ref _diskFull) == 1 && new DriveInfo(options.DataDir).AvailableFreeSpace >= Status.StatusHealth.LowDiskBytes)
+            Volatile.Write(ref _diskFull, 0);
+    }
 
     /// <summary>
     /// A part's Content-Disposition. Filenames are taken as sent, however odd (the opener neutralises

@@ -24,6 +24,7 @@ public static class WebSetup
         services.AddSingleton<OnionServiceAddress>();
         services.AddSingleton<HostAllowList>();
         services.AddSingleton<SealingRecipients>();
+        services.AddSingleton(new RecentSubmissions(TimeProvider.System));
         services.AddSingleton<Pages>();
         services.AddSingleton<UploadHandler>();
         services.AddSingleton<SourceSite>();
