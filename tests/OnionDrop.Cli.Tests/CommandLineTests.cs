@@ -13,10 +13,13 @@ public class CommandLineTests
     [TearDown] public void TearDown() => dir.Dispose();
 
 
-    /// <summary>Runs the CLI with a clean ONIONDROP_* environment plus <paramref name="env"/>.</summary>
-    private static Task<ProcessResult> Run(string[] args, Dictionary<string, string>? env = null)
+    /// <summary>Runs the CLI with a clean ONIONDROP_* environment plus <paramref name="env"/>, as <paramref name="uid"/> if given.</summary>
+    private static Task<ProcessResult> Run(string[] args, Dictionary<string, string>? env = null, int? uid = null)
     {
-        var psi = Oniondrop.StartInfo(args);
+        var psi = uid is { } u
+            ? ChildProcess.StartInfo("setpriv", [$"--reuid={u}", $"--regid={u}", "--clear-groups", "--inh-caps=-all", "--",
+                "env", "HOME=/nonexistent", "dotnet", Oniondrop.Dll, .. args])
+            : Oniondrop.StartInfo(args);
         foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("ONIONDROP_", StringComparison.OrdinalIgnoreCase)).ToList())
             psi.Environment.Remove(name);
         foreach (var (k, v) in env ?? []) psi.Environment[k] = v;
@@ -107,6 +110,33 @@ public class CommandLineTests
         AssertOneLineError(await Run(["serve", "--data-dir", data, "--tor", "launch", "--recipient", key], new() { ["ONIONDROP_TOR_EXTRA_CONFIG"] = "ControlPort 9051" }),
             2, "serve", "TorExtraConfig line 1");
         Assert.That(Directory.Exists(data), Is.False, "nothing started, nothing written");
+    }
+
+    [Test]
+    public async Task ServeRefusesADataDirectoryOfAnotherUserBeforeMakingAnythingInIt()
+    {
+        // root serving the service's directory left root-owned files there (tor's key, torrc, status.json, even
+        // catalog.db when the start was refused), and the service's own daemon could then never start.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        Directory.CreateDirectory(data);
+        Assert.That((await ChildProcess.RunAsync("chown", ["65534:65534", data])).ExitCode, Is.Zero);
+        var r = await Run(["serve", "--data-dir", data, "--tor", "none", "--recipient", key]);
+        AssertOneLineError(r, 2, "serve", $"DataDir {data} belongs to uid 65534 (nobody), not to root: run serve as that user (e.g. sudo -u nobody oniondrop serve");
+        Assert.That(Directory.EnumerateFileSystemEntries(data), Is.Empty, "nothing made in it");
+    }
+
+    [Test]
+    public async Task ServeAsAUserWhoCannotMakeTheDataDirectoryExits2NamingItTheUserAndTheFix()
+    {
+        // A bare "Access to the path ... is denied" with exit 1, which systemd restarts again and again.
+        File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);   // root's 0755: nobody may enter, not write
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        var r = await Run(["serve", "--data-dir", data, "--tor", "none", "--recipient", key], uid: 65534);
+        AssertOneLineError(r, 2, "serve", $"DataDir {data} cannot be made or written by the user nobody (uid 65534)");
+        Assert.That(r.Stderr, Does.Contain($"sudo install -d -m 0700 -o nobody {data}"));
+        Assert.That(Directory.Exists(data), Is.False);
     }
 
     [Test]
