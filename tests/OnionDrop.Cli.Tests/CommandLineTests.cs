@@ -113,6 +113,23 @@ public class CommandLineTests
     }
 
     [Test]
+    public async Task ServeStopsWithExit2InOneLineWhenTorIsMissingOrRefusesItsTorrc()
+    {
+        // Both exited 1, the host's "Hosting failed to start" and a stack trace with them: under Restart=on-failure,
+        // a restart every few seconds for a mistake only the operator can fix.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        AssertOneLineError(await Run(["serve", "--data-dir", data, "--tor", "launch", "--recipient", key], new() { ["ONIONDROP_TOR_PATH"] = "/nonexistent/tor" }),
+            2, "serve", "bad configuration: TorPath: tor not found ('/nonexistent/tor'");
+        Assert.That(Directory.Exists(data), Is.False, "nothing started, nothing written");
+
+        var bogus = await Run(["serve", "--data-dir", data, "--tor", "launch", "--recipient", key], new() { ["ONIONDROP_TOR_EXTRA_CONFIG"] = "Bogus 1" });
+        AssertOneLineError(bogus, 2, "serve", "bad configuration: tor exited with code 1 before it was ready: ");
+        Assert.That(bogus.Stderr, Does.Contain("Unknown option 'Bogus'"), "in tor's own words");
+        Assert.That(bogus.Stdout, Does.Not.Contain("Hosting failed to start"));
+    }
+
+    [Test]
     public async Task ServeRefusesADataDirectoryOfAnotherUserBeforeMakingAnythingInIt()
     {
         // root serving the service's directory left root-owned files there (tor's key, torrc, status.json, even

@@ -72,6 +72,11 @@ public static class ServeCommand
             {
                 return Fail(ExitBadConfig, "bad configuration: " + string.Join("; ", e.Failures));
             }
+            catch (TorStartException e) when (e.BadConfiguration)
+            {
+                // No tor binary, or a torrc tor refuses: restarting cannot help (the host left out its stack trace).
+                return Fail(ExitBadConfig, "bad configuration: " + FirstLine(e));
+            }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // The host has logged the details for the operator; the terminal gets the one line.
