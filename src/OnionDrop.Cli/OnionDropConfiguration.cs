@@ -2,6 +2,7 @@ using System.Collections;
 using System.Reflection;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using OnionDrop.Daemon.Hosting;
 
 namespace OnionDrop.Cli;
@@ -141,6 +142,10 @@ public static partial class OnionDropConfiguration
                 throw new ConfigurationError($"config file {file}: unknown section \"{parts[0]}\" (settings go in \"{Section}\"; the log's levels in \"Logging\")");
             if (parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase) && parts.Length >= 2 && !Settings.ContainsKey(parts[1]))
                 throw new ConfigurationError($"config file {file}: unknown setting {Section}:{parts[1]} (known: {string.Join(", ", Settings.Keys)})");
+            // The host reads the levels only once it builds its logging: a bad one then exited 1, after the data directory was made.
+            if (parts[0].Equals("Logging", StringComparison.OrdinalIgnoreCase) && parts.Length >= 3
+                && parts[^2].Equals("LogLevel", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrEmpty(value) && !Enum.TryParse<LogLevel>(value, true, out _))
+                throw new ConfigurationError($"config file {file}: {key}: '{value}' is not a log level (Trace, Debug, Information, Warning, Error, Critical or None)");
             if (value is not null) layer[key] = value;
         }
         return layer;

@@ -157,6 +157,17 @@ public class CommandLineTests
     }
 
     [Test]
+    public async Task ServeRefusesALogLevelThatIsNoLevelWithExit2BeforeMakingAnything()
+    {
+        var file = dir.Combine("c.json");
+        await File.WriteAllTextAsync(file, """{ "Logging": { "LogLevel": { "Default": "Verbose" } } }""");
+        var data = dir.Combine("data");
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        AssertOneLineError(await Run(["serve", "--config", file, "--data-dir", data, "--tor", "none", "--recipient", key]), 2, "serve", "Logging:LogLevel:Default");
+        Assert.That(Directory.Exists(data), Is.False, "nothing started, nothing written");
+    }
+
+    [Test]
     public async Task StatusWithoutADaemonSaysSoAndExits2()
     {
         var r = await Run(["status", "--data-dir", dir.Path]);

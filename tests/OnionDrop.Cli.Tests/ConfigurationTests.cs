@@ -127,6 +127,17 @@ public class ConfigurationTests
         Assert.That((o.Retention.DeleteAfter, o.Retention.KeepDaysAfterAcknowledgement), Is.EqualTo((OnionDrop.Storage.AcknowledgementQuorum.All, 7)));
     }
 
+    [Test]
+    public void A_log_level_that_is_no_level_is_refused_naming_the_entry()
+    {
+        // Found only when the host set up its logging: exit 1, "Configuration value 'Verbose' is not supported."
+        Assert.That(Error(File("""{ "Logging": { "LogLevel": { "Default": "Verbose" } } }""")),
+            Does.Contain("Logging:LogLevel:Default").And.Contain("'Verbose'").And.Contain("Information"));
+        Assert.That(Error(File("""{ "Logging": { "Console": { "LogLevel": { "OnionDrop.Tor": "loud" } } } }""")),
+            Does.Contain("Logging:Console:LogLevel:OnionDrop.Tor"));
+        Assert.DoesNotThrow(() => Load(File("""{ "Logging": { "LogLevel": { "Default": "warning", "Microsoft": "None" } } }""")), "any case, as the host reads it");
+    }
+
     private static string Error(string? file, IDictionary? env = null)
     {
         var e = Assert.Throws<ConfigurationError>(() => Load(file, env: env))!;
