@@ -146,7 +146,9 @@ public static partial class OnionDropConfiguration
             if (parts[0].Equals("Logging", StringComparison.OrdinalIgnoreCase) && parts.Length >= 3
                 && parts[^2].Equals("LogLevel", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrEmpty(value) && !Enum.TryParse<LogLevel>(value, true, out _))
                 throw new ConfigurationError($"config file {file}: {key}: '{value}' is not a log level (Trace, Debug, Information, Warning, Error, Critical or None)");
-            if (value is not null) layer[key] = value;
+            // Beside the file, not wherever the command runs: "/" under systemd, the operator's home for `oniondrop status`.
+            if (IsDataDir(key) && !string.IsNullOrEmpty(value)) layer[key] = Path.GetFullPath(value, Path.GetDirectoryName(file)!);
+            else if (value is not null) layer[key] = value;
         }
         return layer;
     }
@@ -170,10 +172,13 @@ public static partial class OnionDropConfiguration
             else if (IsList(setting))
                 AddList(layer, key, SplitList(setting, value));
             else
-                layer[key] = value;
+                // A relative DataDir from the working directory, as --data-dir: made absolute now, as the other layers'.
+                layer[key] = IsDataDir(key) && value.Length > 0 ? Path.GetFullPath(value) : value;
         }
         return layer;
     }
+
+    private static bool IsDataDir(string key) => key.Equals($"{Section}:{nameof(OnionDropOptions.DataDir)}", StringComparison.OrdinalIgnoreCase);
 
     private static IEnumerable<string> SplitList(PropertyInfo setting, string value) =>
         value.Split(setting.Name == nameof(OnionDropOptions.Recipients) ? [',', ' ', '\t', '\n', '\r'] : ['\n', '\r'],

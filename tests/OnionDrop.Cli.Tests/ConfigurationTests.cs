@@ -138,6 +138,18 @@ public class ConfigurationTests
         Assert.DoesNotThrow(() => Load(File("""{ "Logging": { "LogLevel": { "Default": "warning", "Microsoft": "None" } } }""")), "any case, as the host reads it");
     }
 
+    [Test]
+    public void A_relative_DataDir_is_made_absolute_from_the_config_file_s_folder_or_else_the_working_directory()
+    {
+        // Left relative, it meant another directory for each working directory: "/" under systemd, the
+        // operator's home for `oniondrop status`.
+        Assert.That(Load(File("""{ "OnionDrop": { "DataDir": "data" } }""")).DataDir, Is.EqualTo(dir.Combine("data")), "beside the file");
+        Assert.That(Load(File("""{ "OnionDrop": { "DataDir": "../elsewhere/data" } }""")).DataDir,
+            Is.EqualTo(Path.GetFullPath(Path.Combine(dir.Path, "../elsewhere/data"))));
+        Assert.That(Load(File("{ }"), env: new Hashtable { ["ONIONDROP_DATA_DIR"] = "rel/data" }).DataDir, Is.EqualTo(Path.GetFullPath("rel/data")),
+            "from the environment, as from --data-dir");
+    }
+
     private static string Error(string? file, IDictionary? env = null)
     {
         var e = Assert.Throws<ConfigurationError>(() => Load(file, env: env))!;
