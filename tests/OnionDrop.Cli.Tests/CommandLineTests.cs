@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using OnionDrop.Daemon.Status;
 using OnionDrop.Sealing;
 using OnionDrop.Testing;
 
@@ -165,6 +166,29 @@ public class CommandLineTests
         var key = JournalistKey.Generate().PublicKey.ToString();
         AssertOneLineError(await Run(["serve", "--config", file, "--data-dir", data, "--tor", "none", "--recipient", key]), 2, "serve", "Logging:LogLevel:Default");
         Assert.That(Directory.Exists(data), Is.False, "nothing started, nothing written");
+    }
+
+    /// <summary>A status.json as a daemon that is still alive (this test's own process) last wrote it five minutes ago.</summary>
+    private static void WriteStaleStatus(string dataDir) => File.WriteAllText(Path.Combine(dataDir, DaemonStatus.FileName), new DaemonStatus
+    {
+        State = "running", Pid = Environment.ProcessId, StartedAt = DateTimeOffset.UtcNow.AddHours(-1), UpdatedAt = DateTimeOffset.UtcNow.AddMinutes(-5),
+        IntervalSeconds = 5, TorMode = "none", Disk = new DiskStatus(dataDir, 50L << 30, 100L << 30) { AsOf = DateTimeOffset.UtcNow.AddHours(-1) },
+    }.ToJson());
+
+    [Test]
+    public async Task StatusOfALiveDaemonWhoseFileIsStaleSaysItRunsAndLooksAtTheDisk()
+    {
+        // A full disk: the daemon (alive) could not write status.json, and status said "daemon NOT running ... hung?".
+        WriteStaleStatus(dir.Path);
+        var r = await Run(["status", "--data-dir", dir.Path]);
+        AssertOneLineError(r, 2, "status", $"daemon pid {Environment.ProcessId} is running but not writing its status file");
+        Assert.That(r.Stdout, Does.Not.Contain("NOT running"), r.ToString());
+
+        await using var full = await SmallTmpfs.MountAsync(16);
+        WriteStaleStatus(full.Path);
+        var low = await Run(["status", "--data-dir", full.Path]);
+        AssertOneLineError(low, 5, "status", $"low disk: ");
+        Assert.That(low.Stderr, Does.Contain($"under {full.Path}").And.Contain("running but not writing its status file"), low.ToString());
     }
 
     [Test]
