@@ -113,13 +113,24 @@ public static partial class OnionDropConfiguration
         return File.Exists(DefaultConfigFile) ? DefaultConfigFile : null;
     }
 
-    /// <summary>"OnionDrop:Recipients:2" → "OnionDrop:Recipients"; null for a key that is not part of a list setting.</summary>
+    /// <summary>
+    /// "OnionDrop:Recipients:2" → "OnionDrop:Recipients", "OnionDrop:Retention:Journalists:0" → "OnionDrop:Retention:Journalists";
+    /// null for a key that is not part of a list setting.
+    /// </summary>
     private static string? ListOf(string key)
     {
         var parts = key.Split(':');
-        return parts.Length >= 2 && parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase)
-            && Settings.TryGetValue(parts[1], out var p) && IsList(p) ? $"{Section}:{p.Name}" : null;
+        if (parts.Length < 2 || !parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase) || !Settings.TryGetValue(parts[1], out var p)) return null;
+        if (IsList(p)) return $"{Section}:{p.Name}";
+        return parts.Length >= 3 && Inner(p, parts[2]) is { } inner && IsList(inner) ? $"{Section}:{p.Name}:{inner.Name}" : null;
     }
+
+    /// <summary>A setting inside a section (Retention's Journalists), by its name in any case.</summary>
+    private static PropertyInfo? Inner(PropertyInfo section, string name) =>
+        section.PropertyType.GetProperty(name, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
+
+    /// <summary>A setting with nothing inside it: a string, a number, an enum, a TimeSpan.</summary>
+    private static bool IsPlain(PropertyInfo p) => p.PropertyType == typeof(string) || p.PropertyType.IsValueType;
 
     private static Dictionary<string, string?> FileLayer(string file)
     {
@@ -166,9 +177,16 @@ public static partial class OnionDropConfiguration
             if (!Settings.TryGetValue(path[0].Replace("_", ""), out var setting))
                 throw new ConfigurationError($"environment: {name} is not a setting (known: {string.Join(", ", Settings.Keys.Select(k => EnvPrefix + Snake(k)))})");
             var key = $"{Section}:{setting.Name}";
-            if (path.Length > 1)
+            var nested = path[1..].Select(p => p.Replace("_", "")).ToArray();
+            // The binder would ignore it without a word: ONIONDROP_DATA_DIR__X=1 is a mistake, not a setting.
+            if (nested.Length > 0 && IsPlain(setting))
+                throw new ConfigurationError($"environment: {name}: {setting.Name} has no settings inside it (set {EnvPrefix}{Snake(setting.Name)} itself)");
+            if (nested.Length == 1 && !IsList(setting) && Inner(setting, nested[0]) is { } innerList && IsList(innerList))
+                // A list inside a section in one variable, one item per line, as at the top: ONIONDROP_RETENTION__JOURNALISTS.
+                AddList(layer, $"{key}:{innerList.Name}", SplitList(innerList, value));
+            else if (nested.Length > 0)
                 // Nested names (Retention__MAX_AGE_DAYS) and indexes (Recipients__0); the binder ignores case.
-                layer[key + ":" + string.Join(':', path[1..].Select(p => p.Replace("_", "")))] = value;
+                layer[key + ":" + string.Join(':', nested)] = value;
             else if (IsList(setting))
                 AddList(layer, key, SplitList(setting, value));
             else

@@ -150,6 +150,20 @@ public class ConfigurationTests
             "from the environment, as from --data-dir");
     }
 
+    [Test]
+    public void A_list_inside_a_section_takes_one_item_per_line_and_a_plain_setting_has_nothing_inside_it()
+    {
+        // README: "Lists: one variable, one item per line". Inside Retention this failed with the binder's own message;
+        // and a nested name on a plain setting was ignored without a word.
+        var file = File("""{ "OnionDrop": { "Retention": { "Journalists": [ "carol", "dave", "erin" ] } } }""");
+        Assert.That(Load(file, env: new Hashtable { ["ONIONDROP_RETENTION__JOURNALISTS"] = "alice\nbob\n" }).Retention.Journalists,
+            Is.EqualTo(new[] { "alice", "bob" }), "one item per line, replacing the file's whole list");
+        Assert.That(Load(file, env: new Hashtable { ["ONIONDROP_RETENTION__JOURNALISTS__0"] = "alice" }).Retention.Journalists,
+            Is.EqualTo(new[] { "alice" }), "indexed too, replacing the whole list (not merged by index)");
+        Assert.That(Error(File("{ }"), new Hashtable { ["ONIONDROP_DATA_DIR__X"] = "1" }),
+            Is.EqualTo("environment: ONIONDROP_DATA_DIR__X: DataDir has no settings inside it (set ONIONDROP_DATA_DIR itself)"));
+    }
+
     private static string Error(string? file, IDictionary? env = null)
     {
         var e = Assert.Throws<ConfigurationError>(() => Load(file, env: env))!;
