@@ -2,6 +2,7 @@ using System.Collections;
 using System.Reflection;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using OnionDrop.Daemon.Hosting;
 
 namespace OnionDrop.Cli;
@@ -112,13 +113,24 @@ public static partial class OnionDropConfiguration
         return File.Exists(DefaultConfigFile) ? DefaultConfigFile : null;
     }
 
-    /// <summary>"OnionDrop:Recipients:2" → "OnionDrop:Recipients"; null for a key that is not part of a list setting.</summary>
+    /// <summary>
+    /// "OnionDrop:Recipients:2" → "OnionDrop:Recipients", "OnionDrop:Retention:Journalists:0" → "OnionDrop:Retention:Journalists";
+    /// null for a key that is not part of a list setting.
+    /// </summary>
     private static string? ListOf(string key)
     {
         var parts = key.Split(':');
-        return parts.Length >= 2 && parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase)
-            && Settings.TryGetValue(parts[1], out var p) && IsList(p) ? $"{Section}:{p.Name}" : null;
+        if (parts.Length < 2 || !parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase) || !Settings.TryGetValue(parts[1], out var p)) return null;
+        if (IsList(p)) return $"{Section}:{p.Name}";
+        return parts.Length >= 3 && Inner(p, parts[2]) is { } inner && IsList(inner) ? $"{Section}:{p.Name}:{inner.Name}" : null;
     }
+
+    /// <summary>A setting inside a section (Retention's Journalists), by its name in any case.</summary>
+    private static PropertyInfo? Inner(PropertyInfo section, string name) =>
+        section.PropertyType.GetProperty(name, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
+
+    /// <summary>A setting with nothing inside it: a string, a number, an enum, a TimeSpan.</summary>
+    private static bool IsPlain(PropertyInfo p) => p.PropertyType == typeof(string) || p.PropertyType.IsValueType;
 
     private static Dictionary<string, string?> FileLayer(string file)
     {
@@ -141,7 +153,13 @@ public static partial class OnionDropConfiguration
                 throw new ConfigurationError($"config file {file}: unknown section \"{parts[0]}\" (settings go in \"{Section}\"; the log's levels in \"Logging\")");
             if (parts[0].Equals(Section, StringComparison.OrdinalIgnoreCase) && parts.Length >= 2 && !Settings.ContainsKey(parts[1]))
                 throw new ConfigurationError($"config file {file}: unknown setting {Section}:{parts[1]} (known: {string.Join(", ", Settings.Keys)})");
-            if (value is not null) layer[key] = value;
+            // The host reads the levels only once it builds its logging: a bad one then exited 1, after the data directory was made.
+            if (parts[0].Equals("Logging", StringComparison.OrdinalIgnoreCase) && parts.Length >= 3
+                && parts[^2].Equals("LogLevel", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrEmpty(value) && !Enum.TryParse<LogLevel>(value, true, out _))
+                throw new ConfigurationError($"config file {file}: {key}: '{value}' is not a log level (Trace, Debug, Information, Warning, Error, Critical or None)");
+            // Beside the file, not wherever the command runs: "/" under systemd, the operator's home for `oniondrop status`.
+            if (IsDataDir(key) && !string.IsNullOrEmpty(value)) layer[key] = Path.GetFullPath(value, Path.GetDirectoryName(file)!);
+            else if (value is not null) layer[key] = value;
         }
         return layer;
     }
@@ -159,16 +177,26 @@ public static partial class OnionDropConfiguration
             if (!Settings.TryGetValue(path[0].Replace("_", ""), out var setting))
                 throw new ConfigurationError($"environment: {name} is not a setting (known: {string.Join(", ", Settings.Keys.Select(k => EnvPrefix + Snake(k)))})");
             var key = $"{Section}:{setting.Name}";
-            if (path.Length > 1)
+            var nested = path[1..].Select(p => p.Replace("_", "")).ToArray();
+            // The binder would ignore it without a word: ONIONDROP_DATA_DIR__X=1 is a mistake, not a setting.
+            if (nested.Length > 0 && IsPlain(setting))
+                throw new ConfigurationError($"environment: {name}: {setting.Name} has no settings inside it (set {EnvPrefix}{Snake(setting.Name)} itself)");
+            if (nested.Length == 1 && !IsList(setting) && Inner(setting, nested[0]) is { } innerList && IsList(innerList))
+                // A list inside a section in one variable, one item per line, as at the top: ONIONDROP_RETENTION__JOURNALISTS.
+                AddList(layer, $"{key}:{innerList.Name}", SplitList(innerList, value));
+            else if (nested.Length > 0)
                 // Nested names (Retention__MAX_AGE_DAYS) and indexes (Recipients__0); the binder ignores case.
-                layer[key + ":" + string.Join(':', path[1..].Select(p => p.Replace("_", "")))] = value;
+                layer[key + ":" + string.Join(':', nested)] = value;
             else if (IsList(setting))
                 AddList(layer, key, SplitList(setting, value));
             else
-                layer[key] = value;
+                // A relative DataDir from the working directory, as --data-dir: made absolute now, as the other layers'.
+                layer[key] = IsDataDir(key) && value.Length > 0 ? Path.GetFullPath(value) : value;
         }
         return layer;
     }
+
+    private static bool IsDataDir(string key) => key.Equals($"{Section}:{nameof(OnionDropOptions.DataDir)}", StringComparison.OrdinalIgnoreCase);
 
     private static IEnumerable<string> SplitList(PropertyInfo setting, string value) =>
         value.Split(setting.Name == nameof(OnionDropOptions.Recipients) ? [',', ' ', '\t', '\n', '\r'] : ['\n', '\r'],

@@ -36,6 +36,8 @@ public sealed class TorProcess : IAsyncDisposable
     private readonly Queue<TorLogLine> _recent = new();
     private readonly object _gate = new();
     private readonly TaskCompletionSource _stdoutClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private const string ConfigurationRefused = "Reading config failed";
+    private bool _refusedConfiguration;
 
     private TorProcess(Process process, TorrcValues values, ILogger logger)
     {
@@ -167,6 +169,8 @@ public sealed class TorProcess : IAsyncDisposable
             _recent.Enqueue(line);
             while (_recent.Count > 20) _recent.Dequeue();
             if (line.Severity >= TorSeverity.Warn) LastWarning = line.Message;
+            // tor's words, for any torrc it will not run with (an unknown option, a bad value), and only for that.
+            if (line.Message.StartsWith(ConfigurationRefused, StringComparison.Ordinal)) _refusedConfiguration = true;
         }
         _logger.Log(line.LogLevel, "tor: {Message}", line.Message);
         LogLine?.Invoke(line);
@@ -188,8 +192,7 @@ public sealed class TorProcess : IAsyncDisposable
         deadline.CancelAfter(timeout);
         while (true)
         {
-            if (Exited.IsCompleted)
-                throw new TorStartException($"tor {DescribeExit(await Exited)} before it was ready: {RecentProblems()}");
+            if (Exited.IsCompleted) throw await ExitedBeforeReadyAsync();
             if (File.Exists(Values.ControlSocket))
             {
                 try
@@ -219,8 +222,12 @@ public sealed class TorProcess : IAsyncDisposable
             if (!Exited.IsCompleted)
                 throw new TorStartException($"tor did not answer on its control socket {Values.ControlSocket} within {timeout.TotalSeconds:0} s: {RecentProblems()}");
         }
-        throw new TorStartException($"tor {DescribeExit(await Exited)} before it was ready: {RecentProblems()}");
+        throw await ExitedBeforeReadyAsync();
     }
+
+    /// <summary>tor's own last words, and whether they were that it refused its configuration (a bad TorExtraConfig line).</summary>
+    private async Task<TorStartException> ExitedBeforeReadyAsync() =>
+        new($"tor {DescribeExit(await Exited)} before it was ready: {RecentProblems()}", badConfiguration: _refusedConfiguration);
 
     private async Task SetUpControlAsync(CancellationToken cancellationToken)
     {
@@ -315,12 +322,19 @@ public sealed class TorProcess : IAsyncDisposable
 }
 
 /// <summary>tor could not be started or did not come up; the message carries tor's own words.</summary>
-public class TorStartException(string message) : Exception(message);
+/// <param name="badConfiguration">
+/// The operator's settings are at fault (no tor binary, a torrc tor refuses): starting again cannot help, so the
+/// daemon exits as for any bad configuration (2, which systemd does not restart), not as for a failure (1).
+/// </param>
+public class TorStartException(string message, bool badConfiguration = false) : Exception(message)
+{
+    public bool BadConfiguration { get; } = badConfiguration;
+}
 
 /// <summary>There is no tor binary where we looked.</summary>
 public sealed class TorNotFoundException(string torPath) : TorStartException(
     $"tor not found ('{torPath}', looked on PATH and in /usr/sbin): install Debian's tor package " +
-    "(sudo apt-get install tor, or scripts/setup-deps) or set OnionDrop:TorPath to the tor binary")
+    "(sudo apt-get install tor, or scripts/setup-deps) or set OnionDrop:TorPath to the tor binary", badConfiguration: true)
 {
     public string TorPath { get; } = torPath;
 }

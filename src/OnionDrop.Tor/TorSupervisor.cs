@@ -94,13 +94,17 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         {
             var session = _session!;
             var startedAt = DateTimeOffset.UtcNow;
-            await FollowAsync(session, stoppingToken);
+            var abandoned = await FollowAsync(session, stoppingToken);
             if (stoppingToken.IsCancellationRequested) return;
 
-            logger.LogWarning("Tor went away unexpectedly: {Reason}", session.EndReason());
+            var reason = session.EndReason();
+            logger.LogWarning("Tor went away unexpectedly: {Reason}", reason);
             await session.DisposeAsync();
             if (DateTimeOffset.UtcNow - startedAt > TimeSpan.FromMinutes(5)) delay = options.RestartDelay;
-            Update(s => s with { Phase = TorPhase.Restarting, Restarts = s.Restarts + 1, Published = false, PublishedAt = null, TorPid = null });
+            // The exit is the problem now: tor's last warning before it (a relay's closed connection, say) would mislead.
+            // (A tor we killed for its silence keeps that reason, which AbandonAsync gave.)
+            Update(s => s with { Phase = TorPhase.Restarting, Restarts = s.Restarts + 1, Published = false, PublishedAt = null, TorPid = null,
+                LastWarning = abandoned ? s.LastWarning : "tor went away: " + reason });
             // The system tor is not ours to restart: say what the daemon does, lest the operator look for a tor it started.
             var again = options.Mode == TorSupervisorMode.System ? "Reconnecting to the system tor" : "Restarting tor";
             while (true)
@@ -123,8 +127,11 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         }
     }
 
-    /// <summary>Follows tor's events until it goes away or we stop; also watches for a stalled bootstrap and a tor that stopped answering.</summary>
-    private async Task FollowAsync(ITorSession session, CancellationToken stoppingToken)
+    /// <summary>
+    /// Follows tor's events until it goes away or we stop; also watches for a stalled bootstrap and a tor that stopped
+    /// answering. True when it gave up on a silent tor itself.
+    /// </summary>
+    private async Task<bool> FollowAsync(ITorSession session, CancellationToken stoppingToken)
     {
         using var watchdog = new PeriodicTimer(TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(5).Ticks, options.UnresponsiveAfter.Ticks / 2)));
         var probe = new ControlProbe(session.Control, options.UnresponsiveAfter);
@@ -133,15 +140,15 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         while (true)
         {
             var done = await Task.WhenAny(next, tick, session.Ended);
-            if (done == session.Ended || stoppingToken.IsCancellationRequested) return;
+            if (done == session.Ended || stoppingToken.IsCancellationRequested) return false;
             if (done == tick)
             {
-                try { if (!await tick) return; } catch (OperationCanceledException) { return; }
+                try { if (!await tick) return false; } catch (OperationCanceledException) { return false; }
                 CheckStuck();
                 if (probe.Tick() is { } silent)
                 {
                     await AbandonAsync(session, silent, stoppingToken);
-                    return;
+                    return true;
                 }
                 ReportSilence(session, probe.Waiting);
                 tick = watchdog.WaitForNextTickAsync(stoppingToken).AsTask();
@@ -152,7 +159,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
             catch (Exception ex) when (ex is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
             {
                 await session.Ended.WaitAsync(TimeSpan.FromSeconds(10), stoppingToken).ContinueWith(_ => { });
-                return;
+                return false;
             }
             OnEvent(session, e);
             next = session.Control.Events.ReadAsync(stoppingToken).AsTask();

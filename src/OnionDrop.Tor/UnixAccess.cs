@@ -64,6 +64,9 @@ public static class UnixAccess
 
     public static int EffectiveUid => (int)geteuid();
 
+    /// <summary>Whether this process may make files in the directory <paramref name="path"/> (access(2) for the effective uid: modes, a read-only mount).</summary>
+    public static bool MayWrite(string path) => faccessat(AtFdCwd, path, WriteOk | ExecuteOk, AtEaccess) == 0;
+
     /// <summary>
     /// Why <paramref name="account"/> could not connect to a Unix socket at <paramref name="socketPath"/> owned by
     /// <paramref name="socketOwner"/> and shared (0660) with <paramref name="socketGroup"/>, or (null) 0600; null if it could.
@@ -107,4 +110,9 @@ public static class UnixAccess
 
     [DllImport("libc")]
     private static extern uint geteuid();
+
+    private const int WriteOk = 2, ExecuteOk = 1, AtEaccess = 0x200;
+
+    [DllImport("libc", SetLastError = true, CharSet = CharSet.Ansi)]
+    private static extern int faccessat(int dirfd, string path, int mode, int flags);
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using OnionDrop.Daemon.Status;
 using OnionDrop.Sealing;
 using OnionDrop.Testing;
 
@@ -13,10 +14,13 @@ public class CommandLineTests
     [TearDown] public void TearDown() => dir.Dispose();
 
 
-    /// <summary>Runs the CLI with a clean ONIONDROP_* environment plus <paramref name="env"/>.</summary>
-    private static Task<ProcessResult> Run(string[] args, Dictionary<string, string>? env = null)
+    /// <summary>Runs the CLI with a clean ONIONDROP_* environment plus <paramref name="env"/>, as <paramref name="uid"/> if given.</summary>
+    private static Task<ProcessResult> Run(string[] args, Dictionary<string, string>? env = null, int? uid = null)
     {
-        var psi = Oniondrop.StartInfo(args);
+        var psi = uid is { } u
+            ? ChildProcess.StartInfo("setpriv", [$"--reuid={u}", $"--regid={u}", "--clear-groups", "--inh-caps=-all", "--",
+                "env", "HOME=/nonexistent", "dotnet", Oniondrop.Dll, .. args])
+            : Oniondrop.StartInfo(args);
         foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("ONIONDROP_", StringComparison.OrdinalIgnoreCase)).ToList())
             psi.Environment.Remove(name);
         foreach (var (k, v) in env ?? []) psi.Environment[k] = v;
@@ -107,6 +111,84 @@ public class CommandLineTests
         AssertOneLineError(await Run(["serve", "--data-dir", data, "--tor", "launch", "--recipient", key], new() { ["ONIONDROP_TOR_EXTRA_CONFIG"] = "ControlPort 9051" }),
             2, "serve", "TorExtraConfig line 1");
         Assert.That(Directory.Exists(data), Is.False, "nothing started, nothing written");
+    }
+
+    [Test]
+    public async Task ServeStopsWithExit2InOneLineWhenTorIsMissingOrRefusesItsTorrc()
+    {
+        // Both exited 1, the host's "Hosting failed to start" and a stack trace with them: under Restart=on-failure,
+        // a restart every few seconds for a mistake only the operator can fix.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        AssertOneLineError(await Run(["serve", "--data-dir", data, "--tor", "launch", "--recipient", key], new() { ["ONIONDROP_TOR_PATH"] = "/nonexistent/tor" }),
+            2, "serve", "bad configuration: TorPath: tor not found ('/nonexistent/tor'");
+        Assert.That(Directory.Exists(data), Is.False, "nothing started, nothing written");
+
+        var bogus = await Run(["serve", "--data-dir", data, "--tor", "launch", "--recipient", key], new() { ["ONIONDROP_TOR_EXTRA_CONFIG"] = "Bogus 1" });
+        AssertOneLineError(bogus, 2, "serve", "bad configuration: tor exited with code 1 before it was ready: ");
+        Assert.That(bogus.Stderr, Does.Contain("Unknown option 'Bogus'"), "in tor's own words");
+        Assert.That(bogus.Stdout, Does.Not.Contain("Hosting failed to start"));
+    }
+
+    [Test]
+    public async Task ServeRefusesADataDirectoryOfAnotherUserBeforeMakingAnythingInIt()
+    {
+        // root serving the service's directory left root-owned files there (tor's key, torrc, status.json, even
+        // catalog.db when the start was refused), and the service's own daemon could then never start.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        Directory.CreateDirectory(data);
+        Assert.That((await ChildProcess.RunAsync("chown", ["65534:65534", data])).ExitCode, Is.Zero);
+        var r = await Run(["serve", "--data-dir", data, "--tor", "none", "--recipient", key]);
+        AssertOneLineError(r, 2, "serve", $"DataDir {data} belongs to uid 65534 (nobody), not to root: run serve as that user (e.g. sudo -u nobody oniondrop serve");
+        Assert.That(Directory.EnumerateFileSystemEntries(data), Is.Empty, "nothing made in it");
+    }
+
+    [Test]
+    public async Task ServeAsAUserWhoCannotMakeTheDataDirectoryExits2NamingItTheUserAndTheFix()
+    {
+        // A bare "Access to the path ... is denied" with exit 1, which systemd restarts again and again.
+        File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);   // root's 0755: nobody may enter, not write
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        var r = await Run(["serve", "--data-dir", data, "--tor", "none", "--recipient", key], uid: 65534);
+        AssertOneLineError(r, 2, "serve", $"DataDir {data} cannot be made or written by the user nobody (uid 65534)");
+        Assert.That(r.Stderr, Does.Contain($"sudo install -d -m 0700 -o nobody {data}"));
+        Assert.That(Directory.Exists(data), Is.False);
+    }
+
+    [Test]
+    public async Task ServeRefusesALogLevelThatIsNoLevelWithExit2BeforeMakingAnything()
+    {
+        var file = dir.Combine("c.json");
+        await File.WriteAllTextAsync(file, """{ "Logging": { "LogLevel": { "Default": "Verbose" } } }""");
+        var data = dir.Combine("data");
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        AssertOneLineError(await Run(["serve", "--config", file, "--data-dir", data, "--tor", "none", "--recipient", key]), 2, "serve", "Logging:LogLevel:Default");
+        Assert.That(Directory.Exists(data), Is.False, "nothing started, nothing written");
+    }
+
+    /// <summary>A status.json as a daemon that is still alive (this test's own process) last wrote it five minutes ago.</summary>
+    private static void WriteStaleStatus(string dataDir) => File.WriteAllText(Path.Combine(dataDir, DaemonStatus.FileName), new DaemonStatus
+    {
+        State = "running", Pid = Environment.ProcessId, StartedAt = DateTimeOffset.UtcNow.AddHours(-1), UpdatedAt = DateTimeOffset.UtcNow.AddMinutes(-5),
+        IntervalSeconds = 5, TorMode = "none", Disk = new DiskStatus(dataDir, 50L << 30, 100L << 30) { AsOf = DateTimeOffset.UtcNow.AddHours(-1) },
+    }.ToJson());
+
+    [Test]
+    public async Task StatusOfALiveDaemonWhoseFileIsStaleSaysItRunsAndLooksAtTheDisk()
+    {
+        // A full disk: the daemon (alive) could not write status.json, and status said "daemon NOT running ... hung?".
+        WriteStaleStatus(dir.Path);
+        var r = await Run(["status", "--data-dir", dir.Path]);
+        AssertOneLineError(r, 2, "status", $"daemon pid {Environment.ProcessId} is running but not writing its status file");
+        Assert.That(r.Stdout, Does.Not.Contain("NOT running"), r.ToString());
+
+        await using var full = await SmallTmpfs.MountAsync(16);
+        WriteStaleStatus(full.Path);
+        var low = await Run(["status", "--data-dir", full.Path]);
+        AssertOneLineError(low, 5, "status", $"low disk: ");
+        Assert.That(low.Stderr, Does.Contain($"under {full.Path}").And.Contain("running but not writing its status file"), low.ToString());
     }
 
     [Test]

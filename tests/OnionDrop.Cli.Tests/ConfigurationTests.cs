@@ -127,6 +127,43 @@ public class ConfigurationTests
         Assert.That((o.Retention.DeleteAfter, o.Retention.KeepDaysAfterAcknowledgement), Is.EqualTo((OnionDrop.Storage.AcknowledgementQuorum.All, 7)));
     }
 
+    [Test]
+    public void A_log_level_that_is_no_level_is_refused_naming_the_entry()
+    {
+        // Found only when the host set up its logging: exit 1, "Configuration value 'Verbose' is not supported."
+        Assert.That(Error(File("""{ "Logging": { "LogLevel": { "Default": "Verbose" } } }""")),
+            Does.Contain("Logging:LogLevel:Default").And.Contain("'Verbose'").And.Contain("Information"));
+        Assert.That(Error(File("""{ "Logging": { "Console": { "LogLevel": { "OnionDrop.Tor": "loud" } } } }""")),
+            Does.Contain("Logging:Console:LogLevel:OnionDrop.Tor"));
+        Assert.DoesNotThrow(() => Load(File("""{ "Logging": { "LogLevel": { "Default": "warning", "Microsoft": "None" } } }""")), "any case, as the host reads it");
+    }
+
+    [Test]
+    public void A_relative_DataDir_is_made_absolute_from_the_config_file_s_folder_or_else_the_working_directory()
+    {
+        // Left relative, it meant another directory for each working directory: "/" under systemd, the
+        // operator's home for `oniondrop status`.
+        Assert.That(Load(File("""{ "OnionDrop": { "DataDir": "data" } }""")).DataDir, Is.EqualTo(dir.Combine("data")), "beside the file");
+        Assert.That(Load(File("""{ "OnionDrop": { "DataDir": "../elsewhere/data" } }""")).DataDir,
+            Is.EqualTo(Path.GetFullPath(Path.Combine(dir.Path, "../elsewhere/data"))));
+        Assert.That(Load(File("{ }"), env: new Hashtable { ["ONIONDROP_DATA_DIR"] = "rel/data" }).DataDir, Is.EqualTo(Path.GetFullPath("rel/data")),
+            "from the environment, as from --data-dir");
+    }
+
+    [Test]
+    public void A_list_inside_a_section_takes_one_item_per_line_and_a_plain_setting_has_nothing_inside_it()
+    {
+        // README: "Lists: one variable, one item per line". Inside Retention this failed with the binder's own message;
+        // and a nested name on a plain setting was ignored without a word.
+        var file = File("""{ "OnionDrop": { "Retention": { "Journalists": [ "carol", "dave", "erin" ] } } }""");
+        Assert.That(Load(file, env: new Hashtable { ["ONIONDROP_RETENTION__JOURNALISTS"] = "alice\nbob\n" }).Retention.Journalists,
+            Is.EqualTo(new[] { "alice", "bob" }), "one item per line, replacing the file's whole list");
+        Assert.That(Load(file, env: new Hashtable { ["ONIONDROP_RETENTION__JOURNALISTS__0"] = "alice" }).Retention.Journalists,
+            Is.EqualTo(new[] { "alice" }), "indexed too, replacing the whole list (not merged by index)");
+        Assert.That(Error(File("{ }"), new Hashtable { ["ONIONDROP_DATA_DIR__X"] = "1" }),
+            Is.EqualTo("environment: ONIONDROP_DATA_DIR__X: DataDir has no settings inside it (set ONIONDROP_DATA_DIR itself)"));
+    }
+
     private static string Error(string? file, IDictionary? env = null)
     {
         var e = Assert.Throws<ConfigurationError>(() => Load(file, env: env))!;

@@ -188,6 +188,29 @@ public class DaemonStatusTests
     }
 
     [Test]
+    public async Task After_a_clean_stop_the_status_file_says_tor_stopped_too()
+    {
+        // The status file was marked stopped before tor was (hosted services stop in reverse order), so it kept
+        // "tor running (pid N)" under "daemon NOT running".
+        var data = dir.Combine("data");
+        await using var daemon = await DaemonProcess.StartAsync(data, Recipient, tor: "launch");
+        var torPid = (await WaitFor(data, s => s.TorPid is not null, TimeSpan.FromSeconds(90), "tor's pid")).TorPid!.Value;
+        torPids.Add(torPid);
+
+        Assert.That(await daemon.StopAsync(), Is.EqualTo(0), daemon.Output);
+        var stopped = await StatusOf(data);
+        Assert.Multiple(() =>
+        {
+            Assert.That((string)stopped.Json["state"]!, Is.EqualTo("stopped"));
+            Assert.That((string)stopped.Json["tor"]!["phase"]!, Is.EqualTo("stopped"), stopped.ToString());
+            Assert.That((bool)stopped.Json["tor"]!["running"]!, Is.False, stopped.ToString());
+            Assert.That(stopped.TorPid, Is.Null, stopped.ToString());
+        });
+        var human = await Oniondrop.RunAsync(["status", "--data-dir", data]);
+        Assert.That(human.Stdout, Does.Contain("NOT running").And.Not.Contain("tor            running"), human.ToString());
+    }
+
+    [Test]
     public async Task WithoutTorHealthyUntilTheDaemonIsKilled()
     {
         var data = dir.Combine("data");
@@ -200,7 +223,7 @@ public class DaemonStatusTests
         Assert.That(human.ExitCode, Is.EqualTo(0));
         Assert.That(human.Stdout, Does.StartWith("OnionDrop: healthy").And.Contain($"pid {daemon.Pid}").And.Contain($"http://127.0.0.1:{daemon.Port}/"));
 
-        // With the default interval (1 h), an upload shows in neither the count nor the free disk: status.json,
+        // Taken at start and then daily, the figures show an upload in neither the count nor the free disk: status.json,
         // rewritten every 5 s, would otherwise tell when each submission arrived, and its size.
         var before = await StatusOf(data);
         using (var client = new HttpClient { BaseAddress = daemon.BaseAddress })
@@ -211,7 +234,7 @@ public class DaemonStatusTests
         }
         var uploaded = DateTimeOffset.UtcNow;
         var after = await WaitFor(data, s => (DateTimeOffset)s.Json["updatedAt"]! > uploaded.AddSeconds(1), TimeSpan.FromSeconds(30), "a rewrite after the upload");
-        Assert.That((int)after.Json["submissions"]!["waiting"]!, Is.Zero, "the count waits for the next hourly figures");
+        Assert.That((int)after.Json["submissions"]!["waiting"]!, Is.Zero, "the count waits for the next daily figures");
         Assert.That((long)after.Json["disk"]!["freeBytes"]!, Is.EqualTo((long)before.Json["disk"]!["freeBytes"]!), "so does the free disk");
         Assert.That((DateTimeOffset)after.Json["submissions"]!["asOf"]!, Is.LessThan(uploaded));
         Assert.That((await Oniondrop.RunAsync(["status", "--data-dir", data])).Stdout, Does.Contain("0 waiting (0 B), as of "));

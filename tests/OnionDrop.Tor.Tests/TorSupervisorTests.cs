@@ -151,6 +151,26 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_killed_tor_s_problem_is_its_kill_not_its_last_warning()
+    {
+        // `oniondrop status` showed tor's last warning from before (say "a relay closed the connection at 14%")
+        // while the log said "killed by signal 9".
+        using var data = new TempDirectory();
+        using var supervisor = Supervisor(data.Path, new TestLogger<TorSupervisor>());
+        await supervisor.StartAsync(CancellationToken.None);
+        try
+        {
+            var before = supervisor.Current;
+            using var cts = new CancellationTokenSource(Timeout);
+            var restarting = supervisor.WaitForAsync(s => s.Phase == TorPhase.Restarting, cts.Token);
+            Process.GetProcessById(before.TorPid!.Value).Kill();
+            var state = await restarting;
+            Assert.That(state.LastWarning, Does.StartWith($"tor went away: tor (pid {before.TorPid}) was killed by signal 9 (SIGKILL)"));
+        }
+        finally { await supervisor.StopAsync(CancellationToken.None); }
+    }
+
+    [Test]
     public async Task Stopped_tor_that_answers_nothing_is_killed_and_restarted_with_the_same_address()
     {
         using var data = new TempDirectory();

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Net.Sockets;
 using OnionDrop.Pull;
 using OnionDrop.Storage;
-using OnionDrop.Tor;
 
 namespace OnionDrop.Cli.Commands;
 
@@ -49,7 +48,7 @@ public static class CompactCommand
                 else
                 {
                     // LiteDB rebuilds into a new file: made by anyone else (root), the daemon could no longer open it.
-                    if (Owner(options.DataDir) is { } owner && owner != UnixAccess.EffectiveUid)
+                    if (DataDirectoryOptions.OtherOwner(options.DataDir) is { } owner)
                         return Fail($"the daemon is not running and {options.DataDir} belongs to uid {owner}: run this as that user " +
                                     "(e.g. sudo -u oniondrop oniondrop compact), so catalog.db keeps its owner", 1);
                     using (var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions())) store.Compact();
@@ -76,12 +75,5 @@ public static class CompactCommand
     {
         Console.Error.WriteLine("oniondrop compact: " + message);
         return code;
-    }
-
-    /// <summary>The uid owning <paramref name="path"/>; null if it cannot be read (opening the store then says why).</summary>
-    internal static int? Owner(string path)
-    {
-        try { return UnixAccess.Of(path).Uid; }
-        catch (IOException) { return null; }
     }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using OnionDrop.Daemon.Hosting;
+using OnionDrop.Tor;
 
 namespace OnionDrop.Cli.Commands;
 
@@ -21,4 +22,17 @@ internal sealed class DataDirectoryOptions(string configTakes = "the data direct
     /// <summary>The daemon's settings; throws <see cref="ConfigurationError"/> with one line naming the bad entry.</summary>
     public OnionDropOptions Load(ParseResult parse) =>
         OnionDropConfiguration.Load(parse.GetValue(Config), new(DataDir: parse.GetValue(DataDir))).Options();
+
+    /// <summary>
+    /// The uid owning <paramref name="dataDir"/> when that is not the effective user, else null (also when it is not
+    /// there yet or cannot be read: opening it then says why). A command that writes there (serve, compact, recover)
+    /// as another user, root above all, would leave files the daemon's user can no longer open: those refuse.
+    /// </summary>
+    public static int? OtherOwner(string dataDir)
+    {
+        int owner;
+        try { owner = UnixAccess.Of(dataDir).Uid; }
+        catch (IOException) { return null; }
+        return owner == UnixAccess.EffectiveUid ? null : owner;
+    }
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using OnionDrop.Storage;
-using OnionDrop.Tor;
 
 namespace OnionDrop.Cli.Commands;
 
@@ -27,7 +26,7 @@ public static class RecoverCommand
             if (!Directory.Exists(Path.Combine(options.DataDir, SealedBlobStore.BlobsDirectoryName)))
                 return Fail($"no {SealedBlobStore.BlobsDirectoryName}/ in {options.DataDir}: nothing to recover from", 2);
             // The new catalog.db must keep the owner the daemon needs.
-            if (CompactCommand.Owner(options.DataDir) is { } owner && owner != UnixAccess.EffectiveUid)
+            if (DataDirectoryOptions.OtherOwner(options.DataDir) is { } owner)
                 return Fail($"{options.DataDir} belongs to uid {owner}: run this as that user (e.g. sudo -u oniondrop oniondrop recover)", 1);
             int? recovered;
             try

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
 using OnionDrop.Daemon.Web;
+using OnionDrop.Tor;
 
 namespace OnionDrop.Cli.Commands;
 
@@ -47,6 +48,7 @@ public static class ServeCommand
                 return Fail(ExitBadConfig, "bad configuration: " + e.Message);
             }
             if (ListenAddressTaken(loaded.Options().Listen) is { } taken) return Fail(ExitFailed, taken);
+            if (DataDirectoryProblem(loaded.Options().DataDir) is { } dataDirProblem) return Fail(ExitBadConfig, dataDirProblem);
 
             try
             {
@@ -70,6 +72,11 @@ public static class ServeCommand
             {
                 return Fail(ExitBadConfig, "bad configuration: " + string.Join("; ", e.Failures));
             }
+            catch (TorStartException e) when (e.BadConfiguration)
+            {
+                // No tor binary, or a torrc tor refuses: restarting cannot help (the host left out its stack trace).
+                return Fail(ExitBadConfig, "bad configuration: " + FirstLine(e));
+            }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // The host has logged the details for the operator; the terminal gets the one line.
@@ -77,6 +84,34 @@ public static class ServeCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// A data directory this user may not use, said before anything is made in it. One of another user (root
+    /// serving the service's directory, say) would get root's tor key, torrc and catalog, which the service's user
+    /// then cannot open: it would fail at every start. One that cannot be made or written fails at once anyway.
+    /// Exit 2 either way: systemd restarting it would not help.
+    /// </summary>
+    private static string? DataDirectoryProblem(string dataDir)
+    {
+        var me = UnixAccount.UserName(UnixAccess.EffectiveUid);
+        if (DataDirectoryOptions.OtherOwner(dataDir) is { } owner)
+        {
+            var user = UnixAccount.UserName(owner);
+            return $"DataDir {dataDir} belongs to uid {owner} ({user}), not to {me}: run serve as that user " +
+                   $"(e.g. sudo -u {user} oniondrop serve ..., or systemctl start oniondrop), so that what it makes there stays {user}'s";
+        }
+        try
+        {
+            Directory.CreateDirectory(dataDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (!UnixAccess.MayWrite(dataDir)) throw new UnauthorizedAccessException($"{dataDir} is {UnixAccess.Describe(UnixAccess.Of(dataDir))}, read-only to it");
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"DataDir {dataDir} cannot be made or written by the user {me} (uid {UnixAccess.EffectiveUid}): {e.Message.TrimEnd('.')}. " +
+                   $"Make it a directory {me} owns (e.g. sudo install -d -m 0700 -o {me} {dataDir}; under the systemd unit also ReadWritePaths=), or choose another DataDir";
+        }
     }
 
     /// <summary>

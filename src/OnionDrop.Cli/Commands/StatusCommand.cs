@@ -34,7 +34,7 @@ public static class StatusCommand
             catch (ConfigurationError e) { return Report(parse.GetValue(json), null, new(HealthCode.Unreadable, "bad configuration: " + e.Message)); }
 
             var (status, document, verdict) = Read(Path.Combine(dir, DaemonStatus.FileName));
-            return Report(parse.GetValue(json), document, verdict ?? StatusHealth.Evaluate(status!, DateTimeOffset.UtcNow, StatusHealth.ProcessExists), status);
+            return Report(parse.GetValue(json), document, verdict ?? StatusHealth.Evaluate(status!, DateTimeOffset.UtcNow, StatusHealth.ProcessExists, () => DiskNow(dir)), status);
         });
         return command;
     }
@@ -65,6 +65,17 @@ public static class StatusCommand
         }
     }
 
+    /// <summary>statvfs of the data directory, as the daemon measures it; null if it cannot be read.</summary>
+    private static DiskStatus? DiskNow(string dir)
+    {
+        try
+        {
+            var drive = new DriveInfo(dir);
+            return new DiskStatus(dir, drive.AvailableFreeSpace, drive.TotalSize);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return null; }
+    }
+
     private const int MaxStatusBytes = 1 << 20;
 
     /// <summary>
@@ -93,7 +104,8 @@ public static class StatusCommand
         else
         {
             Console.WriteLine(Printable(verdict.Healthy ? "OnionDrop: healthy" : "OnionDrop: NOT HEALTHY: " + verdict.Reason));
-            if (status is not null) Console.Write(Printable(Table(status, DateTimeOffset.UtcNow, live: verdict.Code != HealthCode.DaemonNotRunning)));
+            // Live as long as its pid runs, stale file or not: that case is "running but not writing its status file".
+            if (status is not null) Console.Write(Printable(Table(status, DateTimeOffset.UtcNow, live: status.State == "running" && StatusHealth.ProcessExists(status.Pid))));
         }
         if (!verdict.Healthy) Console.Error.WriteLine(Printable("oniondrop status: " + verdict.Reason));
         return (int)verdict.Code;
@@ -135,6 +147,6 @@ public static class StatusCommand
         return string.Concat(rows.Select(r => $"  {r.Item1,-14} {r.Item2}\n"));
     }
 
-    /// <summary>These figures are taken hourly (so that they never tell when a submission arrived): say when.</summary>
+    /// <summary>These figures are taken daily (so that they never tell when a submission arrived): say when.</summary>
     private static string AsOf(DateTimeOffset? taken) => taken is { } t ? $", as of {t.ToUniversalTime():HH:mm} UTC" : "";
 }

@@ -24,7 +24,7 @@ public sealed class OnionDropOptions
     /// <summary>Journalists' public keys (odpk1...). At least one; each must parse.</summary>
     public List<string> Recipients { get; set; } = [];
 
-    /// <summary>Optional loopback TCP listener, "127.0.0.1:PORT" or "[::1]:PORT". Never a public address.</summary>
+    /// <summary>Optional loopback TCP listener, "127.0.0.1:PORT" (any of 127.0.0.0/8), "[::1]:PORT" or "localhost:PORT". Never another address.</summary>
     public string? Listen { get; set; }
 
     public TorMode Tor { get; set; } = TorMode.Launch;

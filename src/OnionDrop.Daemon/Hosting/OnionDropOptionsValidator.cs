@@ -57,6 +57,11 @@ public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOption
             errors.Add($"Retention:CheckInterval must be between 00:00:01 and 1.00:00:00 (got {options.Retention.CheckInterval})");
         if (options.Tor == TorMode.Launch && !string.IsNullOrWhiteSpace(options.DataDir) && TorSetup.TorrcProblem(options) is { } torrc)
             errors.Add(torrc);
+        if (options.Tor == TorMode.Launch)
+        {
+            try { OnionDrop.Tor.TorProcess.ResolveTor(options.TorPath); }
+            catch (OnionDrop.Tor.TorNotFoundException e) { errors.Add("TorPath: " + e.Message); }
+        }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OnionDrop.Tor;
 
 namespace OnionDrop.Daemon.Hosting;
 
@@ -11,7 +12,9 @@ namespace OnionDrop.Daemon.Hosting;
 /// line ("stopped while starting") and exits 0, and the journal also got the stack trace of a
 /// TaskCanceledException. This logger leaves out exactly that report: event 11 for an
 /// <see cref="OperationCanceledException"/> once the stop was asked for, the same test `serve` applies before it
-/// calls the start a stop. Every other start failure, and everything else the host says, is logged as before.
+/// calls the start a stop. Nor does it report a tor that cannot start for a bad configuration (no binary, a torrc tor
+/// refuses: <see cref="TorStartException.BadConfiguration"/>): `serve` says that in one line too, and exits 2. Every
+/// other start failure, and everything else the host says, is logged as before.
 /// </summary>
 internal sealed class StopDuringStartLogger<T>(ILoggerFactory factory, IHostApplicationLifetime lifetime) : ILogger<T>
 {
@@ -22,6 +25,8 @@ internal sealed class StopDuringStartLogger<T>(ILoggerFactory factory, IHostAppl
     {
         if (eventId.Id == HostedServiceStartupFaulted && exception is OperationCanceledException && lifetime.ApplicationStopping.IsCancellationRequested)
             return; // serve's own line says it: "stopped while starting"
+        if (eventId.Id == HostedServiceStartupFaulted && exception is TorStartException { BadConfiguration: true })
+            return; // serve's own line says it: "bad configuration: ...", after tor's own log lines
         _inner.Log(logLevel, eventId, state, exception, formatter);
     }
 

@@ -7,7 +7,7 @@ namespace OnionDrop.Daemon.Status;
 /// <summary>
 /// The document the daemon keeps in DATA/status.json (0600) and `oniondrop status` reads. Versioned; fields
 /// are only ever added. Deliberately coarse about submissions: a count, their bytes and the oldest arrival
-/// day, nothing per submission, and these (with the free disk, which moves with them) taken only hourly.
+/// day, nothing per submission, and these (with the free disk, which moves with them) taken only daily.
 /// </summary>
 public sealed record DaemonStatus
 {

@@ -13,7 +13,7 @@ namespace OnionDrop.Daemon.Status;
 /// when tor's state changes, and marked "stopped" on a clean shutdown. `oniondrop status` reads it, so
 /// asking for status never touches the network or the catalog's lock.
 /// </summary>
-public sealed class StatusFileWriter : BackgroundService
+public sealed class StatusFileWriter : BackgroundService, IHostedLifecycleService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
 
@@ -63,12 +63,21 @@ public sealed class StatusFileWriter : BackgroundService
         }
     }
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The last word, "stopped", once every part of the daemon has stopped: hosted services stop in reverse order of
+    /// registration, this one first, so written at its own StopAsync the file said tor was still running (pid and all)
+    /// beside "stopped".
+    /// </summary>
+    public Task StoppedAsync(CancellationToken cancellationToken)
     {
-        await base.StopAsync(cancellationToken);
         try { Write(Snapshot("stopped")); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.LogWarning("Could not mark the status file stopped: {Error}", e.Message); }
+        return Task.CompletedTask;
     }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private void OnTorChanged(TorState _) => changed.Release();
 

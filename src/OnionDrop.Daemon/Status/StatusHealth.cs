@@ -31,7 +31,11 @@ public static class StatusHealth
 
     public static TimeSpan StaleAfter(DaemonStatus s) => TimeSpan.FromSeconds(Math.Max(15, StaleAfterIntervals * s.IntervalSeconds));
 
-    public static HealthVerdict Evaluate(DaemonStatus s, DateTimeOffset now, Func<int, bool> isAlive)
+    /// <param name="diskNow">
+    /// The data directory's disk as it is now, asked for only when the file is stale while its daemon runs: a full
+    /// disk is what usually keeps the daemon from writing it, and the file itself cannot say so then.
+    /// </param>
+    public static HealthVerdict Evaluate(DaemonStatus s, DateTimeOffset now, Func<int, bool> isAlive, Func<DiskStatus?>? diskNow = null)
     {
         var age = now - s.UpdatedAt;
         if (s.State != "running")
@@ -39,7 +43,12 @@ public static class StatusHealth
         if (!isAlive(s.Pid))
             return new(HealthCode.DaemonNotRunning, $"daemon not running: pid {s.Pid} is gone (status last written {Ago(age)})");
         if (age > StaleAfter(s))
-            return new(HealthCode.DaemonNotRunning, $"status file stale: last written {Ago(age)}, daemon pid {s.Pid} hung?");
+        {
+            var stale = $"daemon pid {s.Pid} is running but not writing its status file (stale: last written {Ago(age)})";
+            if (diskNow?.Invoke() is { } disk && disk.FreeBytes < LowDiskBytes)
+                return new(HealthCode.Degraded, $"low disk: {Bytes(disk.FreeBytes)} free under {disk.Path}; {stale}");
+            return new(HealthCode.DaemonNotRunning, stale + ": hung?");
+        }
 
         if (s.TorMode != "none")
         {

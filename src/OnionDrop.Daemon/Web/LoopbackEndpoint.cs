@@ -9,7 +9,7 @@ namespace OnionDrop.Daemon.Web;
 /// </summary>
 public static class LoopbackEndpoint
 {
-    /// <summary>Parses "127.0.0.1:PORT", "[::1]:PORT" or "localhost:PORT" (port 0 picks a free one).</summary>
+    /// <summary>Parses a loopback address with its port: "127.0.0.1:PORT" (any of 127.0.0.0/8), "[::1]:PORT" or "localhost:PORT" (port 0 picks a free one).</summary>
     public static bool TryParse(string text, [NotNullWhen(true)] out IPEndPoint? endpoint, [NotNullWhen(false)] out string? error)
     {
         endpoint = null;
@@ -23,7 +23,7 @@ public static class LoopbackEndpoint
         }
         if (!IPAddress.IsLoopback(parsed.Address))
         {
-            error = $"Listen \"{text}\" is not a loopback address: only 127.0.0.1, [::1] or localhost may be used (sources come in through the onion service)";
+            error = $"Listen \"{text}\" is not a loopback address: only a loopback address (127.0.0.0/8 or [::1]) or localhost may be used (sources come in through the onion service)";
             return false;
         }
         endpoint = parsed;
