@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http;
@@ -48,11 +50,17 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     public async Task<ReceivedSubmission> ReceiveAsync(HttpContext context)
     {
         if (!_slots.Wait(0)) throw UploadRefused.Busy();
-        try { return await ReceiveOneAsync(context); }
-        finally { _slots.Release(); }
+        // Not pooled: a read still in flight when a write fails may land in it after we have left.
+        var buffer = new byte[ChunkBytes];
+        try { return await ReceiveOneAsync(context, buffer); }
+        finally
+        {
+            _slots.Release();
+            CryptographicOperations.ZeroMemory(buffer); // a source's bytes, not to be found in a snapshot of memory
+        }
     }
 
-    private async Task<ReceivedSubmission> ReceiveOneAsync(HttpContext context)
+    private async Task<ReceivedSubmission> ReceiveOneAsync(HttpContext context, byte[] buffer)
     {
         var request = context.Request;
         var boundary = BoundaryOf(request.ContentType);
@@ -65,8 +73,6 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
 
         await using var body = new IdleTimeoutStream(request.Body, options.UploadIdleTimeout, options.MaxSubmissionBytes, context.RequestAborted);
         var reader = new MultipartReader(boundary, body, ChunkBytes) { HeadersCountLimit = 8, HeadersLengthLimit = 8 * 1024 };
-        // Not pooled: a read still in flight when a write fails may land in it after we have left.
-        var buffer = new byte[ChunkBytes];
         await using var writer = store.BeginSubmission();
         int files = 0, parts = 0;
         long bytes = 0;
@@ -144,25 +150,34 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     {
         byte[] current = first, next = new byte[ChunkBytes];
         var read = firstRead;
-        while (read > 0)
+        try
         {
-            bytes += read;
-            if (bytes > options.MaxSubmissionBytes) throw UploadRefused.TooLarge(options.MaxSubmissionBytes);
-            var pending = Parse(part.ReadAsync(next.AsMemory(0, ChunkBytes)));
-            try
+            while (read > 0)
             {
-                await sealer.WriteAsync(current.AsMemory(0, read), ct);
+                bytes += read;
+                if (bytes > options.MaxSubmissionBytes) throw UploadRefused.TooLarge(options.MaxSubmissionBytes);
+                var pending = Parse(part.ReadAsync(next.AsMemory(0, ChunkBytes)));
+                try
+                {
+                    await sealer.WriteAsync(current.AsMemory(0, read), ct);
+                }
+                catch
+                {
+                    // The write's failure is the one that matters; the read's, if any, is observed and dropped.
+                    _ = pending.AsTask().ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+                    throw;
+                }
+                read = await pending;
+                (current, next) = (next, current);
             }
-            catch
-            {
-                // The write's failure is the one that matters; the read's, if any, is observed and dropped.
-                _ = pending.AsTask().ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
-                throw;
-            }
-            read = await pending;
-            (current, next) = (next, current);
+            return bytes;
         }
-        return bytes;
+        finally
+        {
+            // The chunk this method made (the caller clears its own): one of the two, whichever way they were swapped.
+            CryptographicOperations.ZeroMemory(current);
+            CryptographicOperations.ZeroMemory(next);
+        }
     }
 
     /// <summary>
@@ -190,7 +205,7 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
             while (await body.ReadAsync(scratch) > 0) { }
         }
         catch (Exception e) when (e is UploadRefused or IOException or OperationCanceledException) { context.Abort(); } // the client is gone
-        finally { System.Security.Cryptography.CryptographicOperations.ZeroMemory(scratch); } // a source's bytes, though unwanted
+        finally { CryptographicOperations.ZeroMemory(scratch); } // a source's bytes, though unwanted
     }
 
     /// <summary>The part's declared type as sent; none, or one longer than the format keeps (no browser sends such), is recorded as unknown.</summary>
@@ -213,16 +228,27 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     private async Task<string> ReadMessageAsync(Stream section, byte[] buffer)
     {
         // A UTF-16 char takes at most 3 bytes in UTF-8 (a surrogate pair: 4 bytes for 2 chars).
-        var maxBytes = (long)options.MaxMessageChars * 3 + 4;
-        using var text = new MemoryStream();
-        int read;
-        while ((read = await Parse(section.ReadAsync(buffer.AsMemory(0, ChunkBytes)))) > 0)
+        var maxBytes = (int)Math.Min((long)options.MaxMessageChars * 3 + 4, Array.MaxLength);
+        // One buffer of the largest size, cleared on every way out: a growing one would leave copies behind.
+        var text = ArrayPool<byte>.Shared.Rent(maxBytes);
+        var length = 0;
+        string message;
+        try
         {
-            if (text.Length + read > maxBytes) throw UploadRefused.MessageTooLong(options.MaxMessageChars);
-            text.Write(buffer, 0, read);
+            int read;
+            while ((read = await Parse(section.ReadAsync(buffer.AsMemory(0, ChunkBytes)))) > 0)
+            {
+                if ((long)length + read > maxBytes) throw UploadRefused.MessageTooLong(options.MaxMessageChars);
+                buffer.AsSpan(0, read).CopyTo(text.AsSpan(length));
+                length += read;
+            }
+            message = Encoding.UTF8.GetString(text, 0, length);
         }
-        var message = Encoding.UTF8.GetString(text.GetBuffer(), 0, (int)text.Length);
-        CryptographicClear(text);
+        finally
+        {
+            CryptographicOperations.ZeroMemory(text.AsSpan(0, length));
+            ArrayPool<byte>.Shared.Return(text);
+        }
         // Browsers send line breaks as CRLF but count them as one character in maxlength.
         if (message.Length - CountCrLf(message) > options.MaxMessageChars) throw UploadRefused.MessageTooLong(options.MaxMessageChars);
         return message;
@@ -253,9 +279,6 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
         for (var i = s.IndexOf("\r\n", StringComparison.Ordinal); i >= 0; i = s.IndexOf("\r\n", i + 2, StringComparison.Ordinal)) n++;
         return n;
     }
-
-    private static void CryptographicClear(MemoryStream stream) =>
-        System.Security.Cryptography.CryptographicOperations.ZeroMemory(stream.GetBuffer().AsSpan(0, (int)stream.Length));
 
     /// <summary>ENOSPC (28) or EDQUOT (122), possibly wrapped by the store or the catalog.</summary>
     public static bool IsDiskFull(Exception? e)
