@@ -1,8 +1,10 @@
 using System.CommandLine;
+using OnionDrop.Cli;
 using OnionDrop.Cli.Commands;
 
 // `oniondrop`: one executable, one subcommand per job. Each command lives in Commands/ and returns its
 // exit code: 0 on success, non-zero with one clear line on stderr otherwise.
+ProcessHardening.KeepMemoryToItself();
 var root = new RootCommand("OnionDrop: an onion-service drop box that seals every submission as it arrives.")
 {
     ServeCommand.Create(),
