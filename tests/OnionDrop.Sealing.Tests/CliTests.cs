@@ -59,6 +59,18 @@ public class CliTests
     }
 
     [Test]
+    public async Task Open_at_a_terminal_shows_a_blobs_progress_then_clears_it()
+    {
+        using var dir = new TempDirectory();
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        var open = await PseudoTerminal.RunOniondropAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        var said = open.Stdout.IndexOf($"{blob}: 2 file(s)", StringComparison.Ordinal);
+        Assert.That(said, Is.GreaterThan(0), open.ToString());
+        Assert.That(open.Stdout[..said], Does.Contain($"\r{blob}: 100%").And.EndWith("\r\x1b[K"), "progress shown, then cleared before the result");
+    }
+
+    [Test]
     public async Task OpenSaysWhetherThereWasAMessage()
     {
         using var dir = new TempDirectory();

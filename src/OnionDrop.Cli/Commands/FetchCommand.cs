@@ -162,6 +162,13 @@ public static class FetchCommand
             };
             return Fail(why, 3);
         }
+        catch
+        {
+            // Anything else (a bug, Ctrl-C) still ends the transport: a ProxyCommand or a --via shell's children would stay.
+            progress.Clear();
+            if (!transport.HasExited) transport.Kill(entireProcessTree: true);
+            throw;
+        }
         progress.Clear();
         foreach (var p in result.Problems.Concat(openProblems)) Console.Error.WriteLine("oniondrop fetch: " + TerminalText.Printable(p));
         var summary = $"oniondrop fetch: {result.Received} new submission(s), {FetchProgressReport.Size(result.BytesReceived)} in {progress.Elapsed.TotalSeconds:0.0} s " +
@@ -209,7 +216,7 @@ public static class FetchCommand
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly bool _terminal = !Console.IsErrorRedirected;
-        private TimeSpan _lastShown = TimeSpan.MinValue;
+        private TimeSpan? _lastShown;   // null before the first line (TimeSpan.MinValue made the subtraction below overflow)
         private bool _shown;
 
         public int Done { get; private set; }
@@ -223,7 +230,7 @@ public static class FetchCommand
         public void Report(FetchProgress p)
         {
             (Done, Total, _listed) = (p.Done, p.Total, true);
-            if (!_terminal || (_clock.Elapsed - _lastShown < TimeSpan.FromMilliseconds(250) && p.Done < p.Total)) return;
+            if (!_terminal || (_lastShown is { } last && _clock.Elapsed - last < TimeSpan.FromMilliseconds(250) && p.Done < p.Total)) return;
             _lastShown = _clock.Elapsed;
             var rate = p.Bytes / Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
             Console.Error.Write($"\r{p.Done}/{p.Total} submissions  {Size(p.Bytes)} of {Size(p.TotalBytes)}  {Size((long)rate)}/s  → {dir}\x1b[K");
