@@ -106,6 +106,84 @@ public class CliTests
         Assert.That(other.Stdout, Does.Contain("b.sealed: 1 file(s) and the message in ").And.Contain("ref-1 (2)"), other.ToString());
     }
 
+    /// <summary>The saved message was read back as text, which drops a leading U+FEFF: it never matched, and each run added a copy.</summary>
+    [Test]
+    public async Task A_message_starting_with_a_byte_order_mark_is_recognised_as_already_opened()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "\uFEFFhello", ("a.txt", "a"u8.ToArray())));
+        string[] args = ["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("a.sealed")];
+        Assert.That((await Oniondrop.RunAsync(args)).ExitCode, Is.Zero);
+
+        var again = await Oniondrop.RunAsync(args);
+        Assert.That(again.Stdout, Does.Contain("a.sealed: already opened in "), again.ToString());
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
+        Assert.That(File.ReadAllBytes(Path.Combine(dir.Combine("out"), "ref-1", "message.txt")), Is.EqualTo("\uFEFFhello"u8.ToArray()), "the message as sent");
+
+        // A folder opened before manifest.json held the message's hash is recognised by its message.txt, as bytes.
+        var manifest = Path.Combine(dir.Combine("out"), "ref-1", "manifest.json");
+        var older = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!.AsObject();
+        Assert.That(older.Remove("messageSha256"), Is.True);
+        File.WriteAllText(manifest, older.ToJsonString());
+        var third = await Oniondrop.RunAsync(args);
+        Assert.That(third.Stdout, Does.Contain("a.sealed: already opened in "), third.ToString());
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
+    }
+
+    /// <summary>Publishers ran "already there?" and the rename unserialised: the same blob twice in one run made "ref-1 (2)".</summary>
+    [Test]
+    public async Task The_same_submission_given_twice_in_one_run_is_opened_once()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello", ("a.txt", new byte[200_000])));
+        Directory.CreateDirectory(dir.Combine("copy"));
+        File.Copy(dir.Combine("a.sealed"), dir.Combine("copy", "a.sealed"));
+
+        var open = await Oniondrop.RunAsync(["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"),
+            dir.Combine("a.sealed"), dir.Combine("a.sealed"), dir.Combine("copy", "a.sealed"), dir.Combine("a.sealed")]);
+
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }), open.ToString());
+        var lines = open.Stdout.TrimEnd('\n').Split('\n');
+        Assert.That(lines.Count(l => l.Contains(": 1 file(s) and the message in ")), Is.EqualTo(1), open.Stdout);
+        Assert.That(lines.Count(l => l.Contains(": already opened in ")), Is.EqualTo(3), open.Stdout);
+    }
+
+    /// <summary>
+    /// "Already opened" is the folder's manifest.json, not every file byte for byte: a journalist who annotated, renamed
+    /// or deleted files there got a fresh copy at each re-open. A folder removed (or renamed) is opened again.
+    /// </summary>
+    [Test]
+    public async Task A_folder_the_journalist_has_worked_in_is_still_recognised_and_one_removed_comes_back()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello", ("a.txt", "a"u8.ToArray()), ("b.txt", "b"u8.ToArray())));
+        string[] args = ["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("a.sealed")];
+        Assert.That((await Oniondrop.RunAsync(args)).ExitCode, Is.Zero);
+        var folder = Path.Combine(dir.Combine("out"), "ref-1");
+
+        File.AppendAllText(Path.Combine(folder, "a.txt"), "\nmy notes");
+        File.Move(Path.Combine(folder, "b.txt"), Path.Combine(folder, "b - checked.txt"));
+        File.AppendAllText(Path.Combine(folder, "message.txt"), "\ncalled them back");
+        File.WriteAllText(Path.Combine(folder, "notes.txt"), "to do");
+        var again = await Oniondrop.RunAsync(args);
+        Assert.That(again.ExitCode, Is.Zero, again.ToString());
+        Assert.That(again.Stdout, Does.Contain($"a.sealed: already opened in {folder}; skipped"), again.ToString());
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
+        Assert.That(File.ReadAllText(Path.Combine(folder, "a.txt")), Is.EqualTo("a\nmy notes"), "the journalist's work untouched");
+
+        Directory.Delete(folder, recursive: true);
+        var back = await Oniondrop.RunAsync(args);
+        Assert.That(back.Stdout, Does.Contain($"a.sealed: 2 file(s) and the message in {folder}"), back.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(folder, "b.txt")), Is.EqualTo("b"));
+    }
+
     [Test]
     public async Task OpenIntoAFileSaysSoOnceBeforeTouchingAnyBlob()
     {
