@@ -184,6 +184,42 @@ public class CliTests
         Assert.That(File.ReadAllText(Path.Combine(folder, "b.txt")), Is.EqualTo("b"));
     }
 
+    /// <summary>A directory given for a blob or a key was "Access to the path is denied"; a huge file given as the key was read whole (6.5 GB for a 1.2 GB .sealed).</summary>
+    [Test]
+    public async Task A_directory_or_a_huge_file_given_by_mistake_is_named_for_what_it_is()
+    {
+        using var dir = new TempDirectory();
+        var key = Seal.PrivateCopy("journalist.key", dir);
+        Directory.CreateDirectory(dir.Combine("inbox"));
+        var inbox = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("out"), dir.Combine("inbox")]);
+        Assert.That(inbox.ExitCode, Is.EqualTo(1), inbox.ToString());
+        Assert.That(inbox.Stderr.Trim(), Is.EqualTo($"oniondrop open: {dir.Combine("inbox")}: is a directory, not a sealed file (did you mean {dir.Combine("inbox", "*.sealed")}?)"));
+
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        var keyDir = await Oniondrop.RunAsync(["open", "--key", dir.Combine("inbox"), "-o", dir.Combine("out"), blob]);
+        Assert.That(keyDir.ExitCode, Is.EqualTo(2), keyDir.ToString());
+        Assert.That(keyDir.Stderr.Trim(), Is.EqualTo($"oniondrop open: {dir.Combine("inbox")}: is a directory, not a key file"), "no warning about a directory's modes");
+
+        var huge = dir.Combine("huge.sealed");
+        using (var f = File.Create(huge)) f.SetLength(200L << 20); // sparse: no disk used
+        File.SetUnixFileMode(huge, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var hugeKey = await Oniondrop.RunAsync(["open", "--key", huge, "-o", dir.Combine("out"), blob]);
+        Assert.That(hugeKey.ExitCode, Is.EqualTo(2), hugeKey.ToString());
+        Assert.That(hugeKey.Stderr.Trim(), Is.EqualTo($"oniondrop open: {huge}: not an OnionDrop secret key file (over 16 KiB; a key file is a few hundred bytes)"));
+    }
+
+    /// <summary>It asked the new passphrase twice (or, without a terminal, said there was none) before saying the key file exists.</summary>
+    [Test]
+    public async Task Keygen_onto_an_existing_file_says_so_before_asking_a_passphrase()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.Combine("me.key"), "mine");
+        var again = await Oniondrop.RunAsync(["keygen", "--ask-passphrase", "-o", dir.Combine("me.key")]);
+        Assert.That(again.ExitCode, Is.EqualTo(1), again.ToString());
+        Assert.That(again.Stderr.Trim(), Is.EqualTo($"oniondrop keygen: {dir.Combine("me.key")} already exists; refusing to overwrite a key"));
+        Assert.That(File.ReadAllText(dir.Combine("me.key")), Is.EqualTo("mine"));
+    }
+
     [Test]
     public async Task OpenIntoAFileSaysSoOnceBeforeTouchingAnyBlob()
     {
