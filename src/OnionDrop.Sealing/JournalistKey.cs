@@ -137,11 +137,22 @@ public sealed class JournalistKey : IDisposable
         return key;
     }
 
+    /// <summary>A key file is a few hundred bytes; more is something else given by mistake (a 1 GB .sealed was read whole).</summary>
+    private const int MaxKeyFileBytes = 16 * 1024;
+
     private static string[] ReadKeyLine(string path)
     {
-        string[] lines;
-        try { lines = File.ReadAllLines(path); }
+        if (Directory.Exists(path)) throw new FormatException("is a directory, not a key file");
+        var bytes = new byte[MaxKeyFileBytes + 1];
+        int length;
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+            length = file.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FormatException($"cannot read key file: {e.Message}"); }
+        if (length > MaxKeyFileBytes) throw new FormatException($"not an OnionDrop secret key file (over {MaxKeyFileBytes / 1024} KiB; a key file is a few hundred bytes)");
+        var lines = Encoding.UTF8.GetString(bytes, 0, length).Split('\n');
         var line = lines.Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0 && !l.StartsWith('#'));
         var fields = line?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (fields is null || fields.Length < 3 || fields[0] != Prefix)

@@ -3,13 +3,14 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using OnionDrop.Files;
 using OnionDrop.Sealing.Interop;
 
 namespace OnionDrop.Sealing;
 
 /// <summary>What a sealed blob turned out to hold once opened and verified.</summary>
-/// <param name="AlreadyOpened">the same submission (reference, message and every file's SHA-256) was already opened in <paramref name="Directory"/>: nothing new was written</param>
+/// <param name="AlreadyOpened">the same submission (reference, time, message and every file's name and SHA-256, as its manifest.json records them) was already opened in <paramref name="Directory"/>: nothing new was written</param>
 public sealed record OpenedSubmission(string Reference, DateTimeOffset ReceivedAt, string Message, IReadOnlyList<OpenedFile> Files, string Directory, bool AlreadyOpened = false);
 
 public sealed record OpenedFile(string OriginalName, string SafeName, string ContentType, long Size, string Sha256Hex);
@@ -231,13 +232,18 @@ public static class SubmissionOpener
         file.Write(content);
     }
 
-    /// <summary>The journalist's record of what was opened: original names beside the names written.</summary>
+    /// <summary>
+    /// The journalist's record of what was opened: original names beside the names written. It is also how a later
+    /// open recognises the submission (<see cref="VerifiedSubmission"/>), so it holds the message's SHA-256: the
+    /// message itself stays in message.txt alone, which a journalist may edit or shred.
+    /// </summary>
     private static byte[] DescribeOpened(Manifest manifest, List<OpenedFile> files) =>
         EscapeInvisible(JsonSerializer.SerializeToUtf8Bytes(new
         {
             reference = manifest.Reference,
             receivedAt = manifest.ReceivedAt,
             message = MessageFileName,
+            messageSha256 = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(manifest.Message))),
             files = files.Select(f => new { originalName = f.OriginalName, savedAs = f.SafeName, contentType = f.ContentType, size = f.Size, sha256 = f.Sha256Hex }),
         }, DescriptionJson));
 
@@ -271,7 +277,7 @@ public static class SubmissionOpener
     {
         for (var i = 1; ; i++)
         {
-            var candidate = Path.Combine(outputDirectory, i == 1 ? name : SafeFileName.Shorten(name, SafeFileName.MaxBytes - 8) + $" ({i})");
+            var candidate = Path.Combine(outputDirectory, NumberedName(name, i));
             if (Path.Exists(candidate)) continue;
             try
             {
@@ -281,6 +287,9 @@ public static class SubmissionOpener
             catch (IOException) when (Path.Exists(candidate)) { }   // lost a race: try the next name
         }
     }
+
+    /// <summary>"NAME" for the first, then "NAME (2)", "NAME (3)"...</summary>
+    internal static string NumberedName(string name, int i) => i == 1 ? name : SafeFileName.Shorten(name, SafeFileName.MaxBytes - 8) + $" ({i})";
 }
 
 /// <summary>
@@ -309,16 +318,20 @@ public sealed class VerifiedSubmission : IDisposable
     {
         ObjectDisposedException.ThrowIf(_done, this);
         Manifest.TryParseTime(_manifest.ReceivedAt, out var receivedAt);
-        if (IdenticalInView() is { } existing)
-        {
-            Dispose(); // opening an inbox twice makes no "(2)" copies of what is already there
-            return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, existing, AlreadyOpened: true);
-        }
+        // Looked for before the fsyncs too: re-opening an inbox then costs no disk flush per submission already there.
+        if (IdenticalInView() is { } existing) return AlreadyOpened(existing, receivedAt);
         try
         {
             var paths = Directory.GetFiles(_working).Append(_working).ToArray();
             foreach (var p in paths) FileSync.Fsync(p);
-            var final = SubmissionOpener.MoveIntoView(_working, _outputDirectory, _folderName);
+            string final;
+            // Looked for again and renamed under one lock: two publishers of the same submission (a blob given twice,
+            // or at two paths) both found nothing above, and both renamed, the second as "NAME (2)".
+            lock (IntoView)
+            {
+                if (IdenticalInView() is { } meanwhile) return AlreadyOpened(meanwhile, receivedAt);
+                final = SubmissionOpener.MoveIntoView(_working, _outputDirectory, _folderName);
+            }
             _done = true;
             return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, final);
         }
@@ -329,34 +342,53 @@ public sealed class VerifiedSubmission : IDisposable
         }
     }
 
+    /// <summary>Serialises the last look for this submission in view with the rename into view, within this process.</summary>
+    private static readonly Lock IntoView = new();
+
+    private OpenedSubmission AlreadyOpened(string folder, DateTimeOffset receivedAt)
+    {
+        Dispose(); // opening an inbox twice makes no "(2)" copies of what is already there
+        return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, folder, AlreadyOpened: true);
+    }
+
     /// <summary>
-    /// The folder in view that already holds this very submission: same reference, same message, and every file
-    /// there now, read back, with its SHA-256. A folder of the same name with anything else in it (another blob
-    /// claiming that reference, or a file the journalist has since changed) is not it.
+    /// The folder in view that already holds this very submission, recognised by the manifest.json its open wrote:
+    /// same reference, time and message (its SHA-256), same files saved under the same names with the same SHA-256.
+    /// What the folder holds now does not count: a journalist who annotated, renamed or deleted files there must not
+    /// get a fresh copy at each re-open. A folder removed or renamed is not there, so it is opened again. Another blob
+    /// claiming the same reference is not it, and is opened beside. Looked for where <see cref="SubmissionOpener.MoveIntoView"/>
+    /// puts it: NAME, then "NAME (2)"... up to the first name not taken.
     /// </summary>
     private string? IdenticalInView()
     {
-        var folder = Path.Combine(_outputDirectory, _folderName);
-        if (!Directory.Exists(folder)) return null; // the usual case, without an exception thrown and caught per blob
+        var ours = JsonNode.Parse(File.ReadAllBytes(Path.Combine(_working, SubmissionOpener.ManifestFileName)))!.AsObject();
+        for (var i = 1; ; i++)
+        {
+            var folder = Path.Combine(_outputDirectory, SubmissionOpener.NumberedName(_folderName, i));
+            if (!Directory.Exists(folder)) return null; // the usual case at i = 1, without an exception thrown and caught per blob
+            if (Describes(folder, ours)) return folder;
+        }
+    }
+
+    private bool Describes(string folder, JsonObject ours)
+    {
         try
         {
-            using var described = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.ManifestFileName)));
-            var root = described.RootElement;
-            if (root.GetProperty("reference").GetString() != _manifest.Reference
-                || File.ReadAllText(Path.Combine(folder, SubmissionOpener.MessageFileName), Encoding.UTF8) != _manifest.Message)
-                return null;
-            var saved = root.GetProperty("files").EnumerateArray().Select(f => f.GetProperty("savedAs").GetString()!).ToList();
-            if (saved.Count != Files.Count) return null;
-            for (var i = 0; i < saved.Count; i++)
+            var theirs = JsonNode.Parse(File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.ManifestFileName)));
+            if (theirs is JsonObject older && !older.ContainsKey("messageSha256"))
             {
-                using var file = File.OpenRead(Path.Combine(folder, Path.GetFileName(saved[i]))); // a name, never a path
-                if (Convert.ToHexStringLower(SHA256.HashData(file)) != Files[i].Sha256Hex) return null;
+                // Opened before manifest.json held the message's hash: then the message saved, compared as bytes
+                // (read as text, a leading U+FEFF was dropped and the submission never recognised).
+                ours = ours.DeepClone().AsObject();
+                ours.Remove("messageSha256");
+                if (!File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.MessageFileName)).AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(_manifest.Message)))
+                    return false;
             }
-            return folder;
+            return JsonNode.DeepEquals(theirs, ours);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
         {
-            return null; // nothing there, or not an opened submission: open it beside
+            return false; // not an opened submission (or not readable): open it beside
         }
     }
 

@@ -125,6 +125,28 @@ public class DaemonRelayTests
     }
 
     /// <summary>
+    /// At a terminal, fetch rewrites a progress line in place. Its first report compared the clock with
+    /// TimeSpan.MinValue, which overflowed: every fetch at a terminal failed at once, nothing fetched.
+    /// </summary>
+    [Test]
+    public async Task Fetch_at_a_terminal_shows_its_progress_and_fetches_everything()
+    {
+        Dictionary<string, int> ids;
+        using (var store = SealedBlobStore.Open(DataDir)) ids = await Submissions.CreateAsync(store, _key.PublicKey, 5, n => 1000 + n);
+        var received = _temp.Combine("received");
+
+        var fetch = await PseudoTerminal.RunOniondropAsync(["fetch", "-o", received, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as frank"]);
+
+        Assert.That(fetch.ExitCode, Is.Zero, fetch.ToString());
+        Assert.That(Directory.GetFiles(received).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Select(id => id + ".sealed").Order()));
+        Assert.That(fetch.Stdout, Does.Contain("\r5/5 submissions  "), "the last progress line");
+        var summary = fetch.Stdout.IndexOf("oniondrop fetch: 5 new submission(s)", StringComparison.Ordinal);
+        Assert.That(summary, Is.GreaterThan(0), fetch.ToString());
+        Assert.That(fetch.Stdout[..summary], Does.EndWith("\r\x1b[K"), "the progress line is cleared before the summary");
+        using (var store = SealedBlobStore.Open(DataDir)) Assert.That(store.ListCommitted(), Is.Empty);
+    }
+
+    /// <summary>
     /// Two journalists fetching while the daemon is stopped: the first pull holds the store (daemon.lock), and the
     /// second took that for a running daemon, tried its pull.sock for 5 s and failed with "the daemon holds DATA but
     /// pull.sock does not answer". It now waits for the first to end, says so, and serves.

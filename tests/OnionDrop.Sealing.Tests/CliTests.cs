@@ -59,6 +59,18 @@ public class CliTests
     }
 
     [Test]
+    public async Task Open_at_a_terminal_shows_a_blobs_progress_then_clears_it()
+    {
+        using var dir = new TempDirectory();
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        var open = await PseudoTerminal.RunOniondropAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        var said = open.Stdout.IndexOf($"{blob}: 2 file(s)", StringComparison.Ordinal);
+        Assert.That(said, Is.GreaterThan(0), open.ToString());
+        Assert.That(open.Stdout[..said], Does.Contain($"\r{blob}: 100%").And.EndWith("\r\x1b[K"), "progress shown, then cleared before the result");
+    }
+
+    [Test]
     public async Task OpenSaysWhetherThereWasAMessage()
     {
         using var dir = new TempDirectory();
@@ -92,6 +104,120 @@ public class CliTests
         File.WriteAllBytes(dir.Combine("b.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello", ("a.txt", "b"u8.ToArray())));
         var other = await Oniondrop.RunAsync(["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("b.sealed")]);
         Assert.That(other.Stdout, Does.Contain("b.sealed: 1 file(s) and the message in ").And.Contain("ref-1 (2)"), other.ToString());
+    }
+
+    /// <summary>The saved message was read back as text, which drops a leading U+FEFF: it never matched, and each run added a copy.</summary>
+    [Test]
+    public async Task A_message_starting_with_a_byte_order_mark_is_recognised_as_already_opened()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "\uFEFFhello", ("a.txt", "a"u8.ToArray())));
+        string[] args = ["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("a.sealed")];
+        Assert.That((await Oniondrop.RunAsync(args)).ExitCode, Is.Zero);
+
+        var again = await Oniondrop.RunAsync(args);
+        Assert.That(again.Stdout, Does.Contain("a.sealed: already opened in "), again.ToString());
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
+        Assert.That(File.ReadAllBytes(Path.Combine(dir.Combine("out"), "ref-1", "message.txt")), Is.EqualTo("\uFEFFhello"u8.ToArray()), "the message as sent");
+
+        // A folder opened before manifest.json held the message's hash is recognised by its message.txt, as bytes.
+        var manifest = Path.Combine(dir.Combine("out"), "ref-1", "manifest.json");
+        var older = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!.AsObject();
+        Assert.That(older.Remove("messageSha256"), Is.True);
+        File.WriteAllText(manifest, older.ToJsonString());
+        var third = await Oniondrop.RunAsync(args);
+        Assert.That(third.Stdout, Does.Contain("a.sealed: already opened in "), third.ToString());
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
+    }
+
+    /// <summary>Publishers ran "already there?" and the rename unserialised: the same blob twice in one run made "ref-1 (2)".</summary>
+    [Test]
+    public async Task The_same_submission_given_twice_in_one_run_is_opened_once()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello", ("a.txt", new byte[200_000])));
+        Directory.CreateDirectory(dir.Combine("copy"));
+        File.Copy(dir.Combine("a.sealed"), dir.Combine("copy", "a.sealed"));
+
+        var open = await Oniondrop.RunAsync(["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"),
+            dir.Combine("a.sealed"), dir.Combine("a.sealed"), dir.Combine("copy", "a.sealed"), dir.Combine("a.sealed")]);
+
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }), open.ToString());
+        var lines = open.Stdout.TrimEnd('\n').Split('\n');
+        Assert.That(lines.Count(l => l.Contains(": 1 file(s) and the message in ")), Is.EqualTo(1), open.Stdout);
+        Assert.That(lines.Count(l => l.Contains(": already opened in ")), Is.EqualTo(3), open.Stdout);
+    }
+
+    /// <summary>
+    /// "Already opened" is the folder's manifest.json, not every file byte for byte: a journalist who annotated, renamed
+    /// or deleted files there got a fresh copy at each re-open. A folder removed (or renamed) is opened again.
+    /// </summary>
+    [Test]
+    public async Task A_folder_the_journalist_has_worked_in_is_still_recognised_and_one_removed_comes_back()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello", ("a.txt", "a"u8.ToArray()), ("b.txt", "b"u8.ToArray())));
+        string[] args = ["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("a.sealed")];
+        Assert.That((await Oniondrop.RunAsync(args)).ExitCode, Is.Zero);
+        var folder = Path.Combine(dir.Combine("out"), "ref-1");
+
+        File.AppendAllText(Path.Combine(folder, "a.txt"), "\nmy notes");
+        File.Move(Path.Combine(folder, "b.txt"), Path.Combine(folder, "b - checked.txt"));
+        File.AppendAllText(Path.Combine(folder, "message.txt"), "\ncalled them back");
+        File.WriteAllText(Path.Combine(folder, "notes.txt"), "to do");
+        var again = await Oniondrop.RunAsync(args);
+        Assert.That(again.ExitCode, Is.Zero, again.ToString());
+        Assert.That(again.Stdout, Does.Contain($"a.sealed: already opened in {folder}; skipped"), again.ToString());
+        Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
+        Assert.That(File.ReadAllText(Path.Combine(folder, "a.txt")), Is.EqualTo("a\nmy notes"), "the journalist's work untouched");
+
+        Directory.Delete(folder, recursive: true);
+        var back = await Oniondrop.RunAsync(args);
+        Assert.That(back.Stdout, Does.Contain($"a.sealed: 2 file(s) and the message in {folder}"), back.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(folder, "b.txt")), Is.EqualTo("b"));
+    }
+
+    /// <summary>A directory given for a blob or a key was "Access to the path is denied"; a huge file given as the key was read whole (6.5 GB for a 1.2 GB .sealed).</summary>
+    [Test]
+    public async Task A_directory_or_a_huge_file_given_by_mistake_is_named_for_what_it_is()
+    {
+        using var dir = new TempDirectory();
+        var key = Seal.PrivateCopy("journalist.key", dir);
+        Directory.CreateDirectory(dir.Combine("inbox"));
+        var inbox = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("out"), dir.Combine("inbox")]);
+        Assert.That(inbox.ExitCode, Is.EqualTo(1), inbox.ToString());
+        Assert.That(inbox.Stderr.Trim(), Is.EqualTo($"oniondrop open: {dir.Combine("inbox")}: is a directory, not a sealed file (did you mean {dir.Combine("inbox", "*.sealed")}?)"));
+
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        var keyDir = await Oniondrop.RunAsync(["open", "--key", dir.Combine("inbox"), "-o", dir.Combine("out"), blob]);
+        Assert.That(keyDir.ExitCode, Is.EqualTo(2), keyDir.ToString());
+        Assert.That(keyDir.Stderr.Trim(), Is.EqualTo($"oniondrop open: {dir.Combine("inbox")}: is a directory, not a key file"), "no warning about a directory's modes");
+
+        var huge = dir.Combine("huge.sealed");
+        using (var f = File.Create(huge)) f.SetLength(200L << 20); // sparse: no disk used
+        File.SetUnixFileMode(huge, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var hugeKey = await Oniondrop.RunAsync(["open", "--key", huge, "-o", dir.Combine("out"), blob]);
+        Assert.That(hugeKey.ExitCode, Is.EqualTo(2), hugeKey.ToString());
+        Assert.That(hugeKey.Stderr.Trim(), Is.EqualTo($"oniondrop open: {huge}: not an OnionDrop secret key file (over 16 KiB; a key file is a few hundred bytes)"));
+    }
+
+    /// <summary>It asked the new passphrase twice (or, without a terminal, said there was none) before saying the key file exists.</summary>
+    [Test]
+    public async Task Keygen_onto_an_existing_file_says_so_before_asking_a_passphrase()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.Combine("me.key"), "mine");
+        var again = await Oniondrop.RunAsync(["keygen", "--ask-passphrase", "-o", dir.Combine("me.key")]);
+        Assert.That(again.ExitCode, Is.EqualTo(1), again.ToString());
+        Assert.That(again.Stderr.Trim(), Is.EqualTo($"oniondrop keygen: {dir.Combine("me.key")} already exists; refusing to overwrite a key"));
+        Assert.That(File.ReadAllText(dir.Combine("me.key")), Is.EqualTo("mine"));
     }
 
     [Test]

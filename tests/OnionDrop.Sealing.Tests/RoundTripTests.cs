@@ -151,9 +151,17 @@ public class RoundTripTests
         var first = Seal.Open(blob, _keys[0], dir.Path);
         File.WriteAllText(Path.Combine(first.Directory, "x"), "journalist's notes");
         var second = Seal.Open(blob, _keys[0], dir.Path);
-        Assert.That(second.Directory, Is.Not.EqualTo(first.Directory));
-        Assert.That(Path.GetFileName(second.Directory), Is.EqualTo("ref-1 (2)"));
+        // The same submission, recognised by its manifest.json though the journalist wrote in it: nothing written.
+        Assert.That(second.AlreadyOpened, Is.True);
+        Assert.That(second.Directory, Is.EqualTo(first.Directory));
         Assert.That(File.ReadAllText(Path.Combine(first.Directory, "x")), Is.EqualTo("journalist's notes"));
+
+        // Another blob under the same reference goes beside it, never over it.
+        var other = Seal.Open(await Seal.ToBytesAsync([_keys[0].PublicKey], "m", ("x", [4, 5, 6])), _keys[0], dir.Path);
+        Assert.That(other.AlreadyOpened, Is.False);
+        Assert.That(Path.GetFileName(other.Directory), Is.EqualTo("ref-1 (2)"));
+        Assert.That(File.ReadAllText(Path.Combine(first.Directory, "x")), Is.EqualTo("journalist's notes"));
+        Assert.That(File.ReadAllBytes(Path.Combine(other.Directory, "x")), Is.EqualTo(new byte[] { 4, 5, 6 }));
     }
 
     [Test]

@@ -41,7 +41,8 @@ public static class FetchCommand
             if (target is null && viaCommand is null) return Fail("give the server as [user@]host (or --via COMMAND)", 2);
             if (target is not null && viaCommand is not null) return Fail("give either a host or --via, not both", 2);
             var idleSeconds = parse.GetValue(idleTimeout);
-            if (idleSeconds < 0) return Fail($"--idle-timeout must be 0 (no limit) or a number of seconds, not {idleSeconds}", 2);
+            if (idleSeconds < 0 || idleSeconds > MaxIdleSeconds)
+                return Fail($"--idle-timeout must be 0 (no limit) or from 1 to {MaxIdleSeconds} seconds, not {idleSeconds}", 2);
             TimeSpan? idle = idleSeconds == 0 ? null : TimeSpan.FromSeconds(idleSeconds);
 
             JournalistKey? key = null;
@@ -62,11 +63,11 @@ public static class FetchCommand
             }
             else if (parse.GetValue(keyFile) is not null) return Fail("--key is only used with --open", 2);
 
-            // Made before connecting, so that an unwritable DIR fails before anything is transferred.
+            // Made and tried before connecting, so that an unwritable DIR fails before anything is transferred.
             var madeDir = !Directory.Exists(dir);
+            if (OutputDirectory.CannotWriteTo(dir) is { } why) return Fail($"{dir}: {why}", 2);
             try
             {
-                Directory.CreateDirectory(dir);
                 // Another fetch into DIR is refused before logging in anywhere (the fetch itself holds the lock throughout).
                 using var probe = Posix.TryLockDirectory(dir) ?? throw new FetchDirectoryBusyException(dir);
             }
@@ -87,6 +88,9 @@ public static class FetchCommand
         });
         return command;
     }
+
+    /// <summary>The longest wait a timer takes (Task.Delay: 2^32 - 2 ms, about 49 days); longer crashed once connected.</summary>
+    private const int MaxIdleSeconds = (int)((uint.MaxValue - 1) / 1000);
 
     private static ProcessStartInfo SshStartInfo(string target, int? port, string[] extra)
     {
@@ -144,7 +148,7 @@ public static class FetchCommand
             if (!transport.WaitForExit(10_000)) transport.Kill();
             await EndOfRelay(relayed);
         }
-        catch (Exception e) when (e is PullProtocolException or IOException)
+        catch (Exception e) when (e is PullProtocolException or IOException or UnauthorizedAccessException)
         {
             progress.Clear();
             // The whole tree: a stalled ProxyCommand, or the children of a --via shell, would otherwise stay behind.
@@ -158,9 +162,20 @@ public static class FetchCommand
                 PullIdleException idle => $"the server sent nothing for {idle.Limit.TotalSeconds:0} s (--idle-timeout) {progress.Stage}: " +
                                           "the connection stalled; nothing unacknowledged was deleted: run fetch again to resume, with a larger --idle-timeout if the link is only slow",
                 PullConnectionLostException => $"connection lost ({psi.FileName} exited {transport.ExitCode}) {progress.Stage}; nothing unacknowledged was deleted: run fetch again to resume",
+                // Here, not on the server: DIR made unwritable (or full) mid-way.
+                FetchDirectoryBusyException => e.Message,
+                UnauthorizedAccessException => $"permission denied writing into {dir} {progress.Stage}; nothing unacknowledged was deleted: run fetch again once you can write there",
+                IOException => $"cannot write into {dir} {progress.Stage} ({e.Message.ReplaceLineEndings(" ")}); nothing unacknowledged was deleted: run fetch again to resume",
                 _ => e.Message,
             };
             return Fail(why, 3);
+        }
+        catch
+        {
+            // Anything else (a bug, Ctrl-C) still ends the transport: a ProxyCommand or a --via shell's children would stay.
+            progress.Clear();
+            if (!transport.HasExited) transport.Kill(entireProcessTree: true);
+            throw;
         }
         progress.Clear();
         foreach (var p in result.Problems.Concat(openProblems)) Console.Error.WriteLine("oniondrop fetch: " + TerminalText.Printable(p));
@@ -209,7 +224,7 @@ public static class FetchCommand
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly bool _terminal = !Console.IsErrorRedirected;
-        private TimeSpan _lastShown = TimeSpan.MinValue;
+        private TimeSpan? _lastShown;   // null before the first line (TimeSpan.MinValue made the subtraction below overflow)
         private bool _shown;
 
         public int Done { get; private set; }
@@ -223,7 +238,7 @@ public static class FetchCommand
         public void Report(FetchProgress p)
         {
             (Done, Total, _listed) = (p.Done, p.Total, true);
-            if (!_terminal || (_clock.Elapsed - _lastShown < TimeSpan.FromMilliseconds(250) && p.Done < p.Total)) return;
+            if (!_terminal || (_lastShown is { } last && _clock.Elapsed - last < TimeSpan.FromMilliseconds(250) && p.Done < p.Total)) return;
             _lastShown = _clock.Elapsed;
             var rate = p.Bytes / Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
             Console.Error.Write($"\r{p.Done}/{p.Total} submissions  {Size(p.Bytes)} of {Size(p.TotalBytes)}  {Size((long)rate)}/s  → {dir}\x1b[K");

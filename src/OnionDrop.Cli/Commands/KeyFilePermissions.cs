@@ -16,7 +16,7 @@ internal static class KeyFilePermissions
         UnixFileMode mode;
         try { mode = File.GetUnixFileMode(path); }   // follows a link: the key's own modes
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
-        if ((mode & Others) == 0) return null;
+        if ((mode & Others) == 0 || Directory.Exists(path)) return null; // a directory's modes are no key's: loading says what it is
         var link = new FileInfo(path).LinkTarget is { } target ? $" (a link to {target})" : "";
         return $"warning: {path}{link} can be read by others (mode {Convert.ToString((int)mode & 0x1FF, 8).PadLeft(4, '0')}): " +
                $"a secret key should be yours alone (chmod 600 {path})";

@@ -21,9 +21,10 @@ public static class KeygenCommand
             var path = parseResult.GetValue(output)!;
             try
             {
+                // Checked before any passphrase is asked (twice) for a key that will not be written.
+                if (Path.Exists(path)) return Fail($"{path} already exists; refusing to overwrite a key");
                 var passphrase = Passphrases.FromFileOrEnvironment(parseResult.GetValue(passphraseFile));
                 if (passphrase is null && parseResult.GetValue(ask)) passphrase = Passphrases.AskNew();
-                if (Path.Exists(path)) return Fail($"{path} already exists; refusing to overwrite a key");
                 using var key = JournalistKey.Generate();
                 key.Save(path, passphrase);
                 Console.Error.WriteLine($"oniondrop keygen: secret key written to {path}{(passphrase is null ? " (no passphrase)" : " (passphrase-protected)")}; keep it offline.");

@@ -40,7 +40,7 @@ public static class OpenCommand
             using (key)
             {
                 var outputDirectory = parseResult.GetValue(output)!;
-                if (CannotWriteTo(outputDirectory) is { } why)
+                if (OutputDirectory.CannotWriteTo(outputDirectory) is { } why)
                 {
                     Console.Error.WriteLine($"oniondrop open: {outputDirectory}: {why}");
                     return 2;
@@ -52,21 +52,6 @@ public static class OpenCommand
             }
         });
         return command;
-    }
-
-    /// <summary>Why nothing could be opened into <paramref name="directory"/> (made if missing), checked once before any blob; null if it can.</summary>
-    private static string? CannotWriteTo(string directory)
-    {
-        if (File.Exists(directory)) return "is a file, not a directory";
-        try
-        {
-            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            var probe = Path.Combine(directory, $".oniondrop-probe-{Environment.ProcessId}");
-            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
-            return null;
-        }
-        catch (UnauthorizedAccessException) { return "permission denied: cannot write there"; }
-        catch (IOException e) { return "cannot write there: " + e.Message; }
     }
 
     /// <summary>Verified blobs waiting to be published: bounds the unpublished plaintext when the disk is slower than the CPU.</summary>
@@ -122,6 +107,8 @@ public static class OpenCommand
 
     private static VerifiedSubmission VerifyOne(string blob, JournalistKey key, string outputDirectory, bool showProgress)
     {
+        // Opening a directory says "Access to the path is denied", which sends the journalist to chmod.
+        if (Directory.Exists(blob)) throw new IOException($"is a directory, not a sealed file (did you mean {Path.Combine(blob, "*.sealed")}?)");
         using var input = new FileStream(blob, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
         var progress = showProgress ? new TerminalProgress(blob, input.Length) : null;
         try { return SubmissionOpener.Verify(input, key, outputDirectory, Path.GetFileName(blob), progress); }

@@ -1,0 +1,21 @@
+namespace OnionDrop.Cli.Commands;
+
+/// <summary>The directory `open` and `fetch` write into, checked before any work starts.</summary>
+internal static class OutputDirectory
+{
+    /// <summary>Why nothing could be written into <paramref name="directory"/> (made, 0700, if missing); null if it can.</summary>
+    public static string? CannotWriteTo(string directory)
+    {
+        if (File.Exists(directory)) return "is a file, not a directory";
+        try
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            // A real file, created and gone: root-owned folders, read-only mounts and full inode tables all show here.
+            var probe = Path.Combine(directory, $".oniondrop-probe-{Environment.ProcessId}");
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
+            return null;
+        }
+        catch (UnauthorizedAccessException) { return "permission denied: cannot write there"; }
+        catch (IOException e) { return "cannot write there: " + e.Message; }
+    }
+}
