@@ -131,9 +131,10 @@ public static class FetchCommand
                     SubmissionOpener.Open(blob, key, dir, Path.GetFileName(path));
                     opened++;
                 }
-                catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
+                catch (Exception e)
                 {
                     // The ciphertext itself arrived intact (hash checked): keep and acknowledge it, say why it did not open.
+                    // Whatever the reason, a bug of ours included: one blob must not stop the fetch of the others.
                     openProblems.Add($"{Path.GetFileName(path)}: not opened: {e.Message.ReplaceLineEndings(" ")}");
                 }
                 return Task.CompletedTask;

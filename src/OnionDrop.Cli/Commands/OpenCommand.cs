@@ -136,6 +136,13 @@ public static class OpenCommand
             Console.Error.WriteLine($"oniondrop open: {blob}: {OneLine(e.Message)}");
             return 1;
         }
+        catch (Exception e)
+        {
+            // A fault of ours in one blob (a crafted one, say) must not end the run: the others would stay unopened,
+            // and their half-written working folders would stay behind.
+            Console.Error.WriteLine($"oniondrop open: {blob}: not opened, unexpected error: {OneLine(e.Message)}");
+            return 1;
+        }
     }
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ");
