@@ -85,17 +85,22 @@ public class CliTests
         Assert.That(open.Stdout, Does.Contain("without.sealed: 1 file(s), no message, in "));
     }
 
+    /// <summary>Seals a.sealed (one file and <paramref name="message"/>), opens it into out/, then opens it again.</summary>
+    private static async Task<(string[] Args, ProcessResult Again)> OpenTwiceAsync(TempDirectory dir, JournalistKey key, string message)
+    {
+        key.Save(dir.Combine("me.key"));
+        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], message, ("a.txt", "a"u8.ToArray())));
+        string[] args = ["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("a.sealed")];
+        Assert.That((await Oniondrop.RunAsync(args)).ExitCode, Is.Zero);
+        return (args, await Oniondrop.RunAsync(args));
+    }
+
     [Test]
     public async Task OpeningAnInboxAgainSkipsWhatIsAlreadyOpenedButNotAnotherBlobClaimingItsReference()
     {
         using var dir = new TempDirectory();
         using var key = JournalistKey.Generate();
-        key.Save(dir.Combine("me.key"));
-        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "hello", ("a.txt", "a"u8.ToArray())));
-        string[] args = ["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("a.sealed")];
-        Assert.That((await Oniondrop.RunAsync(args)).ExitCode, Is.Zero);
-
-        var again = await Oniondrop.RunAsync(args);
+        var (args, again) = await OpenTwiceAsync(dir, key, "hello");
         Assert.That(again.ExitCode, Is.Zero, again.ToString());
         Assert.That(again.Stdout, Does.Contain($"a.sealed: already opened in {Path.Combine(dir.Combine("out"), "ref-1")}; skipped"));
         Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
@@ -112,12 +117,7 @@ public class CliTests
     {
         using var dir = new TempDirectory();
         using var key = JournalistKey.Generate();
-        key.Save(dir.Combine("me.key"));
-        File.WriteAllBytes(dir.Combine("a.sealed"), await Seal.ToBytesAsync([key.PublicKey], "\uFEFFhello", ("a.txt", "a"u8.ToArray())));
-        string[] args = ["open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("a.sealed")];
-        Assert.That((await Oniondrop.RunAsync(args)).ExitCode, Is.Zero);
-
-        var again = await Oniondrop.RunAsync(args);
+        var (args, again) = await OpenTwiceAsync(dir, key, "\uFEFFhello");
         Assert.That(again.Stdout, Does.Contain("a.sealed: already opened in "), again.ToString());
         Assert.That(Directory.GetDirectories(dir.Combine("out")).Select(Path.GetFileName), Is.EqualTo(new[] { "ref-1" }));
         Assert.That(File.ReadAllBytes(Path.Combine(dir.Combine("out"), "ref-1", "message.txt")), Is.EqualTo("\uFEFFhello"u8.ToArray()), "the message as sent");
