@@ -24,6 +24,28 @@ public class CliTests
         Assert.That(File.ReadAllText(path), Is.EqualTo(before));
     }
 
+    /// <summary>
+    /// `open ... 2>log` at a terminal: the passphrase is still asked, on the terminal itself (as ssh and gpg do).
+    /// It was refused, "no terminal to ask the passphrase on", as if there were none.
+    /// </summary>
+    [Test]
+    public async Task With_stderr_sent_to_a_file_the_passphrase_is_asked_on_the_terminal()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.Combine("pass"), "s3cret words\n");
+        var keygen = await Oniondrop.RunAsync(["keygen", "-o", dir.Combine("me.key"), "--passphrase-file", dir.Combine("pass")]);
+        var publicKey = RecipientPublicKey.Parse(keygen.Stdout.TrimEnd().Split('\n')[^1]);
+        File.WriteAllBytes(dir.Combine("x.sealed"), await Seal.ToBytesAsync([publicKey], "asked", ("doc.txt", "hello"u8.ToArray())));
+
+        var open = string.Join(' ', new[] { "dotnet", Oniondrop.Dll, "open", "--key", dir.Combine("me.key"), "-o", dir.Combine("out"), dir.Combine("x.sealed") }
+            .Select(PseudoTerminal.ShellQuote)) + " 2>" + PseudoTerminal.ShellQuote(dir.Combine("err.log"));
+        // What the journalist types reaches the program through the terminal that `script` made.
+        var atTerminal = await ChildProcess.RunAsync(PseudoTerminal.StartInfo("sh", ["-c", open]), TimeSpan.FromMinutes(2), stdin: "s3cret words\r");
+        Assert.That(atTerminal.ExitCode, Is.Zero, $"{atTerminal}\n--- err.log\n{File.ReadAllText(dir.Combine("err.log"))}");
+        Assert.That(atTerminal.Stdout, Does.Contain("Passphrase"), "the prompt, on the terminal");
+        Assert.That(File.ReadAllText(Path.Combine(dir.Combine("out"), "ref-1", "doc.txt")), Is.EqualTo("hello"));
+    }
+
     [Test]
     public async Task KeygenWithAPassphraseFileThenOpenWithTheEnvironmentVariable()
     {

@@ -81,9 +81,12 @@ public static class Passphrases
 
     public static string Ask(string prompt)
     {
-        if (Console.IsInputRedirected || Console.IsErrorRedirected)
-            throw new PassphraseException($"no terminal to ask the passphrase on: use --passphrase-file or {EnvironmentVariable}");
-        Console.Error.Write(prompt);
+        if (Console.IsInputRedirected) throw NoTerminal();
+        // The prompt goes where the journalist looks: stderr, or the terminal itself when stderr goes to a file
+        // (`open ... 2>log`), as ssh and gpg do.
+        using var terminal = Console.IsErrorRedirected ? OpenTerminal() : null;
+        var output = terminal ?? Console.Error;
+        output.Write(prompt);
         var sb = new StringBuilder();
         while (true)
         {
@@ -92,7 +95,16 @@ public static class Passphrases
             if (k.Key == ConsoleKey.Backspace) { if (sb.Length > 0) sb.Length--; }
             else if (k.KeyChar != '\0') sb.Append(k.KeyChar);
         }
-        Console.Error.WriteLine();
+        output.WriteLine();
         return sb.ToString();
     }
+
+    private static StreamWriter OpenTerminal()
+    {
+        try { return new StreamWriter(new FileStream("/dev/tty", FileMode.Open, FileAccess.Write)) { AutoFlush = true }; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw NoTerminal(); }
+    }
+
+    private static PassphraseException NoTerminal() =>
+        new($"no terminal to ask the passphrase on: use --passphrase-file or {EnvironmentVariable}");
 }
