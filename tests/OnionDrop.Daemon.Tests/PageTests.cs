@@ -84,6 +84,24 @@ public sealed class PageTests
     }
 
     [Test]
+    public async Task With_messages_turned_off_the_form_offers_no_message_box()
+    {
+        await using var daemon = await TestDaemon.StartAsync(s => s["OnionDrop:MaxMessageChars"] = "0");
+        using var client = daemon.LoopbackClient();
+        var form = await client.GetStringAsync("/?lang=en");
+        Assert.That(form, Does.Not.Contain("<textarea").And.Not.Contain("message-hint"), "every text typed there would be refused");
+        Assert.That(form, Does.Contain("<input type=\"file\""));
+
+        using (var r = await client.PostAsync("/?lang=en", new Multipart().Field("x", "").ToContent()))
+            Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Choose at least one file.").And.Not.Contain("write a message"));
+        using (var r = await client.PostAsync("/?lang=en", new Multipart().File("a.txt", [1, 2, 3]).ToContent()))
+        {
+            var receipt = await r.Content.ReadAsStringAsync();
+            Assert.That(receipt, Does.Contain("Files received: 1").And.Not.Contain("Message received"));
+        }
+    }
+
+    [Test]
     public async Task The_message_box_has_a_size_a_text_browser_can_draw()
     {
         using var client = _daemon.SocketClient();

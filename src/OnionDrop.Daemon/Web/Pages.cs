@@ -24,9 +24,14 @@ public sealed class Pages(OnionDropOptions options)
     public Page Form(PageLanguage t, string once)
     {
         var welcome = string.IsNullOrWhiteSpace(options.WelcomeText) ? "" : $"<p class=\"welcome\">{E(options.WelcomeText.Trim())}</p>\n";
-        var maxLength = options.MaxMessageChars > 0 ? $" maxlength=\"{options.MaxMessageChars}\"" : "";
+        // MaxMessageChars 0 turns messages off: a box whose every text would be refused is no box to show.
         // maxlength cuts a long text silently, as it is typed or pasted: the hint says where.
-        var messageLimit = options.MaxMessageChars > 0 ? " " + t.FormatCount("MessageLimit", options.MaxMessageChars, options.MaxMessageChars) : "";
+        var message = options.MaxMessageChars == 0 ? "" : $"""
+            <label for="message">{E(t["MessageLabel"])}</label>
+            <textarea id="message" name="message" rows="8" cols="60" maxlength="{options.MaxMessageChars}" aria-describedby="message-hint"></textarea>
+            <p class="hint" id="message-hint">{E(t["MessageHint"] + " " + t.FormatCount("MessageLimit", options.MaxMessageChars, options.MaxMessageChars))}</p>
+
+            """;
         var multiple = options.MaxFiles > 1 ? " multiple" : "";
         var body = $"""
             <h1>{E(t["FormHeading"])}</h1>
@@ -54,10 +59,7 @@ public sealed class Pages(OnionDropOptions options)
             <label for="files">{E(t["FilesLabel"])}</label>
             <input type="file" id="files" name="files"{multiple} aria-describedby="files-hint">
             <p class="hint" id="files-hint">{E(t.FormatCount("FilesHint", options.MaxFiles, options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
-            <label for="message">{E(t["MessageLabel"])}</label>
-            <textarea id="message" name="message" rows="8" cols="60"{maxLength} aria-describedby="message-hint"></textarea>
-            <p class="hint" id="message-hint">{E(t["MessageHint"] + messageLimit)}</p>
-            <button type="submit">{E(t["SubmitButton"])}</button>
+            {message}<button type="submit">{E(t["SubmitButton"])}</button>
             <p class="note">{E(t["SendingNote"])}</p>
             </form>
             """;
@@ -67,6 +69,7 @@ public sealed class Pages(OnionDropOptions options)
     /// <param name="repeat">the same form sent again (a reload): nothing new was stored</param>
     public Page Receipt(PageLanguage t, string reference, int files, long bytes, bool hasMessage, bool repeat = false)
     {
+        var messageLine = options.MaxMessageChars == 0 ? "" : "<br>" + E(t[hasMessage ? "ReceiptMessageYes" : "ReceiptMessageNo"]);
         var repeated = repeat ? $"<p>{E(t["ReceiptRepeat"])}</p>\n" : "";
         var body = $"""
             <section class="card">
@@ -74,7 +77,7 @@ public sealed class Pages(OnionDropOptions options)
             <h1>{E(t["ReceiptHeading"])}</h1>
             <p>{E(t["ReferenceLabel"])}</p>
             <p class="reference" id="reference">{E(reference)}</p>
-            <p>{E(files == 0 ? t["ReceiptFilesNone"] : t.Format("ReceiptFiles", files, t.FormatSize(bytes)))}<br>{E(t[hasMessage ? "ReceiptMessageYes" : "ReceiptMessageNo"])}</p>
+            <p>{E(files == 0 ? t["ReceiptFilesNone"] : t.Format("ReceiptFiles", files, t.FormatSize(bytes)))}{messageLine}</p>
             {repeated}<h2>{E(t["ExpectHeading"])}</h2>
             <ul>
             <li>{E(t["Expect1"])}</li>

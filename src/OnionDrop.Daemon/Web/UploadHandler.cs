@@ -111,7 +111,7 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
                     await DrainAsync(section.Body, buffer, limit: 4 * 1024); // a field the form does not have
             }
 
-            if (files == 0 && string.IsNullOrWhiteSpace(message)) throw UploadRefused.Empty();
+            if (files == 0 && string.IsNullOrWhiteSpace(message)) throw UploadRefused.Empty(messages: options.MaxMessageChars > 0);
             // The whole request has arrived: from here on the submission is finished even if the
             // source's connection drops before the receipt is shown.
             await sealer.CompleteAsync(writer.Id, message ?? "", DateTimeOffset.UtcNow, CancellationToken.None);

@@ -29,7 +29,9 @@ public sealed class UploadRefused : Exception
     public static UploadRefused Malformed() => new(400, "ErrBadRequestTitle", "ErrBadRequestText", false);
     public static UploadRefused LengthRequired() => new(411, "ErrBadRequestTitle", "ErrBadRequestText", false);
     public static UploadRefused NotMultipart() => new(415, "ErrContentTypeTitle", "ErrContentTypeText", false);
-    public static UploadRefused Empty() => new(400, "ErrNothingTitle", "ErrNothingText", false) { SomethingWasSent = false };
+    /// <param name="messages">whether the form has a message box (MaxMessageChars above 0)</param>
+    public static UploadRefused Empty(bool messages) =>
+        new(400, "ErrNothingTitle", messages ? "ErrNothingText" : "ErrNothingTextFilesOnly", false) { SomethingWasSent = false };
     public static UploadRefused TooLarge(long limitBytes) => new(413, "ErrTooLargeTitle", "ErrTooLargeText", false, new ByteSize(limitBytes));
     public static UploadRefused TooManyFiles(int limit) => new(413, "ErrTooManyFilesTitle", "ErrTooManyFilesText", false, new Quantity(limit));
     public static UploadRefused MessageTooLong(int limit) => new(413, "ErrMessageTooLongTitle", "ErrMessageTooLongText", false, new Quantity(limit));
