@@ -158,7 +158,7 @@ public static partial class OnionDropConfiguration
                 && parts[^2].Equals("LogLevel", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrEmpty(value) && !Enum.TryParse<LogLevel>(value, true, out _))
                 throw new ConfigurationError($"config file {file}: {key}: '{value}' is not a log level (Trace, Debug, Information, Warning, Error, Critical or None)");
             // Beside the file, not wherever the command runs: "/" under systemd, the operator's home for `oniondrop status`.
-            if (IsDataDir(key) && !string.IsNullOrEmpty(value)) layer[key] = Path.GetFullPath(value, Path.GetDirectoryName(file)!);
+            if (IsPath(key, value)) layer[key] = Path.GetFullPath(value!, Path.GetDirectoryName(file)!);
             else if (value is not null) layer[key] = value;
         }
         return layer;
@@ -190,13 +190,20 @@ public static partial class OnionDropConfiguration
             else if (IsList(setting))
                 AddList(layer, key, SplitList(setting, value));
             else
-                // A relative DataDir from the working directory, as --data-dir: made absolute now, as the other layers'.
-                layer[key] = IsDataDir(key) && value.Length > 0 ? Path.GetFullPath(value) : value;
+                // A relative path from the working directory, as --data-dir: made absolute now, as the other layers'.
+                layer[key] = IsPath(key, value) ? Path.GetFullPath(value) : value;
         }
         return layer;
     }
 
-    private static bool IsDataDir(string key) => key.Equals($"{Section}:{nameof(OnionDropOptions.DataDir)}", StringComparison.OrdinalIgnoreCase);
+    private static readonly string[] PathSettings = [nameof(OnionDropOptions.DataDir), nameof(OnionDropOptions.TorrcTemplate),
+        nameof(OnionDropOptions.WebSocketDirectory), nameof(OnionDropOptions.SystemTorControlSocket)];
+
+    /// <summary>A setting naming a file or folder. TorPath only with a '/': a bare "tor" is looked up in PATH.</summary>
+    private static bool IsPath(string key, string? value) =>
+        !string.IsNullOrEmpty(value) && key.StartsWith(Section + ":", StringComparison.OrdinalIgnoreCase) && key[(Section.Length + 1)..] is var name
+        && (PathSettings.Contains(name, StringComparer.OrdinalIgnoreCase)
+            || name.Equals(nameof(OnionDropOptions.TorPath), StringComparison.OrdinalIgnoreCase) && value.Contains('/'));
 
     private static IEnumerable<string> SplitList(PropertyInfo setting, string value) =>
         value.Split(setting.Name == nameof(OnionDropOptions.Recipients) ? [',', ' ', '\t', '\n', '\r'] : ['\n', '\r'],

@@ -151,6 +151,21 @@ public class ConfigurationTests
     }
 
     [Test]
+    public void Every_relative_path_setting_is_read_as_the_DataDir_is_and_a_bare_tor_stays_a_command()
+    {
+        var fromFile = Load(File("""
+            { "OnionDrop": { "TorrcTemplate": "torrc.template", "WebSocketDirectory": "run", "SystemTorControlSocket": "tor/control",
+                             "TorPath": "bin/tor" } }
+            """));
+        Assert.That(new[] { fromFile.TorrcTemplate, fromFile.WebSocketDirectory, fromFile.SystemTorControlSocket, fromFile.TorPath },
+            Is.EqualTo(new[] { dir.Combine("torrc.template"), dir.Combine("run"), dir.Combine("tor/control"), dir.Combine("bin/tor") }), "beside the file");
+        var fromEnv = Load(File("{ }"), env: new Hashtable { ["ONIONDROP_TORRC_TEMPLATE"] = "t/torrc", ["ONIONDROP_TOR_PATH"] = "tor" });
+        Assert.That(fromEnv.TorrcTemplate, Is.EqualTo(Path.GetFullPath("t/torrc")), "from the environment, as from the working directory");
+        Assert.That(fromEnv.TorPath, Is.EqualTo("tor"), "looked up in PATH");
+        Assert.That(Load(File("""{ "OnionDrop": { "TorrcTemplate": "/etc/oniondrop/torrc" } }""")).TorrcTemplate, Is.EqualTo("/etc/oniondrop/torrc"));
+    }
+
+    [Test]
     public void A_list_inside_a_section_takes_one_item_per_line_and_a_plain_setting_has_nothing_inside_it()
     {
         // README: "Lists: one variable, one item per line". Inside Retention this failed with the binder's own message;
