@@ -101,6 +101,27 @@ public sealed class PageTests
         }
     }
 
+    /// <summary>The form's bytes are rendered once per language: each visit must still get a token of its own.</summary>
+    [Test]
+    public async Task Each_visit_gets_the_same_form_with_a_fresh_token_in_its_language()
+    {
+        using var client = _daemon.SocketClient();
+        var tokenField = new System.Text.RegularExpressions.Regex("<input type=\"hidden\" name=\"once\" value=\"([0-9a-f]{32})\">");
+        foreach (var lang in new[] { "en", "fr", "en" })
+        {
+            var first = await client.GetStringAsync($"/?lang={lang}");
+            var second = await client.GetStringAsync($"/?lang={lang}");
+            string t1 = tokenField.Match(first).Groups[1].Value, t2 = tokenField.Match(second).Groups[1].Value;
+            Assert.That(t1, Has.Length.EqualTo(32));
+            Assert.That(t2, Is.Not.EqualTo(t1), "a token serves one form");
+            Assert.That(second.Replace(t2, t1), Is.EqualTo(first), "nothing else differs");
+            Assert.That(first, Does.Contain($"<html lang=\"{lang}\">"));
+
+            using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/?lang={lang}"));
+            Assert.That(head.Content.Headers.ContentLength, Is.EqualTo(System.Text.Encoding.UTF8.GetByteCount(first)));
+        }
+    }
+
     [Test]
     public async Task The_message_box_has_a_size_a_text_browser_can_draw()
     {

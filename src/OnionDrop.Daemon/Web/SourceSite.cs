@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -53,7 +54,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
         switch (request.Path.Value)
         {
             case "/" when isRead:
-                await WriteAsync(context, language, pages.Form(language, RecentSubmissions.NewToken()));
+                await WriteFormAsync(context, language);
                 break;
             case "/" when HttpMethods.IsPost(request.Method):
                 await ReceiveAsync(context, language);
@@ -123,13 +124,32 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
     private async Task WriteAsync(HttpContext context, PageLanguage language, Page page)
     {
         var html = Encoding.UTF8.GetBytes(pages.Render(language, page, "/"));
+        if (StartPage(context, language, page.Status, html.Length))
+            await context.Response.Body.WriteAsync(html, context.RequestAborted);
+    }
+
+    /// <summary>The form, from its bytes rendered once, with a fresh one-time token.</summary>
+    private async Task WriteFormAsync(HttpContext context, PageLanguage language)
+    {
+        var form = pages.FormPage(language);
+        var token = Encoding.ASCII.GetBytes(RecentSubmissions.NewToken());
+        if (!StartPage(context, language, StatusCodes.Status200OK, form.BeforeToken.Length + token.Length + form.AfterToken.Length)) return;
+        var body = context.Response.BodyWriter;
+        body.Write(form.BeforeToken);
+        body.Write(token);
+        body.Write(form.AfterToken);
+        await body.FlushAsync(context.RequestAborted);
+    }
+
+    /// <returns>whether a body is to follow (not for HEAD)</returns>
+    private static bool StartPage(HttpContext context, PageLanguage language, int status, int length)
+    {
         var response = context.Response;
-        response.StatusCode = page.Status;
+        response.StatusCode = status;
         response.ContentType = "text/html; charset=utf-8";
-        response.ContentLength = html.Length;
+        response.ContentLength = length;
         response.Headers.ContentLanguage = language.Code;
-        if (!HttpMethods.IsHead(context.Request.Method))
-            await response.Body.WriteAsync(html, context.RequestAborted);
+        return !HttpMethods.IsHead(context.Request.Method);
     }
 
     private static byte[] LoadStyleSheet()
