@@ -38,4 +38,27 @@ public class ProcessHardeningTests
             await fetch.WaitForExitAsync();
         }
     }
+
+    /// <summary>
+    /// fetch --open reads the key's passphrase from ONIONDROP_PASSPHRASE before it starts its transport, which never
+    /// needs it. Inherited, it sat in the environment of ssh, of a --via shell and of a ProxyCommand or torsocks, which
+    /// are dumpable: any process of the journalist's user could read it in /proc/PID/environ for the whole fetch (and
+    /// ssh could send it on, given a SendEnv that matches), while fetch itself keeps its memory from them.
+    /// </summary>
+    [Test]
+    public async Task The_passphrase_from_the_environment_is_not_passed_on_to_the_transport()
+    {
+        using var temp = new TempDirectory();
+        const string passphrase = "correct horse battery staple";
+        var keyFile = temp.Combine("journalist.key");
+        using (var key = OnionDrop.Sealing.JournalistKey.Generate()) key.Save(keyFile, passphrase, 3, 8 * 1024 * 1024);
+        var psi = Oniondrop.StartInfo("fetch", "-o", temp.Combine("in"), "--open", "--key", keyFile,
+            "--via", "echo \"transport sees: ${ONIONDROP_PASSPHRASE:-nothing}\" >&2; exit 1");
+        psi.Environment["ONIONDROP_PASSPHRASE"] = passphrase;
+
+        var fetch = await ChildProcess.RunAsync(psi, TimeSpan.FromMinutes(1));
+
+        Assert.That(fetch.Stderr, Does.Contain("transport sees: nothing"), fetch.ToString());
+        Assert.That(fetch.Stderr, Does.Not.Contain(passphrase));
+    }
 }

@@ -113,6 +113,37 @@ public class CompactTests
         Assert.That(new FileInfo(Catalog).Length, Is.EqualTo(before), "nothing rebuilt");
     }
 
+    /// <summary>
+    /// Root runs `sudo oniondrop compact` while the daemon runs, and prints the daemon's answer: the daemon's user (a
+    /// daemon compromised inside its sandbox) must not reach root's terminal with escape sequences through it (retitle
+    /// the window, write the clipboard, clear the screen, forge a line), as status.json cannot through `status`.
+    /// </summary>
+    [TestCase("ERROR server-error ")]
+    [TestCase("NOT-AN-ANSWER ")]
+    public async Task The_daemons_answer_to_compact_reaches_the_terminal_without_control_characters(string start)
+    {
+        using (SealedBlobStore.Open(DataDir)) { }
+        using var held = DataDirectoryLock.TryAcquire(DataDir)!; // the "daemon" holds the store
+        var socketPath = Path.Combine(DataDir, PullSocketListener.FileName);
+        using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath));
+        listener.Listen(1);
+        var answered = Task.Run(async () =>
+        {
+            using var connection = await listener.AcceptAsync();
+            await connection.ReceiveAsync(new byte[64]); // "COMPACT"
+            await connection.SendAsync(System.Text.Encoding.ASCII.GetBytes(start + "\u001b]0;owned\u0007\u001b[2J\u001b]52;c;ZWNobyBoaQ==\u0007\rforged\n"));
+            connection.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+        });
+
+        var compact = await Oniondrop.RunAsync(["compact", "--data-dir", DataDir]);
+        await answered.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.That(compact.ExitCode, Is.EqualTo(1), compact.ToString());
+        Assert.That(compact.Stderr, Does.Contain("owned"), "the answer is still shown");
+        Assert.That(compact.Stderr.TrimEnd('\n').Where(c => char.IsControl(c) && c != '\n'), Is.Empty, compact.ToString());
+    }
+
     /// <summary>The figures printed count catalog.db and its log together: what was given back, not catalog.db growing as the log empties into it.</summary>
     private static void AssertReportsShrinking(string stdout)
     {

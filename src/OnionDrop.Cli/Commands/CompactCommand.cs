@@ -71,9 +71,13 @@ public static class CompactCommand
     /// <summary>catalog.db with LiteDB's log beside it (catalog-log.db): a rebuild empties the log into the file.</summary>
     private static long CatalogBytes(string dataDir) => SealedBlobStore.CatalogFiles(dataDir).Sum(f => new FileInfo(f).Length);
 
+    /// <summary>
+    /// Messages can carry the daemon's answer on pull.sock, i.e. text from the daemon's user, on root's terminal
+    /// (`sudo oniondrop compact`): shown without control characters, never obeyed (as `status` shows status.json).
+    /// </summary>
     private static int Fail(string message, int code)
     {
-        Console.Error.WriteLine("oniondrop compact: " + message);
+        Console.Error.WriteLine("oniondrop compact: " + TerminalText.Printable(message));
         return code;
     }
 }

@@ -82,6 +82,9 @@ public static class FetchCommand
             // (TerminalText); ssh's prompts (passphrase, host key) use the terminal itself and are untouched.
             psi.RedirectStandardError = true;
             psi.UseShellExecute = false;
+            // The key is loaded by now: the passphrase has no business in ssh's, a --via shell's or a ProxyCommand's
+            // environment, where (unlike in this process, not dumpable) any process of the user could read it.
+            psi.Environment.Remove(Passphrases.EnvironmentVariable);
 
             using (key)
                 return await RunAsync(psi, dir, madeDir, key, idle, ct);
