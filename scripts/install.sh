@@ -310,11 +310,11 @@ fi
 old_keys="$data/.ssh/authorized_keys"
 [ -e "$old_keys" ] && say "WARNING: $old_keys is no longer read by sshd: move its lines to $keys"
 
-# 9. The clock. Every HTTP response carries the server's time to the second (Kestrel's Date header, which it
-#    offers no way to drop), so a drifting clock would be a fingerprint linking the onion service to this host.
+# 9. The clock. tor needs it right, and responses carry its date (the day only, turning at a secret moment:
+#    docs/threat-model.md), so a clock that drifts could still, over time, link the onion service to this host.
 if ((real)) && [ -d /run/systemd/system ] && command -v timedatectl >/dev/null; then
   if [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null)" = yes ]; then say "clock: NTP-synchronised"
-  else say "WARNING: the clock is not NTP-synchronised; responses show its time, so a drift would single this host out: apt-get install -y systemd-timesyncd && timedatectl set-ntp true"; fi
+  else say "WARNING: the clock is not NTP-synchronised; tor needs it right, and a drift could single this host out: apt-get install -y systemd-timesyncd && timedatectl set-ntp true"; fi
 fi
 
 # 10. What is left to do, in order.

@@ -331,9 +331,9 @@ public class TorStartException(string message, bool badConfiguration = false) : 
     public bool BadConfiguration { get; } = badConfiguration;
 }
 
-/// <summary>There is no tor binary where we looked.</summary>
+/// <summary>There is no tor binary where we looked: the path given, or for a bare name PATH and the sbin directories.</summary>
 public sealed class TorNotFoundException(string torPath) : TorStartException(
-    $"tor not found ('{torPath}', looked on PATH and in /usr/sbin): install Debian's tor package " +
+    $"tor not found ('{torPath}', {(torPath.Contains('/') ? "no such file" : "looked on PATH and in /usr/sbin")}): install Debian's tor package " +
     "(sudo apt-get install tor, or scripts/setup-deps) or set OnionDrop:TorPath to the tor binary", badConfiguration: true)
 {
     public string TorPath { get; } = torPath;

@@ -91,4 +91,47 @@ public class TrialScriptTests
         Assert.That(File.ReadAllText(Path.Combine(trialDir, "daemon.log")), Does.Not.Contain("went away unexpectedly"));
         Assert.That((string?)JsonNode.Parse(File.ReadAllText(Path.Combine(trialDir, "data", "status.json")))!["state"], Is.EqualTo("stopped"));
     }
+
+    [Test]
+    public async Task Run_from_another_folder_the_trial_prints_commands_that_work_there()
+    {
+        // `~/oniondrop/scripts/trial` from the home folder printed `scripts/oniondrop status --data-dir .trial/data`,
+        // paths that exist only from the checkout: copied as printed, every command failed.
+        using var dir = new TempDirectory();
+        var elsewhere = Directory.CreateDirectory(dir.Combine("elsewhere")).FullName;
+        var psi = ChildProcess.StartInfo("setsid", ["env", "--default-signal=INT", "bash", Path.Combine(RepoPaths.Root, "scripts", "trial"),
+            "--dir", dir.Combine("trial"), "--port", FreePort.Next().ToString(), "--tor", "none"], elsewhere);
+        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("ONIONDROP_", StringComparison.OrdinalIgnoreCase)).ToList())
+            psi.Environment.Remove(name);
+        using var trial = Process.Start(psi)!;
+        trial.StandardInput.Close();
+        var lines = new BlockingCollection<string>();
+        trial.OutputDataReceived += (_, e) => { if (e.Data is { } l) lines.Add(l); };
+        trial.ErrorDataReceived += (_, _) => { };
+        trial.BeginOutputReadLine();
+        trial.BeginErrorReadLine();
+        try
+        {
+            string? status = null, fetch = null;
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(6);   // it may build first
+            while (status is null || fetch is null)
+            {
+                Assert.That(lines.TryTake(out var line, deadline - DateTime.UtcNow), Is.True, "no announcement");
+                if (Regex.Match(line!, @"^\s+status:\s+(.+)$") is { Success: true } s) status = s.Groups[1].Value;
+                if (Regex.Match(line!, @"^\s+open what arrives:\s+(.+)$") is { Success: true } f) fetch = f.Groups[1].Value;
+            }
+            foreach (var command in new[] { status, fetch })
+            {
+                var run = await ChildProcess.RunAsync(ChildProcess.StartInfo("bash", ["-c", command], elsewhere), TimeSpan.FromMinutes(2));
+                Assert.That(run.ExitCode, Is.Zero, $"{command}\n{run}");
+            }
+        }
+        finally
+        {
+            PosixProcess.Signal(-trial.Id, PosixProcess.SIGINT);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            try { await trial.WaitForExitAsync(cts.Token); }
+            catch (OperationCanceledException) { trial.Kill(entireProcessTree: true); }
+        }
+    }
 }

@@ -330,6 +330,16 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_missing_tor_path_is_said_to_be_missing_not_looked_up_on_PATH()
+    {
+        // A TorPath with a '/' is taken as given (ResolveTor): the message used to claim a PATH search it never made.
+        using var data = new TempDirectory();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions { DataDir = data.Path, TorPath = "/nonexistent/tor" }, new TestLogger<TorSupervisor>());
+        var e = await Assert.ThrowsAsync<TorNotFoundException>(() => supervisor.StartAsync(CancellationToken.None));
+        Assert.That(e!.Message, Does.StartWith("tor not found ('/nonexistent/tor', no such file): "));
+    }
+
+    [Test]
     public async Task Tor_refusing_its_configuration_is_reported_in_tor_s_words()
     {
         using var data = new TempDirectory();

@@ -16,13 +16,13 @@ public static class FetchCommand
     public static Command Create()
     {
         var host = new Argument<string?>("HOST") { Description = "[user@]host of the drop box, as you would give it to ssh (a Host alias from ~/.ssh/config works)", Arity = ArgumentArity.ZeroOrOne };
-        var output = new Option<string>("--output", "-o") { Description = "Directory for the ID.sealed files", DefaultValueFactory = _ => "." };
-        var port = new Option<int?>("--port", "-p") { Description = "SSH port (else ssh's own default or ~/.ssh/config)" };
-        var sshArgs = new Option<string[]>("--ssh-arg") { Description = "An extra argument for ssh, before the host (repeatable), e.g. --ssh-arg=-i --ssh-arg=~/.ssh/drop", AllowMultipleArgumentsPerToken = false };
+        var output = new Option<string>("--output", "-o") { Description = "Directory for the ID.sealed files", HelpName = "DIR", DefaultValueFactory = _ => "." };
+        var port = new Option<int?>("--port", "-p") { Description = "SSH port (else ssh's own default or ~/.ssh/config)", HelpName = "PORT" };
+        var sshArgs = new Option<string[]>("--ssh-arg") { Description = "An extra argument for ssh, before the host (repeatable), e.g. --ssh-arg=-i --ssh-arg=~/.ssh/drop", HelpName = "ARG", AllowMultipleArgumentsPerToken = false };
         var via = new Option<string?>("--via") { Description = "Run COMMAND (with /bin/sh -c) instead of ssh, e.g. 'oniondrop pull --stdio --data-dir DIR' or 'torsocks ssh -T oniondrop@drop.onion'", HelpName = "COMMAND" };
         var open = new Option<bool>("--open") { Description = "Also open each blob as it arrives, into a folder beside its .sealed file (needs --key): for the machine that holds the secret key" };
-        var keyFile = new Option<string?>("--key", "-k") { Description = "Your secret key file, with --open" };
-        var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Passphrase of a protected key, for scripts (or ONIONDROP_PASSPHRASE)" };
+        var keyFile = new Option<string?>("--key", "-k") { Description = "Your secret key file, with --open", HelpName = "FILE" };
+        var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Passphrase of a protected key, for scripts (or ONIONDROP_PASSPHRASE)", HelpName = "FILE" };
         var idleTimeout = new Option<int>("--idle-timeout")
         {
             Description = "Give up when the server, once it has answered, sends nothing for SECONDS while fetch waits for it (a stalled connection); 0 waits for ever",

@@ -10,7 +10,7 @@ public static class KeygenCommand
     public static Command Create()
     {
         var output = new Option<string>("--output", "-o") { Description = "Secret key file to create (mode 0600; never overwritten)", Required = true, HelpName = "FILE" };
-        var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Protect the key with the passphrase in this file (Argon2id); ONIONDROP_PASSPHRASE works too" };
+        var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Protect the key with the passphrase in this file (Argon2id); ONIONDROP_PASSPHRASE works too", HelpName = "FILE" };
         var ask = new Option<bool>("--ask-passphrase") { Description = "Protect the key with a passphrase typed at the terminal" };
         var command = new Command("keygen", "Create a journalist key pair: the secret key stays offline, the public key goes to the server's --recipient.")
         {

@@ -13,9 +13,9 @@ public static class OpenCommand
 {
     public static Command Create()
     {
-        var keyFile = new Option<string>("--key", "-k") { Description = "Your secret key file (from oniondrop keygen)", Required = true };
-        var output = new Option<string>("--output", "-o") { Description = "Directory to open into", DefaultValueFactory = _ => "." };
-        var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Passphrase of a protected key, for scripts (or ONIONDROP_PASSPHRASE); else it is asked at the terminal" };
+        var keyFile = new Option<string>("--key", "-k") { Description = "Your secret key file (from oniondrop keygen)", Required = true, HelpName = "FILE" };
+        var output = new Option<string>("--output", "-o") { Description = "Directory to open into", HelpName = "DIR", DefaultValueFactory = _ => "." };
+        var passphraseFile = new Option<string?>("--passphrase-file") { Description = "Passphrase of a protected key, for scripts (or ONIONDROP_PASSPHRASE); else it is asked at the terminal", HelpName = "FILE" };
         var blobs = new Argument<string[]>("BLOB") { Description = "Sealed files (*.sealed) to open", Arity = ArgumentArity.OneOrMore };
         var command = new Command("open", "Open sealed submissions with your secret key, verifying every byte before anything appears. One already opened in the output directory is skipped.")
         {

@@ -12,8 +12,8 @@ public enum TorMode
 }
 
 /// <summary>
-/// The daemon's settings, bound from config/*.json, ONIONDROP__* environment variables and the command
-/// line (section "OnionDrop"), validated at start-up.
+/// The daemon's settings, layered from the config file, ONIONDROP_* environment variables and the command line
+/// (section "OnionDrop"; OnionDrop.Cli's OnionDropConfiguration), validated at start-up.
 /// </summary>
 public sealed class OnionDropOptions
 {
