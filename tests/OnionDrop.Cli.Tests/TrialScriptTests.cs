@@ -134,4 +134,35 @@ public class TrialScriptTests
             catch (OperationCanceledException) { trial.Kill(entireProcessTree: true); }
         }
     }
+
+    /// <summary>
+    /// The trial installed the test suite's packages too (Chromium, Firefox, onionshare-cli, wrk, gdb...), hundreds
+    /// of megabytes an operator trying the daemon does not need. Seen with apt and dpkg replaced by stubs.
+    /// </summary>
+    [Test]
+    public async Task The_trial_installs_only_what_the_daemon_needs()
+    {
+        using var dir = new TempDirectory();
+        var bin = Directory.CreateDirectory(dir.Combine("bin")).FullName;
+        var asked = dir.Combine("apt-get.args");
+        File.WriteAllText(Path.Combine(bin, "dpkg-query"), "#!/bin/sh\nexit 1\n");   // nothing installed
+        File.WriteAllText(Path.Combine(bin, "apt-get"), $"#!/bin/sh\necho \"$*\" >> '{asked}'\n");
+        File.WriteAllText(Path.Combine(bin, "sudo"), "#!/bin/sh\nexec \"$@\"\n");
+        foreach (var stub in Directory.GetFiles(bin)) File.SetUnixFileMode(stub, (UnixFileMode)0b111_101_101);
+
+        async Task<string[]> PackagesAsync(params string[] args)
+        {
+            File.Delete(asked);
+            var psi = ChildProcess.StartInfo("bash", [Path.Combine(RepoPaths.Root, "scripts", "setup-deps"), .. args]);
+            psi.Environment["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH");
+            var run = await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(30));
+            Assert.That(run.ExitCode, Is.Zero, run.ToString());
+            var install = File.ReadAllLines(asked).Single(l => l.Contains("install"));
+            return install.Split(' ').SkipWhile(w => w != "--no-install-recommends").Skip(1).ToArray();
+        }
+
+        Assert.That(await PackagesAsync("--trial"), Is.EquivalentTo(new[] { "tor", "jq" }));
+        Assert.That(await PackagesAsync(), Is.SupersetOf(new[] { "tor", "jq", "chromium", "openssh-server", "onionshare-cli" }), "the suite's");
+        Assert.That(File.ReadAllText(Path.Combine(RepoPaths.Root, "scripts", "trial")), Does.Contain("scripts/setup-deps\" --trial"));
+    }
 }
