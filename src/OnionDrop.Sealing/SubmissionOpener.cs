@@ -5,7 +5,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnionDrop.Files;
-using OnionDrop.Sealing.Interop;
 
 namespace OnionDrop.Sealing;
 

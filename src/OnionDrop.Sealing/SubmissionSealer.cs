@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
-using OnionDrop.Files;
 using OnionDrop.Sealing.Interop;
 using Sodium;
 

@@ -42,7 +42,7 @@ public static class DaemonHost
         builder.Services.AddSingleton<IValidateOptions<OnionDropOptions>, OnionDropOptionsValidator>();
 
         builder.Services.AddOnionDropStorage();
-        builder.Services.AddOnionDropWeb(builder.WebHost);
+        builder.Services.AddOnionDropWeb();
         builder.Services.AddOnionDropTor();
         builder.Services.AddOnionDropPull();
         builder.Services.AddOnionDropStatus();

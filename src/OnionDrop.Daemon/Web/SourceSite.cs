@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using OnionDrop.Daemon.Hosting;
 
 namespace OnionDrop.Daemon.Web;
 
@@ -33,10 +32,9 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
             }
             await DispatchAsync(context, language);
         }
-        catch (Exception e) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client went away; there is nobody to answer and nothing to report.
-            _ = e;
         }
         catch (Exception e)
         {

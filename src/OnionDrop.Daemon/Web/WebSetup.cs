@@ -14,7 +14,7 @@ namespace OnionDrop.Daemon.Web;
 /// <summary>The source's side: Kestrel on the onion service's Unix socket (and optionally loopback), and the site.</summary>
 public static class WebSetup
 {
-    public static IServiceCollection AddOnionDropWeb(this IServiceCollection services, IWebHostBuilder webHost)
+    public static IServiceCollection AddOnionDropWeb(this IServiceCollection services)
     {
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, WebListeners>();
         services.RemoveAll<IMemoryPoolFactory<byte>>();
