@@ -16,7 +16,6 @@ public static class ForcedCommand
         if (originalCommand is null) return null;
         var asked = string.Join(' ', originalCommand.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries));
         if (asked.Length == 0 || asked == PullProtocol.RemoteCommand) return null;
-        var shown = new string(asked.Take(60).Select(c => c is >= ' ' and < (char)127 ? c : '?').ToArray());
-        return $"this key may only pull sealed submissions (`{PullProtocol.RemoteCommand}`); refused: {shown}{(asked.Length > 60 ? "..." : "")}";
+        return $"this key may only pull sealed submissions (`{PullProtocol.RemoteCommand}`); refused: {PullProtocol.Printable(asked, 60)}";
     }
 }

@@ -85,9 +85,9 @@ public static class PullClient
 
         var greeting = await reader.ReadLineAsync(cancellationToken) ?? throw new PullNeverStartedException("the server closed the connection before greeting (is the forced command `oniondrop pull --stdio`?)");
         if (greeting.StartsWith(Error + " ", StringComparison.Ordinal))
-            throw new PullProtocolException($"the server refused: {Trim(greeting[(Error.Length + 1)..])}");
+            throw new PullProtocolException($"the server refused: {Printable(greeting[(Error.Length + 1)..])}");
         if (greeting != Greeting)
-            throw new PullProtocolException(greeting.StartsWith("ONIONDROP-PULL ") ? $"server speaks {Trim(greeting)}, this fetch speaks {Greeting}" : $"not an OnionDrop pull server (it said: {Trim(greeting)})");
+            throw new PullProtocolException(greeting.StartsWith("ONIONDROP-PULL ") ? $"server speaks {Printable(greeting)}, this fetch speaks {Greeting}" : $"not an OnionDrop pull server (it said: {Printable(greeting)})");
         // Logged in, and a pull server answers: from now on every wait for it is bounded.
         reader.IdleLimit = options.IdleTimeout;
 
@@ -196,7 +196,7 @@ public static class PullClient
                     var gone = words.ElementAtOrDefault(1) == Errors.NotFound;
                     if (gone && request.Kind == Kind.Get) goneMeanwhile++;
                     else if (!gone)
-                        lock (problems) problems.Add($"{request.Id}: server refused {request.Kind.ToString().ToUpperInvariant()}: {Trim(message)}");
+                        lock (problems) problems.Add($"{request.Id}: server refused {request.Kind.ToString().ToUpperInvariant()}: {Printable(message)}");
                     if (request.Kind == Kind.Get)
                     {
                         done++;
@@ -206,14 +206,14 @@ public static class PullClient
                 }
                 else if (request.Kind == Kind.Ack)
                 {
-                    if (line != $"{Acked} {request.Id}") throw new PullProtocolException($"expected ACKED {request.Id}, got: {Trim(line)}");
+                    if (line != $"{Acked} {request.Id}") throw new PullProtocolException($"expected ACKED {request.Id}, got: {Printable(line)}");
                     acknowledged++;
                 }
                 else
                 {
                     var item = byId[request.Id];
                     if (words is not [Blob, var id, var sizeText, var sha] || id != request.Id || !long.TryParse(sizeText, out var size) || size < 0)
-                        throw new PullProtocolException($"expected BLOB {request.Id} ..., got: {Trim(line)}");
+                        throw new PullProtocolException($"expected BLOB {request.Id} ..., got: {Printable(line)}");
                     // Checked before a byte is written: the listed size is what the disk was checked for.
                     if (size != item.Size) throw new PullProtocolException($"the server sends {size} bytes for {id}, listed with {item.Size}");
                     var durable = await ReceiveAsync(reader, dir, id, size, sha, item, problems, cancellationToken);
@@ -233,7 +233,7 @@ public static class PullClient
 
             outgoing.Writer.TryWrite(Quit);
             var bye = await reader.ReadLineAsync(cancellationToken);
-            if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Trim(bye ?? "(end of stream)")}");
+            if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Printable(bye ?? "(end of stream)")}");
             return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems) { NotListed = notListed, GoneMeanwhile = goneMeanwhile };
         }
         finally
@@ -257,9 +257,9 @@ public static class PullClient
     private static async Task<(List<Listed> Items, int NotTaken)> ReadListAsync(ProtocolReader reader, int maxListed, CancellationToken cancellationToken)
     {
         var header = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("connection closed before the list");
-        if (header.StartsWith(Error + " ")) throw new PullProtocolException("server: " + Trim(header[(Error.Length + 1)..]));
+        if (header.StartsWith(Error + " ")) throw new PullProtocolException("server: " + Printable(header[(Error.Length + 1)..]));
         if (header.Split(' ') is not [Waiting, var countText, _] || !int.TryParse(countText, out var count) || count < 0)
-            throw new PullProtocolException($"expected WAITING, got: {Trim(header)}");
+            throw new PullProtocolException($"expected WAITING, got: {Printable(header)}");
         var items = new List<Listed>(Math.Min(count, maxListed));
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var notTaken = 0;
@@ -267,7 +267,7 @@ public static class PullClient
         {
             var line = await reader.ReadLineAsync(cancellationToken) ?? throw new PullConnectionLostException("connection closed in the list");
             if (line.Split(' ') is not [Item, var id, var sizeText, var sha] || !SubmissionId.IsValid(id) || !long.TryParse(sizeText, out var size) || size < 0 || !IsSha256Hex(sha))
-                throw new PullProtocolException($"bad ITEM line: {Trim(line)}");
+                throw new PullProtocolException($"bad ITEM line: {Printable(line)}");
             if (items.Count == maxListed) { notTaken++; continue; }
             if (!seen.Add(id)) throw new PullProtocolException($"the list names {id} twice");
             items.Add(new Listed(id, size, sha));
@@ -363,11 +363,7 @@ public static class PullClient
         }
     }
 
-    private static string Trim(string text)
-    {
-        var clean = new string(text.Select(c => c is >= ' ' and < (char)127 ? c : '?').ToArray());
-        return clean.Length > 120 ? clean[..120] + "..." : clean;
-    }
+    private static string Printable(string text) => PullProtocol.Printable(text, 120);
 }
 
 internal static class SealedBlobStoreFiles

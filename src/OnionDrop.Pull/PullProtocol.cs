@@ -27,6 +27,16 @@ public static class PullProtocol
     }
 
     public static byte[] Line(string text) => Encoding.ASCII.GetBytes(text + "\n");
+
+    /// <summary>
+    /// The other side's text as quoted in a line or a message: printable ASCII only (anything else becomes '?', so
+    /// it can neither break the line nor reach a terminal as a control sequence), cut at <paramref name="maxChars"/>.
+    /// </summary>
+    internal static string Printable(string text, int maxChars)
+    {
+        var clean = new string(text.Select(c => c is >= ' ' and < (char)127 ? c : '?').ToArray());
+        return clean.Length > maxChars ? clean[..maxChars] + "..." : clean;
+    }
 }
 
 /// <summary>The other side broke the protocol, or said ERROR where that cannot be recovered from.</summary>

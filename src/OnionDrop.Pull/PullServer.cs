@@ -206,9 +206,5 @@ public sealed class PullServer(ISealedBlobStore store, string journalist, ILogge
         public override void SetLength(long value) => throw new NotSupportedException();
     }
 
-    private static string Printable(string text)
-    {
-        var clean = new string(text.Select(c => c is >= ' ' and < (char)127 ? c : '?').ToArray());
-        return clean.Length > 80 ? clean[..80] + "..." : clean;
-    }
+    private static string Printable(string text) => PullProtocol.Printable(text, 80);
 }
