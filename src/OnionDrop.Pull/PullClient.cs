@@ -303,14 +303,14 @@ public static class PullClient
         catch
         {
             await file.DisposeAsync();
-            SealedBlobStoreFiles.TryDelete(partial);
+            TryDelete(partial);
             throw;
         }
         var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
         if (!actual.Equals(sha, StringComparison.OrdinalIgnoreCase) || !sha.Equals(listed.Sha256Hex, StringComparison.OrdinalIgnoreCase))
         {
             await file.DisposeAsync();
-            SealedBlobStoreFiles.TryDelete(partial);
+            TryDelete(partial);
             lock (problems) problems.Add($"{id}: received {size} bytes with SHA-256 {actual}, expected {listed.Size} bytes with {listed.Sha256Hex}; not acknowledged");
             return Task.FromResult<string?>(null);
         }
@@ -331,7 +331,7 @@ public static class PullClient
             }
             finally
             {
-                if (!renamed) SealedBlobStoreFiles.TryDelete(partial);
+                if (!renamed) TryDelete(partial);
             }
         }, CancellationToken.None);
     }
@@ -348,7 +348,7 @@ public static class PullClient
     private static void RemoveLeftovers(string dir)
     {
         foreach (var path in Directory.EnumerateFiles(dir, "*.partial"))
-            if (SubmissionId.IsValid(Path.GetFileNameWithoutExtension(path))) SealedBlobStoreFiles.TryDelete(path);
+            if (SubmissionId.IsValid(Path.GetFileNameWithoutExtension(path))) TryDelete(path);
     }
 
     private static async Task WriteLinesAsync(ChannelReader<string> lines, Stream toServer, CancellationToken cancellationToken)
@@ -364,11 +364,9 @@ public static class PullClient
     }
 
     private static string Printable(string text) => PullProtocol.Printable(text, 120);
-}
 
-internal static class SealedBlobStoreFiles
-{
-    public static void TryDelete(string path)
+    /// <summary>Removes an ID.partial of ours; one that cannot be removed now is left to <see cref="RemoveLeftovers"/>.</summary>
+    private static void TryDelete(string path)
     {
         try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
