@@ -39,6 +39,9 @@ public sealed class TorProcess : IAsyncDisposable
     private const string ConfigurationRefused = "Reading config failed";
     private bool _refusedConfiguration;
 
+    /// <summary>util-linux's setsid, on every Debian system.</summary>
+    private const string Setsid = "/usr/bin/setsid";
+
     private TorProcess(Process process, TorrcValues values, ILogger logger)
     {
         _process = process;
@@ -70,9 +73,6 @@ public sealed class TorProcess : IAsyncDisposable
     /// <exception cref="TorConfigurationException">The template is unsafe.</exception>
     /// <exception cref="TorStartException">tor refused the configuration or exited, with tor's own words.</exception>
     /// <exception cref="TorAuthenticationException">The control socket refused us.</exception>
-    /// <summary>util-linux's setsid, on every Debian system.</summary>
-    private const string Setsid = "/usr/bin/setsid";
-
     public static async Task<TorProcess> StartAsync(TorLaunchSettings settings, ILogger logger, CancellationToken cancellationToken = default)
     {
         var torPath = ResolveTor(settings.TorPath);
