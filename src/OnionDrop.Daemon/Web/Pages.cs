@@ -129,11 +129,11 @@ public sealed class Pages(OnionDropOptions options)
         return args is [Quantity count, ..] ? t.FormatCount(key, count.N, shown) : t.Format(key, shown);
     }
 
-    /// <summary>The shared layout: newsroom name, language switch (a plain link, no cookie), footer.</summary>
-    public string Render(PageLanguage t, Page page, string path = "/")
+    /// <summary>The shared layout: newsroom name, language switch (plain links to the form, no cookie), footer.</summary>
+    public string Render(PageLanguage t, Page page)
     {
         var switchLinks = !page.LanguageSwitch ? "" : string.Join(" ", PageLanguage.All.Where(l => l != t).Select(l =>
-            $"<a href=\"{E(path)}?lang={l.Code}\" hreflang=\"{l.Code}\" lang=\"{l.Code}\">{E(l.NativeName)}</a>"));
+            $"<a href=\"/?lang={l.Code}\" hreflang=\"{l.Code}\" lang=\"{l.Code}\">{E(l.NativeName)}</a>"));
         var html = new StringBuilder(8 * 1024);
         html.Append($"""
             <!DOCTYPE html>

@@ -121,7 +121,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
 
     private async Task WriteAsync(HttpContext context, PageLanguage language, Page page)
     {
-        var html = Encoding.UTF8.GetBytes(pages.Render(language, page, "/"));
+        var html = Encoding.UTF8.GetBytes(pages.Render(language, page));
         if (StartPage(context, language, page.Status, html.Length))
             await context.Response.Body.WriteAsync(html, context.RequestAborted);
     }
