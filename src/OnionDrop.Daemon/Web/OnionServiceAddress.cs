@@ -4,9 +4,10 @@ using OnionDrop.Daemon.Hosting;
 namespace OnionDrop.Daemon.Web;
 
 /// <summary>
-/// The onion service's own name, for the Host allow-list. The tor supervisor calls <see cref="Publish"/>
-/// once the service is up (ADD_ONION's ServiceID or the HiddenServiceDir's hostname file); until then
-/// the launched tor's hostname file is read if it exists.
+/// The onion service's own name, for the Host allow-list. <see cref="Publish"/> is called by the tor setup
+/// (Tor/TorSetup.cs, TorHostedService) on every change of the supervisor's state that names the service
+/// (ADD_ONION's ServiceID or the HiddenServiceDir's hostname file); until then the launched tor's hostname
+/// file is read if it exists.
 /// </summary>
 public sealed class OnionServiceAddress(IOptions<OnionDropOptions> options)
 {
