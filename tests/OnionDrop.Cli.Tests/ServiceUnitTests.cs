@@ -39,7 +39,11 @@ public class ServiceUnitTests
         using var dir = new TempDirectory();
         var trace = dir.Combine("strace.txt");
         var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
-        await using (var daemon = await DaemonProcess.StartAsync(dir.Combine("data"), key, tor: "launch",
+        // tor's only directory authority is 127.0.0.1:1: it tries to connect (the same calls as to a relay) and
+        // sends nothing off the machine.
+        var offline = new Dictionary<string, object> { ["TorExtraConfig"] = new[] {
+            "DirAuthority unreachable orport=1 no-v2 v3ident=0000000000000000000000000000000000000000 127.0.0.1:1 0000000000000000000000000000000000000000" } };
+        await using (var daemon = await DaemonProcess.StartAsync(dir.Combine("data"), key, tor: "launch", settings: offline,
             wrapper: ["strace", "-f", "-qq", "-c", "-o", trace]))
         {
             // Give tor time to start and try the network, then send one submission.
@@ -105,7 +109,9 @@ public class ServiceUnitTests
     /// The unit's IPAddressDeny= and SocketBindDeny=any cannot be run here (no systemd as PID 1, and Debian 12's
     /// systemd lacks the BPF framework SocketBindDeny= needs), so check them the other way round: under strace, while
     /// tor bootstraps, the daemon and its tor bind no IP socket but the test's own loopback `Listen`, and connect to no
-    /// address the unit denies. (Without a network tor still tries relays' addresses; with none tried, this proves less.)
+    /// address the unit denies. tor runs in a network namespace of its own with no interface up (unshare --net):
+    /// it tries the relays' addresses it would use, each connect() fails at once, and no packet leaves the machine.
+    /// It must have tried some, or the check proves nothing.
     /// </summary>
     [Test, Category("EndToEnd")]
     public async Task TheDaemonAndItsTorNeedNothingTheUnitsNetworkRulesDeny()
@@ -114,8 +120,12 @@ public class ServiceUnitTests
         using var dir = new TempDirectory();
         var trace = dir.Combine("strace.txt");
         var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        var isolatedTor = dir.Combine("tor-without-network");
+        File.WriteAllText(isolatedTor, "#!/bin/sh\nexec unshare --net tor \"$@\"\n");
+        File.SetUnixFileMode(isolatedTor, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         int port;
         await using (var daemon = await DaemonProcess.StartAsync(dir.Combine("data"), key, tor: "launch",
+            settings: new Dictionary<string, object> { ["TorPath"] = isolatedTor },
             wrapper: ["strace", "-f", "-qq", "-e", "trace=bind,connect", "-o", trace]))
         {
             port = daemon.Port;
@@ -129,6 +139,7 @@ public class ServiceUnitTests
             .Select(l => Regex.Match(l, @"inet_addr\(""([^""]+)""\)|inet_pton\(AF_INET6, ""([^""]+)""")).Where(m => m.Success)
             .Select(m => m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value).Distinct().ToList();
         TestContext.Out.WriteLine($"{binds.Count} IP bind(s), to the Listen port {port}; connections to {connected.Count} address(es): {string.Join(' ', connected.Take(10))} ...");
+        Assert.That(connected, Is.Not.Empty, "tor tried no relay's address: nothing was checked\n" + string.Join('\n', File.ReadLines(trace).Take(50)));
         Assert.That(connected.Where(a => Denied(deny, a)), Is.Empty, "tor (or the daemon) needs an address the unit's IPAddressDeny= refuses");
     }
 

@@ -32,7 +32,7 @@ public sealed class StopTests
         await using var daemon = await DaemonProcess.StartAsync(data, journalist.PublicKey);
 
         await using var upload = await SlowUpload.StartAsync(daemon.Port);
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        await WaitForPartialAsync(data, daemon);
 
         var clock = Stopwatch.StartNew();
         var exit = await daemon.StopAsync(grace: UnitStopTimeout);
@@ -60,7 +60,7 @@ public sealed class StopTests
         var tor = PosixProcess.Children(daemon.Pid).Single(p => PosixProcess.Name(p) == "tor");
 
         await using var upload = await SlowUpload.StartAsync(daemon.Port);
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        await WaitForPartialAsync(data, daemon);
         PosixProcess.Signal(tor, PosixProcess.SIGSTOP);
         try
         {
@@ -74,6 +74,20 @@ public sealed class StopTests
             Assert.That(File.ReadAllText(Path.Combine(data, "status.json")), Does.Contain("\"stopped\""), "the status file's last word");
         }
         finally { PosixProcess.Signal(tor, PosixProcess.SIGCONT); }
+    }
+
+    /// <summary>
+    /// Until the daemon is writing the slow upload (its .partial blob is there): a stop before that would find no
+    /// upload in flight, and "nothing kept" would prove nothing.
+    /// </summary>
+    private static async Task WaitForPartialAsync(string data, DaemonProcess daemon)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (Journalist.BlobFiles(data, "*.partial").Length == 0)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"the slow upload never reached the daemon's store\n{daemon.Output}");
+            await Task.Delay(100);
+        }
     }
 
     /// <summary>A source's upload trickling in (1 KiB every 200 ms: slow, but moving, as over Tor) until disposed.</summary>

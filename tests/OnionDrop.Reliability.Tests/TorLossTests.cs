@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using OnionDrop.Testing;
 
 namespace OnionDrop.Reliability.Tests;
@@ -32,7 +33,9 @@ public sealed class TorLossTests
                 return await client.SendAsync(u, new UploadPace(8 * 1024, TimeSpan.FromMilliseconds(50)), p => { lock (phases) phases[u.Label] = p; });
             }).ToList();
 
-            await Task.Delay(1500);
+            // Kill tor once uploads are streaming (not after a fixed time, which a loaded machine may not fill).
+            bool InFlight() { lock (phases) return phases.Values.Count(p => p is UploadPhase.PartHeaders or UploadPhase.Body) >= 4; }
+            for (var waited = Stopwatch.StartNew(); !InFlight() && waited.Elapsed < TimeSpan.FromSeconds(60); ) await Task.Delay(50);
             Assert.That(PosixProcess.Signal(firstTor, PosixProcess.SIGKILL), Is.True, "kill -9 tor");
             lock (phases)
                 Assert.That(phases.Values.Count(p => p is UploadPhase.PartHeaders or UploadPhase.Body), Is.GreaterThan(0),
