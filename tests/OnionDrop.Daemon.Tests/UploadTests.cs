@@ -218,7 +218,7 @@ public sealed class UploadTests
             Assert.That(response.Closed, Is.True, "the stalled connection is closed by the daemon, within the reader's 30 s");
             Assert.That(response.Status, Is.Null.Or.LessThan(500));
         }
-        await Task.Delay(300);
+        await WaitUntil(() => daemon.Counters.Refused == 1); // the daemon has finished with it, not merely hung up
         Assert.That(daemon.Store.ListCommitted(), Has.Count.EqualTo(1), "the stalled upload stored nothing");
         Assert.That(daemon.BlobFiles(), Has.Length.EqualTo(1), "and left no partial behind");
     }
