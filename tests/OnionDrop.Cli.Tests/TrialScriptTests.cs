@@ -30,7 +30,8 @@ public class TrialScriptTests
         trial.StandardInput.Close();
         var lines = new BlockingCollection<string>();
         var all = new ConcurrentQueue<string>();
-        trial.OutputDataReceived += (_, e) => { if (e.Data is { } l) { lines.Add(l); all.Enqueue(l); } };
+        // The end of its output ends the wait: a trial that exits early fails at once, not after the deadline.
+        trial.OutputDataReceived += (_, e) => { if (e.Data is { } l) { lines.Add(l); all.Enqueue(l); } else lines.CompleteAdding(); };
         trial.ErrorDataReceived += (_, e) => { if (e.Data is { } l) all.Enqueue("stderr: " + l); };
         trial.BeginOutputReadLine();
         trial.BeginErrorReadLine();
@@ -110,8 +111,9 @@ public class TrialScriptTests
         using var trial = Process.Start(psi)!;
         trial.StandardInput.Close();
         var lines = new BlockingCollection<string>();
-        trial.OutputDataReceived += (_, e) => { if (e.Data is { } l) lines.Add(l); };
-        trial.ErrorDataReceived += (_, _) => { };
+        var errors = new ConcurrentQueue<string>();
+        trial.OutputDataReceived += (_, e) => { if (e.Data is { } l) lines.Add(l); else lines.CompleteAdding(); };
+        trial.ErrorDataReceived += (_, e) => { if (e.Data is { } l) errors.Enqueue(l); };
         trial.BeginOutputReadLine();
         trial.BeginErrorReadLine();
         try
@@ -120,7 +122,7 @@ public class TrialScriptTests
             var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(6);   // it may build first
             while (status is null || fetch is null)
             {
-                Assert.That(lines.TryTake(out var line, deadline - DateTime.UtcNow), Is.True, "no announcement");
+                Assert.That(lines.TryTake(out var line, deadline - DateTime.UtcNow), Is.True, "no announcement\n" + string.Join('\n', errors));
                 if (Regex.Match(line!, @"^\s+status:\s+(.+)$") is { Success: true } s) status = s.Groups[1].Value;
                 if (Regex.Match(line!, @"^\s+open what arrives:\s+(.+)$") is { Success: true } f) fetch = f.Groups[1].Value;
             }
