@@ -105,7 +105,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
             // exceptions, a lock timeout say, leave the engine open: those pass as they are.)
             catalog.Failed = true;
             if (e is IOException) throw;
-            throw new IOException(HasRoomToClose(out _, out _) ? $"the catalog failed: {e.Message}" : $"No space left on device: the catalog failed ({e.Message})", e);
+            if (HasRoomToClose(out _, out _)) throw new CatalogFailedException($"the catalog failed: {e.Message}", e);
+            throw new IOException($"No space left on device: the catalog failed ({e.Message})", e);
         }
         finally { _rebuild.ExitReadLock(); }
     }
@@ -194,24 +195,35 @@ public sealed class SealedBlobStore : ISealedBlobStore
             var restoredFrom = RestoreInterruptedRebuild(dataDir);
             if (!File.Exists(catalog)) File.Create(catalog, 0, FileOptions.None).Dispose();
             File.SetUnixFileMode(catalog, PrivateFile);
-            var store = new SealedBlobStore(dataDir, dataLock, options);
-            if (restoredFrom is not null)
-                store._log.LogWarning("store: catalog.db was missing after an interrupted compaction; restored it from {Backup}", restoredFrom);
             // A catalog that never recorded anything (just made, or left empty by a recovery cut off while it read
             // the blobs) beside sealed blobs: its sweep would delete them all as orphans.
             var sealedBlobs = Directory.EnumerateFiles(Path.Combine(dataDir, BlobsDirectoryName), "*" + SealedExtension).Count();
-            if (store.CatalogNeverUsed())
+            SealedBlobStore? store = null;
+            try
             {
-                if (sealedBlobs == 0) store.MarkCatalogInUse(); // from now on an orphan (a first commit cut short) is swept as usual
-                else if (recover) recovered = store.EnterBlobsInCatalog(); // one transaction: cut off, the catalog stays never used
-                else
+                store = new SealedBlobStore(dataDir, dataLock, options);
+                if (restoredFrom is not null)
+                    store._log.LogWarning("store: catalog.db was missing after an interrupted compaction; restored it from {Backup}", restoredFrom);
+                if (store.CatalogNeverUsed())
                 {
-                    store.Dispose();
-                    throw new CatalogMissingException(dataDir, sealedBlobs);
+                    if (sealedBlobs == 0) store.MarkCatalogInUse(); // from now on an orphan (a first commit cut short) is swept as usual
+                    else if (recover) recovered = store.EnterBlobsInCatalog(); // one transaction: cut off, the catalog stays never used
+                    else
+                    {
+                        store.Dispose();
+                        throw new CatalogMissingException(dataDir, sealedBlobs);
+                    }
                 }
+                RemoveRebuildLeftovers(dataDir);
+                store.Sweep();
             }
-            RemoveRebuildLeftovers(dataDir);
-            store.Sweep();
+            catch (Exception e) when (CatalogDamagedException.IsDamage(e))
+            {
+                // A catalog.db that LiteDB cannot read (a disk error, a bad copy put back) failed in LiteDB's words or
+                // .NET's ("Unable to translate bytes [D9] at index 0 ..."), naming neither the file nor a way out.
+                try { store?.Dispose(); } catch (Exception) { }
+                throw new CatalogDamagedException(dataDir, sealedBlobs, e);
+            }
             store.RefillSpareFiles();
             return store;
         }

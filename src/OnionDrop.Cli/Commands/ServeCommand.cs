@@ -77,6 +77,11 @@ public static class ServeCommand
                 // No tor binary, or a torrc tor refuses: restarting cannot help (the host left out its stack trace).
                 return Fail(ExitBadConfig, "bad configuration: " + FirstLine(e));
             }
+            catch (Exception e) when (Unwrap(e) is OnionDrop.Storage.CatalogMissingException or OnionDrop.Storage.CatalogDamagedException)
+            {
+                // The operator must act (docs/storage.md, "Recovery"): a restart every RestartSec would only repeat this line.
+                return Fail(ExitBadConfig, FirstLine(e));
+            }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // The host has logged the details for the operator; the terminal gets the one line.
@@ -140,9 +145,11 @@ public static class ServeCommand
         return code;
     }
 
-    internal static string FirstLine(Exception e)
+    internal static string FirstLine(Exception e) => Unwrap(e).Message.Split('\n')[0].Trim();
+
+    private static Exception Unwrap(Exception e)
     {
         while (e is AggregateException { InnerExceptions.Count: 1 } a) e = a.InnerExceptions[0];
-        return e.Message.Split('\n')[0].Trim();
+        return e;
     }
 }
