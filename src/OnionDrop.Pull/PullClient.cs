@@ -236,7 +236,9 @@ public static class PullClient
 
             outgoing.Writer.TryWrite(Quit);
             var bye = await reader.ReadLineAsync(cancellationToken);
-            if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Trim(bye ?? "(end of stream)")}");
+            // Gone before its BYE (killed after the last ACKED, say): a cut like any other; a run again finds nothing lost.
+            if (bye is null) throw new PullConnectionLostException("connection closed before the server's BYE");
+            if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Trim(bye)}");
             return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems) { NotListed = notListed, GoneMeanwhile = goneMeanwhile };
         }
         finally
