@@ -520,6 +520,11 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     public StoreStats GetStats()
     {
+        // Asked every few seconds by the status file: a blobs/ deleted under the daemon fails every upload, and the
+        // catalog alone would not show it. Not made again here: what it held is gone, which the operator must see.
+        if (!Directory.Exists(BlobsDir))
+            throw new DirectoryNotFoundException($"{BlobsDir} is missing (deleted, or its file system gone): no upload can be stored; " +
+                                                 "put it back from a backup, then restart the daemon");
         var waiting = Use(catalog => catalog.Submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).Select(ToRecord).ToList());
         return new StoreStats(waiting.Count, waiting.Sum(r => r.Size), waiting.Count == 0 ? null : waiting.Min(r => r.ArrivedOn));
     }
