@@ -103,6 +103,27 @@ public class ServeHostingTests
         Assert.That(Directory.GetFiles(Path.Combine(data, "blobs"), "*.sealed"), Has.Length.EqualTo(1));
     }
 
+    /// <summary>
+    /// The data directory deleted under the running daemon: it stops (exit 1, so systemd starts it again) with one
+    /// line saying so. It said "Could not find the drive '/tmp/...'. The drive might not be ready or might not be mapped."
+    /// </summary>
+    [Test]
+    public async Task A_data_directory_deleted_under_the_daemon_is_said_as_such()
+    {
+        using var dir = new TempDirectory("oniondrop-hosting-");
+        var data = dir.Combine("data");
+        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        await using var daemon = await DaemonProcess.StartAsync(data, key);
+
+        Directory.Delete(data, recursive: true);
+        for (var waited = 0; !daemon.HasExited && waited < 300; waited++) await Task.Delay(100);
+
+        Assert.That(daemon.HasExited, daemon.Output);
+        Assert.That(await daemon.StopAsync(), Is.EqualTo(1), daemon.Output);
+        Assert.That(daemon.Output.Trim().Split('\n')[^1],
+            Does.StartWith($"oniondrop serve: the data directory {data} disappeared while the daemon ran"), daemon.Output);
+    }
+
     [Test]
     public async Task A_listen_port_already_taken_is_said_in_one_line_at_once()
     {

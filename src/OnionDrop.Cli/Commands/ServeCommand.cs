@@ -66,6 +66,7 @@ public static class ServeCommand
                     return 0;
                 }
                 var failed = parts.FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
+                if (failed is not null && DataDirectoryGone(loaded.Options().DataDir) is { } gone) return Fail(ExitFailed, gone);
                 return failed is null ? 0 : Fail(ExitFailed, $"{failed.GetType().Name} failed: {FirstLine(failed.ExecuteTask!.Exception!)}");
             }
             catch (OptionsValidationException e)
@@ -85,7 +86,7 @@ public static class ServeCommand
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // The host has logged the details for the operator; the terminal gets the one line.
-                return Fail(ExitFailed, FirstLine(e));
+                return Fail(ExitFailed, DataDirectoryGone(loaded.Options().DataDir) ?? FirstLine(e));
             }
         });
         return command;
@@ -118,6 +119,15 @@ public static class ServeCommand
                    $"Make it a directory {me} owns (e.g. sudo install -d -m 0700 -o {me} {dataDir}; under the systemd unit also ReadWritePaths=), or choose another DataDir";
         }
     }
+
+    /// <summary>
+    /// The data directory deleted (or its file system unmounted) under the running daemon: each part then fails in
+    /// .NET's words ("Could not find the drive '/var/lib/oniondrop'. The drive might not be ready or might not be
+    /// mapped."), which say neither what happened nor what it means.
+    /// </summary>
+    private static string? DataDirectoryGone(string dataDir) => Directory.Exists(dataDir) ? null :
+        $"the data directory {dataDir} disappeared while the daemon ran (deleted, or its file system unmounted): stopped. " +
+        "The submissions it held are gone unless it is put back from a backup; started again, the daemon makes a new, empty one";
 
     /// <summary>
     /// A loopback port already in use, said in one line before the host starts (which would log a long trace
