@@ -93,6 +93,27 @@ public class CliTests
     }
 
     /// <summary>
+    /// keygen on a full disk: CreateNew made the file, then the write failed. The empty file stayed, keygen said
+    /// "FILE already exists; refusing to overwrite a key (No space left on device ...)" of a file it had made itself,
+    /// and every keygen after it refused the same way until the journalist deleted it.
+    /// </summary>
+    [Test]
+    public async Task Keygen_on_a_full_disk_leaves_no_key_file_and_says_why()
+    {
+        using var dir = new TempDirectory();
+        using var disk = await LoopFileSystem.MountAsync(dir.Path, 8 << 20);
+        disk.Fill(leaveFree: 0);
+        var path = Path.Combine(disk.MountPoint, "me.key");
+
+        var keygen = await Oniondrop.RunAsync(["keygen", "-o", path]);
+
+        Assert.That(keygen.ExitCode, Is.EqualTo(1), keygen.ToString());
+        Assert.That(keygen.Stderr, Does.Contain("No space left on device").And.Not.Contain("already exists"));
+        Assert.That(keygen.Stdout, Is.Empty, "no public key handed out");
+        Assert.That(File.Exists(path), Is.False, "no empty key file left to refuse the next keygen");
+    }
+
+    /// <summary>
     /// Ctrl-C or SIGTERM (a shutdown) while open verifies a blob: it stops, deletes its working folder (unverified
     /// plaintext) and says so, exit 130. The runtime's default ended it at once (exit 143, not a word), leaving the
     /// hidden working folder in the output directory until some later open there. The blob comes through a FIFO so
