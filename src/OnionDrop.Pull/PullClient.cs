@@ -38,7 +38,11 @@ public sealed class FetchOptions
     /// <summary>A blob is fetched only if this much stays free on DIR's disk once it is here (and the blobs before it).</summary>
     public long KeepFreeBytes { get; init; } = 1L << 30;
 
-    /// <summary>Called with each newly stored <c>ID.sealed</c> path, before it is acknowledged (fetch --open).</summary>
+    /// <summary>
+    /// Called with each <c>ID.sealed</c> path before it is acknowledged (fetch --open): each newly stored, and each
+    /// found already here (an earlier run stored it but was cut off before its acknowledgement, perhaps before
+    /// this call too).
+    /// </summary>
     public Func<string, CancellationToken, Task>? Stored { get; init; }
 
     /// <summary>
@@ -144,11 +148,10 @@ public static class PullClient
                 foreach (var (id, durable, isNew) in batch)
                 {
                     if (await durable is not { } path) continue;
-                    if (isNew)
-                    {
-                        receivedCount++;
-                        if (options.Stored is { } stored) await stored(path, cancellationToken);
-                    }
+                    if (isNew) receivedCount++;
+                    // Also one an earlier run stored and was cut off before it acknowledged: it may have been cut
+                    // before Stored (fetch --open) ran, and once acknowledged it is never listed again.
+                    if (options.Stored is { } stored) await stored(path, cancellationToken);
                     ready.Add(id);
                 }
                 batch.Clear();
@@ -233,7 +236,9 @@ public static class PullClient
 
             outgoing.Writer.TryWrite(Quit);
             var bye = await reader.ReadLineAsync(cancellationToken);
-            if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Printable(bye ?? "(end of stream)")}");
+            // Gone before its BYE (killed after the last ACKED, say): a cut like any other; a run again finds nothing lost.
+            if (bye is null) throw new PullConnectionLostException("connection closed before the server's BYE");
+            if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Printable(bye)}");
             return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems) { NotListed = notListed, GoneMeanwhile = goneMeanwhile };
         }
         finally

@@ -71,11 +71,22 @@ public sealed class JournalistKey : IDisposable
             Mode = FileMode.CreateNew,   // never overwrite a key
             Access = FileAccess.Write,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            BufferSize = 0,   // written at once: no buffer left to flush (and fail again) when a full disk refuses it
         };
         using (var file = new FileStream(path, options))
         {
-            file.Write(Encoding.ASCII.GetBytes(text));
-            file.Flush(flushToDisk: true);
+            try
+            {
+                file.Write(Encoding.ASCII.GetBytes(text));
+                file.Flush(flushToDisk: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Ours (CreateNew), and no key: an empty or cut-off file would be refused as existing by the next keygen.
+                try { file.SetLength(0); } catch (IOException) { }   // nothing of the secret stays, should the delete fail
+                File.Delete(path);
+                throw new IOException($"{path} could not be written, and is not kept: {e.Message}", e);
+            }
         }
         // The name too: keygen prints the public key next, and a key handed out whose file a crash then took
         // would leave every submission sealed to it unopenable.

@@ -34,6 +34,34 @@ public sealed class CatalogMissingException(string dataDir, int sealedBlobs)
                   "refusing to start with an empty catalog, which would delete them as orphans. Put catalog.db back from a backup " +
                   "of the data directory, or make a new one from the blobs with `oniondrop recover` (docs/storage.md, \"Recovery\")");
 
+/// <summary>LiteDB's engine stopped over an error of its own (not a full disk): it refuses every call until reopened.</summary>
+internal sealed class CatalogFailedException(string message, Exception cause) : IOException(message, cause);
+
+/// <summary>
+/// catalog.db is there but cannot be read (a disk error, a truncated or overwritten file, a bad copy put back): the
+/// store does not open, and deletes nothing. Said in one line that names the file and the ways out.
+/// </summary>
+public sealed class CatalogDamagedException(string dataDir, int sealedBlobs, Exception cause)
+    : IOException($"{Path.Combine(dataDir, SealedBlobStore.CatalogFileName)} is damaged and cannot be read ({OneLine(cause.Message)}); " +
+                  $"blobs/ holds {sealedBlobs} sealed submission(s), none deleted. Put catalog.db back from a backup of the data directory, " +
+                  $"or move catalog.db and catalog-log.db out of {dataDir} and make a new catalog from the blobs with `oniondrop recover` " +
+                  "(docs/storage.md, \"Recovery\")", cause)
+{
+    /// <summary>
+    /// Whether an exception from opening the catalog means its file cannot be read: anything LiteDB throws, or its
+    /// reading of garbage throws (a bad encoding, a date out of range...), but not a missing permission, a full disk,
+    /// or another process holding the store.
+    /// </summary>
+    internal static bool IsDamage(Exception e) => e switch
+    {
+        CatalogFailedException or LiteDB.LiteException => true,
+        IOException or UnauthorizedAccessException or ObjectDisposedException or OutOfMemoryException => false,
+        _ => true,
+    };
+
+    private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+}
+
 /// <summary>
 /// Where sealed submissions live. The one implementation keeps a LiteDB catalog and one fsynced file per
 /// body; another layout (an object store, say) would be another implementation of this interface.

@@ -105,7 +105,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
             // exceptions, a lock timeout say, leave the engine open: those pass as they are.)
             catalog.Failed = true;
             if (e is IOException) throw;
-            throw new IOException(HasRoomToClose(out _, out _) ? $"the catalog failed: {e.Message}" : $"No space left on device: the catalog failed ({e.Message})", e);
+            if (HasRoomToClose(out _, out _)) throw new CatalogFailedException($"the catalog failed: {e.Message}", e);
+            throw new IOException($"No space left on device: the catalog failed ({e.Message})", e);
         }
         finally { _rebuild.ExitReadLock(); }
     }
@@ -194,24 +195,35 @@ public sealed class SealedBlobStore : ISealedBlobStore
             var restoredFrom = RestoreInterruptedRebuild(dataDir);
             if (!File.Exists(catalog)) File.Create(catalog, 0, FileOptions.None).Dispose();
             File.SetUnixFileMode(catalog, PrivateFile);
-            var store = new SealedBlobStore(dataDir, dataLock, options);
-            if (restoredFrom is not null)
-                store._log.LogWarning("store: catalog.db was missing after an interrupted compaction; restored it from {Backup}", restoredFrom);
             // A catalog that never recorded anything (just made, or left empty by a recovery cut off while it read
             // the blobs) beside sealed blobs: its sweep would delete them all as orphans.
             var sealedBlobs = Directory.EnumerateFiles(Path.Combine(dataDir, BlobsDirectoryName), "*" + SealedExtension).Count();
-            if (store.CatalogNeverUsed())
+            SealedBlobStore? store = null;
+            try
             {
-                if (sealedBlobs == 0) store.MarkCatalogInUse(); // from now on an orphan (a first commit cut short) is swept as usual
-                else if (recover) recovered = store.EnterBlobsInCatalog(); // one transaction: cut off, the catalog stays never used
-                else
+                store = new SealedBlobStore(dataDir, dataLock, options);
+                if (restoredFrom is not null)
+                    store._log.LogWarning("store: catalog.db was missing after an interrupted compaction; restored it from {Backup}", restoredFrom);
+                if (store.CatalogNeverUsed())
                 {
-                    store.Dispose();
-                    throw new CatalogMissingException(dataDir, sealedBlobs);
+                    if (sealedBlobs == 0) store.MarkCatalogInUse(); // from now on an orphan (a first commit cut short) is swept as usual
+                    else if (recover) recovered = store.EnterBlobsInCatalog(); // one transaction: cut off, the catalog stays never used
+                    else
+                    {
+                        store.Dispose();
+                        throw new CatalogMissingException(dataDir, sealedBlobs);
+                    }
                 }
+                RemoveRebuildLeftovers(dataDir);
+                store.Sweep();
             }
-            RemoveRebuildLeftovers(dataDir);
-            store.Sweep();
+            catch (Exception e) when (CatalogDamagedException.IsDamage(e))
+            {
+                // A catalog.db that LiteDB cannot read (a disk error, a bad copy put back) failed in LiteDB's words or
+                // .NET's ("Unable to translate bytes [D9] at index 0 ..."), naming neither the file nor a way out.
+                try { store?.Dispose(); } catch (Exception) { }
+                throw new CatalogDamagedException(dataDir, sealedBlobs, e);
+            }
             store.RefillSpareFiles();
             return store;
         }
@@ -508,6 +520,11 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     public StoreStats GetStats()
     {
+        // Asked every few seconds by the status file: a blobs/ deleted under the daemon fails every upload, and the
+        // catalog alone would not show it. Not made again here: what it held is gone, which the operator must see.
+        if (!Directory.Exists(BlobsDir))
+            throw new DirectoryNotFoundException($"{BlobsDir} is missing (deleted, or its file system gone): no upload can be stored; " +
+                                                 "put it back from a backup, then restart the daemon");
         var waiting = Use(catalog => catalog.Submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).Select(ToRecord).ToList());
         return new StoreStats(waiting.Count, waiting.Sum(r => r.Size), waiting.Count == 0 ? null : waiting.Min(r => r.ArrivedOn));
     }

@@ -74,6 +74,56 @@ public class ServeHostingTests
         Assert.That(serve.Stdout, Does.Contain("Hosting failed to start").And.Contain("TorStartException").And.Match(@"(?m)^\s+at "), serve.ToString());
     }
 
+    /// <summary>
+    /// A damaged catalog.db: one line naming it and the way out, and exit 2, which the unit's RestartPreventExitStatus
+    /// keeps from restarting every RestartSec to say the same (it said "oniondrop serve: page type must be collection
+    /// page", exit 1).
+    /// </summary>
+    [Test]
+    public async Task A_damaged_catalog_is_said_in_one_line_and_not_restarted()
+    {
+        using var dir = new TempDirectory("oniondrop-hosting-");
+        var data = dir.Combine("data");
+        using var journalist = OnionDrop.Sealing.JournalistKey.Generate();
+        var key = journalist.PublicKey.ToString();
+        await using (var daemon = await DaemonProcess.StartAsync(data, key))
+        {
+            using var client = new UploadClient(daemon.BaseAddress);
+            Assert.That((await client.SendAsync(new SeededUpload("before", 1, 1000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
+            Assert.That(await daemon.StopAsync(), Is.Zero, daemon.Output);
+        }
+        using (var catalog = File.OpenWrite(Path.Combine(data, "catalog.db"))) catalog.SetLength(8192);
+
+        var serve = await Oniondrop.RunAsync(["serve", "--data-dir", data, "--recipient", key, "--tor", "none"], TimeSpan.FromSeconds(60));
+
+        Assert.That(serve.ExitCode, Is.EqualTo(2), serve.ToString());
+        var last = serve.Stderr.Trim().Split('\n')[^1];
+        Assert.That(last, Does.StartWith($"oniondrop serve: {Path.Combine(data, "catalog.db")} is damaged")
+            .And.Contain("1 sealed submission(s), none deleted").And.Contain("oniondrop recover"));
+        Assert.That(Directory.GetFiles(Path.Combine(data, "blobs"), "*.sealed"), Has.Length.EqualTo(1));
+    }
+
+    /// <summary>
+    /// The data directory deleted under the running daemon: it stops (exit 1, so systemd starts it again) with one
+    /// line saying so. It said "Could not find the drive '/tmp/...'. The drive might not be ready or might not be mapped."
+    /// </summary>
+    [Test]
+    public async Task A_data_directory_deleted_under_the_daemon_is_said_as_such()
+    {
+        using var dir = new TempDirectory("oniondrop-hosting-");
+        var data = dir.Combine("data");
+        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        await using var daemon = await DaemonProcess.StartAsync(data, key);
+
+        Directory.Delete(data, recursive: true);
+        for (var waited = 0; !daemon.HasExited && waited < 300; waited++) await Task.Delay(100);
+
+        Assert.That(daemon.HasExited, daemon.Output);
+        Assert.That(await daemon.StopAsync(), Is.EqualTo(1), daemon.Output);
+        Assert.That(daemon.Output.Trim().Split('\n')[^1],
+            Does.StartWith($"oniondrop serve: the data directory {data} disappeared while the daemon ran"), daemon.Output);
+    }
+
     [Test]
     public async Task A_listen_port_already_taken_is_said_in_one_line_at_once()
     {

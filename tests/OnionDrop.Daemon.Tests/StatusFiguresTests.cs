@@ -59,6 +59,26 @@ public sealed class StatusFiguresTests
         }), "the journal: one line as each day's figures are taken, none in between");
     }
 
+    /// <summary>
+    /// blobs/ deleted under the running daemon (a mistaken rm, a lost mount): every upload then failed with "Something
+    /// went wrong" while status said healthy, and kept saying so until a restart.
+    /// </summary>
+    [Test]
+    public void A_blobs_folder_gone_under_the_running_daemon_makes_status_unhealthy()
+    {
+        using var temp = new TempDirectory();
+        var data = temp.Combine("data");
+        using var store = SealedBlobStore.Open(data);
+        var services = new ServiceCollection().AddSingleton<ISealedBlobStore>(store).BuildServiceProvider();
+        var writer = new StatusFileWriter(Options.Create(new OnionDropOptions { DataDir = data, Tor = TorMode.None }), services, new ListLogger(), TimeProvider.System);
+        Assert.That(writer.Snapshot("running").Problems, Is.Empty);
+
+        Directory.Delete(Path.Combine(data, SealedBlobStore.BlobsDirectoryName), recursive: true);
+
+        var problems = writer.Snapshot("running").Problems;
+        Assert.That(problems, Has.Exactly(1).StartsWith("store unreadable: ").And.Contain(Path.Combine(data, "blobs")));
+    }
+
     private sealed class ManualClock(DateTimeOffset now) : TimeProvider
     {
         public DateTimeOffset Now { get; set; } = now;

@@ -125,6 +125,38 @@ public class DaemonRelayTests
     }
 
     /// <summary>
+    /// fetch --open killed after a blob's rename to ID.sealed but before it opened it (and so before its ACK): the
+    /// next run finds ID.sealed already here and acknowledges it without a transfer. It used to acknowledge it
+    /// without opening it too, so that submission was never opened by fetch --open, and no line said so.
+    /// </summary>
+    [Test]
+    public async Task Fetch_with_open_opens_a_blob_an_interrupted_run_stored_but_did_not_open()
+    {
+        Dictionary<string, int> ids;
+        using (var store = SealedBlobStore.Open(DataDir)) ids = await Submissions.CreateAsync(store, _key.PublicKey, 3, n => 1000 + n);
+        var keyFile = _temp.Combine("journalist.key");
+        _key.Save(keyFile);
+        var dir = _temp.Combine("received");
+        Directory.CreateDirectory(dir);
+        var leftover = ids.Keys.First();   // what the killed run left: the verified .sealed, no folder, no ACK
+        File.Copy(Path.Combine(DataDir, SealedBlobStore.BlobsDirectoryName, leftover + ".sealed"), Path.Combine(dir, leftover + ".sealed"));
+
+        var fetch = await Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", keyFile, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+
+        Assert.That(fetch.ExitCode, Is.Zero, fetch.ToString());
+        Assert.That(fetch.Stderr, Does.Contain("2 new submission(s)").And.Contain("1 already here").And.Contain("3 opened"));
+        Assert.That(Directory.GetDirectories(dir).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Order()));
+        var n = ids[leftover];
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, leftover, Submissions.FileName(n))), Is.EqualTo(Submissions.Content(n, 1000 + n)));
+
+        // Run again: nothing left to fetch, nothing opened twice.
+        var again = await Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", keyFile, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+        Assert.That(again.ExitCode, Is.Zero, again.ToString());
+        Assert.That(again.Stderr, Does.Contain("0 new submission(s)").And.Contain("0 opened"));
+        Assert.That(Directory.GetDirectories(dir), Has.Length.EqualTo(3));
+    }
+
+    /// <summary>
     /// At a terminal, fetch rewrites a progress line in place. Its first report compared the clock with
     /// TimeSpan.MinValue, which overflowed: every fetch at a terminal failed at once, nothing fetched.
     /// </summary>

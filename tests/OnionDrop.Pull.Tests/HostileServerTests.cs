@@ -27,7 +27,9 @@ public class HostileServerTests
     /// <paramref name="get"/>'s bytes, each ACK acknowledged, QUIT answered BYE. Returns the result and every request.
     /// </summary>
     /// <param name="hangUp">close the connection right after <paramref name="opening"/></param>
-    private static async Task<(FetchResult Result, List<string> Requests)> FetchFromAsync(string opening, Func<string, byte[]> get, FetchOptions options, bool hangUp = false)
+    /// <param name="noBye">close the connection at QUIT without answering BYE (a server killed then)</param>
+    private static async Task<(FetchResult Result, List<string> Requests)> FetchFromAsync(string opening, Func<string, byte[]> get, FetchOptions options, bool hangUp = false,
+        bool noBye = false)
     {
         var toServer = new Pipe();
         var toClient = new Pipe();
@@ -44,6 +46,7 @@ public class HostileServerTests
                 {
                     lock (requests) requests.Add(line);
                     var words = line.Split(' ');
+                    if (noBye && words[0] == "QUIT") break;
                     var answer = words[0] switch
                     {
                         "GET" => get(words[1]),
@@ -68,6 +71,22 @@ public class HostileServerTests
     }
 
     private FetchOptions Options => new() { OutputDirectory = Received };
+
+    /// <summary>
+    /// The server killed after it acknowledged everything, before its BYE (seen with kill -9 of the daemon during a
+    /// fetch): a cut like any other, said as one ("connection lost ... run fetch again"), not as a protocol fault
+    /// ("expected BYE, got: (end of stream)"), which sounded like a broken server.
+    /// </summary>
+    [Test]
+    public async Task A_server_gone_before_its_BYE_is_a_lost_connection()
+    {
+        var e = await Assert.ThrowsAsync<PullConnectionLostException>(() => FetchFromAsync(
+            $"ONIONDROP-PULL 1\nWAITING 1 {Blob.Length}\nITEM {Id1} {Blob.Length} {BlobSha}\n",
+            _ => Frame(Id1, Blob.Length, BlobSha, Blob), Options, noBye: true));
+        Assert.That(e!.Message, Does.Contain("BYE"));
+        Assert.That(File.ReadAllBytes(Path.Combine(Received, Id1 + ".sealed")), Is.EqualTo(Blob), "what was acknowledged is here");
+        AssertNothingButSealedIn();
+    }
 
     private static byte[] Frame(string id, long size, string sha, byte[] payload) => [.. Encoding.ASCII.GetBytes($"BLOB {id} {size} {sha}\n"), .. payload];
 

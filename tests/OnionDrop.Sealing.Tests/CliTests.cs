@@ -92,6 +92,68 @@ public class CliTests
         Assert.That(open.Stdout[..said], Does.Contain($"\r{blob}: 100%").And.EndWith("\r\x1b[K"), "progress shown, then cleared before the result");
     }
 
+    /// <summary>
+    /// keygen on a full disk: CreateNew made the file, then the write failed. The empty file stayed, keygen said
+    /// "FILE already exists; refusing to overwrite a key (No space left on device ...)" of a file it had made itself,
+    /// and every keygen after it refused the same way until the journalist deleted it.
+    /// </summary>
+    [Test]
+    public async Task Keygen_on_a_full_disk_leaves_no_key_file_and_says_why()
+    {
+        using var dir = new TempDirectory();
+        using var disk = await LoopFileSystem.MountAsync(dir.Path, 8 << 20);
+        disk.Fill(leaveFree: 0);
+        var path = Path.Combine(disk.MountPoint, "me.key");
+
+        var keygen = await Oniondrop.RunAsync(["keygen", "-o", path]);
+
+        Assert.That(keygen.ExitCode, Is.EqualTo(1), keygen.ToString());
+        Assert.That(keygen.Stderr, Does.Contain("No space left on device").And.Not.Contain("already exists"));
+        Assert.That(keygen.Stdout, Is.Empty, "no public key handed out");
+        Assert.That(File.Exists(path), Is.False, "no empty key file left to refuse the next keygen");
+    }
+
+    /// <summary>
+    /// Ctrl-C or SIGTERM (a shutdown) while open verifies a blob: it stops, deletes its working folder (unverified
+    /// plaintext) and says so, exit 130. The runtime's default ended it at once (exit 143, not a word), leaving the
+    /// hidden working folder in the output directory until some later open there. The blob comes through a FIFO so
+    /// that the signal lands mid-blob, when the test chooses.
+    /// </summary>
+    [TestCase(PosixProcess.SIGTERM)]
+    [TestCase(PosixProcess.SIGINT)]
+    public async Task Open_interrupted_mid_blob_leaves_nothing_behind_and_says_so(int signal)
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        var blob = await Seal.ToBytesAsync([key.PublicKey], "hello", ("big.bin", Seal.Bytes(4 << 20, 7)));
+        var fifo = dir.Combine("blob.sealed");
+        Assert.That((await ChildProcess.RunAsync("mkfifo", [fifo])).ExitCode, Is.Zero);
+        var output = dir.Combine("out");
+
+        var psi = Oniondrop.StartInfo("open", "--key", dir.Combine("me.key"), "-o", output, fifo);
+        using var open = System.Diagnostics.Process.Start(psi)!;
+        var stderr = open.StandardError.ReadToEndAsync();
+        var stdout = open.StandardOutput.ReadToEndAsync();
+        await using (var writer = new FileStream(fifo, FileMode.Open, FileAccess.Write))
+        {
+            await writer.WriteAsync(blob.AsMemory(0, 1 << 20));
+            await writer.FlushAsync();
+            for (var waited = 0; !(Directory.Exists(output) && Directory.GetDirectories(output).Length > 0) && waited < 300; waited++) await Task.Delay(100);
+            Assert.That(Directory.GetDirectories(output), Has.Length.EqualTo(1), "its working folder, mid-blob");
+            PosixProcess.Signal(open.Id, signal);
+            await Task.Delay(500);
+            try { await writer.WriteAsync(blob.AsMemory(1 << 20)); }
+            catch (IOException) { }   // it stopped reading: gone
+        }
+        await open.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.That(open.ExitCode, Is.EqualTo(130), await stderr);
+        Assert.That(await stderr, Does.Contain("oniondrop open: interrupted: 1 of 1 blob(s) not opened, nothing of them left in"));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty, "no working folder, nothing in view");
+        _ = await stdout;
+    }
+
     [Test]
     public async Task OpenSaysWhetherThereWasAMessage()
     {

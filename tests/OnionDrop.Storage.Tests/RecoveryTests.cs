@@ -129,6 +129,41 @@ public class RecoveryTests
         Assert.That(BlobFiles(), Is.EquivalentTo(ids.Select(id => id + ".sealed")), "nothing swept");
     }
 
+    /// <summary>
+    /// A catalog.db LiteDB cannot read (cut short, or overwritten in the middle) stopped the open with LiteDB's or
+    /// .NET's words alone ("page type must be collection page", "Unable to translate bytes [D9] at index 0 from
+    /// specified code page to Unicode."), naming neither the file nor a way out; `serve` and `recover` said just that.
+    /// </summary>
+    [TestCase("cut short")]
+    [TestCase("overwritten")]
+    public async Task A_damaged_catalog_stops_the_open_naming_the_file_and_the_way_out_and_deletes_nothing(string damage)
+    {
+        var ids = await StoreThreeAsync();
+        if (damage == "cut short")
+            using (var file = File.OpenWrite(Catalog("catalog.db"))) file.SetLength(8192);  // the header page only
+        else
+            using (var file = File.OpenWrite(Catalog("catalog.db")))
+            {
+                file.Position = 8192 + 32;  // the first page after the header
+                file.Write(Enumerable.Repeat((byte)0xD9, 200).ToArray());
+            }
+
+        var e = Assert.Throws<CatalogDamagedException>(() => SealedBlobStore.Open(DataDir).Dispose());
+        Assert.That(e!.Message, Does.Contain(Catalog("catalog.db") + " is damaged").And.Contain("3 sealed submission(s), none deleted")
+            .And.Contain("oniondrop recover"));
+        Assert.That(e.Message, Does.Not.Contain("\n"));
+        Assert.That(BlobFiles(), Is.EquivalentTo(ids.Select(id => id + ".sealed")), "nothing swept");
+        Assert.That(DataDirectoryLock.IsHeld(DataDir), Is.False, "the lock is let go");
+
+        // The way out it names: move the catalog aside, then recover.
+        var aside = _temp.Combine("damaged");
+        Directory.CreateDirectory(aside);
+        foreach (var f in Directory.GetFiles(DataDir, "catalog*.db")) File.Move(f, Path.Combine(aside, Path.GetFileName(f)));
+        using var store = SealedBlobStore.OpenRecovering(DataDir, null, out var recovered);
+        Assert.That(recovered, Is.EqualTo(3));
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(ids));
+    }
+
     [Test]
     public async Task An_empty_catalog_beside_sealed_blobs_stops_the_open_too_and_recover_fills_it()
     {

@@ -131,8 +131,8 @@ public static class FetchCommand
                 try
                 {
                     using var blob = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
-                    SubmissionOpener.Open(blob, key, dir, Path.GetFileName(path));
-                    opened++;
+                    // One already here from an interrupted run may have been opened before the cut: then skipped.
+                    if (!SubmissionOpener.Open(blob, key, dir, Path.GetFileName(path)).AlreadyOpened) opened++;
                 }
                 catch (Exception e)
                 {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using OnionDrop.Files;
 using OnionDrop.Sealing;
 
@@ -45,9 +46,21 @@ public static class OpenCommand
                     Console.Error.WriteLine($"oniondrop open: {outputDirectory}: {why}");
                     return 2;
                 }
-                var refused = OpenAll(parseResult.GetValue(blobs)!, key, outputDirectory);
+                // Ctrl-C or SIGTERM (a shutdown): stop between chunks, delete the working folders (unverified
+                // plaintext) and say so. The runtime's default ended the process at once, leaving them behind, silent.
+                using var interrupted = new CancellationTokenSource();
+                void Interrupt(PosixSignalContext context) { context.Cancel = true; interrupted.Cancel(); }
+                using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
+                using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+                var paths = parseResult.GetValue(blobs)!;
+                var (refused, notReached) = OpenAll(paths, key, outputDirectory, interrupted.Token);
                 // The renames into view are durable before we say so (one directory fsync for every blob).
                 if (Directory.Exists(outputDirectory)) FileSync.Fsync(outputDirectory);
+                if (notReached > 0)
+                {
+                    Console.Error.WriteLine($"oniondrop open: interrupted: {notReached} of {paths.Length} blob(s) not opened, nothing of them left in {outputDirectory}; run it again to open them");
+                    return 130;
+                }
                 return refused == 0 ? 0 : 1;
             }
         });
@@ -66,8 +79,8 @@ public static class OpenCommand
     /// the CPU's work. Fixed threads, not one per blob: starting a thread costs about as much as opening a small
     /// blob. Lines come out in the blobs' order. A terminal shows a blob's progress only when there is one blob.
     /// </summary>
-    /// <returns>the number of blobs refused or not written</returns>
-    private static int OpenAll(string[] paths, JournalistKey key, string outputDirectory)
+    /// <returns>the number of blobs refused or not written, and of those left unopened by an interruption</returns>
+    private static (int Refused, int NotReached) OpenAll(string[] paths, JournalistKey key, string outputDirectory, CancellationToken interrupted)
     {
         var outcomes = paths.Select(_ => new TaskCompletionSource<OpenedSubmission>()).ToArray();
         using var verified = new BlockingCollection<(int Index, VerifiedSubmission Submission)>(MaxWaitingToPublish);
@@ -77,7 +90,8 @@ public static class OpenCommand
         {
             for (int i; (i = Interlocked.Increment(ref next)) < paths.Length;)
             {
-                try { verified.Add((i, VerifyOne(paths[i], key, outputDirectory, showProgress))); }
+                if (interrupted.IsCancellationRequested) { outcomes[i].SetCanceled(interrupted); continue; }
+                try { verified.Add((i, VerifyOne(paths[i], key, outputDirectory, showProgress, interrupted))); }
                 catch (Exception e) { outcomes[i].SetException(e); }
             }
             if (Interlocked.Decrement(ref verifying) == 0) verified.CompleteAdding();
@@ -86,15 +100,26 @@ public static class OpenCommand
             foreach (var (i, submission) in verified.GetConsumingEnumerable())
                 using (submission)
                 {
+                    if (interrupted.IsCancellationRequested) { outcomes[i].SetCanceled(interrupted); continue; } // disposed: deleted
                     try { outcomes[i].SetResult(submission.Publish()); }
                     catch (Exception e) { outcomes[i].SetException(e); }
                 }
         })).ToArray();
 
-        var refused = 0;
-        for (var i = 0; i < paths.Length; i++) refused += Report(paths[i], outcomes[i].Task);
+        int refused = 0, notReached = 0;
+        for (var i = 0; i < paths.Length; i++)
+        {
+            if (IsInterrupted(outcomes[i].Task)) notReached++;
+            else refused += Report(paths[i], outcomes[i].Task);
+        }
         foreach (var t in threads) t.Join();
-        return refused;
+        return (refused, notReached);
+    }
+
+    private static bool IsInterrupted(Task<OpenedSubmission> outcome)
+    {
+        try { outcome.Wait(); return false; }
+        catch (AggregateException e) { return e.InnerException is OperationCanceledException; }
     }
 
     private static IEnumerable<Thread> StartThreads(int count, string name, Action work) =>
@@ -105,13 +130,15 @@ public static class OpenCommand
             return thread;
         }).ToArray();
 
-    private static VerifiedSubmission VerifyOne(string blob, JournalistKey key, string outputDirectory, bool showProgress)
+    private static VerifiedSubmission VerifyOne(string blob, JournalistKey key, string outputDirectory, bool showProgress, CancellationToken interrupted)
     {
         // Opening a directory says "Access to the path is denied", which sends the journalist to chmod.
         if (Directory.Exists(blob)) throw new IOException($"is a directory, not a sealed file (did you mean {Path.Combine(blob, "*.sealed")}?)");
         using var input = new FileStream(blob, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
         var progress = showProgress ? new TerminalProgress(blob, input.Length) : null;
-        try { return SubmissionOpener.Verify(input, key, outputDirectory, Path.GetFileName(blob), progress); }
+        // Checked at each chunk: an interruption ends the verification, which deletes its working folder.
+        var checkedProgress = new Progress(read => { interrupted.ThrowIfCancellationRequested(); progress?.Report(read); });
+        try { return SubmissionOpener.Verify(input, key, outputDirectory, Path.GetFileName(blob), checkedProgress); }
         finally { progress?.Done(); }
     }
 
@@ -146,6 +173,12 @@ public static class OpenCommand
     }
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ");
+
+    /// <summary>Called on the reading thread, at once (System.Progress would post to the thread pool).</summary>
+    private sealed class Progress(Action<long> report) : IProgress<long>
+    {
+        public void Report(long value) => report(value);
+    }
 
     /// <summary>"BLOB: 42%" rewritten in place on a terminal, at most once per percent.</summary>
     private sealed class TerminalProgress(string blob, long total) : IProgress<long>

@@ -66,6 +66,7 @@ public static class ServeCommand
                     return 0;
                 }
                 var failed = parts.FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
+                if (failed is not null && DataDirectoryGone(loaded.Options().DataDir) is { } gone) return Fail(ExitFailed, gone);
                 return failed is null ? 0 : Fail(ExitFailed, $"{failed.GetType().Name} failed: {FirstLine(failed.ExecuteTask!.Exception!)}");
             }
             catch (OptionsValidationException e)
@@ -77,10 +78,15 @@ public static class ServeCommand
                 // No tor binary, or a torrc tor refuses: restarting cannot help (the host left out its stack trace).
                 return Fail(ExitBadConfig, "bad configuration: " + FirstLine(e));
             }
+            catch (Exception e) when (Unwrap(e) is OnionDrop.Storage.CatalogMissingException or OnionDrop.Storage.CatalogDamagedException)
+            {
+                // The operator must act (docs/storage.md, "Recovery"): a restart every RestartSec would only repeat this line.
+                return Fail(ExitBadConfig, FirstLine(e));
+            }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // The host has logged the details for the operator; the terminal gets the one line.
-                return Fail(ExitFailed, FirstLine(e));
+                return Fail(ExitFailed, DataDirectoryGone(loaded.Options().DataDir) ?? FirstLine(e));
             }
         });
         return command;
@@ -115,6 +121,15 @@ public static class ServeCommand
     }
 
     /// <summary>
+    /// The data directory deleted (or its file system unmounted) under the running daemon: each part then fails in
+    /// .NET's words ("Could not find the drive '/var/lib/oniondrop'. The drive might not be ready or might not be
+    /// mapped."), which say neither what happened nor what it means.
+    /// </summary>
+    private static string? DataDirectoryGone(string dataDir) => Directory.Exists(dataDir) ? null :
+        $"the data directory {dataDir} disappeared while the daemon ran (deleted, or its file system unmounted): stopped. " +
+        "The submissions it held are gone unless it is put back from a backup; started again, the daemon makes a new, empty one";
+
+    /// <summary>
     /// A loopback port already in use, said in one line before the host starts (which would log a long trace
     /// first). Only a quick look: the host's own bind still decides.
     /// </summary>
@@ -140,9 +155,11 @@ public static class ServeCommand
         return code;
     }
 
-    internal static string FirstLine(Exception e)
+    internal static string FirstLine(Exception e) => Unwrap(e).Message.Split('\n')[0].Trim();
+
+    private static Exception Unwrap(Exception e)
     {
         while (e is AggregateException { InnerExceptions.Count: 1 } a) e = a.InnerExceptions[0];
-        return e.Message.Split('\n')[0].Trim();
+        return e;
     }
 }
