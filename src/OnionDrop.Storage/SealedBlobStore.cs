@@ -20,6 +20,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
     private const string CatalogLogFileName = "catalog-log.db";
     public const string BlobsDirectoryName = "blobs";
     public const string SparesDirectoryName = "spare";
+    /// <summary>Sealed blobs found in blobs/ without a catalog entry: kept here, never deleted (see <see cref="Sweep"/>).</summary>
+    public const string OrphanedDirectoryName = "orphaned";
     internal const string SealedExtension = ".sealed";
     internal const string PartialExtension = ".partial";
 
@@ -63,6 +65,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
         public LiteDatabase Db { get; }
         public ILiteCollection<BsonDocument> Submissions { get; }
         public ILiteCollection<BsonDocument> Meta { get; }
+        /// <summary>Ids whose entry is deleted and whose file is about to go: an orphan the sweep may delete.</summary>
+        public ILiteCollection<BsonDocument> Deleting { get; }
         public LogWriterProbe LogWriter { get; }
         /// <summary>An I/O error came out of LiteDB: its engine now gives that same error for every call, until reopened.</summary>
         public volatile bool Failed;
@@ -74,6 +78,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             Submissions.EnsureIndex("seq", unique: true);
             Submissions.EnsureIndex("state");
             Meta = db.GetCollection("meta");
+            Deleting = db.GetCollection("deleting");
             LogWriter = LogWriterProbe.Of(db);
         }
 
@@ -170,8 +175,9 @@ public sealed class SealedBlobStore : ISealedBlobStore
     /// opens the store with a new catalog holding one entry per blobs/ID.sealed, its size and SHA-256 read from the
     /// file and its arrival day from the file's time (set to that day at commit). Acknowledgements are lost with the
     /// old catalog, so every recovered submission waits for every journalist again (a fetch that already holds one
-    /// verifies it and acknowledges it without a transfer). <paramref name="recovered"/> is null when there was a
-    /// catalog.db after all (or a backup that the open put back): nothing is changed then.
+    /// verifies it and acknowledges it without a transfer). With a catalog in place, enters the blobs a sweep kept in
+    /// orphaned/ (an older catalog.db put back, a commit cut short) the same way. <paramref name="recovered"/> is null
+    /// when there was nothing to enter.
     /// </summary>
     public static SealedBlobStore OpenRecovering(string dataDir, SealedBlobStoreOptions? options, out int? recovered) =>
         Open(dataDir, options, recover: true, out recovered);
@@ -204,9 +210,11 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 store = new SealedBlobStore(dataDir, dataLock, options);
                 if (restoredFrom is not null)
                     store._log.LogWarning("store: catalog.db was missing after an interrupted compaction; restored it from {Backup}", restoredFrom);
+                if (recover && store.ReturnOrphans() > 0)
+                    sealedBlobs = Directory.EnumerateFiles(store.BlobsDir, "*" + SealedExtension).Count();
                 if (store.CatalogNeverUsed())
                 {
-                    if (sealedBlobs == 0) store.MarkCatalogInUse(); // from now on an orphan (a first commit cut short) is swept as usual
+                    if (sealedBlobs == 0) store.MarkCatalogInUse(); // from now on an orphan (a first commit cut short) is kept as usual
                     else if (recover) recovered = store.EnterBlobsInCatalog(); // one transaction: cut off, the catalog stays never used
                     else
                     {
@@ -214,6 +222,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
                         throw new CatalogMissingException(dataDir, sealedBlobs);
                     }
                 }
+                else if (recover && store.EnterBlobsInCatalog() is > 0 and var entered) recovered = entered; // those put back from orphaned/
                 RemoveRebuildLeftovers(dataDir);
                 store.Sweep();
             }
@@ -247,21 +256,22 @@ public sealed class SealedBlobStore : ISealedBlobStore
         });
     }
 
-    /// <summary>An entry for every blobs/ID.sealed, in the order of their days (then ids): see <see cref="OpenRecovering"/>.</summary>
+    /// <summary>An entry for every blobs/ID.sealed that has none, in the order of their days (then ids): see <see cref="OpenRecovering"/>.</summary>
     private int EnterBlobsInCatalog()
     {
         var entries = new List<QueuedEntry>();
         foreach (var path in Directory.EnumerateFiles(BlobsDir, "*" + SealedExtension))
         {
             var id = Path.GetFileNameWithoutExtension(path);
-            if (!SubmissionId.IsValid(id)) continue;
+            if (!SubmissionId.IsValid(id) || Use(catalog => catalog.Submissions.FindById(id)) is not null) continue;
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
             var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file));
             entries.Add(new QueuedEntry(id, file.Length, sha256) { Day = DateOnly.FromDateTime(File.GetLastWriteTimeUtc(path)) });
         }
         entries.Sort((a, b) => (a.Day, a.Id).CompareTo((b.Day, b.Id)));
         lock (_catalogWrite) Use(catalog => Insert(catalog, entries));
-        _log.LogWarning("store: catalog.db rebuilt from blobs/: {Count} submission(s), each waiting for every journalist again", entries.Count);
+        if (entries.Count > 0)
+            _log.LogWarning("store: {Count} submission(s) entered in catalog.db from their sealed files, each waiting for every journalist again", entries.Count);
         return entries.Count;
     }
 
@@ -575,8 +585,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
                     results[i] = ToRecord(doc);
                     if (quorum && _options.KeepDaysAfterAcknowledgement == 0)
                     {
-                        catalog.Submissions.Delete(id); // catalog first; the file goes after the commit
-                        toDelete.Add(id);
+                        toDelete.Add(DeleteEntry(catalog, id)); // catalog first; the file goes after the commit
                     }
                     else catalog.Submissions.Update(doc);
                 }
@@ -589,7 +598,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             }
             MakeDurable(catalog); // before any file goes
         });
-        foreach (var id in toDelete) TryDelete(SealedPath(id));
+        DeleteFiles(toDelete);
         return results;
     }
 
@@ -634,7 +643,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             }
             if (deleted.Count > 0) MakeDurable(catalog); // before any file goes
         });
-        foreach (var id in deleted) TryDelete(SealedPath(id));
+        DeleteFiles(deleted);
         return deleted.Count;
     }
 
@@ -732,21 +741,35 @@ public sealed class SealedBlobStore : ISealedBlobStore
         });
 
     /// <summary>
-    /// The catalog entry only: its file goes once the deletion is durable (a crash in between leaves an orphan
-    /// file the next sweep removes, never an entry without its file).
+    /// The catalog entry only: its file goes once the deletion is durable (<see cref="DeleteFiles"/>). A crash in
+    /// between leaves an orphan file, never an entry without its file; the id noted in "deleting", in the same
+    /// transaction, tells the next sweep that this orphan is to be deleted, not kept.
     /// </summary>
     private static string DeleteEntry(Catalog catalog, string id)
     {
         catalog.Submissions.Delete(id);
+        catalog.Deleting.Upsert(new BsonDocument { ["_id"] = id });
         return id;
+    }
+
+    /// <summary>Deletes the files of entries deleted durably, then forgets their ids (which would otherwise outlive them).</summary>
+    private void DeleteFiles(IReadOnlyList<string> ids)
+    {
+        if (ids.Count == 0) return;
+        foreach (var id in ids) TryDelete(SealedPath(id));
+        var gone = ids.Where(id => !File.Exists(SealedPath(id))).ToList(); // one left (an I/O error) stays noted for the sweep
+        try { lock (_catalogWrite) Use(catalog => { foreach (var id in gone) catalog.Deleting.Delete(id); }); }
+        catch (Exception e) when (e is IOException or LiteException or ObjectDisposedException) { } // the next sweep forgets them
     }
 
     // ---- recovery ------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Run at open, before anything is served. Partial files are interrupted uploads: deleted. A .sealed
-    /// file without a visible catalog entry is a commit cut between rename and catalog (or a damaged
-    /// entry's leftover): deleted. A visible entry whose file is missing or not its recorded size becomes
+    /// Run at open, before anything is served. Partial files are interrupted uploads: deleted. A .sealed file
+    /// without a visible catalog entry is deleted if its entry was being deleted (noted in "deleting"); any other
+    /// (a commit cut between rename and catalog, or every newer blob when an older catalog.db was put back from a
+    /// backup) is moved to orphaned/, out of sight but never lost: `oniondrop recover` enters it in the catalog
+    /// again. A visible entry whose file is missing or not its recorded size becomes
     /// Damaged: never offered to pull, logged for the operator. Hashes are not re-read here (that would
     /// read every stored byte at each start); they are checked end to end by every fetch instead.
     /// </summary>
@@ -767,21 +790,32 @@ public sealed class SealedBlobStore : ISealedBlobStore
                     record.Id, file.Exists ? $"file is {file.Length} bytes, catalog says {record.Size}" : "file missing");
             }
 
-            var removed = 0;
+            var deleting = catalog.Deleting.FindAll().Select(d => d["_id"].AsString).ToHashSet();
+            int removed = 0, kept = 0;
             foreach (var path in Directory.EnumerateFiles(BlobsDir))
             {
                 var name = Path.GetFileName(path);
-                var isPartial = name.EndsWith(PartialExtension, StringComparison.Ordinal);
                 var isOrphan = name.EndsWith(SealedExtension, StringComparison.Ordinal) && !visible.Contains(name[..^SealedExtension.Length]);
-                if (isPartial || isOrphan) { TryDelete(path); removed++; }
+                if (name.EndsWith(PartialExtension, StringComparison.Ordinal) || isOrphan && deleting.Contains(name[..^SealedExtension.Length]))
+                {
+                    TryDelete(path);
+                    removed++;
+                }
+                else if (isOrphan)
+                {
+                    KeepOrphan(path);
+                    kept++;
+                }
                 else if (!name.EndsWith(SealedExtension, StringComparison.Ordinal))
                     _log.LogWarning("store: unexpected file {Name} in blobs/ left alone", name);
             }
-            if (removed > 0)
-            {
-                FileSync.Fsync(BlobsDir);
-                _log.LogInformation("store: swept {Count} unfinished or orphaned blob file(s)", removed);
-            }
+            if (removed + kept > 0) FileSync.Fsync(BlobsDir);
+            if (removed > 0) _log.LogInformation("store: swept {Count} unfinished or deleted blob file(s)", removed);
+            if (kept > 0)
+                _log.LogWarning("store: {Count} sealed blob file(s) in blobs/ had no catalog entry (a commit cut short, or an older catalog.db " +
+                    "put back): moved to {Dir}/, not deleted; `oniondrop recover` (the daemon stopped) enters them in the catalog again",
+                    kept, OrphanedDirectoryName);
+            if (deleting.Count > 0) catalog.Deleting.DeleteAll();
         });
     }
 
@@ -800,6 +834,34 @@ public sealed class SealedBlobStore : ISealedBlobStore
         doc["sha256"].AsString,
         ParseDay(doc["day"].AsString),
         doc["acks"].AsArray.Select(a => a["by"].AsString).ToArray());
+
+    private string OrphanedDir => Path.Combine(DataDir, OrphanedDirectoryName);
+
+    /// <summary>Moves a sealed blob without an entry to orphaned/ (made 0700 when first needed), durably.</summary>
+    private void KeepOrphan(string path)
+    {
+        CreatePrivateDirectory(OrphanedDir);
+        var target = Path.Combine(OrphanedDir, Path.GetFileName(path));
+        if (File.Exists(target)) target += "." + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)); // never over another copy
+        File.Move(path, target);
+        FileSync.Fsync(OrphanedDir);
+    }
+
+    /// <summary>For <see cref="OpenRecovering"/>: orphaned/ID.sealed files back into blobs/, durably, for entries to be made. Returns how many.</summary>
+    private int ReturnOrphans()
+    {
+        if (!Directory.Exists(OrphanedDir)) return 0;
+        var moved = 0;
+        foreach (var path in Directory.EnumerateFiles(OrphanedDir, "*" + SealedExtension))
+        {
+            var target = SealedPath(Path.GetFileNameWithoutExtension(path));
+            if (!SubmissionId.IsValid(Path.GetFileNameWithoutExtension(path)) || File.Exists(target)) continue;
+            File.Move(path, target);
+            moved++;
+        }
+        if (moved > 0) { FileSync.Fsync(BlobsDir); FileSync.Fsync(OrphanedDir); }
+        return moved;
+    }
 
     internal static void TryDelete(string path)
     {

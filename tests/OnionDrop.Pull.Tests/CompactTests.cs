@@ -88,7 +88,7 @@ public class CompactTests
 
         var recover = await Oniondrop.RunAsync(["recover", "--data-dir", DataDir]);
         Assert.That(recover.ExitCode, Is.Zero, recover.ToString());
-        Assert.That(recover.Stdout, Does.Contain($"holds the {kept.Length} submission(s) found in blobs/"));
+        Assert.That(recover.Stdout, Does.Contain($"lists the {kept.Length} submission(s) it lacked"));
         using (var store = SealedBlobStore.Open(DataDir))
             Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(kept));
 

@@ -48,8 +48,13 @@ public class RecoveryTests
         Assert.That(BlobFiles(), Is.EqualTo(committed.Select(id => id + ".sealed").Order()));
     }
 
+    private string Orphaned => _temp.Combine("data", SealedBlobStore.OrphanedDirectoryName);
+
+    private string[] OrphanedFiles() =>
+        Directory.Exists(Orphaned) ? Directory.GetFiles(Orphaned).Select(f => Path.GetFileName(f)).Order().ToArray() : [];
+
     [Test]
-    public async Task A_sealed_file_without_a_catalog_entry_is_deleted_at_open()
+    public async Task A_sealed_file_without_a_catalog_entry_is_kept_out_of_sight_at_open_and_a_partial_deleted()
     {
         string keep;
         using (var store = SealedBlobStore.Open(DataDir))
@@ -64,6 +69,66 @@ public class RecoveryTests
             Assert.That(store.ListCommitted().Select(r => r.Id), Is.EqualTo(new[] { keep }));
             Assert.That(BlobFiles(), Is.EqualTo(new[] { keep + ".sealed" }));
         }
+        Assert.That(OrphanedFiles(), Is.EqualTo(new[] { orphan + ".sealed" }), "a whole sealed file is never deleted unasked");
+        Assert.That(File.GetUnixFileMode(Orphaned), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute));
+    }
+
+    /// <summary>
+    /// The docs say to put catalog.db back from a backup: one older than the last uploads made the sweep delete every
+    /// newer blob as an orphan, submissions no journalist had fetched.
+    /// </summary>
+    [Test]
+    public async Task An_older_catalog_put_back_loses_no_newer_submission_and_recover_enters_them_again()
+    {
+        var older = (await StoreThreeAsync()).ToHashSet();
+        File.Copy(Catalog("catalog.db"), Catalog("backup.db"));
+        var newer = new Dictionary<string, string>();
+        using (var store = SealedBlobStore.Open(DataDir))
+            for (var i = 0; i < 2; i++)
+            {
+                var record = (await SealedBlobStoreTests.StoreAsync(store, 2000 + i, 10 + i)).Record;
+                newer[record.Id] = record.Sha256Hex;
+            }
+        File.Move(Catalog("backup.db"), Catalog("catalog.db"), overwrite: true);
+
+        using (var store = SealedBlobStore.Open(DataDir))
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(older), "the older catalog's view");
+        Assert.That(OrphanedFiles(), Is.EquivalentTo(newer.Keys.Select(id => id + ".sealed")), "the newer ones kept");
+
+        using (var store = SealedBlobStore.OpenRecovering(DataDir, null, out var recovered))
+        {
+            Assert.That(recovered, Is.EqualTo(2));
+            Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(older.Concat(newer.Keys)));
+            foreach (var (id, sha256) in newer) Assert.That(store.Find(id)!.Sha256Hex, Is.EqualTo(sha256));
+        }
+        Assert.That(OrphanedFiles(), Is.Empty);
+        using (SealedBlobStore.OpenRecovering(DataDir, null, out var again)) Assert.That(again, Is.Null, "nothing left to enter");
+    }
+
+    /// <summary>An acknowledged blob whose file outlived its deleted entry (a crash, an I/O error) is deleted, not kept.</summary>
+    [Test]
+    public async Task A_deletion_cut_before_its_file_went_is_finished_by_the_next_sweep()
+    {
+        string id;
+        using (var store = SealedBlobStore.Open(DataDir))
+        {
+            id = (await SealedBlobStoreTests.StoreAsync(store, 1000)).Record.Id;
+            var file = Path.Combine(Blobs, id + ".sealed");
+            await ChattrAsync("+i", file); // the unlink fails, as if the process had died before it
+            try { store.Acknowledge(id, "alice"); }
+            finally { await ChattrAsync("-i", file); }
+            Assert.That(store.Find(id), Is.Null);
+            Assert.That(File.Exists(file), Is.True, "the file outlived its entry");
+        }
+        using (var store = SealedBlobStore.Open(DataDir)) Assert.That(store.ListCommitted(), Is.Empty);
+        Assert.That(BlobFiles(), Is.Empty);
+        Assert.That(OrphanedFiles(), Is.Empty, "an acknowledged blob is not kept as an orphan");
+    }
+
+    private static async Task ChattrAsync(string flag, string file)
+    {
+        var run = await ChildProcess.RunAsync("chattr", [flag, file]);
+        Assert.That(run.ExitCode, Is.Zero, run.ToString());
     }
 
     [Test]
@@ -183,12 +248,13 @@ public class RecoveryTests
     public void An_orphan_left_by_the_very_first_commit_is_swept_as_usual()
     {
         // A crash between the first upload's rename and its catalog entry: the catalog, opened before with blobs/
-        // empty, counts as in use, so the orphan goes and the daemon starts (no "catalog missing" refusal).
+        // empty, counts as in use, so the orphan goes to orphaned/ and the daemon starts (no "catalog missing" refusal).
         SealedBlobStore.Open(DataDir).Dispose();
         var orphan = Path.Combine(Blobs, SubmissionId.New() + ".sealed");
         File.WriteAllBytes(orphan, new byte[100]);
         using var store = SealedBlobStore.Open(DataDir);
         Assert.That(File.Exists(orphan), Is.False);
+        Assert.That(OrphanedFiles(), Is.EqualTo(new[] { Path.GetFileName(orphan) }));
         Assert.That(store.ListCommitted(), Is.Empty);
     }
 

@@ -5,8 +5,9 @@ namespace OnionDrop.Cli.Commands;
 
 /// <summary>
 /// `oniondrop recover`: when catalog.db is lost but blobs/ still holds the sealed submissions (the daemon then
-/// refuses to start rather than sweep them away), makes a new catalog with an entry for each
-/// (SealedBlobStore.OpenRecovering). Run with the daemon stopped, as the data directory's owner.
+/// refuses to start rather than sweep them away), makes a new catalog with an entry for each; with a catalog in
+/// place, enters the sealed files the daemon kept in orphaned/ (SealedBlobStore.OpenRecovering). Run with the
+/// daemon stopped, as the data directory's owner.
 /// </summary>
 public static class RecoverCommand
 {
@@ -40,8 +41,8 @@ public static class RecoverCommand
             catch (LiteDB.LiteException e) { return Fail($"the catalog could not be written: {e.Message}", 1); }
 
             Console.Out.WriteLine(recovered is { } n
-                ? $"oniondrop recover: a new {SealedBlobStore.CatalogFileName} holds the {n} submission(s) found in blobs/, each waiting for every journalist again"
-                : $"oniondrop recover: {SealedBlobStore.CatalogFileName} is in place (or was put back from its backup): nothing to recover; start the daemon");
+                ? $"oniondrop recover: {SealedBlobStore.CatalogFileName} now lists the {n} submission(s) it lacked, from their sealed files in blobs/ and {SealedBlobStore.OrphanedDirectoryName}/, each waiting for every journalist again"
+                : $"oniondrop recover: {SealedBlobStore.CatalogFileName} is in place (or was put back from its backup) and lists every sealed file: nothing to recover; start the daemon");
             return 0;
         });
         return command;
