@@ -79,6 +79,23 @@ public sealed class StatusFiguresTests
         Assert.That(problems, Has.Exactly(1).StartsWith("store unreadable: ").And.Contain(Path.Combine(data, "blobs")));
     }
 
+    /// <summary>Sealed files the open kept in orphaned/ wait for the operator's recover: the journal alone was easy to miss.</summary>
+    [Test]
+    public void Sealed_files_kept_in_orphaned_make_status_ask_for_recover()
+    {
+        using var temp = new TempDirectory();
+        var data = temp.Combine("data");
+        SealedBlobStore.Open(data).Dispose();
+        File.WriteAllBytes(Path.Combine(data, SealedBlobStore.BlobsDirectoryName, SubmissionId.New() + ".sealed"), new byte[50]);
+        using var store = SealedBlobStore.Open(data); // not listed: kept in orphaned/
+        var services = new ServiceCollection().AddSingleton<ISealedBlobStore>(store).BuildServiceProvider();
+        var writer = new StatusFileWriter(Options.Create(new OnionDropOptions { DataDir = data, Tor = TorMode.None }), services, new ListLogger(), TimeProvider.System);
+
+        Assert.That(writer.Snapshot("running").Problems, Has.Exactly(1).StartsWith("1 sealed file(s) in ").And.Contain("oniondrop recover"));
+        File.Delete(Directory.GetFiles(Path.Combine(data, SealedBlobStore.OrphanedDirectoryName)).Single());
+        Assert.That(writer.Snapshot("running").Problems, Is.Empty, "deleted by the operator: nothing more to say");
+    }
+
     private sealed class ManualClock(DateTimeOffset now) : TimeProvider
     {
         public DateTimeOffset Now { get; set; } = now;

@@ -19,7 +19,7 @@ public static class StatusCommand
         var data = new DataDirectoryOptions();
         var command = new Command("status", "Is the daemon healthy? Tor, onion address, submissions waiting, free disk.\n" +
             "Exit codes: 0 healthy, 1 status unreadable, 2 daemon not running or status stale, 3 tor not running, " +
-            "4 onion service not published (bootstrapping, no network), 5 degraded (store unreadable, disk low).")
+            "4 onion service not published (bootstrapping, no network), 5 degraded (store unreadable, files in orphaned/, disk low).")
         {
             json, data.DataDir, data.Config,
         };

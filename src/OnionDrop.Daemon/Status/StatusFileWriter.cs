@@ -108,6 +108,11 @@ public sealed class StatusFileWriter : BackgroundService, IHostedLifecycleServic
             problems.Add("store unreadable: " + e.Message);
         }
 
+        // Kept at the last start because the catalog did not list them (an older catalog.db put back): only the operator can say.
+        var orphaned = Path.Combine(options.DataDir, SealedBlobStore.OrphanedDirectoryName);
+        if (Directory.Exists(orphaned) && Directory.EnumerateFiles(orphaned).Count() is > 0 and var kept)
+            problems.Add($"{kept} sealed file(s) in {orphaned} that the catalog does not list: stop the daemon and run oniondrop recover to enter them, or delete them");
+
         var drive = new DriveInfo(options.DataDir);
         var disk = new DiskStatus(options.DataDir, drive.AvailableFreeSpace, drive.TotalSize);
 
