@@ -125,6 +125,33 @@ public class DaemonRelayTests
     }
 
     /// <summary>
+    /// A blob fetch --open cannot open (another key, a full disk) is kept and acknowledged: no later fetch offers it
+    /// again, and the lines said only why it did not open, not how to open it once that is fixed.
+    /// </summary>
+    [Test]
+    public async Task Fetch_with_open_keeps_what_it_cannot_open_and_says_how_to_open_it_later()
+    {
+        using (var store = SealedBlobStore.Open(DataDir)) await Submissions.CreateAsync(store, _key.PublicKey, 2, n => 100 + n);
+        var otherKey = _temp.Combine("other.key");
+        using (var other = JournalistKey.Generate()) other.Save(otherKey);
+        var dir = _temp.Combine("received");
+
+        var fetch = await Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", otherKey, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+
+        Assert.That(fetch.ExitCode, Is.EqualTo(1), fetch.ToString());
+        Assert.That(fetch.Stderr.Split('\n').Count(l => l.Contains(".sealed: not opened: ")), Is.EqualTo(2), fetch.Stderr);
+        Assert.That(fetch.Stderr, Does.Contain($"the 2 sealed file(s) not opened are kept in {dir}").And.Contain($"oniondrop open --key FILE -o {dir} "));
+        var kept = Directory.GetFiles(dir, "*.sealed");
+        Assert.That(kept, Has.Length.EqualTo(2));
+
+        var keyFile = _temp.Combine("journalist.key");
+        _key.Save(keyFile);
+        var open = await Oniondrop.RunAsync(["open", "--key", keyFile, "-o", dir, .. kept]);
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        Assert.That(Directory.GetDirectories(dir), Has.Length.EqualTo(2), "the way the line gives opens them");
+    }
+
+    /// <summary>
     /// fetch --open killed after a blob's rename to ID.sealed but before it opened it (and so before its ACK): the
     /// next run finds ID.sealed already here and acknowledges it without a transfer. It used to acknowledge it
     /// without opening it too, so that submission was never opened by fetch --open, and no line said so.

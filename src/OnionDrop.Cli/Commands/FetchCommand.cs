@@ -183,6 +183,10 @@ public static class FetchCommand
         }
         progress.Clear();
         foreach (var p in result.Problems.Concat(openProblems)) Console.Error.WriteLine("oniondrop fetch: " + TerminalText.Printable(p));
+        // Acknowledged all the same, so no later fetch offers them again: the journalist must know the way back.
+        if (openProblems.Count > 0)
+            Console.Error.WriteLine(TerminalText.Printable($"oniondrop fetch: the {openProblems.Count} sealed file(s) not opened are kept in {dir}, and " +
+                $"no later fetch retries them: once the cause is fixed, run oniondrop open --key FILE -o {dir} {Path.Combine(dir, "ID.sealed")}"));
         var summary = $"oniondrop fetch: {result.Received} new submission(s), {FetchProgressReport.Size(result.BytesReceived)} in {progress.Elapsed.TotalSeconds:0.0} s " +
                       $"({FetchProgressReport.Size((long)(result.BytesReceived / Math.Max(progress.Elapsed.TotalSeconds, 0.001)))}/s) into {dir}";
         if (result.AlreadyHeld > 0) summary += $"; {result.AlreadyHeld} already here";
