@@ -100,16 +100,25 @@ public class DaemonRelayTests
         return (socket, await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
+    private Task<ProcessResult> FetchWithOpenAsync(string dir, string keyFile) =>
+        Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", keyFile, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+
+    private string SavedKey()
+    {
+        var keyFile = _temp.Combine("journalist.key");
+        _key.Save(keyFile);
+        return keyFile;
+    }
+
     [Test]
     public async Task Fetch_with_open_opens_each_blob_as_it_arrives_when_the_daemon_is_stopped()
     {
         Dictionary<string, int> ids;
         using (var store = SealedBlobStore.Open(DataDir)) ids = await Submissions.CreateAsync(store, _key.PublicKey, 5, n => 1000 + n);
-        var keyFile = _temp.Combine("journalist.key");
-        _key.Save(keyFile);
+        var keyFile = SavedKey();
         var dir = _temp.Combine("received");
 
-        var fetch = await Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", keyFile, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+        var fetch = await FetchWithOpenAsync(dir, keyFile);
 
         Assert.That(fetch.ExitCode, Is.Zero, fetch.ToString());
         Assert.That(fetch.Stderr, Does.Contain("5 new submission(s)").And.Contain("5 opened"));
@@ -136,7 +145,7 @@ public class DaemonRelayTests
         using (var other = JournalistKey.Generate()) other.Save(otherKey);
         var dir = _temp.Combine("received");
 
-        var fetch = await Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", otherKey, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+        var fetch = await FetchWithOpenAsync(dir, otherKey);
 
         Assert.That(fetch.ExitCode, Is.EqualTo(1), fetch.ToString());
         Assert.That(fetch.Stderr.Split('\n').Count(l => l.Contains(".sealed: not opened: ")), Is.EqualTo(2), fetch.Stderr);
@@ -144,8 +153,7 @@ public class DaemonRelayTests
         var kept = Directory.GetFiles(dir, "*.sealed");
         Assert.That(kept, Has.Length.EqualTo(2));
 
-        var keyFile = _temp.Combine("journalist.key");
-        _key.Save(keyFile);
+        var keyFile = SavedKey();
         var open = await Oniondrop.RunAsync(["open", "--key", keyFile, "-o", dir, .. kept]);
         Assert.That(open.ExitCode, Is.Zero, open.ToString());
         Assert.That(Directory.GetDirectories(dir), Has.Length.EqualTo(2), "the way the line gives opens them");
@@ -161,14 +169,13 @@ public class DaemonRelayTests
     {
         Dictionary<string, int> ids;
         using (var store = SealedBlobStore.Open(DataDir)) ids = await Submissions.CreateAsync(store, _key.PublicKey, 3, n => 1000 + n);
-        var keyFile = _temp.Combine("journalist.key");
-        _key.Save(keyFile);
+        var keyFile = SavedKey();
         var dir = _temp.Combine("received");
         Directory.CreateDirectory(dir);
         var leftover = ids.Keys.First();   // what the killed run left: the verified .sealed, no folder, no ACK
         File.Copy(Path.Combine(DataDir, SealedBlobStore.BlobsDirectoryName, leftover + ".sealed"), Path.Combine(dir, leftover + ".sealed"));
 
-        var fetch = await Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", keyFile, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+        var fetch = await FetchWithOpenAsync(dir, keyFile);
 
         Assert.That(fetch.ExitCode, Is.Zero, fetch.ToString());
         Assert.That(fetch.Stderr, Does.Contain("2 new submission(s)").And.Contain("1 already here").And.Contain("3 opened"));
@@ -177,7 +184,7 @@ public class DaemonRelayTests
         Assert.That(File.ReadAllBytes(Path.Combine(dir, leftover, Submissions.FileName(n))), Is.EqualTo(Submissions.Content(n, 1000 + n)));
 
         // Run again: nothing left to fetch, nothing opened twice.
-        var again = await Oniondrop.RunAsync(["fetch", "-o", dir, "--open", "--key", keyFile, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as dave"]);
+        var again = await FetchWithOpenAsync(dir, keyFile);
         Assert.That(again.ExitCode, Is.Zero, again.ToString());
         Assert.That(again.Stderr, Does.Contain("0 new submission(s)").And.Contain("0 opened"));
         Assert.That(Directory.GetDirectories(dir), Has.Length.EqualTo(3));
