@@ -742,13 +742,13 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     /// <summary>
     /// The catalog entry only: its file goes once the deletion is durable (<see cref="DeleteFiles"/>). A crash in
-    /// between leaves an orphan file, never an entry without its file; the id noted in "deleting", in the same
-    /// transaction, tells the next sweep that this orphan is to be deleted, not kept.
+    /// between leaves an orphan file, never an entry without its file; the id noted in "deleting" before the entry goes
+    /// tells the next sweep that this orphan is to be deleted, not kept.
     /// </summary>
     private static string DeleteEntry(Catalog catalog, string id)
     {
+        catalog.Deleting.Upsert(new BsonDocument { ["_id"] = id }); // first: outside a transaction (retention), a crash between the two leaves the entry, never an unnoted orphan
         catalog.Submissions.Delete(id);
-        catalog.Deleting.Upsert(new BsonDocument { ["_id"] = id });
         return id;
     }
 
