@@ -14,6 +14,9 @@ internal static class OnionServiceKey
     // tor's key file: a 32-byte header ("== ed25519v1-secret: type0 ==", NUL-padded), then the 64-byte expanded key.
     private static ReadOnlySpan<byte> Header => "== ed25519v1-secret: type0 ==\0\0\0"u8;
     private const int FileLength = 96;
+    private const string PublicKeyFile = "hs_ed25519_public_key";
+    // tor's public key file: "== ed25519v1-public: type0 ==", NUL-padded to 32 bytes, then the 32-byte key.
+    private static ReadOnlySpan<byte> PublicHeader => "== ed25519v1-public: type0 ==\0\0\0"u8;
 
     /// <summary>
     /// Throws when the directory names a service (tor's hostname file) whose key is missing or damaged; makes a key
@@ -32,16 +35,60 @@ internal static class OnionServiceKey
                 File.SetUnixFileMode(key, Private);
             }
             var bytes = File.ReadAllBytes(key);
-            if (bytes.Length == FileLength && bytes.AsSpan().StartsWith(Header)) return;
-            problem = $"is damaged (not tor's ed25519 secret key: {bytes.Length} bytes)";
+            if (bytes.Length != FileLength || !bytes.AsSpan().StartsWith(Header))
+                problem = $"is damaged (not tor's ed25519 secret key: {bytes.Length} bytes)";
         }
         var hostname = Path.Combine(onionServiceDir, "hostname");
         var address = File.Exists(hostname) ? File.ReadAllText(hostname).Trim() : null;
         if (problem is null && address is null) return;   // a new service: tor makes its key
+        var consequence = "tor would make a new key and a new address";
+        if (problem is null && File.Exists(key))
+        {
+            // A well-formed key may still not be this service's (a backup of another one, or damage past the header).
+            // Given no public key, tor derives one from whatever secret key it finds and writes the hostname anew: a
+            // new address, silently. So the public key is kept in step with the hostname: tor refuses a secret key
+            // that does not match it ("... does not match ..."), and a public key of another service is refused here.
+            if (PublicKeyOf(address!) is not { } expected) return;   // not a v3 address: nothing to compare with
+            var publicKey = Path.Combine(onionServiceDir, PublicKeyFile);
+            if (!File.Exists(publicKey))
+            {
+                File.WriteAllBytes(publicKey, [.. PublicHeader, .. expected]);
+                File.SetUnixFileMode(publicKey, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                logger.LogWarning("{PublicKey} was missing; written again from {Address}, so that tor checks the secret key against it", publicKey, address);
+                return;
+            }
+            var present = File.ReadAllBytes(publicKey);
+            if (present.Length == PublicHeader.Length + 32 && present.AsSpan().StartsWith(PublicHeader) && present.AsSpan(PublicHeader.Length).SequenceEqual(expected))
+                return;
+            problem = $"may not be this service's (its {PublicKeyFile} is not the key of the address in hostname)";
+            consequence = "tor would publish another address";
+        }
         var known = address is null ? "sources who know its address" : $"sources who know {address}";
         throw new TorStartException(
             $"the onion service key {key} {problem ?? "is missing"}" + (address is null ? "" : $", but this service was {address}") +
-            $": tor would make a new key and a new address, and {known} could no longer reach you. Put the key back from a " +
+            $": {consequence}, and {known} could no longer reach you. Put the key back from a " +
             $"backup; or, to start over with a new address on purpose, delete {onionServiceDir}");
+    }
+
+    /// <summary>
+    /// The ed25519 public key a v3 address names (rend-spec-v3 §6: base32 of PUBKEY (32 bytes) | CHECKSUM (2) |
+    /// VERSION (1, = 3)); null if <paramref name="address"/> is not one.
+    /// </summary>
+    internal static byte[]? PublicKeyOf(string address)
+    {
+        const string Alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+        var name = address.EndsWith(".onion", StringComparison.Ordinal) ? address[..^".onion".Length] : address;
+        if (name.Length != 56) return null;
+        var bytes = new byte[35];
+        int buffer = 0, bits = 0, n = 0;
+        foreach (var c in name)
+        {
+            var v = Alphabet.IndexOf(c);
+            if (v < 0) return null;
+            buffer = (buffer << 5) | v;
+            bits += 5;
+            if (bits >= 8) { bits -= 8; bytes[n++] = (byte)(buffer >> bits); buffer &= (1 << bits) - 1; }
+        }
+        return bytes[34] == 3 ? bytes[..32] : null;
     }
 }

@@ -112,6 +112,66 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_well_formed_key_of_another_service_stops_the_start_instead_of_changing_the_address()
+    {
+        // Seen by hand on the private network: a secret key whose header is intact but whose body is not this service's
+        // (another service's backup put back, or damage past the header), with no public key beside it, passed the
+        // check; tor made the address from it, rewrote hostname, and published a new address as if nothing happened.
+        using var data = new TempDirectory();
+        using var other = new TempDirectory();
+        var logger = new TestLogger<TorSupervisor>();
+        string address;
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            address = supervisor.Current.OnionAddress!;
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+        using (var supervisor = Supervisor(other.Path, logger))
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+        var dir = data.Combine("tor", "onion-service");
+        var key = Path.Combine(dir, "hs_ed25519_secret_key");
+        var publicKey = Path.Combine(dir, "hs_ed25519_public_key");
+        var hostname = Path.Combine(dir, "hostname");
+        var good = File.ReadAllBytes(key);
+        var goodPublic = File.ReadAllBytes(publicKey);
+
+        // Only the secret key put back, from the wrong backup.
+        File.Copy(other.Combine("tor", "onion-service", "hs_ed25519_secret_key"), key, overwrite: true);
+        File.Delete(publicKey);
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+            Assert.That(e!.Message, Does.Contain("does not match"), "tor's words: the secret key does not match the public key");
+        }
+        Assert.That(File.ReadAllText(hostname).Trim(), Is.EqualTo(address), "the address sources know is kept");
+
+        // Both key files of another service put back: refused before tor starts, with the known address.
+        File.Copy(other.Combine("tor", "onion-service", "hs_ed25519_public_key"), publicKey, overwrite: true);
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
+            Assert.That(e!.Message, Does.Contain(address).And.Contain("Put the key back"));
+        }
+        Assert.That(File.ReadAllText(hostname).Trim(), Is.EqualTo(address), "the address sources know is kept");
+
+        // The right secret key back, without its public key: the same address.
+        File.WriteAllBytes(key, good);
+        File.Delete(publicKey);
+        using (var supervisor = Supervisor(data.Path, logger))
+        {
+            await supervisor.StartAsync(CancellationToken.None);
+            Assert.That(supervisor.Current.OnionAddress, Is.EqualTo(address));
+            await supervisor.StopAsync(CancellationToken.None);
+        }
+        Assert.That(File.ReadAllBytes(publicKey), Is.EqualTo(goodPublic), "the public key written from the hostname is tor's own");
+        Assert.That(File.GetUnixFileMode(publicKey), Is.EqualTo(File0600));
+    }
+
+    [Test]
     public async Task Tor_accepts_the_proof_of_work_and_intro_point_defenses()
     {
         using var data = new TempDirectory();
