@@ -59,7 +59,10 @@ public class StatusHealthTests
         Assert.That(silent, Has.Property("Code").EqualTo(HealthCode.TorNotRunning).And.Property("Reason").StartsWith("tor not answering: tor (pid 1001) has not answered"));
         var older = System.Text.Json.JsonSerializer.Deserialize<TorStatus>("""{"phase":"running","running":true,"published":true}""", new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web))!;
         Assert.That(older.Answering, Is.True, "a daemon that did not say is taken as answering");
-        Assert.That(OnionDrop.Cli.Commands.StatusCommand.Table(Status(t => t with { Answering = false }), Now), Does.Contain("tor            running but NOT answering (pid 1001)"));
+        var table = OnionDrop.Cli.Commands.StatusCommand.Table(Status(t => t with { Answering = false }), Now);
+        Assert.That(table, Does.Contain("tor            running but NOT answering (pid 1001)"));
+        Assert.That(table, Does.Contain("abc.onion, published but unreachable: tor is not answering"), "not a plain 'published' under a frozen tor");
+        Assert.That(OnionDrop.Cli.Commands.StatusCommand.Table(Status(), Now), Does.Contain("abc.onion, published\n"));
     }
 
     [Test]

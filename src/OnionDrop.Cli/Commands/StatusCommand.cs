@@ -135,7 +135,10 @@ public static class StatusCommand
         {
             rows.Add(("tor", (t.Running ? t.Answering ? "running" : "running but NOT answering" : "NOT running") + (t.Pid is int p ? $" (pid {p})" : "") + $", {s.TorMode}" +
                 $", bootstrap {t.BootstrapPercent}%" + (t.BootstrapSummary is { } b ? $" ({b})" : "") + $", restarts {t.Restarts}"));
-            rows.Add(("onion address", (t.OnionAddress ?? "not known yet") + (t.Published ? ", published" : ", not published")));
+            // The descriptor stays in the network for hours after tor stops: published, but nobody is there to answer.
+            var reach = !t.Published ? ", not published" : !t.Running ? ", published but unreachable: tor is not running"
+                : !t.Answering ? ", published but unreachable: tor is not answering" : ", published";
+            rows.Add(("onion address", (t.OnionAddress ?? "not known yet") + reach));
             if (t.LastProblem is { } problem) rows.Add(("tor problem", problem));
         }
         rows.Add(("submissions", s.Submissions is { } w
