@@ -67,18 +67,22 @@ public class TorSupervisorTests
         }
     }
 
+    /// <summary>Runs a supervisor once in <paramref name="dataDir"/>, which makes its onion service's keys; returns the address.</summary>
+    private static async Task<string> StartAndStopAsync(string dataDir, TestLogger<TorSupervisor> logger)
+    {
+        using var supervisor = Supervisor(dataDir, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        var address = supervisor.Current.OnionAddress!;
+        await supervisor.StopAsync(CancellationToken.None);
+        return address;
+    }
+
     [Test]
     public async Task A_missing_or_damaged_key_of_a_known_service_stops_the_start_instead_of_changing_the_address()
     {
         using var data = new TempDirectory();
         var logger = new TestLogger<TorSupervisor>();
-        string address;
-        using (var supervisor = Supervisor(data.Path, logger))
-        {
-            await supervisor.StartAsync(CancellationToken.None);
-            address = supervisor.Current.OnionAddress!;
-            await supervisor.StopAsync(CancellationToken.None);
-        }
+        var address = await StartAndStopAsync(data.Path, logger);
         var key = data.Combine("tor", "onion-service", "hs_ed25519_secret_key");
         var good = File.ReadAllBytes(key);
 
@@ -120,18 +124,8 @@ public class TorSupervisorTests
         using var data = new TempDirectory();
         using var other = new TempDirectory();
         var logger = new TestLogger<TorSupervisor>();
-        string address;
-        using (var supervisor = Supervisor(data.Path, logger))
-        {
-            await supervisor.StartAsync(CancellationToken.None);
-            address = supervisor.Current.OnionAddress!;
-            await supervisor.StopAsync(CancellationToken.None);
-        }
-        using (var supervisor = Supervisor(other.Path, logger))
-        {
-            await supervisor.StartAsync(CancellationToken.None);
-            await supervisor.StopAsync(CancellationToken.None);
-        }
+        var address = await StartAndStopAsync(data.Path, logger);
+        await StartAndStopAsync(other.Path, logger);
         var dir = data.Combine("tor", "onion-service");
         var key = Path.Combine(dir, "hs_ed25519_secret_key");
         var publicKey = Path.Combine(dir, "hs_ed25519_public_key");
