@@ -115,7 +115,9 @@ public class ServeHostingTests
         var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
         await using var daemon = await DaemonProcess.StartAsync(data, key);
 
-        Directory.Delete(data, recursive: true);
+        // Moved away in one step: a recursive delete raced the daemon's own writes ("Directory not empty"). Its
+        // path is gone all the same; the moved tree goes with the temp directory once the daemon has exited.
+        Directory.Move(data, dir.Combine("gone"));
         for (var waited = 0; !daemon.HasExited && waited < 300; waited++) await Task.Delay(100);
 
         Assert.That(daemon.HasExited, daemon.Output);
