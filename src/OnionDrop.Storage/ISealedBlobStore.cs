@@ -18,7 +18,8 @@ public sealed record SubmissionRecord(
     DateOnly ArrivedOn,
     IReadOnlyCollection<string> AcknowledgedBy);
 
-public sealed record StoreStats(int Waiting, long WaitingBytes, DateOnly? OldestWaiting);
+/// <param name="Orphaned">sealed files kept aside at open because the catalog did not list them, waiting for the operator (recover, or delete)</param>
+public sealed record StoreStats(int Waiting, long WaitingBytes, DateOnly? OldestWaiting, int Orphaned = 0);
 
 /// <summary>
 /// A commit that failed after LiteDB may have recorded it (in its checkpoint, or our fsyncs after it): whether the

@@ -536,7 +536,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
             throw new DirectoryNotFoundException($"{BlobsDir} is missing (deleted, or its file system gone): no upload can be stored; " +
                                                  "put it back from a backup, then restart the daemon");
         var waiting = Use(catalog => catalog.Submissions.Find(Query.EQ("state", nameof(SubmissionState.Committed))).Select(ToRecord).ToList());
-        return new StoreStats(waiting.Count, waiting.Sum(r => r.Size), waiting.Count == 0 ? null : waiting.Min(r => r.ArrivedOn));
+        var orphaned = Directory.Exists(OrphanedDir) ? Directory.EnumerateFiles(OrphanedDir).Count() : 0;
+        return new StoreStats(waiting.Count, waiting.Sum(r => r.Size), waiting.Count == 0 ? null : waiting.Min(r => r.ArrivedOn), orphaned);
     }
 
     // ---- acknowledgement and retention ---------------------------------------------------------------
@@ -756,8 +757,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
     private void DeleteFiles(IReadOnlyList<string> ids)
     {
         if (ids.Count == 0) return;
-        foreach (var id in ids) TryDelete(SealedPath(id));
-        var gone = ids.Where(id => !File.Exists(SealedPath(id))).ToList(); // one left (an I/O error) stays noted for the sweep
+        var gone = ids.Where(id => TryDelete(SealedPath(id))).ToList(); // one left (an I/O error) stays noted for the sweep
         try { lock (_catalogWrite) Use(catalog => { foreach (var id in gone) catalog.Deleting.Delete(id); }); }
         catch (Exception e) when (e is IOException or LiteException or ObjectDisposedException) { } // the next sweep forgets them
     }
@@ -803,13 +803,14 @@ public sealed class SealedBlobStore : ISealedBlobStore
                 }
                 else if (isOrphan)
                 {
+                    if (kept++ == 0) CreatePrivateDirectory(OrphanedDir);
                     KeepOrphan(path);
-                    kept++;
                 }
                 else if (!name.EndsWith(SealedExtension, StringComparison.Ordinal))
                     _log.LogWarning("store: unexpected file {Name} in blobs/ left alone", name);
             }
             if (removed + kept > 0) FileSync.Fsync(BlobsDir);
+            if (kept > 0) FileSync.Fsync(OrphanedDir); // the renames in, once for all
             if (removed > 0) _log.LogInformation("store: swept {Count} unfinished or deleted blob file(s)", removed);
             if (kept > 0)
                 _log.LogWarning("store: {Count} sealed blob file(s) in blobs/ had no catalog entry (a commit cut short, or an older catalog.db " +
@@ -837,14 +838,12 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     private string OrphanedDir => Path.Combine(DataDir, OrphanedDirectoryName);
 
-    /// <summary>Moves a sealed blob without an entry to orphaned/ (made 0700 when first needed), durably.</summary>
+    /// <summary>Moves a sealed blob without an entry into orphaned/; the sweep makes the folder first and fsyncs both after.</summary>
     private void KeepOrphan(string path)
     {
-        CreatePrivateDirectory(OrphanedDir);
         var target = Path.Combine(OrphanedDir, Path.GetFileName(path));
         if (File.Exists(target)) target += "." + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)); // never over another copy
         File.Move(path, target);
-        FileSync.Fsync(OrphanedDir);
     }
 
     /// <summary>For <see cref="OpenRecovering"/>: orphaned/ID.sealed files back into blobs/, durably, for entries to be made. Returns how many.</summary>
@@ -863,9 +862,11 @@ public sealed class SealedBlobStore : ISealedBlobStore
         return moved;
     }
 
-    internal static void TryDelete(string path)
+    /// <returns>whether the file is gone (also when it was not there)</returns>
+    internal static bool TryDelete(string path)
     {
-        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        try { File.Delete(path); return true; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     public void Dispose()

@@ -101,17 +101,16 @@ public sealed class StatusFileWriter : BackgroundService, IHostedLifecycleServic
             {
                 var stats = store.GetStats();
                 submissions = new SubmissionsStatus(stats.Waiting, stats.WaitingBytes, stats.OldestWaiting, null);
+                // Kept at the last start because the catalog did not list them (an older catalog.db put back): only the operator can say.
+                if (stats.Orphaned > 0)
+                    problems.Add($"{stats.Orphaned} sealed file(s) in {Path.Combine(options.DataDir, SealedBlobStore.OrphanedDirectoryName)} that the catalog " +
+                                 "does not list: stop the daemon and run oniondrop recover to enter them, or delete them");
             }
         }
         catch (Exception e)
         {
             problems.Add("store unreadable: " + e.Message);
         }
-
-        // Kept at the last start because the catalog did not list them (an older catalog.db put back): only the operator can say.
-        var orphaned = Path.Combine(options.DataDir, SealedBlobStore.OrphanedDirectoryName);
-        if (Directory.Exists(orphaned) && Directory.EnumerateFiles(orphaned).Count() is > 0 and var kept)
-            problems.Add($"{kept} sealed file(s) in {orphaned} that the catalog does not list: stop the daemon and run oniondrop recover to enter them, or delete them");
 
         var drive = new DriveInfo(options.DataDir);
         var disk = new DiskStatus(options.DataDir, drive.AvailableFreeSpace, drive.TotalSize);
