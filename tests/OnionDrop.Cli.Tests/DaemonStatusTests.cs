@@ -32,7 +32,7 @@ public class DaemonStatusTests
     /// <summary>tor's only directory authority is one nobody can reach on loopback: tests send nothing off the machine.</summary>
     private static readonly Dictionary<string, object> OfflineTor = new()
     {
-        ["TorExtraConfig"] = new[] { "DirAuthority unreachable orport=1 no-v2 v3ident=0000000000000000000000000000000000000000 127.0.0.1:1 0000000000000000000000000000000000000000" },
+        ["TorExtraConfig"] = new[] { OnionDrop.Testing.OfflineTor.DirAuthority },
     };
 
     private sealed record Status(int ExitCode, JsonNode Json, string Stderr)

@@ -41,8 +41,7 @@ public class ServiceUnitTests
         var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
         // tor's only directory authority is 127.0.0.1:1: it tries to connect (the same calls as to a relay) and
         // sends nothing off the machine.
-        var offline = new Dictionary<string, object> { ["TorExtraConfig"] = new[] {
-            "DirAuthority unreachable orport=1 no-v2 v3ident=0000000000000000000000000000000000000000 127.0.0.1:1 0000000000000000000000000000000000000000" } };
+        var offline = new Dictionary<string, object> { ["TorExtraConfig"] = new[] { OfflineTor.DirAuthority } };
         await using (var daemon = await DaemonProcess.StartAsync(dir.Combine("data"), key, tor: "launch", settings: offline,
             wrapper: ["strace", "-f", "-qq", "-c", "-o", trace]))
         {

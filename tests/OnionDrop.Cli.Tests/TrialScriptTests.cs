@@ -24,8 +24,7 @@ public class TrialScriptTests
             psi.Environment.Remove(name);
         // tor's only directory authority is one nobody can reach on loopback: the test sends nothing off the machine,
         // and tor waits for the network on every machine.
-        psi.Environment["ONIONDROP_TOR_EXTRA_CONFIG"] =
-            "DirAuthority unreachable orport=1 no-v2 v3ident=0000000000000000000000000000000000000000 127.0.0.1:1 0000000000000000000000000000000000000000";
+        psi.Environment["ONIONDROP_TOR_EXTRA_CONFIG"] = OfflineTor.DirAuthority;
         using var trial = Process.Start(psi)!;
         trial.StandardInput.Close();
         var lines = new BlockingCollection<string>();

@@ -15,7 +15,7 @@ public sealed class DebianTor : IAsyncDisposable
     public const string User = "debian-tor";
 
     /// <summary>No network: an authority nobody can reach. (DisableNetwork 1 would also keep tor from opening its control socket.)</summary>
-    public static readonly string[] Offline = ["DirAuthority unreachable orport=1 no-v2 v3ident=0000000000000000000000000000000000000000 127.0.0.1:1 0000000000000000000000000000000000000000"];
+    public static readonly string[] Offline = [OfflineTor.DirAuthority];
 
     private readonly TempDirectory _base;
     private readonly Process _tor;

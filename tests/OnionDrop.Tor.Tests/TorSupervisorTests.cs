@@ -17,7 +17,7 @@ public class TorSupervisorTests
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     // A tor of our own that cannot reach anything: no network here, and no public authorities to ask.
-    private static readonly string[] Offline = ["DirAuthority unreachable orport=1 no-v2 v3ident=0000000000000000000000000000000000000000 127.0.0.1:1 0000000000000000000000000000000000000000"];
+    private static readonly string[] Offline = [OfflineTor.DirAuthority];
 
     private static TorSupervisor Supervisor(string dataDir, TestLogger<TorSupervisor> logger, params string[] extra) =>
         new(new TorSupervisorOptions { DataDir = dataDir, TorExtraConfig = [.. Offline, .. extra], RestartDelay = TimeSpan.FromMilliseconds(200) }, logger);
