@@ -146,6 +146,18 @@ public sealed class PageTests
             Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("Message received: no"));
     }
 
+    [Test]
+    public async Task The_receipt_has_no_empty_navigation_landmark()
+    {
+        // The receipt has no language switch; an empty <nav> would still be announced by a screen reader as "navigation".
+        using var client = _daemon.SocketClient();
+        Assert.That(await client.GetStringAsync("/?lang=en"), Does.Contain("<nav class=\"lang\"><a href=\"/?lang=fr\""));
+        using var r = await client.PostAsync("/?lang=en", new Multipart().Field("message", "words only").ToContent());
+        var receipt = await r.Content.ReadAsStringAsync();
+        Assert.That(receipt, Does.Contain("Your submission has arrived"));
+        Assert.That(receipt, Does.Not.Contain("<nav"));
+    }
+
     private static string Hint(string html, string id) => System.Text.RegularExpressions.Regex.Match(html, $"<p class=\"hint\" id=\"{id}\">(.*?)</p>").Groups[1].Value;
 
     private static string Note(string html) => System.Text.RegularExpressions.Regex.Match(html, "<p class=\"note\">(.*?)</p>").Groups[1].Value;

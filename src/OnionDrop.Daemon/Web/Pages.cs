@@ -132,8 +132,9 @@ public sealed class Pages(OnionDropOptions options)
     /// <summary>The shared layout: newsroom name, language switch (plain links to the form, no cookie), footer.</summary>
     public string Render(PageLanguage t, Page page)
     {
-        var switchLinks = !page.LanguageSwitch ? "" : string.Join(" ", PageLanguage.All.Where(l => l != t).Select(l =>
-            $"<a href=\"/?lang={l.Code}\" hreflang=\"{l.Code}\" lang=\"{l.Code}\">{E(l.NativeName)}</a>"));
+        // No switch, no <nav>: an empty one is still announced as "navigation" by a screen reader.
+        var languageSwitch = !page.LanguageSwitch ? "" : "\n<nav class=\"lang\">" + string.Join(" ", PageLanguage.All.Where(l => l != t).Select(l =>
+            $"<a href=\"/?lang={l.Code}\" hreflang=\"{l.Code}\" lang=\"{l.Code}\">{E(l.NativeName)}</a>")) + "</nav>";
         var html = new StringBuilder(8 * 1024);
         html.Append($"""
             <!DOCTYPE html>
@@ -147,8 +148,7 @@ public sealed class Pages(OnionDropOptions options)
             </head>
             <body>
             <header><div class="wrap">
-            <p class="brand">{E(options.NewsroomName)} <span>{E(t["Tagline"])}</span></p>
-            <nav class="lang">{switchLinks}</nav>
+            <p class="brand">{E(options.NewsroomName)} <span>{E(t["Tagline"])}</span></p>{languageSwitch}
             </div></header>
             <main class="wrap">
             {page.Body}
