@@ -113,6 +113,33 @@ public sealed class BrowserTests
         Assert.That(daemon.Counters.Refused, Is.EqualTo(1));
     }
 
+    /// <summary>
+    /// A double click selects a word, and the reference's dashes end words: the source who copies it that way would keep
+    /// one group of five. The reference is selected whole instead, whatever part of it is clicked.
+    /// </summary>
+    [Test]
+    public async Task Chromium_without_JavaScript_selects_the_whole_reference_with_a_double_click()
+    {
+        if (!File.Exists(DevTools.ChromiumPath)) Assert.Fail("chromium missing: run scripts/setup-deps");
+        await using var daemon = await TestDaemon.StartAsync();
+        await using var browser = await DevTools.LaunchAsync();
+        await browser.SendAsync("Page.enable");
+        await browser.SendAsync("DOM.enable");
+        await browser.SendAsync("Emulation.setScriptExecutionDisabled", new { value = true });
+
+        await browser.NavigateAsync(new Uri(daemon.Loopback, "/?lang=en").ToString());
+        await browser.SendAsync("DOM.focus", new { nodeId = await browser.QueryAsync("textarea#message") });
+        await browser.SendAsync("Input.insertText", new { text = "A message only." });
+        var seen = browser.EventCount;
+        await browser.ClickAsync(await browser.QueryAsync("button[type=submit]"));
+        await browser.WaitForEventAsync("Page.loadEventFired", seen);
+        var reference = daemon.Store.ListCommitted().Single().Id;
+        Assert.That(await browser.OuterHtmlAsync(), Does.Contain(reference));
+
+        await browser.DoubleClickAsync(await browser.QueryAsync("#reference"));
+        Assert.That(await browser.SelectionAsync(), Is.EqualTo(reference));
+    }
+
     private static void Save(string directory, string name, byte[] png)
     {
         var path = Path.Combine(directory, name);

@@ -124,13 +124,36 @@ public sealed partial class DevTools : IAsyncDisposable
     /// <summary>A left click at the middle of the element, as a mouse would do it.</summary>
     public async Task ClickAsync(int nodeId)
     {
-        await SendAsync("DOM.scrollIntoViewIfNeeded", new { nodeId });
-        var quad = (await SendAsync("DOM.getBoxModel", new { nodeId }))["model"]!["content"]!.AsArray().Select(v => (double)v!).ToArray();
-        var x = (quad[0] + quad[2] + quad[4] + quad[6]) / 4;
-        var y = (quad[1] + quad[3] + quad[5] + quad[7]) / 4;
+        var (x, y) = await MiddleAsync(nodeId);
         await SendAsync("Input.dispatchMouseEvent", new { type = "mouseMoved", x, y });
         await SendAsync("Input.dispatchMouseEvent", new { type = "mousePressed", x, y, button = "left", clickCount = 1 });
         await SendAsync("Input.dispatchMouseEvent", new { type = "mouseReleased", x, y, button = "left", clickCount = 1 });
+    }
+
+    /// <summary>A double click at the middle of the element, as a mouse would do it.</summary>
+    public async Task DoubleClickAsync(int nodeId)
+    {
+        var (x, y) = await MiddleAsync(nodeId);
+        await SendAsync("Input.dispatchMouseEvent", new { type = "mouseMoved", x, y });
+        foreach (var clickCount in new[] { 1, 2 })
+        {
+            await SendAsync("Input.dispatchMouseEvent", new { type = "mousePressed", x, y, button = "left", clickCount });
+            await SendAsync("Input.dispatchMouseEvent", new { type = "mouseReleased", x, y, button = "left", clickCount });
+        }
+    }
+
+    /// <summary>The text selected in the page, read by DevTools (the page's own scripts stay off).</summary>
+    public async Task<string> SelectionAsync()
+    {
+        var result = await SendAsync("Runtime.evaluate", new { expression = "document.getSelection().toString()", returnByValue = true });
+        return (string?)result["result"]!["value"] ?? throw new InvalidOperationException("no selection: " + result.ToJsonString());
+    }
+
+    private async Task<(double X, double Y)> MiddleAsync(int nodeId)
+    {
+        await SendAsync("DOM.scrollIntoViewIfNeeded", new { nodeId });
+        var quad = (await SendAsync("DOM.getBoxModel", new { nodeId }))["model"]!["content"]!.AsArray().Select(v => (double)v!).ToArray();
+        return ((quad[0] + quad[2] + quad[4] + quad[6]) / 4, (quad[1] + quad[3] + quad[5] + quad[7]) / 4);
     }
 
     /// <summary>A PNG of the whole page (the viewport is stretched to the content's height first).</summary>
