@@ -140,6 +140,25 @@ public sealed class BrowserTests
         Assert.That(await browser.SelectionAsync(), Is.EqualTo(reference));
     }
 
+    /// <summary>The form's card opens with its heading at the top, as the other cards do (its hidden token field comes first).</summary>
+    [Test]
+    public async Task Chromium_shows_the_form_cards_heading_at_the_same_place_as_the_other_cards()
+    {
+        if (!File.Exists(DevTools.ChromiumPath)) Assert.Fail("chromium missing: run scripts/setup-deps");
+        await using var daemon = await TestDaemon.StartAsync();
+        await using var browser = await DevTools.LaunchAsync();
+        await browser.SendAsync("Page.enable");
+        await browser.SendAsync("DOM.enable");
+        await browser.SendAsync("Emulation.setScriptExecutionDisabled", new { value = true });
+        await browser.NavigateAsync(new Uri(daemon.Loopback, "/?lang=en").ToString());
+
+        async Task<double> HeadingOffset(string card) =>
+            await browser.TopAsync(await browser.QueryAsync(card + " > h2")) - await browser.TopAsync(await browser.QueryAsync(card));
+        var advice = await HeadingOffset("section.advice");
+        Assert.That(advice, Is.GreaterThan(0));
+        Assert.That(await HeadingOffset("form.card"), Is.EqualTo(advice).Within(1));
+    }
+
     private static void Save(string directory, string name, byte[] png)
     {
         var path = Path.Combine(directory, name);

@@ -149,6 +149,13 @@ public sealed partial class DevTools : IAsyncDisposable
         return (string?)result["result"]!["value"] ?? throw new InvalidOperationException("no selection: " + result.ToJsonString());
     }
 
+    /// <summary>The top of the element's border box, in CSS pixels from the top of the page.</summary>
+    public async Task<double> TopAsync(int nodeId)
+    {
+        var quad = (await SendAsync("DOM.getBoxModel", new { nodeId }))["model"]!["border"]!.AsArray().Select(v => (double)v!).ToArray();
+        return quad[1];
+    }
+
     private async Task<(double X, double Y)> MiddleAsync(int nodeId)
     {
         await SendAsync("DOM.scrollIntoViewIfNeeded", new { nodeId });
