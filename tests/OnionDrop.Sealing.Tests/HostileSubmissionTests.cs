@@ -65,6 +65,22 @@ public class HostileSubmissionTests
     }
 
     [Test]
+    public async Task A_manifest_listing_millions_of_files_is_refused_without_holding_them()
+    {
+        // 64 MiB of "{}," is 22 million entries: each became an object in memory (over a gigabyte) before their
+        // count was checked. The opener's own buffers and the manifest's bytes are all it may take.
+        var head = """{"format":"oniondrop-manifest-1","reference":"r","receivedAt":"2026-11-23T12:34Z","message":"","files":[""";
+        var entries = (SealedFormat.MaxManifestBytes - head.Length - 3) / 3;
+        var json = new StringBuilder(SealedFormat.MaxManifestBytes).Append(head).Insert(head.Length, "{},", entries).Append("{}]}").ToString();
+        var blob = await new Crafted().SealAsync(_key.PublicKey, json);
+
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        AssertRefused(blob, $"manifest lists more than {SealedFormat.MaxFiles} files");
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.That(allocated, Is.LessThan(2L * SealedFormat.MaxManifestBytes), $"{allocated >> 20} MiB allocated to refuse it");
+    }
+
+    [Test]
     public async Task The_manifest_written_shows_invisible_and_control_characters_only_as_escapes()
     {
         const string name = "invoice\u202Efdp.exe\u200B \u001b]0;owned\u0007\u2028";
