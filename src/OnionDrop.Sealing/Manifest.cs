@@ -71,7 +71,8 @@ internal sealed class BoundedFileList : JsonConverter<IReadOnlyList<ManifestFile
     }
 }
 
-[JsonSourceGenerationOptions(UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+// Unknown members and members given twice are refused: which of two counts is up to the parser, and another opener could show the other.
+[JsonSourceGenerationOptions(UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, AllowDuplicateProperties = false)]
 [JsonSerializable(typeof(Manifest))]
 [JsonSerializable(typeof(ManifestFile))]
 internal partial class ManifestJson : JsonSerializerContext;

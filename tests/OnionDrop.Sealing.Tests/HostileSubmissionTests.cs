@@ -52,6 +52,8 @@ public class HostileSubmissionTests
     [TestCase("deeply nested JSON")]
     [TestCase("a lone surrogate in the reference")]
     [TestCase("sizes that disagree with the files")]
+    [TestCase("a member given twice")]
+    [TestCase("a file's member given twice")]
     public async Task Manifests_that_are_bombs_or_lies_are_refused(string what)
     {
         var crafted = new Crafted().File("a.txt", "abc"u8.ToArray());
@@ -59,6 +61,9 @@ public class HostileSubmissionTests
         {
             "deeply nested JSON" => new string('[', 100_000) + new string(']', 100_000),
             "a lone surrogate in the reference" => crafted.Manifest(reference: "REF").Replace("REF", "ref\\ud800x"),
+            // Which one counts is up to the parser (this one took the last): two openers would show different messages.
+            "a member given twice" => crafted.Manifest(message: "first").Replace("\"message\":\"first\"", "\"message\":\"first\",\"message\":\"second\""),
+            "a file's member given twice" => crafted.Manifest().Replace("\"size\":3", "\"size\":4,\"size\":3"),
             _ => crafted.Manifest().Replace("\"size\":3", "\"size\":4"),
         };
         AssertRefused(await crafted.SealAsync(_key.PublicKey, json), "manifest");
