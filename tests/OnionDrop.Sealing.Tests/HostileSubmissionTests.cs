@@ -86,6 +86,22 @@ public class HostileSubmissionTests
     }
 
     [Test]
+    public async Task Long_names_cost_the_opener_a_few_times_their_size_not_more()
+    {
+        // 100 names of 64 KiB: valid, and 6.5 MB of names twice over (records and manifest). manifest.json was also
+        // copied whole into a string to look for invisible characters, and read back and parsed to compare with
+        // folders that did not exist.
+        var crafted = new Crafted();
+        for (var i = 0; i < 100; i++) crafted.File(i + new string('n', SealedFormat.MaxNameBytes - 8), []);
+        var blob = await crafted.SealAsync(_key.PublicKey);
+
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        Seal.Open(blob, _key, Output);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.That(allocated, Is.LessThan(8L * blob.Length), $"{allocated >> 20} MiB allocated to open {blob.Length >> 20} MiB");
+    }
+
+    [Test]
     public async Task The_manifest_written_shows_invisible_and_control_characters_only_as_escapes()
     {
         const string name = "invoice\u202Efdp.exe\u200B \u001b]0;owned\u0007\u2028";
