@@ -90,6 +90,14 @@ public sealed class SealVectors : IBenchmark
 
         // Plaintext no correct sealer writes (its raw knobs): refused as soon as the 10,001st file starts.
         await Fail("fail_too_many_files", await SealRecords(toJournalist, TooManyFiles()), "more than 10000 files");
+        // A manifest of no files that lists 10,001: refused at the 10,001st entry, before the rest are read.
+        await Fail("fail_manifest_lists_too_many_files", await SealRecords(toJournalist, ManifestOnly(
+            "{\"format\":\"oniondrop-manifest-1\",\"reference\":\"lists-too-many\",\"receivedAt\":\"2026-11-23T12:34Z\",\"message\":\"\",\"files\":["
+            + string.Join(",", Enumerable.Repeat("{}", 10_001)) + "]}")), "manifest lists more than 10000 files");
+        // Parsers differ on which of two members counts: refused, so that no two openers show different messages.
+        await Fail("fail_manifest_member_twice", await SealRecords(toJournalist, ManifestOnly(
+            """{"format":"oniondrop-manifest-1","reference":"twice","receivedAt":"2026-11-23T12:34Z","message":"first","message":"second","files":[]}""")),
+            "manifest is not valid JSON");
 
         Console.WriteLine($"seal-vectors: wrote {Directory.EnumerateFiles(_dir, "*.sealed").Count()} vectors to {_dir}");
         return 0;
@@ -207,6 +215,17 @@ public sealed class SealVectors : IBenchmark
         plain.Write(u32);
         plain.Write(manifest);
         return plain.ToArray();
+    }
+
+    /// <summary>The plaintext of a submission without files: one manifest record holding <paramref name="json"/>.</summary>
+    private static byte[] ManifestOnly(string json)
+    {
+        var manifest = Encoding.UTF8.GetBytes(json);
+        var plain = new byte[1 + 4 + manifest.Length];
+        plain[0] = 0x04;
+        BinaryPrimitives.WriteUInt32LittleEndian(plain.AsSpan(1), (uint)manifest.Length);
+        manifest.CopyTo(plain, 5);
+        return plain;
     }
 
     private static async Task<byte[]> SealRecords(RecipientPublicKey[] recipients, byte[] plaintext)

@@ -116,7 +116,9 @@ public sealed class JournalistKey : IDisposable
     public static JournalistKey Load(string path, Func<string>? passphrase = null)
     {
         var f = ReadKeyLine(path);
-        var expectedPublic = RecipientPublicKey.Parse(f[2]);
+        // keygen wrote this field: a bad checksum here is damage to the file, not the typo Parse suspects.
+        if (!RecipientPublicKey.TryParse(f[2], out var expectedPublic, out _))
+            throw new FormatException("key file is damaged: its public key field is not a valid odpk1 key");
         byte[] secret;
         switch (f[1])
         {
@@ -140,7 +142,7 @@ public sealed class JournalistKey : IDisposable
                 throw new FormatException($"key file has an unknown or malformed \"{Prefix} {f[1]}\" line");
         }
         var key = new JournalistKey(secret);
-        if (!key.PublicKey.Equals(expectedPublic))
+        if (!key.PublicKey.Equals(expectedPublic!))
         {
             key.Dispose();
             throw new FormatException("key file is corrupt: its secret key does not match its public key");

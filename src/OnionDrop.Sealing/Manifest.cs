@@ -10,7 +10,7 @@ internal sealed record Manifest(
     [property: JsonPropertyName("reference")] string Reference,
     [property: JsonPropertyName("receivedAt")] string ReceivedAt,
     [property: JsonPropertyName("message")] string Message,
-    [property: JsonPropertyName("files")] IReadOnlyList<ManifestFile> Files)
+    [property: JsonPropertyName("files"), JsonConverter(typeof(BoundedFileList))] IReadOnlyList<ManifestFile> Files)
 {
     public const string FormatName = "oniondrop-manifest-1";
     private const string TimeFormat = "yyyy-MM-dd'T'HH:mm'Z'";
@@ -45,6 +45,34 @@ internal sealed record ManifestFile(
     [property: JsonPropertyName("size")] long Size,
     [property: JsonPropertyName("sha256")] string Sha256);
 
-[JsonSourceGenerationOptions(UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+/// <summary>
+/// "files", read no further than <see cref="SealedFormat.MaxFiles"/> entries: 64 MiB of "{}," is 22 million of
+/// them, which took 1.5 GB of memory (and 10 CPU-seconds) to read whole before their count was checked.
+/// </summary>
+internal sealed class BoundedFileList : JsonConverter<IReadOnlyList<ManifestFile>>
+{
+    public override IReadOnlyList<ManifestFile> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray) throw new JsonException("files is not an array");
+        var files = new List<ManifestFile>();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (files.Count == SealedFormat.MaxFiles) throw new SealedFormatException($"manifest lists more than {SealedFormat.MaxFiles} files");
+            files.Add(JsonSerializer.Deserialize(ref reader, ManifestJson.Default.ManifestFile)!);
+        }
+        return files;
+    }
+
+    public override void Write(Utf8JsonWriter writer, IReadOnlyList<ManifestFile> value, JsonSerializerOptions options)
+    {
+        writer.WriteStartArray();
+        foreach (var file in value) JsonSerializer.Serialize(writer, file, ManifestJson.Default.ManifestFile);
+        writer.WriteEndArray();
+    }
+}
+
+// Unknown members and members given twice are refused: which of two counts is up to the parser, and another opener could show the other.
+[JsonSourceGenerationOptions(UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, AllowDuplicateProperties = false)]
 [JsonSerializable(typeof(Manifest))]
+[JsonSerializable(typeof(ManifestFile))]
 internal partial class ManifestJson : JsonSerializerContext;

@@ -136,7 +136,8 @@ public static class SubmissionOpener
                     // Read returns 0 only after FINAL verified with nothing after it.
                     if (!plain.ReadSpan(1).IsEmpty) throw new SealedFormatException("malformed contents: data after the manifest");
                     CheckAgrees(manifest, files);
-                    return (manifest, files);
+                    // Its file list is now the same as files: not kept twice while the submission waits to be published.
+                    return (manifest with { Files = [] }, files);
                 case SealedFormat.RecordFileData or SealedFormat.RecordFileEnd:
                     throw new SealedFormatException("malformed contents: file data outside a file");
                 default:
@@ -253,16 +254,29 @@ public static class SubmissionOpener
     /// </summary>
     private static byte[] EscapeInvisible(byte[] json)
     {
+        // Looked for in the bytes first: a manifest of long names is tens of MB, and copying it to a string
+        // that is then thrown away doubled the opener's peak memory for nothing.
+        if (!HasInvisible(json)) return json;
         var text = Encoding.UTF8.GetString(json);
-        if (!text.EnumerateRunes().Any(IsInvisible)) return json;
         var escaped = new StringBuilder(text.Length + 64);
         Span<char> units = stackalloc char[2];
         foreach (var rune in text.EnumerateRunes())
         {
-            if (!IsInvisible(rune)) { escaped.Append(rune.ToString()); continue; }
+            if (!IsInvisible(rune)) { SafeFileName.AppendRune(escaped, rune); continue; }
             foreach (var unit in units[..rune.EncodeToUtf16(units)]) escaped.Append($"\\u{(int)unit:X4}");
         }
         return Encoding.UTF8.GetBytes(escaped.ToString());
+    }
+
+    private static bool HasInvisible(ReadOnlySpan<byte> utf8)
+    {
+        while (!utf8.IsEmpty)
+        {
+            Rune.DecodeFromUtf8(utf8, out var rune, out var length);
+            if (IsInvisible(rune)) return true;
+            utf8 = utf8[length..];
+        }
+        return false;
     }
 
     private static bool IsInvisible(Rune rune) => SafeFileName.IsInvisible(Rune.GetUnicodeCategory(rune));
@@ -360,11 +374,12 @@ public sealed class VerifiedSubmission : IDisposable
     /// </summary>
     private string? IdenticalInView()
     {
-        var ours = JsonNode.Parse(File.ReadAllBytes(Path.Combine(_working, SubmissionOpener.ManifestFileName)))!.AsObject();
+        JsonObject? ours = null;   // read only when there is a folder to compare it with: it can be tens of MB
         for (var i = 1; ; i++)
         {
             var folder = Path.Combine(_outputDirectory, SubmissionOpener.NumberedName(_folderName, i));
             if (!Directory.Exists(folder)) return null; // the usual case at i = 1, without an exception thrown and caught per blob
+            ours ??= JsonNode.Parse(File.ReadAllBytes(Path.Combine(_working, SubmissionOpener.ManifestFileName)))!.AsObject();
             if (Describes(folder, ours)) return folder;
         }
     }

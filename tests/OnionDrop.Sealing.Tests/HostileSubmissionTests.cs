@@ -52,6 +52,8 @@ public class HostileSubmissionTests
     [TestCase("deeply nested JSON")]
     [TestCase("a lone surrogate in the reference")]
     [TestCase("sizes that disagree with the files")]
+    [TestCase("a member given twice")]
+    [TestCase("a file's member given twice")]
     public async Task Manifests_that_are_bombs_or_lies_are_refused(string what)
     {
         var crafted = new Crafted().File("a.txt", "abc"u8.ToArray());
@@ -59,9 +61,44 @@ public class HostileSubmissionTests
         {
             "deeply nested JSON" => new string('[', 100_000) + new string(']', 100_000),
             "a lone surrogate in the reference" => crafted.Manifest(reference: "REF").Replace("REF", "ref\\ud800x"),
+            // Which one counts is up to the parser (this one took the last): two openers would show different messages.
+            "a member given twice" => crafted.Manifest(message: "first").Replace("\"message\":\"first\"", "\"message\":\"first\",\"message\":\"second\""),
+            "a file's member given twice" => crafted.Manifest().Replace("\"size\":3", "\"size\":4,\"size\":3"),
             _ => crafted.Manifest().Replace("\"size\":3", "\"size\":4"),
         };
         AssertRefused(await crafted.SealAsync(_key.PublicKey, json), "manifest");
+    }
+
+    [Test]
+    public async Task A_manifest_listing_millions_of_files_is_refused_without_holding_them()
+    {
+        // 64 MiB of "{}," is 22 million entries: each became an object in memory (over a gigabyte) before their
+        // count was checked. The opener's own buffers and the manifest's bytes are all it may take.
+        var head = """{"format":"oniondrop-manifest-1","reference":"r","receivedAt":"2026-11-23T12:34Z","message":"","files":[""";
+        var entries = (SealedFormat.MaxManifestBytes - head.Length - 3) / 3;
+        var json = new StringBuilder(SealedFormat.MaxManifestBytes).Append(head).Insert(head.Length, "{},", entries).Append("{}]}").ToString();
+        var blob = await new Crafted().SealAsync(_key.PublicKey, json);
+
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        AssertRefused(blob, $"manifest lists more than {SealedFormat.MaxFiles} files");
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.That(allocated, Is.LessThan(2L * SealedFormat.MaxManifestBytes), $"{allocated >> 20} MiB allocated to refuse it");
+    }
+
+    [Test]
+    public async Task Long_names_cost_the_opener_a_few_times_their_size_not_more()
+    {
+        // 100 names of 64 KiB: valid, and 6.5 MB of names twice over (records and manifest). manifest.json was also
+        // copied whole into a string to look for invisible characters, and read back and parsed to compare with
+        // folders that did not exist.
+        var crafted = new Crafted();
+        for (var i = 0; i < 100; i++) crafted.File(i + new string('n', SealedFormat.MaxNameBytes - 8), []);
+        var blob = await crafted.SealAsync(_key.PublicKey);
+
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        Seal.Open(blob, _key, Output);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.That(allocated, Is.LessThan(8L * blob.Length), $"{allocated >> 20} MiB allocated to open {blob.Length >> 20} MiB");
     }
 
     [Test]

@@ -102,6 +102,11 @@ public class KeyTests
         var other = Convert.ToBase64String(new byte[32]);
         File.WriteAllText(dir.Combine("mismatch.key"), $"odsk1 plain {fields[2]} {other}\n");
         Assert.That(() => JournalistKey.Load(dir.Combine("mismatch.key")), Throws.TypeOf<FormatException>().With.Message.Contains("does not match"));
+        // A key file is written, not typed: a damaged public key field is the file's damage, not a typo.
+        var damaged = fields[2][..20] + (fields[2][20] == 'a' ? 'b' : 'a') + fields[2][21..];
+        File.WriteAllText(dir.Combine("damaged.key"), $"odsk1 plain {damaged} {fields[3]}\n");
+        Assert.That(() => JournalistKey.Load(dir.Combine("damaged.key")), Throws.TypeOf<FormatException>()
+            .With.Message.StartsWith("key file is damaged: its public key field").And.Message.Not.Contains("mistyped"));
         File.WriteAllText(dir.Combine("junk.key"), "hello\n");
         Assert.That(() => JournalistKey.Load(dir.Combine("junk.key")), Throws.TypeOf<FormatException>().With.Message.Contains("not an OnionDrop secret key"));
         Assert.That(() => JournalistKey.Load(dir.Combine("missing.key")), Throws.TypeOf<FormatException>().With.Message.Contains("cannot read"));
