@@ -158,7 +158,7 @@ public class CompactTests
 
         Assert.That(compact.ExitCode, Is.EqualTo(1), compact.ToString());
         Assert.That(compact.Stderr.Trim(), Is.EqualTo($"oniondrop compact: {DataDir} is in use by another oniondrop process, and no daemon listens on " +
-            "pull.sock: a journalist's pull served while the daemon is stopped (or the daemon starting or stopping); run compact again once it ends"));
+            "pull.sock: a journalist's pull served while the daemon is stopped (or another compact, or the daemon starting or stopping); run compact again once it ends"));
     }
 
     /// <summary>The figures printed count catalog.db and its log together: what was given back, not catalog.db growing as the log empties into it.</summary>

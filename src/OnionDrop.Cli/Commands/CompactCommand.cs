@@ -60,7 +60,7 @@ public static class CompactCommand
             catch (SocketException) when (!Path.Exists(Path.Combine(options.DataDir, PullSocketListener.FileName)))
             {
                 return Fail($"{options.DataDir} is in use by another oniondrop process, and no daemon listens on {PullSocketListener.FileName}: " +
-                            "a journalist's pull served while the daemon is stopped (or the daemon starting or stopping); run compact again once it ends", 1);
+                            "a journalist's pull served while the daemon is stopped (or another compact, or the daemon starting or stopping); run compact again once it ends", 1);
             }
             catch (SocketException e) { return Fail($"the daemon holds {options.DataDir} but {PullSocketListener.FileName} does not answer: {e.Message}", 1); }
             catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (run as the daemon's user)", 1); }
