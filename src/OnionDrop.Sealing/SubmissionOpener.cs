@@ -285,22 +285,6 @@ public static class SubmissionOpener
     private static readonly JsonSerializerOptions DescriptionJson =
         new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>Renames the verified working folder to "NAME", or "NAME (2)"...: never onto anything existing.</summary>
-    internal static string MoveIntoView(string working, string outputDirectory, string name)
-    {
-        for (var i = 1; ; i++)
-        {
-            var candidate = Path.Combine(outputDirectory, NumberedName(name, i));
-            if (Path.Exists(candidate)) continue;
-            try
-            {
-                Directory.Move(working, candidate);
-                return candidate;
-            }
-            catch (IOException) when (Path.Exists(candidate)) { }   // lost a race: try the next name
-        }
-    }
-
     /// <summary>"NAME" for the first, then "NAME (2)", "NAME (3)"...</summary>
     internal static string NumberedName(string name, int i) => i == 1 ? name : SafeFileName.Shorten(name, SafeFileName.MaxBytes - 8) + $" ({i})";
 }
@@ -313,6 +297,7 @@ public sealed class VerifiedSubmission : IDisposable
 {
     private readonly string _working, _outputDirectory, _folderName;
     private readonly Manifest _manifest;
+    private JsonObject? _ours;   // see Ours()
     private bool _done;
 
     internal VerifiedSubmission(string working, string outputDirectory, string folderName, Manifest manifest, List<OpenedFile> files) =>
@@ -337,14 +322,8 @@ public sealed class VerifiedSubmission : IDisposable
         {
             var paths = Directory.GetFiles(_working).Append(_working).ToArray();
             foreach (var p in paths) FileSync.Fsync(p);
-            string final;
-            // Looked for again and renamed under one lock: two publishers of the same submission (a blob given twice,
-            // or at two paths) both found nothing above, and both renamed, the second as "NAME (2)".
-            lock (IntoView)
-            {
-                if (IdenticalInView() is { } meanwhile) return AlreadyOpened(meanwhile, receivedAt);
-                final = SubmissionOpener.MoveIntoView(_working, _outputDirectory, _folderName);
-            }
+            var (final, already) = ClaimInView();
+            if (already) return AlreadyOpened(final, receivedAt);
             _done = true;
             return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, final);
         }
@@ -355,8 +334,33 @@ public sealed class VerifiedSubmission : IDisposable
         }
     }
 
-    /// <summary>Serialises the last look for this submission in view with the rename into view, within this process.</summary>
-    private static readonly Lock IntoView = new();
+    /// <summary>
+    /// Renames the working folder into view as "NAME", or "NAME (2)"..., never onto anything existing; unless one of
+    /// those folders already holds this very submission: then that folder, and true. The rename is the claim (it
+    /// fails on a folder there: an opened one is never empty), so a name taken meanwhile is looked at again, not
+    /// passed over: another publisher of the same submission, in this process or in another `open` or `fetch --open`
+    /// into the same folder, may have just put it there. Looking first and renaming after, two of them both found
+    /// nothing and both renamed, the second as "NAME (2)"; a lock within the process did not see other processes.
+    /// </summary>
+    private (string Folder, bool Already) ClaimInView()
+    {
+        for (var i = 1; ;)
+        {
+            var candidate = Path.Combine(_outputDirectory, SubmissionOpener.NumberedName(_folderName, i));
+            if (Path.Exists(candidate))
+            {
+                if (Directory.Exists(candidate) && Describes(candidate)) return (candidate, true);
+                i++;
+                continue;
+            }
+            try
+            {
+                Directory.Move(_working, candidate);
+                return (candidate, false);
+            }
+            catch (IOException) when (Path.Exists(candidate)) { } // taken meanwhile: look at what took it
+        }
+    }
 
     private OpenedSubmission AlreadyOpened(string folder, DateTimeOffset receivedAt)
     {
@@ -369,25 +373,28 @@ public sealed class VerifiedSubmission : IDisposable
     /// same reference, time and message (its SHA-256), same files saved under the same names with the same SHA-256.
     /// What the folder holds now does not count: a journalist who annotated, renamed or deleted files there must not
     /// get a fresh copy at each re-open. A folder removed or renamed is not there, so it is opened again. Another blob
-    /// claiming the same reference is not it, and is opened beside. Looked for where <see cref="SubmissionOpener.MoveIntoView"/>
+    /// claiming the same reference is not it, and is opened beside. Looked for where <see cref="ClaimInView"/>
     /// puts it: NAME, then "NAME (2)"... up to the first name not taken.
     /// </summary>
     private string? IdenticalInView()
     {
-        JsonObject? ours = null;   // read only when there is a folder to compare it with: it can be tens of MB
         for (var i = 1; ; i++)
         {
             var folder = Path.Combine(_outputDirectory, SubmissionOpener.NumberedName(_folderName, i));
             if (!Directory.Exists(folder)) return null; // the usual case at i = 1, without an exception thrown and caught per blob
-            ours ??= JsonNode.Parse(File.ReadAllBytes(Path.Combine(_working, SubmissionOpener.ManifestFileName)))!.AsObject();
-            if (Describes(folder, ours)) return folder;
+            if (Describes(folder)) return folder;
         }
     }
 
-    private bool Describes(string folder, JsonObject ours)
+    /// <summary>This submission's manifest.json, read only when there is a folder to compare it with: it can be tens of MB.</summary>
+    private JsonObject Ours() =>
+        _ours ??= JsonNode.Parse(File.ReadAllBytes(Path.Combine(_working, SubmissionOpener.ManifestFileName)))!.AsObject();
+
+    private bool Describes(string folder)
     {
         try
         {
+            var ours = Ours();
             var theirs = JsonNode.Parse(File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.ManifestFileName)));
             if (theirs is JsonObject older && !older.ContainsKey("messageSha256"))
             {

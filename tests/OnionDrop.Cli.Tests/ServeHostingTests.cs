@@ -126,6 +126,34 @@ public class ServeHostingTests
             Does.StartWith($"oniondrop serve: the data directory {data} disappeared while the daemon ran"), daemon.Output);
     }
 
+    /// <summary>
+    /// A second `serve` on the data directory of a running daemon (the operator trying it by hand while the service
+    /// runs) is refused once daemon.lock stays held. Before it was, Kestrel's set-up had already deleted web.sock as
+    /// a dead daemon's leftover: the running daemon's onion service lost its socket for good (tor could no longer
+    /// reach the form) while everything else looked healthy.
+    /// </summary>
+    [Test]
+    public async Task A_second_serve_on_a_running_daemons_data_directory_leaves_its_socket_alone()
+    {
+        using var dir = new TempDirectory("oniondrop-hosting-");
+        var data = dir.Combine("data");
+        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        await using var daemon = await DaemonProcess.StartAsync(data, key);
+        var socket = Path.Combine(data, "web.sock");
+        async Task<string> InodeAsync() => (await ChildProcess.RunAsync("stat", ["-c", "%i", socket])).Stdout.Trim();
+        var before = await InodeAsync();
+
+        var second = await Oniondrop.RunAsync(["serve", "--data-dir", data, "--recipient", key, "--tor", "none"], TimeSpan.FromSeconds(90));
+
+        Assert.That(second.ExitCode, Is.EqualTo(1), second.ToString());
+        Assert.That(second.Stderr.Trim().Split('\n')[^1], Is.EqualTo($"oniondrop serve: {data} is in use by another oniondrop process (it holds daemon.lock)"));
+        Assert.That(Path.Exists(socket), "the running daemon's web.sock is still there");
+        Assert.That(await InodeAsync(), Is.EqualTo(before), "the same socket, not another");
+        using var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        await client.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+        Assert.That(daemon.HasExited, Is.False, daemon.Output);
+    }
+
     [Test]
     public async Task A_listen_port_already_taken_is_said_in_one_line_at_once()
     {

@@ -144,6 +144,23 @@ public class CompactTests
         Assert.That(compact.Stderr.TrimEnd('\n').Where(c => char.IsControl(c) && c != '\n'), Is.Empty, compact.ToString());
     }
 
+    /// <summary>
+    /// The daemon stopped and a journalist's pull served directly (it holds daemon.lock, and there is no pull.sock):
+    /// compact said "the daemon holds DIR but pull.sock does not answer: Cannot assign requested address", sending the
+    /// operator after a daemon that was not running.
+    /// </summary>
+    [Test]
+    public async Task During_a_pull_served_while_the_daemon_is_stopped_compact_says_so()
+    {
+        using var pull = SealedBlobStore.Open(DataDir); // as `oniondrop pull --stdio` holds it while the daemon is stopped
+
+        var compact = await Oniondrop.RunAsync(["compact", "--data-dir", DataDir]);
+
+        Assert.That(compact.ExitCode, Is.EqualTo(1), compact.ToString());
+        Assert.That(compact.Stderr.Trim(), Is.EqualTo($"oniondrop compact: {DataDir} is in use by another oniondrop process, and no daemon listens on " +
+            "pull.sock: a journalist's pull served while the daemon is stopped (or another compact, or the daemon starting or stopping); run compact again once it ends"));
+    }
+
     /// <summary>The figures printed count catalog.db and its log together: what was given back, not catalog.db growing as the log empties into it.</summary>
     private static void AssertReportsShrinking(string stdout)
     {

@@ -238,6 +238,50 @@ public class CliTests
     }
 
     /// <summary>
+    /// Two `open` runs into one folder at once (an inbox opened again while the last open still runs, or a script
+    /// and a journalist): each looked for the submission in view, found nothing, and renamed its own copy in, the
+    /// second as "ref-N (2)". The within-process lock could not see the other process. Many small blobs, so that
+    /// the runs' publishing overlaps.
+    /// </summary>
+    [Test]
+    public async Task Opens_run_at_once_into_one_folder_make_one_copy_of_each_submission()
+    {
+        using var dir = new TempDirectory();
+        using var key = JournalistKey.Generate();
+        key.Save(dir.Combine("me.key"));
+        const int Blobs = 80, Runs = 4;
+        var blobs = new List<string>();
+        for (var i = 1; i <= Blobs; i++)
+        {
+            var output = new MemoryStream();
+            await using (var sealer = new SubmissionSealer(output, [key.PublicKey]))
+            {
+                await sealer.BeginFileAsync("a.txt", "text/plain");
+                await sealer.WriteAsync(System.Text.Encoding.UTF8.GetBytes($"file {i}"));
+                await sealer.EndFileAsync();
+                await sealer.CompleteAsync($"ref-{i}", $"message {i}", Seal.ReceivedAt);
+            }
+            blobs.Add(dir.Combine($"ref-{i}.sealed"));
+            File.WriteAllBytes(blobs[^1], output.ToArray());
+        }
+
+        // Each round hit the race about one time in three here: five rounds, each into a fresh folder.
+        for (var round = 1; round <= 5; round++)
+        {
+            var output = dir.Combine($"out-{round}");
+            var runs = await Task.WhenAll(Enumerable.Range(0, Runs).Select(_ =>
+                Oniondrop.RunAsync(["open", "--key", dir.Combine("me.key"), "-o", output, .. blobs])));
+
+            Assert.That(runs.Select(r => r.ExitCode), Is.All.Zero, string.Join("\n", runs.Select(r => r.ToString())));
+            Assert.That(Directory.GetFileSystemEntries(output).Select(Path.GetFileName).Order(),
+                Is.EqualTo(Enumerable.Range(1, Blobs).Select(i => $"ref-{i}").Order()), $"round {round}: one folder per submission, no \"(2)\", nothing hidden left");
+            var lines = runs.SelectMany(r => r.Stdout.TrimEnd('\n').Split('\n')).ToArray();
+            Assert.That(lines.Count(l => l.Contains(": 1 file(s) and the message in ")), Is.EqualTo(Blobs), "each opened by one run");
+            Assert.That(lines.Count(l => l.Contains(": already opened in ")), Is.EqualTo(Blobs * (Runs - 1)), "and skipped by the others");
+        }
+    }
+
+    /// <summary>
     /// "Already opened" is the folder's manifest.json, not every file byte for byte: a journalist who annotated, renamed
     /// or deleted files there got a fresh copy at each re-open. A folder removed (or renamed) is opened again.
     /// </summary>

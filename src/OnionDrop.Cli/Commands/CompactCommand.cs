@@ -56,6 +56,12 @@ public static class CompactCommand
                 }
             }
             catch (StoreLockedException) { return Fail("the daemon started meanwhile; run compact again", 1); }
+            // No pull.sock: the lock's holder is no running daemon (a pull serves directly while it is stopped) or one not yet listening or gone.
+            catch (SocketException) when (!Path.Exists(Path.Combine(options.DataDir, PullSocketListener.FileName)))
+            {
+                return Fail($"{options.DataDir} is in use by another oniondrop process, and no daemon listens on {PullSocketListener.FileName}: " +
+                            "a journalist's pull served while the daemon is stopped (or another compact, or the daemon starting or stopping); run compact again once it ends", 1);
+            }
             catch (SocketException e) { return Fail($"the daemon holds {options.DataDir} but {PullSocketListener.FileName} does not answer: {e.Message}", 1); }
             catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (run as the daemon's user)", 1); }
             catch (ArgumentException e) { return Fail("retention settings: " + e.Message, 2); }

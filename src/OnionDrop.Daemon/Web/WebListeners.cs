@@ -10,7 +10,13 @@ namespace OnionDrop.Daemon.Web;
 /// Where and how Kestrel listens: always the Unix socket tor forwards the onion service to, optionally one
 /// loopback TCP port, nothing else. Limits are tuned for Tor: slow circuits are normal, stalls are not.
 /// </summary>
-public sealed class WebListeners(IOptions<OnionDropOptions> options) : IConfigureOptions<KestrelServerOptions>
+/// <param name="store">
+/// Taken only to be opened first: it holds DATA/daemon.lock, which is what makes a web.sock found here a dead
+/// daemon's. Kestrel is set up before the hosted services that open the store, so a second `serve` on a running
+/// daemon's data directory deleted that daemon's live socket (its onion service unreachable for good) and only then
+/// found the lock held.
+/// </param>
+public sealed class WebListeners(IOptions<OnionDropOptions> options, OnionDrop.Storage.SealedBlobStore store) : IConfigureOptions<KestrelServerOptions>
 {
     public const string SocketName = "web.sock";
 
@@ -64,6 +70,7 @@ public sealed class WebListeners(IOptions<OnionDropOptions> options) : IConfigur
         // Past it Kestrel closes a new connection at once: a flood is refused, not given the memory.
         limits.MaxConcurrentConnections = MaxConnections(o);
 
+        ArgumentNullException.ThrowIfNull(store); // open, daemon.lock held, before anything below touches the socket
         var socket = SocketPath(o);
         PrepareSocketDirectory(o);
         if (Directory.Exists(socket))
