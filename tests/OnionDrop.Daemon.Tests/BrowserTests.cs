@@ -17,14 +17,10 @@ public sealed class BrowserTests
     {
         if (!File.Exists(DevTools.ChromiumPath)) Assert.Fail("chromium missing: run scripts/setup-deps");
         await using var daemon = await TestDaemon.StartAsync();
-        await using var browser = await DevTools.LaunchAsync();
+        await using var browser = await DevTools.LaunchWithoutJavaScriptAsync();
         using var files = new TempDirectory("oniondrop-browser-files-");
         var artifacts = Path.Combine(TestContext.CurrentContext.WorkDirectory, "artifacts");
         Directory.CreateDirectory(artifacts);
-
-        await browser.SendAsync("Page.enable");
-        await browser.SendAsync("DOM.enable");
-        await browser.SendAsync("Emulation.setScriptExecutionDisabled", new { value = true });
 
         var sent = new List<(string Message, byte[] Content)>();
         foreach (var (lang, message, expectReceipt) in new[]
@@ -122,10 +118,7 @@ public sealed class BrowserTests
     {
         if (!File.Exists(DevTools.ChromiumPath)) Assert.Fail("chromium missing: run scripts/setup-deps");
         await using var daemon = await TestDaemon.StartAsync();
-        await using var browser = await DevTools.LaunchAsync();
-        await browser.SendAsync("Page.enable");
-        await browser.SendAsync("DOM.enable");
-        await browser.SendAsync("Emulation.setScriptExecutionDisabled", new { value = true });
+        await using var browser = await DevTools.LaunchWithoutJavaScriptAsync();
 
         await browser.NavigateAsync(new Uri(daemon.Loopback, "/?lang=en").ToString());
         await browser.SendAsync("DOM.focus", new { nodeId = await browser.QueryAsync("textarea#message") });
@@ -146,10 +139,7 @@ public sealed class BrowserTests
     {
         if (!File.Exists(DevTools.ChromiumPath)) Assert.Fail("chromium missing: run scripts/setup-deps");
         await using var daemon = await TestDaemon.StartAsync();
-        await using var browser = await DevTools.LaunchAsync();
-        await browser.SendAsync("Page.enable");
-        await browser.SendAsync("DOM.enable");
-        await browser.SendAsync("Emulation.setScriptExecutionDisabled", new { value = true });
+        await using var browser = await DevTools.LaunchWithoutJavaScriptAsync();
         await browser.NavigateAsync(new Uri(daemon.Loopback, "/?lang=en").ToString());
 
         async Task<double> HeadingOffset(string card) =>

@@ -28,6 +28,24 @@ public sealed partial class DevTools : IAsyncDisposable
 
     public const string ChromiumPath = "/usr/bin/chromium";
 
+    /// <summary>A fresh headless Chromium at Tor Browser's "Safest" as far as scripts go: JavaScript off, page and DOM events on.</summary>
+    public static async Task<DevTools> LaunchWithoutJavaScriptAsync()
+    {
+        var browser = await LaunchAsync();
+        try
+        {
+            await browser.SendAsync("Page.enable");
+            await browser.SendAsync("DOM.enable");
+            await browser.SendAsync("Emulation.setScriptExecutionDisabled", new { value = true });
+            return browser;
+        }
+        catch
+        {
+            await browser.DisposeAsync();
+            throw;
+        }
+    }
+
     public static async Task<DevTools> LaunchAsync()
     {
         var profile = new TempDirectory("oniondrop-chromium-");
