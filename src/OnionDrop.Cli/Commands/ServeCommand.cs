@@ -58,14 +58,17 @@ public static class ServeCommand
                 // RunAsync, which disposes the services when it returns; the host starts these same instances.)
                 var parts = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
                 var stopping = app.Lifetime.ApplicationStopping;   // taken now too: the services are gone after RunAsync
+                BackgroundService? Failed() => parts.FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
                 try { await app.RunAsync(); }
-                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested && Failed() is null)
                 {
                     // SIGTERM (systemctl stop) while tor was still starting: a stop as asked, not a failure to report as one.
+                    // (A part that failed stops the host the same way: that one is reported below.)
                     Console.Error.WriteLine("oniondrop serve: stopped while starting (before tor was ready)");
                     return 0;
                 }
-                var failed = parts.FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
+                catch (OperationCanceledException) when (Failed() is not null) { }
+                var failed = Failed();
                 if (failed is not null && DataDirectoryGone(loaded.Options().DataDir) is { } gone) return Fail(ExitFailed, gone);
                 return failed is null ? 0 : Fail(ExitFailed, $"{failed.GetType().Name} failed: {FirstLine(failed.ExecuteTask!.Exception!)}");
             }
