@@ -107,8 +107,14 @@ public static class ServeCommand
         if (DataDirectoryOptions.OtherOwner(dataDir) is { } owner)
         {
             var user = UnixAccount.UserName(owner);
+            // root serving the service's directory: run as its owner. The service's user on a directory root put back
+            // from a backup (or copied with numeric ids): give it back, never run the daemon as root.
+            if (UnixAccess.EffectiveUid != 0 && owner == 0)
+                return $"DataDir {dataDir} belongs to uid 0 (root), not to {me}: if it is this daemon's (put back from a backup, " +
+                       $"copied by root), give it back: sudo chown -R {me}: {dataDir}";
             return $"DataDir {dataDir} belongs to uid {owner} ({user}), not to {me}: run serve as that user " +
-                   $"(e.g. sudo -u {user} oniondrop serve ..., or systemctl start oniondrop), so that what it makes there stays {user}'s";
+                   $"(e.g. sudo -u {user} oniondrop serve ..., or systemctl start oniondrop), so that what it makes there stays {user}'s" +
+                   (UnixAccess.EffectiveUid == 0 ? "" : $"; or, if it is this daemon's (put back from a backup), give it back: sudo chown -R {me}: {dataDir}");
         }
         try
         {
