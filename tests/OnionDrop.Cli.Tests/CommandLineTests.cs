@@ -145,6 +145,20 @@ public class CommandLineTests
     }
 
     [Test]
+    public async Task ServeAsTheServiceUserOnADataDirectoryRestoredAsRootSaysToGiveItBack()
+    {
+        // A data directory put back from a backup by root (cp -r, tar --numeric-owner on another machine) is root's:
+        // the service's daemon must not be told to run as root ("sudo -u root oniondrop serve"), but to take it back.
+        File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);   // root's 0755: nobody may enter, not write
+        var data = dir.Combine("data");
+        Directory.CreateDirectory(data);
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var r = await Run(["serve", "--data-dir", data, "--tor", "none", "--recipient", key], uid: 65534);
+        AssertOneLineError(r, 2, "serve", $"DataDir {data} belongs to uid 0 (root), not to nobody");
+        Assert.That(r.Stderr, Does.Contain($"sudo chown -R nobody: {data}").And.Not.Contain("sudo -u root"));
+    }
+
+    [Test]
     public async Task ServeAsAUserWhoCannotMakeTheDataDirectoryExits2NamingItTheUserAndTheFix()
     {
         // A bare "Access to the path ... is denied" with exit 1, which systemd restarts again and again.

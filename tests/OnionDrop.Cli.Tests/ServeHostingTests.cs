@@ -167,4 +167,76 @@ public class ServeHostingTests
         Assert.That(serve.ExitCode, Is.EqualTo(1), serve.ToString());
         Assert.That(serve.Stderr.Trim(), Is.EqualTo($"oniondrop serve: 127.0.0.1:{port} is already in use (another oniondrop serve, or another program): choose another --listen port"));
     }
+
+    /// <summary>
+    /// A part of the daemon that fails while tor is still starting is a failure, not the stop the operator asked for:
+    /// exit 1 with its line, so that systemd (Restart=on-failure) starts it again. It said "stopped while starting
+    /// (before tor was ready)" and exited 0, and the unit stayed down as if stopped on purpose. The part here is
+    /// retention, the one that runs before tor is ready, given an entry whose deletion day is not a date.
+    /// </summary>
+    [Test]
+    public async Task A_part_that_fails_while_tor_is_starting_is_a_failure_not_a_stop()
+    {
+        using var dir = new TempDirectory("oniondrop-hosting-");
+        var data = dir.Combine("data");
+        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        await using (var daemon = await DaemonProcess.StartAsync(data, key))
+        {
+            using var client = new UploadClient(daemon.BaseAddress);
+            Assert.That((await client.SendAsync(new SeededUpload("before", 1, 1000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
+            Assert.That(await daemon.StopAsync(), Is.Zero, daemon.Output);
+        }
+        using (var catalog = new LiteDB.LiteDatabase(Path.Combine(data, "catalog.db")))
+        {
+            var submissions = catalog.GetCollection("submissions");
+            var entry = submissions.FindAll().Single();
+            entry["state"] = "Acknowledged";
+            entry["deleteOn"] = "not a day";
+            submissions.Update(entry);
+        }
+        var slowTor = dir.Combine("slow-tor");
+        File.WriteAllText(slowTor, "#!/bin/sh\nexec sleep 60\n");
+        File.SetUnixFileMode(slowTor, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var psi = Oniondrop.StartInfo("serve", "--data-dir", data, "--recipient", key, "--tor", "launch");
+        psi.Environment["ONIONDROP_TOR_PATH"] = slowTor;
+
+        var serve = await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(60));
+
+        Assert.That(serve.ExitCode, Is.EqualTo(1), serve.ToString());
+        Assert.That(serve.Stderr.Trim().Split('\n')[^1], Does.StartWith("oniondrop serve: RetentionService failed:"), serve.ToString());
+        Assert.That(serve.Stderr, Does.Not.Contain("stopped while starting"), serve.ToString());
+    }
+
+    /// <summary>
+    /// A sealed file the daemon may not touch (a restore that left it root's, here made immutable) is retention's
+    /// error to log, as a full disk is: the drop box keeps taking submissions. The daemon stopped at start instead
+    /// ("Access to the path '.../blobs/ID.sealed' is denied", from setting its day's times), before tor was ready.
+    /// </summary>
+    [Test]
+    public async Task A_sealed_file_the_daemon_may_not_touch_does_not_stop_it()
+    {
+        using var dir = new TempDirectory("oniondrop-hosting-");
+        var data = dir.Combine("data");
+        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        await using (var daemon = await DaemonProcess.StartAsync(data, key))
+        {
+            using var client = new UploadClient(daemon.BaseAddress);
+            Assert.That((await client.SendAsync(new SeededUpload("before", 1, 1000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
+            Assert.That(await daemon.StopAsync(), Is.Zero, daemon.Output);
+        }
+        var blob = Directory.GetFiles(Path.Combine(data, "blobs"), "*.sealed").Single();
+        var chattr = await ChildProcess.RunAsync("chattr", ["+i", blob]);
+        Assume.That(chattr.ExitCode, Is.Zero, "needs chattr +i (root, a file system with attributes): " + chattr);
+        try
+        {
+            await using var daemon = await DaemonProcess.StartAsync(data, key);
+            for (var waited = 0; !daemon.Output.Contains("retention:") && !daemon.HasExited && waited < 100; waited++) await Task.Delay(100);
+            Assert.That(daemon.HasExited, Is.False, daemon.Output);
+            Assert.That(daemon.Output, Does.Contain($"retention: Access to the path '{blob}' is denied"));
+            using var client = new UploadClient(daemon.BaseAddress);
+            Assert.That((await client.SendAsync(new SeededUpload("after", 2, 1000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
+            Assert.That(await daemon.StopAsync(), Is.Zero, daemon.Output);
+        }
+        finally { await ChildProcess.RunAsync("chattr", ["-i", blob]); }
+    }
 }

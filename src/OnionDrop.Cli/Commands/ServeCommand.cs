@@ -58,14 +58,17 @@ public static class ServeCommand
                 // RunAsync, which disposes the services when it returns; the host starts these same instances.)
                 var parts = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
                 var stopping = app.Lifetime.ApplicationStopping;   // taken now too: the services are gone after RunAsync
+                BackgroundService? Failed() => parts.FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
                 try { await app.RunAsync(); }
-                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested && Failed() is null)
                 {
                     // SIGTERM (systemctl stop) while tor was still starting: a stop as asked, not a failure to report as one.
+                    // (A part that failed stops the host the same way: that one is reported below.)
                     Console.Error.WriteLine("oniondrop serve: stopped while starting (before tor was ready)");
                     return 0;
                 }
-                var failed = parts.FirstOrDefault(s => s.ExecuteTask is { IsFaulted: true });
+                catch (OperationCanceledException) when (Failed() is not null) { }
+                var failed = Failed();
                 if (failed is not null && DataDirectoryGone(loaded.Options().DataDir) is { } gone) return Fail(ExitFailed, gone);
                 return failed is null ? 0 : Fail(ExitFailed, $"{failed.GetType().Name} failed: {FirstLine(failed.ExecuteTask!.Exception!)}");
             }
@@ -104,8 +107,14 @@ public static class ServeCommand
         if (DataDirectoryOptions.OtherOwner(dataDir) is { } owner)
         {
             var user = UnixAccount.UserName(owner);
+            // root serving the service's directory: run as its owner. The service's user on a directory root put back
+            // from a backup (or copied with numeric ids): give it back, never run the daemon as root.
+            if (UnixAccess.EffectiveUid != 0 && owner == 0)
+                return $"DataDir {dataDir} belongs to uid 0 (root), not to {me}: if it is this daemon's (put back from a backup, " +
+                       $"copied by root), give it back: sudo chown -R {me}: {dataDir}";
             return $"DataDir {dataDir} belongs to uid {owner} ({user}), not to {me}: run serve as that user " +
-                   $"(e.g. sudo -u {user} oniondrop serve ..., or systemctl start oniondrop), so that what it makes there stays {user}'s";
+                   $"(e.g. sudo -u {user} oniondrop serve ..., or systemctl start oniondrop), so that what it makes there stays {user}'s" +
+                   (UnixAccess.EffectiveUid == 0 ? "" : $"; or, if it is this daemon's (put back from a backup), give it back: sudo chown -R {me}: {dataDir}");
         }
         try
         {

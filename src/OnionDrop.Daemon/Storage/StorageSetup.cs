@@ -54,7 +54,9 @@ internal sealed class RetentionService(SealedBlobStore store, IOptions<OnionDrop
                     log.LogInformation("retention: deleted {Count} submission(s), catalog compacted", deleted);
                 }
             }
-            catch (Exception e) when (e is IOException or LiteDB.LiteException)
+            // A file the daemon's user may not touch (a restore that left one root's) is the operator's to fix, like a
+            // full disk: said every pass, while the drop box goes on taking submissions.
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or LiteDB.LiteException)
             {
                 log.LogError("retention: {Error}", e.Message);
             }
