@@ -158,6 +158,26 @@ public class CommandLineTests
         Assert.That(r.Stderr, Does.Contain($"sudo chown -R nobody: {data}").And.Not.Contain("sudo -u root"));
     }
 
+    [TestCase("catalog.db", false)]
+    [TestCase("tor", true)]
+    public async Task ServeAsTheServiceUserOnADataDirectoryWithAPartRestoredAsRootSaysToGiveItBack(string part, bool isFolder)
+    {
+        // The directory is the service's own, but a part of it root's (a restore that chowned the directory only): the
+        // daemon failed on it at every start with exit 1, and systemd restarted it every 5 s for ever.
+        File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);   // root's 0755: nobody may enter, not write
+        var data = dir.Combine("data");
+        Directory.CreateDirectory(data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var path = Path.Combine(data, part);
+        if (isFolder) Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        else File.WriteAllBytes(path, []);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | (isFolder ? UnixFileMode.UserExecute : 0));
+        Assert.That((await ChildProcess.RunAsync("chown", ["65534:65534", data])).ExitCode, Is.Zero);
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var r = await Run(["serve", "--data-dir", data, "--tor", "none", "--recipient", key], uid: 65534);
+        AssertOneLineError(r, 2, "serve", $"{path} belongs to uid 0 (root), not to nobody");
+        Assert.That(r.Stderr, Does.Contain($"sudo chown -R nobody: {data}"));
+    }
+
     [Test]
     public async Task ServeAsAUserWhoCannotMakeTheDataDirectoryExits2NamingItTheUserAndTheFix()
     {

@@ -116,6 +116,10 @@ public static class ServeCommand
                    $"(e.g. sudo -u {user} oniondrop serve ..., or systemctl start oniondrop), so that what it makes there stays {user}'s" +
                    (UnixAccess.EffectiveUid == 0 ? "" : $"; or, if it is this daemon's (put back from a backup), give it back: sudo chown -R {me}: {dataDir}");
         }
+        // The directory given back but not what is in it (chown without -R): the daemon fails on that part at every start.
+        if (UnixAccess.EffectiveUid != 0 && ForeignPart(dataDir) is { } part)
+            return $"{part.Path} belongs to uid {part.Owner} ({UnixAccount.UserName(part.Owner)}), not to {me}: if it is this daemon's " +
+                   $"(put back from a backup, copied by root), give it all back: sudo chown -R {me}: {dataDir}";
         try
         {
             Directory.CreateDirectory(dataDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -127,6 +131,21 @@ public static class ServeCommand
             return $"DataDir {dataDir} cannot be made or written by the user {me} (uid {UnixAccess.EffectiveUid}): {e.Message.TrimEnd('.')}. " +
                    $"Make it a directory {me} owns (e.g. sudo install -d -m 0700 -o {me} {dataDir}; under the systemd unit also ReadWritePaths=), or choose another DataDir";
         }
+    }
+
+    /// <summary>The first entry directly in <paramref name="dataDir"/> (catalog.db, blobs/, tor/...) another user owns, if any.</summary>
+    private static (string Path, int Owner)? ForeignPart(string dataDir)
+    {
+        try
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(dataDir))
+            {
+                var owner = UnixAccess.Of(entry).Uid;
+                if (owner != UnixAccess.EffectiveUid) return (entry, owner);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // missing or unreadable: said below
+        return null;
     }
 
     /// <summary>
