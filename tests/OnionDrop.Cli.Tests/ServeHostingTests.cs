@@ -168,6 +168,18 @@ public class ServeHostingTests
         Assert.That(serve.Stderr.Trim(), Is.EqualTo($"oniondrop serve: 127.0.0.1:{port} is already in use (another oniondrop serve, or another program): choose another --listen port"));
     }
 
+    /// <summary>A data directory in <paramref name="dir"/> a daemon stored one submission in, stopped since; and its recipient.</summary>
+    private static async Task<(string Data, string Key)> DataDirectoryWithOneSubmissionAsync(TempDirectory dir)
+    {
+        var data = dir.Combine("data");
+        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
+        await using var daemon = await DaemonProcess.StartAsync(data, key);
+        using var client = new UploadClient(daemon.BaseAddress);
+        Assert.That((await client.SendAsync(new SeededUpload("before", 1, 1000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
+        Assert.That(await daemon.StopAsync(), Is.Zero, daemon.Output);
+        return (data, key);
+    }
+
     /// <summary>
     /// A part of the daemon that fails while tor is still starting is a failure, not the stop the operator asked for:
     /// exit 1 with its line, so that systemd (Restart=on-failure) starts it again. It said "stopped while starting
@@ -178,14 +190,7 @@ public class ServeHostingTests
     public async Task A_part_that_fails_while_tor_is_starting_is_a_failure_not_a_stop()
     {
         using var dir = new TempDirectory("oniondrop-hosting-");
-        var data = dir.Combine("data");
-        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
-        await using (var daemon = await DaemonProcess.StartAsync(data, key))
-        {
-            using var client = new UploadClient(daemon.BaseAddress);
-            Assert.That((await client.SendAsync(new SeededUpload("before", 1, 1000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
-            Assert.That(await daemon.StopAsync(), Is.Zero, daemon.Output);
-        }
+        var (data, key) = await DataDirectoryWithOneSubmissionAsync(dir);
         using (var catalog = new LiteDB.LiteDatabase(Path.Combine(data, "catalog.db")))
         {
             var submissions = catalog.GetCollection("submissions");
@@ -216,14 +221,7 @@ public class ServeHostingTests
     public async Task A_sealed_file_the_daemon_may_not_touch_does_not_stop_it()
     {
         using var dir = new TempDirectory("oniondrop-hosting-");
-        var data = dir.Combine("data");
-        var key = OnionDrop.Sealing.JournalistKey.Generate().PublicKey.ToString();
-        await using (var daemon = await DaemonProcess.StartAsync(data, key))
-        {
-            using var client = new UploadClient(daemon.BaseAddress);
-            Assert.That((await client.SendAsync(new SeededUpload("before", 1, 1000), UploadPace.Fast)).Receipted, Is.True, daemon.Output);
-            Assert.That(await daemon.StopAsync(), Is.Zero, daemon.Output);
-        }
+        var (data, key) = await DataDirectoryWithOneSubmissionAsync(dir);
         var blob = Directory.GetFiles(Path.Combine(data, "blobs"), "*.sealed").Single();
         var chattr = await ChildProcess.RunAsync("chattr", ["+i", blob]);
         Assume.That(chattr.ExitCode, Is.Zero, "needs chattr +i (root, a file system with attributes): " + chattr);
