@@ -109,17 +109,13 @@ public static class ServeCommand
             var user = UnixAccount.UserName(owner);
             // root serving the service's directory: run as its owner. The service's user on a directory root put back
             // from a backup (or copied with numeric ids): give it back, never run the daemon as root.
-            if (UnixAccess.EffectiveUid != 0 && owner == 0)
-                return $"DataDir {dataDir} belongs to uid 0 (root), not to {me}: if it is this daemon's (put back from a backup, " +
-                       $"copied by root), give it back: sudo chown -R {me}: {dataDir}";
+            if (UnixAccess.EffectiveUid != 0 && owner == 0) return GiveItBack("DataDir " + dataDir, owner);
             return $"DataDir {dataDir} belongs to uid {owner} ({user}), not to {me}: run serve as that user " +
                    $"(e.g. sudo -u {user} oniondrop serve ..., or systemctl start oniondrop), so that what it makes there stays {user}'s" +
                    (UnixAccess.EffectiveUid == 0 ? "" : $"; or, if it is this daemon's (put back from a backup), give it back: sudo chown -R {me}: {dataDir}");
         }
         // The directory given back but not what is in it (chown without -R): the daemon fails on that part at every start.
-        if (UnixAccess.EffectiveUid != 0 && ForeignPart(dataDir) is { } part)
-            return $"{part.Path} belongs to uid {part.Owner} ({UnixAccount.UserName(part.Owner)}), not to {me}: if it is this daemon's " +
-                   $"(put back from a backup, copied by root), give it all back: sudo chown -R {me}: {dataDir}";
+        if (UnixAccess.EffectiveUid != 0 && ForeignPart(dataDir) is { } part) return GiveItBack(part.Path, part.Owner);
         try
         {
             Directory.CreateDirectory(dataDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -131,6 +127,11 @@ public static class ServeCommand
             return $"DataDir {dataDir} cannot be made or written by the user {me} (uid {UnixAccess.EffectiveUid}): {e.Message.TrimEnd('.')}. " +
                    $"Make it a directory {me} owns (e.g. sudo install -d -m 0700 -o {me} {dataDir}; under the systemd unit also ReadWritePaths=), or choose another DataDir";
         }
+
+        // What restoring as root (cp -r, tar --numeric-owner, a chown without -R) leaves: give the whole directory back.
+        string GiveItBack(string what, int owner) =>
+            $"{what} belongs to uid {owner} ({UnixAccount.UserName(owner)}), not to {me}: if it is this daemon's " +
+            $"(put back from a backup, copied by root), give it back: sudo chown -R {me}: {dataDir}";
     }
 
     /// <summary>The first entry directly in <paramref name="dataDir"/> (catalog.db, blobs/, tor/...) another user owns, if any.</summary>
