@@ -255,6 +255,7 @@ public sealed class PageTests
     [TestCase(TestDaemon.OnionHost, 200)]
     [TestCase("www." + TestDaemon.OnionHost, 200)]
     [TestCase("notav3name.onion", 400)]
+    [TestCase("tp3k262uwy4r2k3ycr5awluarykdpag6a7y33jxop4cs2lu5uz5sseqd.onion", 400)]   // OnionHost mistyped: fails its checksum
     public async Task Host_header_must_be_ours(string host, int expected)
     {
         var endpoint = new IPEndPoint(IPAddress.Loopback, _daemon.Loopback.Port);
@@ -267,7 +268,7 @@ public sealed class PageTests
     public async Task Once_the_onion_name_is_known_only_that_name_is_served()
     {
         await using var daemon = await TestDaemon.StartAsync();
-        const string other = "otheronionaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaad.onion";
+        const string other = "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion";   // another real v3 name
         daemon.App.Services.GetService(typeof(OnionServiceAddress)).As<OnionServiceAddress>().Publish(TestDaemon.OnionHost[..56]);
         using (var ours = daemon.SocketClient()) Assert.That((await ours.GetAsync("/")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
         using (var theirs = daemon.SocketClient(other)) Assert.That((await theirs.GetAsync("/")).StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));

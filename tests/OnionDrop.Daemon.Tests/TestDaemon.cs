@@ -19,8 +19,8 @@ namespace OnionDrop.Daemon.Tests;
 /// </summary>
 public sealed class TestDaemon : IAsyncDisposable
 {
-    /// <summary>A well-formed v3 onion name, as tor would pass on from a source's browser.</summary>
-    public const string OnionHost = "oniondropxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxd.onion";
+    /// <summary>A v3 onion name (checksum and all: rend-spec-v3's first example), as tor would pass on from a source's browser.</summary>
+    public const string OnionHost = "sp3k262uwy4r2k3ycr5awluarykdpag6a7y33jxop4cs2lu5uz5sseqd.onion";
 
     public TempDirectory Directory { get; }
     public string DataDir { get; }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
+using OnionDrop.Tor;
 
 namespace OnionDrop.Daemon.Web;
 
@@ -25,17 +26,9 @@ public sealed class OnionServiceAddress(IOptions<OnionDropOptions> options)
         _host = host;
     }
 
-    /// <summary>True for "&lt;56 base32 chars ending in d&gt;.onion" (rend-spec-v3 §6: pubkey, checksum, version 3).</summary>
-    public static bool IsV3OnionName(string host)
-    {
-        if (host.Length != 56 + ".onion".Length || !host.EndsWith(".onion", StringComparison.OrdinalIgnoreCase)) return false;
-        for (var i = 0; i < 56; i++)
-        {
-            var c = char.ToLowerInvariant(host[i]);
-            if (c is not ((>= 'a' and <= 'z') or (>= '2' and <= '7'))) return false;
-        }
-        return char.ToLowerInvariant(host[55]) == 'd';
-    }
+    /// <summary>True for a v3 name with its ".onion" (checksum and version checked: <see cref="OnionAddress"/>).</summary>
+    public static bool IsV3OnionName(string host) =>
+        host.EndsWith(".onion", StringComparison.OrdinalIgnoreCase) && OnionAddress.PublicKeyOf(host) is not null;
 
     private string? ReadHostnameFile()
     {

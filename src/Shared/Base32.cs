@@ -1,6 +1,10 @@
-namespace OnionDrop.Sealing;
+namespace OnionDrop;
 
-/// <summary>RFC 4648 base32, lower case, no padding: case-insensitive and free of look-alike punctuation for keys people copy.</summary>
+/// <summary>
+/// RFC 4648 base32, lower case, no padding: case-insensitive and free of look-alike punctuation for keys people copy.
+/// Compiled into both assemblies that need it, journalist keys (OnionDrop.Sealing) and onion addresses (OnionDrop.Tor),
+/// so that neither has to reference the other.
+/// </summary>
 internal static class Base32
 {
     private const string Alphabet = "abcdefghijklmnopqrstuvwxyz234567";
