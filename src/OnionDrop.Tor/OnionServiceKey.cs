@@ -48,7 +48,7 @@ internal static class OnionServiceKey
             // Given no public key, tor derives one from whatever secret key it finds and writes the hostname anew: a
             // new address, silently. So the public key is kept in step with the hostname: tor refuses a secret key
             // that does not match it ("... does not match ..."), and a public key of another service is refused here.
-            if (PublicKeyOf(address!) is not { } expected) return;   // not a v3 address: nothing to compare with
+            if (OnionAddress.PublicKeyOf(address!) is not { } expected) return;   // not a sound v3 address: nothing to compare with
             var publicKey = Path.Combine(onionServiceDir, PublicKeyFile);
             if (!File.Exists(publicKey))
             {
@@ -68,27 +68,5 @@ internal static class OnionServiceKey
             $"the onion service key {key} {problem ?? "is missing"}" + (address is null ? "" : $", but this service was {address}") +
             $": {consequence}, and {known} could no longer reach you. Put the key back from a " +
             $"backup; or, to start over with a new address on purpose, delete {onionServiceDir}");
-    }
-
-    /// <summary>
-    /// The ed25519 public key a v3 address names (rend-spec-v3 §6: base32 of PUBKEY (32 bytes) | CHECKSUM (2) |
-    /// VERSION (1, = 3)); null if <paramref name="address"/> is not one.
-    /// </summary>
-    internal static byte[]? PublicKeyOf(string address)
-    {
-        const string Alphabet = "abcdefghijklmnopqrstuvwxyz234567";
-        var name = address.EndsWith(".onion", StringComparison.Ordinal) ? address[..^".onion".Length] : address;
-        if (name.Length != 56) return null;
-        var bytes = new byte[35];
-        int buffer = 0, bits = 0, n = 0;
-        foreach (var c in name)
-        {
-            var v = Alphabet.IndexOf(c);
-            if (v < 0) return null;
-            buffer = (buffer << 5) | v;
-            bits += 5;
-            if (bits >= 8) { bits -= 8; bytes[n++] = (byte)(buffer >> bits); buffer &= (1 << bits) - 1; }
-        }
-        return bytes[34] == 3 ? bytes[..32] : null;
     }
 }
