@@ -33,6 +33,21 @@ public sealed class OptionsValidatorTests
         Assert.That(Errors(o), Has.Some.StartsWith("Recipients[1] \"odpk1-not-a-key\" is not a valid public key"));
     }
 
+    [Test]
+    public void A_recipient_listed_twice_is_refused_naming_both_entries()
+    {
+        // Written differently (case, spaces) but the same key: each submission would be sealed to it twice.
+        using var other = JournalistKey.Generate();
+        var o = Valid();
+        var key = o.Recipients[0];
+        o.Recipients.Add(other.PublicKey.ToString());
+        o.Recipients.Add("  " + key.ToUpperInvariant() + " ");
+        var errors = Errors(o);
+        Assert.That(errors, Has.Exactly(1).Items);
+        Assert.That(errors[0], Does.StartWith($"Recipients[2] \"{key.ToUpperInvariant()[..20]}...\" is the same key as Recipients[0]"));
+        Assert.That(errors[0], Does.Not.Contain("\n"));
+    }
+
     [TestCase("0.0.0.0:8080")]
     [TestCase("192.168.1.10:80")]
     [TestCase("[::]:80")]

@@ -17,10 +17,18 @@ public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOption
 
         if (options.Recipients.Count == 0)
             errors.Add("Recipients: at least one journalist public key (odpk1...) is required, or nobody could open a submission");
+        // Compared as keys, not text: a key written twice (in another case, with spaces) would seal every
+        // submission to it twice, and often stands for another journalist's key pasted wrong.
+        var firstEntry = new Dictionary<RecipientPublicKey, int>();
         for (var i = 0; i < options.Recipients.Count; i++)
         {
             var entry = options.Recipients[i] ?? "";
-            try { RecipientPublicKey.Parse(entry.Trim()); }
+            try
+            {
+                var key = RecipientPublicKey.Parse(entry.Trim());
+                if (!firstEntry.TryAdd(key, i))
+                    errors.Add($"Recipients[{i}] \"{Abbreviate(entry.Trim())}\" is the same key as Recipients[{firstEntry[key]}]: list each journalist's key once (was another key meant?)");
+            }
             catch (FormatException e) { errors.Add($"Recipients[{i}] \"{Abbreviate(entry)}\" is not a valid public key: {e.Message}"); }
         }
 
