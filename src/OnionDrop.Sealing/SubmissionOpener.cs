@@ -63,8 +63,9 @@ public static class SubmissionOpener
         if (Swept.TryAdd(Path.GetFullPath(outputDirectory), true)) SweepAbandonedWork(outputDirectory);
 
         // Everything goes into a hidden working folder first; it is renamed into view only once verified.
-        // Its name carries our pid, so a later run can tell an abandoned folder from one still being written.
-        var working = Path.Combine(outputDirectory, $"{WorkingPrefix}{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}");
+        // Its name carries our pid and where that pid means something (PidScope), so a later run can tell an
+        // abandoned folder from one still being written.
+        var working = Path.Combine(outputDirectory, $"{WorkingPrefix}{PidScope}-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}");
         if (Path.Exists(working)) throw new IOException("working folder name collision: " + working);
         Directory.CreateDirectory(working, PrivateDir);
         try
@@ -91,18 +92,70 @@ public static class SubmissionOpener
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Swept = new();
 
     /// <summary>
-    /// Removes working folders left by an opener that was killed mid-way (they hold unverified plaintext):
-    /// those whose process is gone. A folder of a live process, or of an unknown form, is left alone.
+    /// Where this process's pid can be looked up: this boot (boot_id, without its dashes) and this pid namespace (its
+    /// inode): "&lt;32 hex&gt;-&lt;digits&gt;". Another machine, a reboot or another container has another. If either cannot be
+    /// read, a random one: our folders then look like another machine's to every other run.
+    /// </summary>
+    private static readonly string PidScope = ReadPidScope();
+
+    /// <summary>
+    /// How long a working folder of another <see cref="PidScope"/> must be untouched before it counts as abandoned: far
+    /// longer than any open takes, and enough for the clocks of two machines sharing a drive to disagree by hours.
+    /// </summary>
+    private static readonly TimeSpan ForeignIdleLimit = TimeSpan.FromDays(1);
+
+    private static string ReadPidScope()
+    {
+        try
+        {
+            var boot = File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim().Replace("-", "");
+            var ns = new FileInfo("/proc/self/ns/pid").LinkTarget ?? "";   // "pid:[4026531836]"
+            var inode = ns.StartsWith("pid:[", StringComparison.Ordinal) && ns.EndsWith(']') ? ns[5..^1] : "";
+            if (IsPidScope(boot, inode)) return $"{boot}-{inode}";
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)) + "-0";
+    }
+
+    private static bool IsPidScope(string boot, string pidNamespace) =>
+        boot.Length == 32 && boot.All(char.IsAsciiHexDigitLower) && pidNamespace.Length > 0 && pidNamespace.All(char.IsAsciiDigit);
+
+    /// <summary>
+    /// Removes working folders left by an opener that was killed mid-way (they hold unverified plaintext): of this
+    /// <see cref="PidScope"/>, those whose process is gone; of another (another machine's on a shared or removable
+    /// drive, another boot's, another container's), those untouched for <see cref="ForeignIdleLimit"/>, since their
+    /// pid cannot be looked up here. The old name, "&lt;pid&gt;-&lt;random&gt;", is judged by its pid as before. A folder of
+    /// an unknown form is left alone.
     /// </summary>
     private static void SweepAbandonedWork(string outputDirectory)
     {
         foreach (var dir in Directory.EnumerateDirectories(outputDirectory, WorkingPrefix + "*"))
         {
-            var rest = Path.GetFileName(dir)[WorkingPrefix.Length..];
-            var dash = rest.IndexOf('-');
-            if (dash <= 0 || !int.TryParse(rest[..dash], out var pid) || Directory.Exists($"/proc/{pid}")) continue;
-            try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try { if (Abandoned(dir)) Directory.Delete(dir, recursive: true); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }   // another user's, on a shared drive: theirs to sweep
         }
+    }
+
+    private static bool Abandoned(string dir)
+    {
+        var parts = Path.GetFileName(dir)[WorkingPrefix.Length..].Split('-');
+        if (parts is [var oldPid, _]) return int.TryParse(oldPid, out var pid) && !Directory.Exists($"/proc/{pid}");
+        if (parts is not [var boot, var pidNamespace, var number, _] || !IsPidScope(boot, pidNamespace) || !int.TryParse(number, out var ownerPid))
+            return false;
+        return $"{boot}-{pidNamespace}" == PidScope
+            ? !Directory.Exists($"/proc/{ownerPid}")
+            : DateTime.UtcNow - LastTouched(dir) > ForeignIdleLimit;
+    }
+
+    /// <summary>The latest change in a working folder: a file being written moves its own time, not the folder's.</summary>
+    private static DateTime LastTouched(string dir)
+    {
+        var latest = Directory.GetLastWriteTimeUtc(dir);
+        foreach (var entry in new DirectoryInfo(dir).EnumerateFileSystemInfos("*", SearchOption.AllDirectories))
+            if (entry.LastWriteTimeUtc > latest) latest = entry.LastWriteTimeUtc;
+        return latest;
     }
 
     /// <summary>Parses the record framing (docs/sealed-format.md, "Plaintext records"), writing each file as it streams.</summary>

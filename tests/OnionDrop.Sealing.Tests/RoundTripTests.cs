@@ -180,6 +180,63 @@ public class RoundTripTests
         Assert.That(Directory.Exists(live), Is.True, "a running opener's folder was deleted under it");
     }
 
+    // Where a pid means something: this boot (boot_id, without its dashes) and this pid namespace ("pid:[4026531836]").
+    private static string ThisBoot => File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim().Replace("-", "");
+    private static string ThisPidNamespace => new FileInfo("/proc/self/ns/pid").LinkTarget![5..^1];
+
+    [Test]
+    public async Task AWorkingFolderIsNamedForThisBootAndPidNamespace()
+    {
+        using var dir = new TempDirectory();
+        using var verified = SubmissionOpener.Verify(new MemoryStream(await Seal.ToBytesAsync([_keys[0].PublicKey], "m", ("x", [1]))), _keys[0], dir.Path, "x.sealed");
+        Assert.That(Path.GetFileName(Directory.GetDirectories(dir.Path).Single()),
+            Does.Match($"^\\.oniondrop-opening-{ThisBoot}-{ThisPidNamespace}-{Environment.ProcessId}-[0-9a-f]{{16}}$"));
+    }
+
+    [Test]
+    public async Task AnotherMachinesOrContainersWorkingFolderIsSweptOnlyOnceUntouchedForADay()
+    {
+        // A working folder on a shared or removable drive, or in a directory a container shares: its pid is not
+        // one this machine (or pid namespace) can look up, so only its age tells whether its opener is gone.
+        using var exited = System.Diagnostics.Process.Start("true")!;
+        exited.WaitForExit();
+        int dead = exited.Id, alive = Environment.ProcessId;
+        string here = $"{ThisBoot}-{ThisPidNamespace}", otherBoot = $"0123456789abcdef0123456789abcdef-{ThisPidNamespace}";
+        var day = TimeSpan.FromDays(1);   // how long another machine's folder must be untouched (docs/sealed-format.md)
+        using var dir = new TempDirectory();
+        string Folder(string name, TimeSpan folderAge, TimeSpan fileAge)
+        {
+            var path = Directory.CreateDirectory(dir.Combine(".oniondrop-opening-" + name)).FullName;
+            File.WriteAllText(Path.Combine(path, "partial"), "unverified plaintext");
+            File.SetLastWriteTimeUtc(Path.Combine(path, "partial"), DateTime.UtcNow - fileAge);
+            Directory.SetLastWriteTimeUtc(path, DateTime.UtcNow - folderAge);
+            return path;
+        }
+        var idle = day + TimeSpan.FromHours(1);
+        var recent = TimeSpan.FromHours(1);
+        var cases = new (string Folder, bool Swept, string What)[]
+        {
+            (Folder($"{here}-{dead}-00", recent, recent), true, "this boot's, its opener gone"),
+            (Folder($"{here}-{alive}-01", idle, idle), false, "this boot's, its opener running, however long untouched"),
+            (Folder($"{otherBoot}-{dead}-02", recent, recent), false, "another machine's (or boot's), touched an hour ago: its pid means nothing here"),
+            (Folder($"{otherBoot}-{alive}-03", idle, idle), true, "another machine's, untouched for a day"),
+            (Folder($"{otherBoot}-{dead}-04", idle, recent), false, "another machine's, a file in it written an hour ago (a long file moves its own time only)"),
+            (Folder($"{ThisBoot}-1-{dead}-05", recent, recent), false, "another pid namespace's (a container) on this boot: its pids are not ours"),
+            (Folder($"{ThisBoot}-1-{dead}-06", idle, idle), true, "another pid namespace's, untouched for a day"),
+            (Folder($"{dead}-07", recent, recent), true, "the old form (pid only), its opener gone"),
+            (Folder($"{alive}-08", idle, idle), false, "the old form, its opener running"),
+            (Folder($"x{otherBoot}-{dead}-09", idle, idle), false, "a form not ours: left alone"),
+        };
+
+        Seal.Open(await Seal.ToBytesAsync([_keys[0].PublicKey], "m", ("x", [1])), _keys[0], dir.Path);
+
+        Assert.Multiple(() =>
+        {
+            foreach (var (folder, swept, what) in cases)
+                Assert.That(Directory.Exists(folder), Is.EqualTo(!swept), (swept ? "kept: " : "deleted: ") + what);
+        });
+    }
+
     [Test]
     public async Task AnUnfinishedSealIsRefusedAndLeavesNothing()
     {
