@@ -43,8 +43,12 @@ case "$tor" in launch|system) ;; *) echo "install.sh: --tor must be launch or sy
 root=$(readlink -m "$root")
 real=0; [ "$root" = / ] && real=1
 if ((real)) && [ "$(id -u)" -ne 0 ]; then echo "install.sh: run as root (sudo), or use --root DIR" >&2; exit 1; fi
+declare -A given=()
 for r in "${recipients[@]}"; do
   [[ $r =~ ^odpk1[a-z0-9]+$ ]] || { echo "install.sh: '$r' does not look like a public key (odpk1...)" >&2; exit 2; }
+  # the daemon refuses a key listed twice: say so now, before anything is installed
+  [ -z "${given[$r]:-}" ] || { echo "install.sh: --recipient $r given twice: list each journalist's key once" >&2; exit 2; }
+  given[$r]=1
 done
 
 p() { echo "${root%/}$1"; }                   # a path inside the install root

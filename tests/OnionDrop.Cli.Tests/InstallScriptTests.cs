@@ -185,4 +185,15 @@ public class InstallScriptTests
         Assert.That(r.Stderr, Does.Contain("does not look like a public key"));
         Assert.That(Directory.Exists("/tmp/unused"), Is.False);
     }
+
+    [Test]
+    public async Task AKeyGivenTwiceIsRefusedBeforeAnythingIsInstalled()
+    {
+        // The daemon refuses a config listing one key twice; the installer must not write one.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var r = await ChildProcess.RunAsync("bash", [Path.Combine(RepoPaths.Root, "scripts", "install.sh"), "--root", "/tmp/unused", "--no-deps", "--recipient", key, "--recipient", key]);
+        Assert.That(r.ExitCode, Is.EqualTo(2));
+        Assert.That(r.Stderr, Does.Contain("given twice"));
+        Assert.That(Directory.Exists("/tmp/unused"), Is.False);
+    }
 }
