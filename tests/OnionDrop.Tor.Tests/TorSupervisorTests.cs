@@ -67,6 +67,23 @@ public class TorSupervisorTests
         }
     }
 
+    [Test]
+    public async Task A_data_directory_with_a_non_ASCII_name_starts()
+    {
+        // tor names its cookie, listeners and options in octal escapes of their UTF-8 bytes ("/srv/donn\303\251es"): read
+        // as one character per byte, the cookie path did not exist and the start failed.
+        using var parent = new TempDirectory();
+        var data = parent.Combine("données");
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = Supervisor(data, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        try
+        {
+            Assert.That(supervisor.Current.OnionAddress, Does.Match("^[a-z2-7]{56}\\.onion$"));
+        }
+        finally { await supervisor.StopAsync(CancellationToken.None); }
+    }
+
     /// <summary>Runs a supervisor once in <paramref name="dataDir"/>, which makes its onion service's keys; returns the address.</summary>
     private static async Task<string> StartAndStopAsync(string dataDir, TestLogger<TorSupervisor> logger)
     {
