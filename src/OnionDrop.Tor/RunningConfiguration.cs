@@ -1,3 +1,5 @@
+using OnionDrop.Tor.Control;
+
 namespace OnionDrop.Tor;
 
 /// <summary>
@@ -18,14 +20,21 @@ public static class RunningConfiguration
     public static readonly string[] Options =
         ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication", "Log"];
 
-    public static IReadOnlyList<string> Problems(TorrcValues values, IReadOnlyDictionary<string, string> listeners,
+    /// <summary>Asks the running tor (GETINFO net/listeners/*, GETCONF) and returns what it runs with that the daemon does not allow.</summary>
+    public static async Task<IReadOnlyList<string>> ProblemsAsync(TorControlClient control, TorrcValues values, CancellationToken cancellationToken = default)
+    {
+        var listeners = await control.GetInfoListsAsync(ListenerKeys, cancellationToken);
+        var options = await control.GetConfAsync(Options, cancellationToken);
+        return Problems(values, listeners, options);
+    }
+
+    public static IReadOnlyList<string> Problems(TorrcValues values, IReadOnlyDictionary<string, IReadOnlyList<string>> listeners,
         IReadOnlyList<KeyValuePair<string, string>> options)
     {
         var problems = new List<string>();
         foreach (var kind in Listeners)
         {
-            var open = listeners.GetValueOrDefault("net/listeners/" + kind, "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => a.Trim('"'));
-            foreach (var address in open)
+            foreach (var address in listeners.GetValueOrDefault("net/listeners/" + kind, []))
                 if (!(kind == "control" && address == "unix:" + values.ControlSocket))
                     problems.Add($"a {kind} listener on {address}");
         }

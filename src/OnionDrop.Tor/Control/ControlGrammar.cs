@@ -65,6 +65,22 @@ public static class ControlGrammar
         return (key, rest);
     }
 
+    /// <summary>A list of QuotedStrings (or bare words) separated by spaces, as GETINFO net/listeners/* gives: <c>"unix:/a" "127.0.0.1:9050"</c>.</summary>
+    public static IReadOnlyList<string> ParseList(string text)
+    {
+        var items = new List<string>();
+        var i = 0;
+        while (true)
+        {
+            while (i < text.Length && text[i] is ' ' or '\n') i++;
+            if (i >= text.Length) return items;
+            if (text[i] == '"') { items.Add(ReadQuoted(text, ref i)); continue; }
+            var start = i;
+            while (i < text.Length && text[i] is not (' ' or '\n')) i++;
+            items.Add(text[start..i]);
+        }
+    }
+
     /// <summary>
     /// Reads a QuotedString starting at text[i] == '"', leaving i after the closing quote. An octal escape is one byte:
     /// tor escapes each byte outside printable ASCII, so "d\303\251" is the UTF-8 of "dé".
