@@ -18,7 +18,7 @@ public static class RunningConfiguration
     public static IEnumerable<string> ListenerKeys => Listeners.Select(kind => "net/listeners/" + kind);
 
     public static readonly string[] Options =
-        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication", "Log"];
+        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication", "HeartbeatPeriod", "Log"];
 
     /// <summary>Asks the running tor (GETINFO net/listeners/*, GETCONF) and returns what it runs with that the daemon does not allow.</summary>
     public static async Task<IReadOnlyList<string>> ProblemsAsync(TorControlClient control, TorrcValues values, CancellationToken cancellationToken = default)
@@ -45,7 +45,7 @@ public static class RunningConfiguration
         var target = "80 unix:" + values.WebSocket;
         if (All("HiddenServicePort") is var ports && (ports.Length == 0 || ports.Any(p => p != target)))
             problems.Add($"onion service ports {string.Join(", ", ports)} (only {target})");
-        foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1") })
+        foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1"), ("HeartbeatPeriod", "0") })
             if (All(key) is var set && set.Any(v => v != required))
                 problems.Add($"{key} {string.Join(",", set)} (must be {required})");
         foreach (var log in All("Log").Where(TorrcTemplate.LogsBelowNotice))

@@ -49,6 +49,8 @@ public static class TorrcTemplate
         new("HiddenServiceDir", v => v.OnionServiceDir, "the onion service key lives in DATA/tor/onion-service (0700)"),
         new("HiddenServicePort", v => "80 unix:" + v.WebSocket, "the onion service reaches the web server only through its Unix socket"),
         new("HiddenServicePoWDefensesEnabled", _ => "1", "proof-of-work DoS defenses stay on"),
+        new("HeartbeatPeriod", _ => "0", "tor's heartbeat would log the onion service's introductions and the bytes received every few hours, " +
+            "which date and size sources' uploads in the journal"),
         // Options that must stay off (or at their safe value) if they appear at all.
         new("ControlPort", _ => "0", "a TCP control port would let any local process try to control tor", MustAppear: false),
         new("HashedControlPassword", _ => null, "password control authentication is not used", MustAppear: false),

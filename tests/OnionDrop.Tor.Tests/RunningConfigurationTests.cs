@@ -24,7 +24,7 @@ public sealed class RunningConfigurationTests
             new("HiddenServiceDir", "/d/tor/onion-service"), new("HiddenServicePort", "80 unix:/d/web.sock"),
             new("HiddenServicePoWDefensesEnabled", "1"), new("HiddenServiceMaxStreams", "20"),
             new("HiddenServiceSingleHopMode", "0"), new("HiddenServiceNonAnonymousMode", "0"),
-            new("SafeLogging", "1"), new("CookieAuthentication", "1"),
+            new("SafeLogging", "1"), new("CookieAuthentication", "1"), new("HeartbeatPeriod", "0"),
         };
         foreach (var (key, value) in changes)
         {
@@ -58,6 +58,7 @@ public sealed class RunningConfigurationTests
     [TestCase("HiddenServiceSingleHopMode", "1")]
     [TestCase("SafeLogging", "0")]
     [TestCase("CookieAuthentication", "0")]
+    [TestCase("HeartbeatPeriod", "21600")]
     public void A_setting_off_its_required_value_stops_the_start(string key, string value) =>
         Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options((key, value))), Has.Some.StartWith(key));
 
@@ -83,7 +84,7 @@ public sealed class RunningConfigurationTests
         File.WriteAllLines(torrc,
         [
             "SocksPort 0", $"DataDirectory {values.TorDir}", $"ControlSocket {values.ControlSocket}", $"ControlSocket {second}",
-            "CookieAuthentication 1", "Log notice stdout", OfflineTor.DirAuthority, $"__OwningControllerProcess {Environment.ProcessId}",
+            "CookieAuthentication 1", "Log notice stdout", "HeartbeatPeriod 0", OfflineTor.DirAuthority, $"__OwningControllerProcess {Environment.ProcessId}",
             $"HiddenServiceDir {values.OnionServiceDir}", $"HiddenServicePort 80 unix:{values.WebSocket}",
         ]);
         File.WriteAllText(data.Combine("defaults"), "");

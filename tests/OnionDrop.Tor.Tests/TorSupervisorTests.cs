@@ -199,6 +199,19 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task The_launched_tor_writes_no_heartbeat()
+    {
+        // tor's heartbeat (every 6 h by default, at notice) goes into the journal with the rest of its log, and says
+        // "Our onion service received 3 v3 INTRODUCE2 cells ..." and "I've sent 1.2 MB and received 48.3 MB": how many
+        // sources came and how much they sent, dated to within hours, where the daemon's own counts keep to the day.
+        using var data = new TempDirectory();
+        await using var tor = await TorProcess.StartAsync(new TorLaunchSettings(data.Path) { ExtraConfig = Offline }, new TestLogger<TorProcess>());
+        var options = await tor.Control.GetConfAsync(["HeartbeatPeriod"]);
+        Assert.That(options.Single().Value, Is.EqualTo("0"));
+        await tor.StopAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Test]
     public async Task Killed_tor_is_restarted_with_the_same_address()
     {
         using var data = new TempDirectory();

@@ -75,6 +75,7 @@ public class TorrcTemplateTests
     [TestCase("Log notice [circ]debug stdout", "info and debug")]
     [TestCase("__HashedControlSessionPassword 16:ABC", "HashedControlSessionPassword")]
     [TestCase("CookieAuthFile /tmp/cookie", "absence of CookieAuthFile")]
+    [TestCase("HeartbeatPeriod 30 minutes", "HeartbeatPeriod")]
     public void Contradicting_lines_are_refused_by_name(string line, string named)
     {
         var fromTemplate = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template + line + "\n", Values, []));
@@ -87,6 +88,7 @@ public class TorrcTemplateTests
     [TestCase("CookieAuthentication 1")]
     [TestCase("HiddenServicePoWDefensesEnabled 1")]
     [TestCase("Log notice stdout")]
+    [TestCase("HeartbeatPeriod 0")]
     public void Missing_required_lines_are_refused_by_name(string line)
     {
         var template = Template.Replace("\n" + line + "\n", "\n");
