@@ -443,6 +443,17 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_data_directory_with_a_space_is_refused_before_tor_starts()
+    {
+        // tor itself said only "Unrecognized ControlSocketPort option ..." and "HiddenServicePort parse error".
+        using var parent = new TempDirectory();
+        using var supervisor = Supervisor(parent.Combine("drop box"), new TestLogger<TorSupervisor>());
+        var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None));
+        Assert.That(e!.Message, Does.StartWith($"DataDir \"{parent.Combine("drop box")}\" holds a space"));
+        Assert.That(Directory.Exists(parent.Combine("drop box")), Is.False, "nothing was made");
+    }
+
+    [Test]
     public async Task Unsafe_template_is_refused_before_tor_starts()
     {
         using var data = new TempDirectory();

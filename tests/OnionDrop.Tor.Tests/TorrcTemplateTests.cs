@@ -113,4 +113,18 @@ public class TorrcTemplateTests
         var template = Template.Replace("SocksPort 0", "socksport   0").Replace("ControlSocket {{DATA_DIR}}/tor/control.sock", "ControlSocket \"{{DATA_DIR}}/tor/control.sock\"");
         Assert.DoesNotThrow(() => TorrcTemplate.Render(template, Values, []));
     }
+
+    [TestCase("/srv/drop box", "a space")]
+    [TestCase("/srv/drop#1", "'#'")]
+    [TestCase("/srv/drop\tbox", "a space")]
+    [TestCase("/srv/drop\nControlPort 9051", "a control character")]
+    public void A_data_directory_tor_would_misread_is_refused_by_name(string dataDir, string named)
+    {
+        // tor reads a path in torrc up to the first space ("Unrecognized ControlSocketPort option" was all it said),
+        // and up to a '#'; a line break would start another option.
+        var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, new TorrcValues(dataDir, 1), []));
+        Assert.That(e!.Message, Does.StartWith("DataDir ").And.Contain(named).And.Contain("choose a path without").And.Not.Contain("\n"));
+        var socket = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values with { WebSocket = dataDir + "/web.sock" }, []));
+        Assert.That(socket!.Message, Does.StartWith("WebSocketDirectory ").And.Contain(named));
+    }
 }
