@@ -95,6 +95,11 @@ public static class TorrcTemplate
         {
             var line = WithoutComment(raw).Trim();
             if (line.Length == 0) continue;
+            // tor joins the next line to one that ends in '\' (a comment's does not count): the option checked there
+            // on its own would become part of this one's value, and tor would run without it.
+            if (WithoutComment(raw).TrimEnd('\r').EndsWith('\\'))
+                throw new TorConfigurationException($"{source} line {number}: \"{line}\" ends in '\\', which makes tor read the next line as part of it: " +
+                    "the daemon checks every line on its own (remove the '\\')");
             if (line.Contains("{{")) throw new TorConfigurationException($"{source} line {number}: unknown placeholder in \"{line}\" (only {{{{DATA_DIR}}}}, {{{{WEB_SOCKET}}}} and {{{{OWNER_PID}}}} exist)");
             if (line.StartsWith('%')) throw new TorConfigurationException($"{source} line {number}: \"{line}\" is not allowed: the daemon must see every option to check it");
             var (written, value) = Split(line);

@@ -466,6 +466,25 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_template_line_that_tor_would_join_to_the_next_is_refused_before_tor_starts()
+    {
+        // tor reads a line ending in '\' and the next one as one option: here "ContactInfo x HiddenServicePoWDefensesEnabled 1",
+        // and the PoW defenses, checked as a line of their own, were off in the tor that ran (GETCONF gave 0).
+        using var data = new TempDirectory();
+        var template = data.Combine("torrc.template");
+        File.WriteAllText(template, TorrcTemplate.LoadDefault().Replace("\nHiddenServicePoWDefensesEnabled 1\n", "\nContactInfo x \\\nHiddenServicePoWDefensesEnabled 1\n"));
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions { DataDir = data.Path, TorrcTemplate = template, TorExtraConfig = [.. Offline] },
+            new TestLogger<TorSupervisor>());
+        try
+        {
+            var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None));
+            Assert.That(e!.Message, Does.Contain(template).And.Contain("ContactInfo x \\").And.Contain("next line"));
+            Assert.That(Directory.Exists(data.Combine("tor")), Is.False, "nothing was started");
+        }
+        finally { await supervisor.StopAsync(CancellationToken.None); }
+    }
+
+    [Test]
     public async Task System_mode_adds_the_service_to_a_running_tor_with_a_kept_key()
     {
         using var data = new TempDirectory();

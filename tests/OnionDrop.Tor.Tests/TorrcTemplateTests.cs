@@ -127,4 +127,18 @@ public class TorrcTemplateTests
         var socket = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values with { WebSocket = dataDir + "/web.sock" }, []));
         Assert.That(socket!.Message, Does.StartWith("WebSocketDirectory ").And.Contain(named));
     }
+
+    [TestCase("ContactInfo x \\")]
+    [TestCase("ContactInfo x\\")]
+    [TestCase("ContactInfo x\\\r")]
+    public void A_line_tor_would_join_to_the_next_is_refused(string line)
+    {
+        // tor would read "ContactInfo x SocksPort 0" (seen with tor 0.4.9: GETCONF ContactInfo=x SocksPort 0, and a SOCKS
+        // listener on 127.0.0.1:9050), while each line on its own passed.
+        var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template.Replace("\nSocksPort 0\n", "\n" + line + "\nSocksPort 0\n"), Values, []));
+        Assert.That(e!.Message, Does.Contain("torrc.template line").And.Contain("next line"));
+        var extra = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values, [line, "Log info stdout"]));
+        Assert.That(extra!.Message, Does.Contain("TorExtraConfig line 1").And.Contain("next line"));
+        Assert.DoesNotThrow(() => TorrcTemplate.Render(Template, Values, ["ContactInfo x # a comment may end in \\"]));
+    }
 }
