@@ -45,6 +45,9 @@ public static class RunningConfiguration
         var target = "80 unix:" + values.WebSocket;
         if (All("HiddenServicePort") is var ports && (ports.Length == 0 || ports.Any(p => p != target)))
             problems.Add($"onion service ports {string.Join(", ", ports)} (only {target})");
+        // Listed in HiddenServiceOptions only when set: tor's default is off.
+        if (All("HiddenServicePoWDefensesEnabled") is not ["1"] and var pow)
+            problems.Add($"HiddenServicePoWDefensesEnabled {(pow.Length == 0 ? "0 (tor's default)" : string.Join(",", pow))} (must be 1)");
         foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1"), ("HeartbeatPeriod", "0") })
             if (All(key) is var set && set.Any(v => v != required))
                 problems.Add($"{key} {string.Join(",", set)} (must be {required})");

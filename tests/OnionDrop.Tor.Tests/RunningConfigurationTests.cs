@@ -29,6 +29,7 @@ public sealed class RunningConfigurationTests
         foreach (var (key, value) in changes)
         {
             if (key.StartsWith('+')) options.Add(new(key[1..], value));
+            else if (key.StartsWith('-')) options.RemoveAll(o => o.Key == key[1..]);
             else options[options.FindIndex(o => o.Key == key)] = new(key, value);
         }
         return options;
@@ -59,8 +60,10 @@ public sealed class RunningConfigurationTests
     [TestCase("SafeLogging", "0")]
     [TestCase("CookieAuthentication", "0")]
     [TestCase("HeartbeatPeriod", "21600")]
+    [TestCase("HiddenServicePoWDefensesEnabled", "0")]
+    [TestCase("-HiddenServicePoWDefensesEnabled", "")]   // tor's default, 0, is not listed in HiddenServiceOptions
     public void A_setting_off_its_required_value_stops_the_start(string key, string value) =>
-        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options((key, value))), Has.Some.StartWith(key));
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options((key, value))), Has.Some.StartWith(key.TrimStart('-')));
 
     [Test]
     public void A_log_below_notice_stops_the_start()
@@ -85,7 +88,7 @@ public sealed class RunningConfigurationTests
         [
             "SocksPort 0", $"DataDirectory {values.TorDir}", $"ControlSocket {values.ControlSocket}", $"ControlSocket {second}",
             "CookieAuthentication 1", "Log notice stdout", "HeartbeatPeriod 0", OfflineTor.DirAuthority, $"__OwningControllerProcess {Environment.ProcessId}",
-            $"HiddenServiceDir {values.OnionServiceDir}", $"HiddenServicePort 80 unix:{values.WebSocket}",
+            $"HiddenServiceDir {values.OnionServiceDir}", $"HiddenServicePort 80 unix:{values.WebSocket}", "HiddenServicePoWDefensesEnabled 1",
         ]);
         File.WriteAllText(data.Combine("defaults"), "");
         using var tor = Process.Start(ChildProcess.StartInfo(TorProcess.ResolveTor("tor"), ["-f", torrc, "--defaults-torrc", data.Combine("defaults")]))!;
