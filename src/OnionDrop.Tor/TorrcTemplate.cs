@@ -93,6 +93,8 @@ public static class TorrcTemplate
         var logToStdout = false;
         foreach (var (source, number, raw) in lines)
         {
+            if (raw.Contains('\0'))   // tor stops reading the file there: the lines after it would be checked but not in force
+                throw new TorConfigurationException($"{source} line {number}: \"{raw.Replace("\0", "\\0")}\" holds a NUL, at which tor stops reading its torrc");
             var line = WithoutComment(raw).Trim();
             if (line.Length == 0) continue;
             // tor joins the next line to one that ends in '\' (a comment's does not count): the option checked there

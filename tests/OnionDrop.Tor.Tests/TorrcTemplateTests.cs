@@ -141,4 +141,15 @@ public class TorrcTemplateTests
         Assert.That(extra!.Message, Does.Contain("TorExtraConfig line 1").And.Contain("next line"));
         Assert.DoesNotThrow(() => TorrcTemplate.Render(Template, Values, ["ContactInfo x # a comment may end in \\"]));
     }
+
+    [Test]
+    public void A_line_with_a_NUL_is_refused()
+    {
+        // tor stops reading its torrc at a NUL (tor 0.4.9: "SocksPort 9050" after "ContactInfo x\0" was not in force), so
+        // every line after it in the template would be checked here and not be in force there.
+        var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template.Replace("\nSocksPort 0\n", "\nContactInfo x\0\nSocksPort 0\n"), Values, []));
+        Assert.That(e!.Message, Does.Contain("torrc.template line").And.Contain("NUL"));
+        Assert.That(e.Message.Contains('\0'), Is.False, "the message shows it as \\0");
+        Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values, ["ContactInfo x\0"]));
+    }
 }
