@@ -1,3 +1,5 @@
+using OnionDrop.Tor.Control;
+
 namespace OnionDrop.Tor;
 
 /// <summary>
@@ -16,16 +18,23 @@ public static class RunningConfiguration
     public static IEnumerable<string> ListenerKeys => Listeners.Select(kind => "net/listeners/" + kind);
 
     public static readonly string[] Options =
-        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication", "Log"];
+        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication", "HeartbeatPeriod", "Log"];
 
-    public static IReadOnlyList<string> Problems(TorrcValues values, IReadOnlyDictionary<string, string> listeners,
+    /// <summary>Asks the running tor (GETINFO net/listeners/*, GETCONF) and returns what it runs with that the daemon does not allow.</summary>
+    public static async Task<IReadOnlyList<string>> ProblemsAsync(TorControlClient control, TorrcValues values, CancellationToken cancellationToken = default)
+    {
+        var listeners = await control.GetInfoListsAsync(ListenerKeys, cancellationToken);
+        var options = await control.GetConfAsync(Options, cancellationToken);
+        return Problems(values, listeners, options);
+    }
+
+    public static IReadOnlyList<string> Problems(TorrcValues values, IReadOnlyDictionary<string, IReadOnlyList<string>> listeners,
         IReadOnlyList<KeyValuePair<string, string>> options)
     {
         var problems = new List<string>();
         foreach (var kind in Listeners)
         {
-            var open = listeners.GetValueOrDefault("net/listeners/" + kind, "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => a.Trim('"'));
-            foreach (var address in open)
+            foreach (var address in listeners.GetValueOrDefault("net/listeners/" + kind, []))
                 if (!(kind == "control" && address == "unix:" + values.ControlSocket))
                     problems.Add($"a {kind} listener on {address}");
         }
@@ -36,7 +45,10 @@ public static class RunningConfiguration
         var target = "80 unix:" + values.WebSocket;
         if (All("HiddenServicePort") is var ports && (ports.Length == 0 || ports.Any(p => p != target)))
             problems.Add($"onion service ports {string.Join(", ", ports)} (only {target})");
-        foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1") })
+        // Listed in HiddenServiceOptions only when set: tor's default is off.
+        if (All("HiddenServicePoWDefensesEnabled") is not ["1"] and var pow)
+            problems.Add($"HiddenServicePoWDefensesEnabled {(pow.Length == 0 ? "0 (tor's default)" : string.Join(",", pow))} (must be 1)");
+        foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1"), ("HeartbeatPeriod", "0") })
             if (All(key) is var set && set.Any(v => v != required))
                 problems.Add($"{key} {string.Join(",", set)} (must be {required})");
         foreach (var log in All("Log").Where(TorrcTemplate.LogsBelowNotice))

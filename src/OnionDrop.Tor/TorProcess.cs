@@ -235,9 +235,7 @@ public sealed class TorProcess : IAsyncDisposable
         // Ownership by connection replaces ownership by pid (control-spec §3.23): tor exits as soon as we go.
         await Control.TakeOwnershipAsync(cancellationToken);
         await Control.ResetConfAsync("__OwningControllerProcess", cancellationToken);
-        var listeners = await Control.GetInfoAsync(RunningConfiguration.ListenerKeys, cancellationToken);
-        var options = await Control.GetConfAsync(RunningConfiguration.Options, cancellationToken);
-        if (RunningConfiguration.Problems(Values, listeners, options) is { Count: > 0 } problems)
+        if (await RunningConfiguration.ProblemsAsync(Control, Values, cancellationToken) is { Count: > 0 } problems)
             throw new TorStartException("tor runs with a configuration the daemon does not allow: " + string.Join("; ", problems));
     }
 

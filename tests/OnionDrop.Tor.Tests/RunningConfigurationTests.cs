@@ -1,3 +1,7 @@
+using System.Diagnostics;
+using OnionDrop.Testing;
+using OnionDrop.Tor.Control;
+
 namespace OnionDrop.Tor.Tests;
 
 /// <summary>The check of what tor runs with, on replies shaped as a real tor gives them (captured from tor 0.4.9).</summary>
@@ -5,11 +9,11 @@ public sealed class RunningConfigurationTests
 {
     private static readonly TorrcValues Values = new("/d", 1);
 
-    private static Dictionary<string, string> Listeners(string? extraKind = null, string? extraAddress = null)
+    private static Dictionary<string, IReadOnlyList<string>> Listeners(string? extraKind = null, string? extraAddress = null)
     {
-        var listeners = RunningConfiguration.ListenerKeys.ToDictionary(k => k, _ => "");
-        listeners["net/listeners/control"] = "\"unix:/d/tor/control.sock\"";
-        if (extraKind is not null) listeners["net/listeners/" + extraKind] = (listeners["net/listeners/" + extraKind] + " \"" + extraAddress + "\"").Trim();
+        var listeners = RunningConfiguration.ListenerKeys.ToDictionary(k => k, _ => (IReadOnlyList<string>)[]);
+        listeners["net/listeners/control"] = ["unix:/d/tor/control.sock"];
+        if (extraKind is not null) listeners["net/listeners/" + extraKind] = [.. listeners["net/listeners/" + extraKind], extraAddress!];
         return listeners;
     }
 
@@ -20,11 +24,12 @@ public sealed class RunningConfigurationTests
             new("HiddenServiceDir", "/d/tor/onion-service"), new("HiddenServicePort", "80 unix:/d/web.sock"),
             new("HiddenServicePoWDefensesEnabled", "1"), new("HiddenServiceMaxStreams", "20"),
             new("HiddenServiceSingleHopMode", "0"), new("HiddenServiceNonAnonymousMode", "0"),
-            new("SafeLogging", "1"), new("CookieAuthentication", "1"),
+            new("SafeLogging", "1"), new("CookieAuthentication", "1"), new("HeartbeatPeriod", "0"),
         };
         foreach (var (key, value) in changes)
         {
             if (key.StartsWith('+')) options.Add(new(key[1..], value));
+            else if (key.StartsWith('-')) options.RemoveAll(o => o.Key == key[1..]);
             else options[options.FindIndex(o => o.Key == key)] = new(key, value);
         }
         return options;
@@ -54,8 +59,11 @@ public sealed class RunningConfigurationTests
     [TestCase("HiddenServiceSingleHopMode", "1")]
     [TestCase("SafeLogging", "0")]
     [TestCase("CookieAuthentication", "0")]
+    [TestCase("HeartbeatPeriod", "21600")]
+    [TestCase("HiddenServicePoWDefensesEnabled", "0")]
+    [TestCase("-HiddenServicePoWDefensesEnabled", "")]   // tor's default, 0, is not listed in HiddenServiceOptions
     public void A_setting_off_its_required_value_stops_the_start(string key, string value) =>
-        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options((key, value))), Has.Some.StartWith(key));
+        Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options((key, value))), Has.Some.StartWith(key.TrimStart('-')));
 
     [Test]
     public void A_log_below_notice_stops_the_start()
@@ -63,5 +71,38 @@ public sealed class RunningConfigurationTests
         Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options(("+Log", "notice stdout"))), Is.Empty);
         Assert.That(RunningConfiguration.Problems(Values, Listeners(), Options(("+Log", "notice stdout"), ("+Log", "[circ]debug-err stdout"))),
             Has.Some.StartWith("Log [circ]debug-err stdout"));
+    }
+
+    [Test]
+    public async Task A_second_control_socket_of_a_real_tor_stops_the_start()
+    {
+        // tor lists a kind's listeners on one line, each a QuotedString: net/listeners/control="unix:/d/tor/control.sock"
+        // "unix:/d/tor/second.sock". Read as one key=value, only the first was seen, and the daemon's own socket passed.
+        using var data = new TempDirectory();
+        var values = new TorrcValues(data.Path, Environment.ProcessId);
+        var second = data.Combine("tor", "second.sock");
+        Directory.CreateDirectory(values.OnionServiceDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(values.TorDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var torrc = data.Combine("torrc");
+        File.WriteAllLines(torrc,
+        [
+            "SocksPort 0", $"DataDirectory {values.TorDir}", $"ControlSocket {values.ControlSocket}", $"ControlSocket {second}",
+            "CookieAuthentication 1", "Log notice stdout", "HeartbeatPeriod 0", OfflineTor.DirAuthority, $"__OwningControllerProcess {Environment.ProcessId}",
+            $"HiddenServiceDir {values.OnionServiceDir}", $"HiddenServicePort 80 unix:{values.WebSocket}", "HiddenServicePoWDefensesEnabled 1",
+        ]);
+        File.WriteAllText(data.Combine("defaults"), "");
+        using var tor = Process.Start(ChildProcess.StartInfo(TorProcess.ResolveTor("tor"), ["-f", torrc, "--defaults-torrc", data.Combine("defaults")]))!;
+        try
+        {
+            for (var i = 0; i < 100 && !File.Exists(second); i++) await Task.Delay(100);
+            await using var control = await TorControlClient.ConnectUnixAsync(values.ControlSocket);
+            await control.AuthenticateAsync();
+            Assert.That(await RunningConfiguration.ProblemsAsync(control, values), Is.EqualTo(new[] { $"a control listener on unix:{second}" }));
+        }
+        finally
+        {
+            tor.Kill();
+            await tor.WaitForExitAsync();
+        }
     }
 }

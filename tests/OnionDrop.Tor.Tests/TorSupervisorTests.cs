@@ -67,6 +67,23 @@ public class TorSupervisorTests
         }
     }
 
+    [Test]
+    public async Task A_data_directory_with_a_non_ASCII_name_starts()
+    {
+        // tor names its cookie, listeners and options in octal escapes of their UTF-8 bytes ("/srv/donn\303\251es"): read
+        // as one character per byte, the cookie path did not exist and the start failed.
+        using var parent = new TempDirectory();
+        var data = parent.Combine("données");
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = Supervisor(data, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        try
+        {
+            Assert.That(supervisor.Current.OnionAddress, Does.Match("^[a-z2-7]{56}\\.onion$"));
+        }
+        finally { await supervisor.StopAsync(CancellationToken.None); }
+    }
+
     /// <summary>Runs a supervisor once in <paramref name="dataDir"/>, which makes its onion service's keys; returns the address.</summary>
     private static async Task<string> StartAndStopAsync(string dataDir, TestLogger<TorSupervisor> logger)
     {
@@ -179,6 +196,19 @@ public class TorSupervisorTests
         Assert.That(tor.LastWarning ?? "", Does.Not.Contain("PoW"), "tor did not complain about PoW");
         await tor.StopAsync(TimeSpan.FromSeconds(10));
         Assert.That(tor.Exited.IsCompleted, Is.True);
+    }
+
+    [Test]
+    public async Task The_launched_tor_writes_no_heartbeat()
+    {
+        // tor's heartbeat (every 6 h by default, at notice) goes into the journal with the rest of its log, and says
+        // "Our onion service received 3 v3 INTRODUCE2 cells ..." and "I've sent 1.2 MB and received 48.3 MB": how many
+        // sources came and how much they sent, dated to within hours, where the daemon's own counts keep to the day.
+        using var data = new TempDirectory();
+        await using var tor = await TorProcess.StartAsync(new TorLaunchSettings(data.Path) { ExtraConfig = Offline }, new TestLogger<TorProcess>());
+        var options = await tor.Control.GetConfAsync(["HeartbeatPeriod"]);
+        Assert.That(options.Single().Value, Is.EqualTo("0"));
+        await tor.StopAsync(TimeSpan.FromSeconds(10));
     }
 
     [Test]
@@ -413,6 +443,17 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task A_data_directory_with_a_space_is_refused_before_tor_starts()
+    {
+        // tor itself said only "Unrecognized ControlSocketPort option ..." and "HiddenServicePort parse error".
+        using var parent = new TempDirectory();
+        using var supervisor = Supervisor(parent.Combine("drop box"), new TestLogger<TorSupervisor>());
+        var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None));
+        Assert.That(e!.Message, Does.StartWith($"DataDir \"{parent.Combine("drop box")}\" holds a space"));
+        Assert.That(Directory.Exists(parent.Combine("drop box")), Is.False, "nothing was made");
+    }
+
+    [Test]
     public async Task Unsafe_template_is_refused_before_tor_starts()
     {
         using var data = new TempDirectory();
@@ -422,6 +463,25 @@ public class TorSupervisorTests
         var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None));
         Assert.That(e!.Message, Does.Contain(template).And.Contain("ControlPort 9051"));
         Assert.That(Directory.Exists(data.Combine("tor")), Is.False, "nothing was started");
+    }
+
+    [Test]
+    public async Task A_template_line_that_tor_would_join_to_the_next_is_refused_before_tor_starts()
+    {
+        // tor reads a line ending in '\' and the next one as one option: here "ContactInfo x HiddenServicePoWDefensesEnabled 1",
+        // and the PoW defenses, checked as a line of their own, were off in the tor that ran (GETCONF gave 0).
+        using var data = new TempDirectory();
+        var template = data.Combine("torrc.template");
+        File.WriteAllText(template, TorrcTemplate.LoadDefault().Replace("\nHiddenServicePoWDefensesEnabled 1\n", "\nContactInfo x \\\nHiddenServicePoWDefensesEnabled 1\n"));
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions { DataDir = data.Path, TorrcTemplate = template, TorExtraConfig = [.. Offline] },
+            new TestLogger<TorSupervisor>());
+        try
+        {
+            var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None));
+            Assert.That(e!.Message, Does.Contain(template).And.Contain("ContactInfo x \\").And.Contain("next line"));
+            Assert.That(Directory.Exists(data.Combine("tor")), Is.False, "nothing was started");
+        }
+        finally { await supervisor.StopAsync(CancellationToken.None); }
     }
 
     [Test]

@@ -75,6 +75,7 @@ public class TorrcTemplateTests
     [TestCase("Log notice [circ]debug stdout", "info and debug")]
     [TestCase("__HashedControlSessionPassword 16:ABC", "HashedControlSessionPassword")]
     [TestCase("CookieAuthFile /tmp/cookie", "absence of CookieAuthFile")]
+    [TestCase("HeartbeatPeriod 30 minutes", "HeartbeatPeriod")]
     public void Contradicting_lines_are_refused_by_name(string line, string named)
     {
         var fromTemplate = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template + line + "\n", Values, []));
@@ -87,6 +88,7 @@ public class TorrcTemplateTests
     [TestCase("CookieAuthentication 1")]
     [TestCase("HiddenServicePoWDefensesEnabled 1")]
     [TestCase("Log notice stdout")]
+    [TestCase("HeartbeatPeriod 0")]
     public void Missing_required_lines_are_refused_by_name(string line)
     {
         var template = Template.Replace("\n" + line + "\n", "\n");
@@ -110,5 +112,44 @@ public class TorrcTemplateTests
     {
         var template = Template.Replace("SocksPort 0", "socksport   0").Replace("ControlSocket {{DATA_DIR}}/tor/control.sock", "ControlSocket \"{{DATA_DIR}}/tor/control.sock\"");
         Assert.DoesNotThrow(() => TorrcTemplate.Render(template, Values, []));
+    }
+
+    [TestCase("/srv/drop box", "a space")]
+    [TestCase("/srv/drop#1", "'#'")]
+    [TestCase("/srv/drop\tbox", "a space")]
+    [TestCase("/srv/drop\nControlPort 9051", "a control character")]
+    public void A_data_directory_tor_would_misread_is_refused_by_name(string dataDir, string named)
+    {
+        // tor reads a path in torrc up to the first space ("Unrecognized ControlSocketPort option" was all it said),
+        // and up to a '#'; a line break would start another option.
+        var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, new TorrcValues(dataDir, 1), []));
+        Assert.That(e!.Message, Does.StartWith("DataDir ").And.Contain(named).And.Contain("choose a path without").And.Not.Contain("\n"));
+        var socket = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values with { WebSocket = dataDir + "/web.sock" }, []));
+        Assert.That(socket!.Message, Does.StartWith("WebSocketDirectory ").And.Contain(named));
+    }
+
+    [TestCase("ContactInfo x \\")]
+    [TestCase("ContactInfo x\\")]
+    [TestCase("ContactInfo x\\\r")]
+    public void A_line_tor_would_join_to_the_next_is_refused(string line)
+    {
+        // tor would read "ContactInfo x SocksPort 0" (seen with tor 0.4.9: GETCONF ContactInfo=x SocksPort 0, and a SOCKS
+        // listener on 127.0.0.1:9050), while each line on its own passed.
+        var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template.Replace("\nSocksPort 0\n", "\n" + line + "\nSocksPort 0\n"), Values, []));
+        Assert.That(e!.Message, Does.Contain("torrc.template line").And.Contain("next line"));
+        var extra = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values, [line, "Log info stdout"]));
+        Assert.That(extra!.Message, Does.Contain("TorExtraConfig line 1").And.Contain("next line"));
+        Assert.DoesNotThrow(() => TorrcTemplate.Render(Template, Values, ["ContactInfo x # a comment may end in \\"]));
+    }
+
+    [Test]
+    public void A_line_with_a_NUL_is_refused()
+    {
+        // tor stops reading its torrc at a NUL (tor 0.4.9: "SocksPort 9050" after "ContactInfo x\0" was not in force), so
+        // every line after it in the template would be checked here and not be in force there.
+        var e = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template.Replace("\nSocksPort 0\n", "\nContactInfo x\0\nSocksPort 0\n"), Values, []));
+        Assert.That(e!.Message, Does.Contain("torrc.template line").And.Contain("NUL"));
+        Assert.That(e.Message.Contains('\0'), Is.False, "the message shows it as \\0");
+        Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template, Values, ["ContactInfo x\0"]));
     }
 }

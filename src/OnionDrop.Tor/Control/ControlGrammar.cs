@@ -65,32 +65,52 @@ public static class ControlGrammar
         return (key, rest);
     }
 
-    /// <summary>Reads a QuotedString starting at text[i] == '"', leaving i after the closing quote.</summary>
+    /// <summary>A list of QuotedStrings (or bare words) separated by spaces, as GETINFO net/listeners/* gives: <c>"unix:/a" "127.0.0.1:9050"</c>.</summary>
+    public static IReadOnlyList<string> ParseList(string text)
+    {
+        var items = new List<string>();
+        var i = 0;
+        while (true)
+        {
+            while (i < text.Length && text[i] is ' ' or '\n') i++;
+            if (i >= text.Length) return items;
+            if (text[i] == '"') { items.Add(ReadQuoted(text, ref i)); continue; }
+            var start = i;
+            while (i < text.Length && text[i] is not (' ' or '\n')) i++;
+            items.Add(text[start..i]);
+        }
+    }
+
+    /// <summary>
+    /// Reads a QuotedString starting at text[i] == '"', leaving i after the closing quote. An octal escape is one byte:
+    /// tor escapes each byte outside printable ASCII, so "d\303\251" is the UTF-8 of "dé".
+    /// </summary>
     public static string ReadQuoted(string text, ref int i)
     {
         if (text[i] != '"') throw new TorControlProtocolException("expected a quoted string");
         i++;
-        var sb = new StringBuilder();
+        var bytes = new List<byte>();
         while (true)
         {
-            if (i >= text.Length) throw new TorControlProtocolException("unterminated quoted string");
-            var c = text[i++];
-            if (c == '"') return sb.ToString();
-            if (c != '\\') { sb.Append(c); continue; }
+            var run = text.AsSpan(i).IndexOfAny('"', '\\');
+            if (run < 0) throw new TorControlProtocolException("unterminated quoted string");
+            bytes.AddRange(Encoding.UTF8.GetBytes(text, i, run));
+            i += run;
+            if (text[i++] == '"') return Encoding.UTF8.GetString(bytes.ToArray());
             if (i >= text.Length) throw new TorControlProtocolException("unterminated escape in quoted string");
             var e = text[i++];
             switch (e)
             {
-                case 'n': sb.Append('\n'); break;
-                case 'r': sb.Append('\r'); break;
-                case 't': sb.Append('\t'); break;
+                case 'n': bytes.Add((byte)'\n'); break;
+                case 'r': bytes.Add((byte)'\r'); break;
+                case 't': bytes.Add((byte)'\t'); break;
                 case >= '0' and <= '7':
                     // Octal \N, \NN or \NNN (tor's esc_for_log writes three digits).
                     var value = e - '0';
                     for (var k = 0; k < 2 && i < text.Length && text[i] is >= '0' and <= '7'; k++) value = value * 8 + (text[i++] - '0');
-                    sb.Append((char)value);
+                    bytes.Add((byte)value);
                     break;
-                default: sb.Append(e); break; // \" \\ \' and anything else: the character itself
+                default: bytes.AddRange(Encoding.UTF8.GetBytes(e.ToString())); break; // \" \\ \' and anything else: the character itself
             }
         }
     }

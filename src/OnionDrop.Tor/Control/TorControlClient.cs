@@ -185,6 +185,23 @@ public sealed class TorControlClient : IAsyncDisposable
     public async Task<string> GetInfoAsync(string key, CancellationToken cancellationToken = default) =>
         (await GetInfoAsync([key], cancellationToken)).TryGetValue(key, out var v) ? v : throw new TorControlException("GETINFO", 250, "no value for " + key);
 
+    /// <summary>
+    /// GETINFO for keys whose value is a list, each item a QuotedString (net/listeners/*: <c>"unix:/a" "127.0.0.1:9050"</c>);
+    /// <see cref="GetInfoAsync(IEnumerable{string}, CancellationToken)"/> would keep the first item only.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> GetInfoListsAsync(IEnumerable<string> keys, CancellationToken cancellationToken = default)
+    {
+        var reply = await CommandAsync("GETINFO " + string.Join(' ', keys), cancellationToken);
+        var lists = new Dictionary<string, IReadOnlyList<string>>(StringComparer.OrdinalIgnoreCase);
+        foreach (var line in reply.Lines)
+        {
+            var eq = line.Text.IndexOf('=');
+            if (eq < 0) continue;   // the final "OK"
+            lists[line.Text[..eq]] = ControlGrammar.ParseList(line.Data ?? line.Text[(eq + 1)..]);
+        }
+        return lists;
+    }
+
     /// <summary>GETCONF (control-spec §3.3): every value of each key ("HiddenServiceOptions" returns the service blocks).</summary>
     public async Task<IReadOnlyList<KeyValuePair<string, string>>> GetConfAsync(IEnumerable<string> keys, CancellationToken cancellationToken = default)
     {

@@ -22,6 +22,15 @@ public class ControlGrammarTests
     }
 
     [Test]
+    public void Octal_escapes_are_bytes_of_UTF_8()
+    {
+        // tor escapes every byte outside printable ASCII (esc_for_log): GETCONF DataDirectory for /tmp/dé is
+        // "/tmp/d\303\251" (seen from tor 0.4.9), which read as one character per byte was "/tmp/dÃ©".
+        var i = 0;
+        Assert.That(ControlGrammar.ReadQuoted(@"""/srv/donn\303\251es/\342\202\254 \101""", ref i), Is.EqualTo("/srv/données/€ A"));
+    }
+
+    [Test]
     public void Quote_round_trips_through_the_parser()
     {
         const string value = "/path with \"quotes\"\\ and\nnewline";
