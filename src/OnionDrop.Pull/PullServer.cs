@@ -17,9 +17,9 @@ namespace OnionDrop.Pull;
 public sealed class PullServer(ISealedBlobStore store, string journalist, ILogger? log = null, TimeSpan? idleTimeout = null)
 {
     /// <summary>
-    /// A pull served while the daemon is stopped holds the store's lock, so a session left hanging (a journalist's
-    /// frozen ssh) would keep the daemon from starting. Long enough for a slow link to drain a large blob and for
-    /// `fetch --open` to open it before acknowledging.
+    /// A session left hanging (a journalist's frozen ssh) would hold a place on pull.sock for ever or, served while
+    /// the daemon is stopped, the store, which another journalist's pull waits for (a daemon starting takes it over at
+    /// once). Long enough for a slow link to drain a large blob and for `fetch --open` to open it before acknowledging.
     /// </summary>
     public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(10);
 

@@ -7,15 +7,20 @@ namespace OnionDrop.Storage;
 /// <summary>The POSIX calls the store (and fetch) need that .NET does not expose: flock, umask (fsync is in <c>OnionDrop.Files</c>).</summary>
 public static class Posix
 {
-    private const int LOCK_EX = 2, LOCK_NB = 4;
+    private const int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4;
     // open(2) flags, x86-64 Linux, as the build targets.
     private const int O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0x40, O_NONBLOCK = 0x800, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000,
         O_CLOEXEC = 0x80000, O_PATH = 0x200000;
 
     /// <summary>flock(LOCK_EX | LOCK_NB); false when another open file description holds it.</summary>
-    public static bool TryLockExclusive(SafeHandle file)
+    public static bool TryLockExclusive(SafeHandle file) => TryLock(file, LOCK_EX);
+
+    /// <summary>flock(LOCK_SH | LOCK_NB); false when another open file description holds it exclusively.</summary>
+    public static bool TryLockShared(SafeHandle file) => TryLock(file, LOCK_SH);
+
+    private static bool TryLock(SafeHandle file, int operation)
     {
-        var rc = flock((int)file.DangerousGetHandle(), LOCK_EX | LOCK_NB);
+        var rc = flock((int)file.DangerousGetHandle(), operation | LOCK_NB);
         if (rc == 0) return true;
         var errno = Marshal.GetLastPInvokeError();
         if (errno == 11 /* EWOULDBLOCK */) return false;

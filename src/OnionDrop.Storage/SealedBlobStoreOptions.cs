@@ -26,7 +26,10 @@ public sealed record SealedBlobStoreOptions
     /// <summary>Unfetched submissions older than this many days are deleted (with a warning); null keeps them.</summary>
     public int? MaxUnfetchedDays { get; init; }
 
-    /// <summary>How long <see cref="SealedBlobStore.Open"/> waits for daemon.lock before giving up.</summary>
+    /// <summary>
+    /// How long <see cref="SealedBlobStore.Open"/> waits for daemon.lock before giving up; meanwhile a pull served
+    /// directly steps aside (<see cref="DataDirectoryLock.IsWanted"/>).
+    /// </summary>
     public TimeSpan LockWait { get; init; } = TimeSpan.Zero;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;

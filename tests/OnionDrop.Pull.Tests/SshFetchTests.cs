@@ -213,4 +213,56 @@ public class SshFetchTests
         Assert.That(sftp.ExitCode, Is.Not.Zero, sftp.ToString());
         using (var store = OpenServerStore()) Assert.That(store.ListCommitted(), Has.Count.EqualTo(1), "nothing was taken");
     }
+
+    /// <summary>
+    /// The daemon started while a journalist's pull is served directly through sshd, as deployed (the forced command,
+    /// sandboxed): the daemon serves at once, and the pull ends, its line and its exit code (3) carried by ssh to the
+    /// journalist. The journalist here (the test, speaking the protocol) asks for one large blob and reads none of it,
+    /// so the pull is stuck writing it: the blob is cut off, never acknowledged, and fetched whole by the next run.
+    /// </summary>
+    [Test]
+    public async Task A_daemon_started_during_a_pull_over_ssh_serves_at_once_and_the_journalist_is_told_to_run_fetch_again()
+    {
+        SubmissionRecord blob;
+        using (var store = OpenServerStore())
+        {
+            await Submissions.CreateAsync(store, _key.PublicKey, 1, _ => 32 << 20); // more than ssh and the sockets hold
+            blob = store.ListCommitted().Single();
+        }
+        using var ssh = Process.Start(ChildProcess.StartInfo("ssh", ["-T", .. _sshd.ClientArgs, _sshd.Target]))!;
+        try
+        {
+            var stderr = ssh.StandardError.ReadToEndAsync();
+            var fromPull = ssh.StandardOutput.BaseStream;
+            var greeting = new List<byte>();
+            var one = new byte[1];
+            while (greeting.LastOrDefault() != '\n' && await fromPull.ReadAsync(one).AsTask().WaitAsync(TimeSpan.FromSeconds(60)) == 1) greeting.Add(one[0]);
+            Assert.That(System.Text.Encoding.ASCII.GetString([.. greeting]), Is.EqualTo(PullProtocol.Greeting + "\n"));
+            await ssh.StandardInput.WriteAsync($"GET {blob.Id}\n");
+            await ssh.StandardInput.FlushAsync();
+            await Task.Delay(1000);
+
+            var clock = Stopwatch.StartNew();
+            await using var daemon = await DaemonProcess.StartAsync(DataDir, _key.PublicKey.ToString());
+            TestContext.Out.WriteLine($"the daemon served its form {clock.Elapsed.TotalSeconds:0.0} s after its start");
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "the daemon waited for the pull to end");
+
+            // The journalist reads on: what was on its way, then the end of the session.
+            var received = new MemoryStream();
+            await fromPull.CopyToAsync(received).WaitAsync(TimeSpan.FromSeconds(60));
+            await ssh.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.That(ssh.ExitCode, Is.EqualTo(3), await stderr);
+            Assert.That(await stderr, Does.Contain("oniondrop pull: the drop box's daemon started and takes the store over: this pull stopped; " +
+                                                   "nothing unacknowledged was deleted: run fetch again to resume"));
+            Assert.That(received.Length, Is.LessThan(blob.Size), "the blob on its way was cut off");
+            Assert.That(File.Exists(Path.Combine(DataDir, SealedBlobStore.BlobsDirectoryName, blob.Id + ".sealed")), "and kept on the server");
+
+            var rerun = await Oniondrop.RunAsync(FetchArgs(), TimeSpan.FromMinutes(3));   // relayed to the daemon
+            Assert.That(rerun.ExitCode, Is.Zero, rerun.ToString());
+            Assert.That(rerun.Stderr, Does.Contain("1 new submission(s)"));
+            Assert.That(Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(Received, blob.Id + ".sealed")))), Is.EqualTo(blob.Sha256Hex));
+            Assert.That(Directory.GetFiles(Path.Combine(DataDir, SealedBlobStore.BlobsDirectoryName), "*.sealed"), Is.Empty, "deleted by the daemon once acknowledged");
+        }
+        finally { if (!ssh.HasExited) ssh.Kill(); }
+    }
 }

@@ -146,6 +146,32 @@ public class SealedBlobStoreTests
         using var again = SealedBlobStore.Open(DataDir);
     }
 
+    /// <summary>
+    /// What a pull served directly watches for (docs/pull-protocol.md, "The server side"): a process waiting for the
+    /// store says so for as long as it waits, and only then; one that looks, or opens without waiting, says nothing.
+    /// </summary>
+    [Test]
+    public async Task A_process_waiting_for_the_store_is_seen_while_it_waits_and_only_then()
+    {
+        var store = SealedBlobStore.Open(DataDir);
+        Assert.That(DataDirectoryLock.IsWanted(DataDir), Is.False);
+        Assert.Throws<StoreLockedException>(() => SealedBlobStore.Open(DataDir));
+        Assert.That(DataDirectoryLock.IsWanted(DataDir), Is.False, "one that does not wait asks nothing");
+        Assert.That(File.Exists(Path.Combine(DataDir, DataDirectoryLock.WantedFileName)), Is.False, "looking makes no file");
+
+        var waiter = Task.Run(() => SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { LockWait = TimeSpan.FromSeconds(30) }));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!DataDirectoryLock.IsWanted(DataDir))
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "the waiter never said it waits");
+            await Task.Delay(20);
+        }
+        Assert.That(waiter.IsCompleted, Is.False);
+        store.Dispose();
+        using var taken = await waiter.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(DataDirectoryLock.IsWanted(DataDir), Is.False, "nobody waits once it holds the store");
+    }
+
     [Test]
     public void Ids_that_are_not_canonical_never_reach_the_file_system()
     {

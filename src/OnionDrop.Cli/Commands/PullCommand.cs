@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Net.Sockets;
+using Microsoft.Win32.SafeHandles;
 using OnionDrop.Pull;
 using OnionDrop.Storage;
 
@@ -9,7 +10,7 @@ namespace OnionDrop.Cli.Commands;
 /// `oniondrop pull --stdio`: the SSH forced command on the server (docs/pull-protocol.md). Speaks the pull
 /// protocol on stdin/stdout for one journalist. While the daemon runs (it holds daemon.lock) the session is
 /// relayed to its DATA/pull.sock, so the daemon stays the catalog's only writer; when it is stopped, the
-/// store is opened and served directly.
+/// store is opened and served directly, until the session ends or the daemon starts (the drop box comes first).
 /// </summary>
 public static class PullCommand
 {
@@ -48,14 +49,48 @@ public static class PullCommand
                     using (relay) await PullRelay.RunAsync(relay, journalist, stdin, stdout, ct);
                     return 0;
                 }
-                using (store) await new PullServer(store!, journalist).RunAsync(stdin, stdout, ct);
-                return 0;
+                using (store)
+                {
+                    using var session = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    var watch = StepAsideForDaemonAsync(options.DataDir, session);
+                    try
+                    {
+                        await new PullServer(store!, journalist).RunAsync(stdin, stdout, session.Token);
+                        return 0;
+                    }
+                    catch (OperationCanceledException) when (!ct.IsCancellationRequested) { }
+                    finally
+                    {
+                        await session.CancelAsync();
+                        await watch;
+                    }
+                }
+                // Cut where the session stood: a blob cut off is not acknowledged and fetch removes its part, and what the
+                // store recorded it holds. The store is let go (above) before this line: ssh passes it on, fetch shows it.
+                return FailPast("the drop box's daemon started and takes the store over: this pull stopped; " +
+                            "nothing unacknowledged was deleted: run fetch again to resume", 3);
             }
             catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (pull runs as the daemon's user)", 1); }
             catch (ArgumentException e) { return Fail("retention settings: " + e.Message, 2); }
             catch (Exception e) when (e is IOException or SocketException or LiteDB.LiteException) { return Fail(e.Message, 1); }
         });
         return command;
+    }
+
+    /// <summary>
+    /// Ends <paramref name="session"/> as soon as the daemon, starting, waits for the store (it holds daemon.starting):
+    /// the sources' form must not stay down for as long as a journalist's pull lasts. A blob in flight is cut off, not
+    /// finished: one may take minutes over Tor, and the daemon gives up on the store after 30 s.
+    /// </summary>
+    private static async Task StepAsideForDaemonAsync(string dataDir, CancellationTokenSource session)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(session.Token))
+                if (DataDirectoryLock.IsWanted(dataDir)) await session.CancelAsync();
+        }
+        catch (OperationCanceledException) { }
     }
 
     /// <summary>
@@ -71,8 +106,11 @@ public static class PullCommand
         var clock = System.Diagnostics.Stopwatch.StartNew();
         for (var attempt = 1; ; attempt++)
         {
-            try { return (SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions()), null); }
-            catch (StoreLockedException) { }
+            // A daemon starting (waiting for the store) is let have it: this pull then relays to it.
+            var daemonStarting = DataDirectoryLock.IsWanted(options.DataDir);
+            if (!daemonStarting)
+                try { return (SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions()), null); }
+                catch (StoreLockedException) { }
             try { return (null, await PullRelay.ConnectAsync(socket, ct)); }
             catch (SocketException e) when (attempt >= 20)
             {
@@ -80,7 +118,9 @@ public static class PullCommand
                 if (clock.Elapsed > waitForOther)
                     throw new IOException($"{options.DataDir} stayed in use by another oniondrop process for {waitForOther.TotalMinutes:0} min, and no daemon answers (a pull served while the daemon is stopped?)");
                 // ssh passes this on to fetch, which shows it: the journalist knows why nothing happens yet.
-                if (attempt == 20) Console.Error.WriteLine("oniondrop pull: another pull is being served while the daemon is stopped; waiting for it to end");
+                if (attempt == 20)
+                    Console.Error.WriteLine(daemonStarting ? "oniondrop pull: the drop box's daemon is starting; waiting for it"
+                        : "oniondrop pull: another pull is being served while the daemon is stopped; waiting for it to end");
             }
             catch (SocketException) { }
             await Task.Delay(250, ct);
@@ -90,6 +130,17 @@ public static class PullCommand
     private static int Fail(string message, int code)
     {
         Console.Error.WriteLine("oniondrop pull: " + message);
+        return code;
+    }
+
+    /// <summary>
+    /// <see cref="Fail"/> past a write to the journalist that may still be stuck (one who reads nothing): the console's
+    /// streams share one lock, which that write holds, so Console.Error would wait for it. Returning ends the write.
+    /// </summary>
+    private static int FailPast(string message, int code)
+    {
+        using var stderr = new FileStream(new SafeFileHandle(2, ownsHandle: false), FileAccess.Write, 0);
+        stderr.Write(System.Text.Encoding.UTF8.GetBytes("oniondrop pull: " + message + "\n"));
         return code;
     }
 }

@@ -19,12 +19,17 @@ public static class StorageSetup
         {
             var options = sp.GetRequiredService<IOptions<OnionDropOptions>>().Value;
             var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("OnionDrop.Storage");
-            // A pull serving directly while the daemon was stopped may still hold the lock for a moment.
+            // A pull served directly while the daemon was stopped lets go as soon as it sees the daemon waiting (within a
+            // second); `compact` or `recover` run by hand do not, and are given this long to end.
             var lockWait = TimeSpan.FromSeconds(30);
-            if (DataDirectoryLock.IsHeld(options.DataDir))
-                log.LogWarning("store: {DataDir} is in use by another oniondrop process (daemon.lock): waiting up to {Seconds} s for it to stop",
-                    options.DataDir, lockWait.TotalSeconds);
-            return SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with { Logger = log, LockWait = lockWait });
+            var held = DataDirectoryLock.IsHeld(options.DataDir);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with { Logger = log, LockWait = lockWait });
+            if (held)
+                log.LogWarning("store: {DataDir} was in use by another oniondrop process, which let go after {Seconds:0.0} s " +
+                               "(a journalist's pull, served while the daemon was stopped, stops for the daemon; its fetch says to run it again)",
+                    options.DataDir, clock.Elapsed.TotalSeconds);
+            return store;
         });
         services.AddSingleton<ISealedBlobStore>(sp => sp.GetRequiredService<SealedBlobStore>());
         services.AddHostedService<RetentionService>();
