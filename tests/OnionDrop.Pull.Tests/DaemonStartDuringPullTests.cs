@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using System.Text;
 using OnionDrop.Sealing;
 using OnionDrop.Storage;
 using OnionDrop.Testing;
@@ -52,12 +51,7 @@ public class DaemonStartDuringPullTests
             listed = store.ListWaiting("alice");
         }
         var hashes = listed.ToDictionary(r => r.Id, r => r.Sha256Hex);
-        static int Ascii(string line) => Encoding.ASCII.GetByteCount(line + "\n");
-        long cut = Ascii(PullProtocol.Greeting) + Ascii($"WAITING {Count} {listed.Sum(r => r.Size)}")
-                   + listed.Sum(r => Ascii($"ITEM {r.Id} {r.Size} {r.Sha256Hex}"))
-                   + listed.Take(98).Sum(r => Ascii($"BLOB {r.Id} {r.Size} {r.Sha256Hex}") + r.Size)
-                   + listed.Take(64).Sum(r => Ascii($"ACKED {r.Id}"))
-                   + Ascii($"BLOB {listed[98].Id} {listed[98].Size} {listed[98].Sha256Hex}") + listed[98].Size / 2;
+        long cut = PullTranscript.ToTheMiddleOfThe99thBlob(listed);
         var go = _temp.Combine("go");
         // head reads no byte past the cut; the group then keeps the pipe open, unread, until the test says go.
         var holding = $"sh -c 'echo $$ > {_temp.Combine("pull.pid")}; exec {Pull}' | {{ stdbuf -o0 head -c {cut}; until [ -e {go} ]; do sleep 0.1; done; exec cat; }}";

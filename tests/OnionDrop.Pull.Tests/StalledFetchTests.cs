@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using System.Text;
 using OnionDrop.Sealing;
 using OnionDrop.Storage;
 using OnionDrop.Testing;
@@ -38,17 +37,9 @@ public class StalledFetchTests
         }
         var hashes = listed.ToDictionary(r => r.Id, r => r.Sha256Hex);
 
-        // What the server sends, in order: greeting, list, then the blobs as asked for (in list order). fetch
-        // acknowledges its first 64 blobs once it holds them, when it has asked for 96 (its window is 32): the
-        // server records those acknowledgements, and says ACKED, before it sends the 97th. The relay stops in the
-        // middle of the 99th blob, so the server has deleted 64 blobs that fetch holds, and fetch waits for bytes that
-        // never come.
-        static int Ascii(string line) => Encoding.ASCII.GetByteCount(line + "\n");
-        long cut = Ascii(PullProtocol.Greeting) + Ascii($"WAITING {Count} {listed.Sum(r => r.Size)}")
-                   + listed.Sum(r => Ascii($"ITEM {r.Id} {r.Size} {r.Sha256Hex}"))
-                   + listed.Take(98).Sum(r => Ascii($"BLOB {r.Id} {r.Size} {r.Sha256Hex}") + r.Size)
-                   + listed.Take(64).Sum(r => Ascii($"ACKED {r.Id}"))
-                   + Ascii($"BLOB {listed[98].Id} {listed[98].Size} {listed[98].Sha256Hex}") + listed[98].Size / 2;
+        // The relay stops in the middle of the 99th blob, so the server has deleted 64 blobs that fetch holds, and fetch
+        // waits for bytes that never come.
+        long cut = PullTranscript.ToTheMiddleOfThe99thBlob(listed);
         var relayPid = _temp.Combine("relay.pid");
         // stdbuf -o0: head writes through stdio, which would hold the greeting back until 4 KiB had come.
         // Past the cut nothing more reaches fetch, and the shell (then its sleep) keeps fetch's end of the pipe open.
