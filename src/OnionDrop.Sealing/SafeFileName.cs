@@ -28,6 +28,7 @@ public static class SafeFileName
 
     public static string Neutralise(string name, string fallback = "unnamed")
     {
+        name = HeadAndTail(name);
         var sb = new StringBuilder(name.Length);
         foreach (var rune in WithoutNoncharacters(name).Normalize(NormalizationForm.FormC).EnumerateRunes())
         {
@@ -47,6 +48,22 @@ public static class SafeFileName
         var stem = s.Split('.')[0].TrimEnd(' ');
         if (DeviceNames.Contains(stem, StringComparer.OrdinalIgnoreCase)) s = Replacement + s;
         return Shorten(s, MaxBytes);
+    }
+
+    /// <summary>
+    /// A name longer than <see cref="LongHead"/> + <see cref="LongTail"/> characters is neutralised from those at its
+    /// start and its end alone: what is saved keeps at most <see cref="MaxBytes"/>, from its start and its extension.
+    /// A hostile submission's thousand names of 64 KiB, each copied whole five times over, cost a second of CPU and
+    /// tens of MB of garbage.
+    /// </summary>
+    private const int LongHead = 1024, LongTail = 64;
+
+    private static string HeadAndTail(string name)
+    {
+        if (name.Length <= LongHead + LongTail) return name;
+        var head = char.IsHighSurrogate(name[LongHead - 1]) ? LongHead - 1 : LongHead;
+        var tail = char.IsLowSurrogate(name[^LongTail]) ? name.Length - LongTail + 1 : name.Length - LongTail;
+        return string.Concat(name.AsSpan(0, head), name.AsSpan(tail));
     }
 
     /// <summary>
@@ -78,6 +95,21 @@ public static class SafeFileName
         return last.Trim() is "" or "." or ".." ? fallback : Neutralise(last, fallback); // "C:\\Users\\jdupont\\" names no file, only its owner
     }
 
+    /// <summary>
+    /// <see cref="ForFile(string, string)"/> for a name as the UTF-8 it came in, of which a long one is decoded only as
+    /// far as <see cref="Neutralise"/> looks (a character takes at most 4 bytes): a name of 64 KiB is 128 KiB as a string.
+    /// </summary>
+    public static string ForFile(ReadOnlySpan<byte> sent, string fallback)
+    {
+        var last = sent[(sent.LastIndexOfAny((byte)'/', (byte)'\\') + 1)..];
+        if (last.Length <= 4 * (LongHead + LongTail)) return ForFile(Encoding.UTF8.GetString(last), fallback);
+        var head = 4 * LongHead;
+        while ((last[head] & 0xC0) == 0x80) head--;   // not inside a character's bytes
+        var tail = last.Length - 4 * LongTail;
+        while ((last[tail] & 0xC0) == 0x80) tail++;
+        return ForFile(Encoding.UTF8.GetString(last[..head]) + Encoding.UTF8.GetString(last[tail..]), fallback);
+    }
+
     /// <summary>Cuts the stem (keeping a short extension) so the name fits in <paramref name="maxBytes"/> UTF-8 bytes.</summary>
     public static string Shorten(string s, int maxBytes)
     {
@@ -100,7 +132,7 @@ public static class SafeFileName
     /// StringBuilder has no Append(Rune): Append(rune) boxed each one and appended its ToString(), 52 bytes of garbage
     /// per character (3.4 MB for one 64 KiB name).
     /// </summary>
-    internal static void AppendRune(StringBuilder sb, Rune rune)
+    private static void AppendRune(StringBuilder sb, Rune rune)
     {
         Span<char> units = stackalloc char[2];
         sb.Append(units[..rune.EncodeToUtf16(units)]);

@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using OnionDrop.Files;
 
 namespace OnionDrop.Sealing;
@@ -13,6 +12,24 @@ namespace OnionDrop.Sealing;
 public sealed record OpenedSubmission(string Reference, DateTimeOffset ReceivedAt, string Message, IReadOnlyList<OpenedFile> Files, string Directory, bool AlreadyOpened = false);
 
 public sealed record OpenedFile(string OriginalName, string SafeName, string ContentType, long Size, string Sha256Hex);
+
+/// <summary>
+/// A file opened, as the opener holds it until it is published: its name and type as the UTF-8 they came in, decoded
+/// only when asked for. A submission may carry 64 MiB of names; as strings they took twice that, per blob.
+/// </summary>
+internal sealed record VerifiedFile(byte[] Name, byte[] ContentType, string SafeName, long Size, string Sha256Hex)
+{
+    public OpenedFile Decode() => new(Encoding.UTF8.GetString(Name), SafeName, Encoding.UTF8.GetString(ContentType), Size, Sha256Hex);
+}
+
+/// <summary>The files of an opened submission, each decoded when read.</summary>
+internal sealed class OpenedFileList(IReadOnlyList<VerifiedFile> files) : IReadOnlyList<OpenedFile>
+{
+    public OpenedFile this[int index] => files[index].Decode();
+    public int Count => files.Count;
+    public IEnumerator<OpenedFile> GetEnumerator() => files.Select(f => f.Decode()).GetEnumerator();
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}
 
 /// <summary>Refusal of a sealed blob, with a one-line reason fit for stderr.</summary>
 public sealed class SealedFormatException(string reason) : Exception(reason);
@@ -36,6 +53,14 @@ public static class SubmissionOpener
     /// its own size update).
     /// </summary>
     internal const long DirectFrom = 8L << 20;
+
+    /// <summary>
+    /// Names and types past which a submission is verified alone in this process: a valid one may carry 64 MiB of
+    /// them, held until its manifest (the last record) is checked, and `oniondrop open` verifies a blob per core.
+    /// The others wait their turn there, holding this much at most each. Ordinary submissions hold a few KB.
+    /// </summary>
+    internal const long HeavyNames = 8L << 20;
+    private static readonly SemaphoreSlim HeavyTurn = new(1, 1);
 
     public static OpenedSubmission Open(Stream sealedBlob, JournalistKey key, string outputDirectory, string blobName) =>
         Open(sealedBlob, key, outputDirectory, blobName, progress: null);
@@ -68,14 +93,15 @@ public static class SubmissionOpener
         var working = Path.Combine(outputDirectory, $"{WorkingPrefix}{PidScope}-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}");
         if (Path.Exists(working)) throw new IOException("working folder name collision: " + working);
         Directory.CreateDirectory(working, PrivateDir);
+        var heavy = false;
         try
         {
-            Manifest manifest;
-            List<OpenedFile> files;
+            ReadManifest manifest;
+            List<VerifiedFile> files;
             using (var plain = new SealedStreamReader(sealedBlob, key, progress))
-                (manifest, files) = ReadRecords(plain, working);
-            WriteSmallFile(Path.Combine(working, MessageFileName), Encoding.UTF8.GetBytes(manifest.Message));
-            WriteSmallFile(Path.Combine(working, ManifestFileName), DescribeOpened(manifest, files));
+                (manifest, files) = ReadRecords(plain, working, ref heavy);
+            WriteSmallFile(Path.Combine(working, MessageFileName), manifest.Message);
+            DescribeOpened(Path.Combine(working, ManifestFileName), manifest, files);
 
             var fallback = Path.GetFileNameWithoutExtension(blobName);
             var folderName = SafeFileName.Neutralise(manifest.Reference, SafeFileName.Neutralise(fallback, "submission"));
@@ -85,6 +111,10 @@ public static class SubmissionOpener
         {
             try { Directory.Delete(working, recursive: true); } catch (IOException) { }
             throw;
+        }
+        finally
+        {
+            if (heavy) HeavyTurn.Release();
         }
     }
 
@@ -159,9 +189,10 @@ public static class SubmissionOpener
     }
 
     /// <summary>Parses the record framing (docs/sealed-format.md, "Plaintext records"), writing each file as it streams.</summary>
-    private static (Manifest, List<OpenedFile>) ReadRecords(SealedStreamReader plain, string working)
+    /// <param name="heavy">set once it has taken the <see cref="HeavyTurn"/>, which the caller gives back</param>
+    private static (ReadManifest, List<VerifiedFile>) ReadRecords(SealedStreamReader plain, string working, ref bool heavy)
     {
-        var files = new List<OpenedFile>();
+        var files = new List<VerifiedFile>();
         var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { MessageFileName, ManifestFileName };
         var nextNumber = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         long listedBytes = 0;   // names and types so far: the manifest must hold them all
@@ -175,22 +206,25 @@ public static class SubmissionOpener
                     // Checked before the manifest (the last record) can be: files and names are held until then,
                     // and each costs a file on disk, so a stream of empty files must not run on unbounded.
                     if (files.Count == SealedFormat.MaxFiles) throw new SealedFormatException($"malformed contents: more than {SealedFormat.MaxFiles} files");
-                    var name = ReadText(plain, SealedFormat.MaxNameBytes, "file name");
-                    var contentType = ReadText(plain, SealedFormat.MaxContentTypeBytes, "content type");
-                    listedBytes += SealedFormat.StrictUtf8.GetByteCount(name) + SealedFormat.StrictUtf8.GetByteCount(contentType);
+                    var name = ReadUtf8(plain, SealedFormat.MaxNameBytes, "file name");
+                    var contentType = ReadUtf8(plain, SealedFormat.MaxContentTypeBytes, "content type");
+                    listedBytes += name.Length + contentType.Length;
                     if (listedBytes > SealedFormat.MaxManifestBytes)
                         throw new SealedFormatException($"malformed contents: the files' names and types exceed what a manifest can hold ({SealedFormat.MaxManifestBytes} bytes)");
+                    if (listedBytes > HeavyNames && !heavy)
+                    {
+                        HeavyTurn.Wait();
+                        heavy = true;
+                    }
                     var safe = SafeFileName.Unique(SafeFileName.ForFile(name, $"file-{files.Count + 1}"), taken, nextNumber);
                     files.Add(ReadFile(plain, Path.Combine(working, safe), name, safe, contentType));
                     break;
                 case SealedFormat.RecordManifest:
-                    var json = ReadLengthPrefixed(plain, SealedFormat.MaxManifestBytes, "manifest");
-                    var manifest = Manifest.Parse(json);
+                    var manifest = ManifestReader.Read(plain, ReadLength(plain, SealedFormat.MaxManifestBytes, "manifest"), files);
                     // Read returns 0 only after FINAL verified with nothing after it.
                     if (!plain.ReadSpan(1).IsEmpty) throw new SealedFormatException("malformed contents: data after the manifest");
-                    CheckAgrees(manifest, files);
-                    // Its file list is now the same as files: not kept twice while the submission waits to be published.
-                    return (manifest with { Files = [] }, files);
+                    if (!manifest.Agrees) throw new SealedFormatException("malformed contents: the manifest disagrees with the files");
+                    return (manifest, files);
                 case SealedFormat.RecordFileData or SealedFormat.RecordFileEnd:
                     throw new SealedFormatException("malformed contents: file data outside a file");
                 default:
@@ -204,7 +238,7 @@ public static class SubmissionOpener
     /// slots (a large file's tail past the page cache: <see cref="DirectFileWriter"/>). Not fsynced here:
     /// <see cref="VerifiedSubmission.Publish"/> does that.
     /// </summary>
-    private static OpenedFile ReadFile(SealedStreamReader plain, string path, string name, string safe, string contentType)
+    private static VerifiedFile ReadFile(SealedStreamReader plain, string path, byte[] name, string safe, byte[] contentType)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long size;
@@ -238,29 +272,15 @@ public static class SubmissionOpener
         ReadExactly(plain, end);
         var sha = hash.GetHashAndReset();
         if (BinaryPrimitives.ReadUInt64LittleEndian(end) != (ulong)size || !end[8..].SequenceEqual(sha))
-            throw new SealedFormatException($"file \"{SafeFileName.Neutralise(name)}\" does not match its recorded size and SHA-256");
-        return new OpenedFile(name, safe, contentType, size, Convert.ToHexStringLower(sha));
+            throw new SealedFormatException($"file \"{SafeFileName.Neutralise(Encoding.UTF8.GetString(name))}\" does not match its recorded size and SHA-256");
+        return new VerifiedFile(name, contentType, safe, size, Convert.ToHexStringLower(sha));
     }
 
-    private static void CheckAgrees(Manifest manifest, List<OpenedFile> files)
-    {
-        var agrees = manifest.Files.Count == files.Count && manifest.Files.Zip(files).All(p =>
-            p.First.Name == p.Second.OriginalName && p.First.ContentType == p.Second.ContentType
-            && p.First.Size == p.Second.Size && p.First.Sha256 == p.Second.Sha256Hex);
-        if (!agrees) throw new SealedFormatException("malformed contents: the manifest disagrees with the files");
-    }
-
-    private static string ReadText(Stream plain, int max, string what)
-    {
-        var bytes = ReadLengthPrefixed(plain, max, what);
-        try { return SealedFormat.StrictUtf8.GetString(bytes); }
-        catch (DecoderFallbackException) { throw new SealedFormatException($"malformed contents: {what} is not UTF-8"); }
-    }
-
-    private static byte[] ReadLengthPrefixed(Stream plain, int max, string what)
+    private static byte[] ReadUtf8(Stream plain, int max, string what)
     {
         var bytes = new byte[ReadLength(plain, (uint)max, what)];
         ReadExactly(plain, bytes);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new SealedFormatException($"malformed contents: {what} is not UTF-8");
         return bytes;
     }
 
@@ -288,55 +308,78 @@ public static class SubmissionOpener
     /// <summary>
     /// The journalist's record of what was opened: original names beside the names written. It is also how a later
     /// open recognises the submission (<see cref="VerifiedSubmission"/>), so it holds the message's SHA-256: the
-    /// message itself stays in message.txt alone, which a journalist may edit or shred.
+    /// message itself stays in message.txt alone, which a journalist may edit or shred. Written a file at a time:
+    /// whole, it was as large as the manifest (64 MiB of names), and built as a string and as bytes, more.
     /// </summary>
-    private static byte[] DescribeOpened(Manifest manifest, List<OpenedFile> files) =>
-        EscapeInvisible(JsonSerializer.SerializeToUtf8Bytes(new
+    private static void DescribeOpened(string path, ReadManifest manifest, List<VerifiedFile> files)
+    {
+        using var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer });
+        var pending = new ArrayBufferWriter<byte>(1024);
+        using var json = new Utf8JsonWriter(pending, DescriptionJson);
+        void Out()
         {
-            reference = manifest.Reference,
-            receivedAt = manifest.ReceivedAt,
-            message = MessageFileName,
-            messageSha256 = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(manifest.Message))),
-            files = files.Select(f => new { originalName = f.OriginalName, savedAs = f.SafeName, contentType = f.ContentType, size = f.Size, sha256 = f.Sha256Hex }),
-        }, DescriptionJson));
+            json.Flush();
+            WriteEscapingInvisible(file, pending.WrittenSpan);
+            pending.ResetWrittenCount();
+        }
+        json.WriteStartObject();
+        json.WriteString("reference", manifest.Reference);
+        json.WriteString("receivedAt", manifest.ReceivedAt);
+        json.WriteString("message", MessageFileName);
+        json.WriteString("messageSha256", Convert.ToHexStringLower(SHA256.HashData(manifest.Message)));
+        json.WriteStartArray("files");
+        foreach (var f in files)
+        {
+            json.WriteStartObject();
+            json.WriteString("originalName", f.Name);
+            json.WriteString("savedAs", f.SafeName);
+            json.WriteString("contentType", f.ContentType);
+            json.WriteNumber("size", f.Size);
+            json.WriteString("sha256", f.Sha256Hex);
+            json.WriteEndObject();
+            Out();
+        }
+        json.WriteEndArray();
+        json.WriteEndObject();
+        Out();
+    }
 
     /// <summary>
     /// The relaxed encoder keeps names readable (日本語 stays as it is) and escapes control characters, but not
     /// bidi overrides, zero-width or line-separator characters: `cat manifest.json` showed a source's
     /// "invoice\u202Efdp.exe" as "invoiceexe.pdf". Those become \uXXXX escapes, which can only be inside strings.
     /// </summary>
-    private static byte[] EscapeInvisible(byte[] json)
+    private static void WriteEscapingInvisible(Stream file, ReadOnlySpan<byte> json)
     {
-        // Looked for in the bytes first: a manifest of long names is tens of MB, and copying it to a string
-        // that is then thrown away doubled the opener's peak memory for nothing.
-        if (!HasInvisible(json)) return json;
-        var text = Encoding.UTF8.GetString(json);
-        var escaped = new StringBuilder(text.Length + 64);
         Span<char> units = stackalloc char[2];
-        foreach (var rune in text.EnumerateRunes())
+        Span<byte> escape = stackalloc byte[6];
+        while (!json.IsEmpty)
         {
-            if (!IsInvisible(rune)) { SafeFileName.AppendRune(escaped, rune); continue; }
-            foreach (var unit in units[..rune.EncodeToUtf16(units)]) escaped.Append($"\\u{(int)unit:X4}");
+            var visible = 0;
+            Rune rune = default;
+            while (visible < json.Length)
+            {
+                Rune.DecodeFromUtf8(json[visible..], out rune, out var length);
+                if (IsInvisible(rune)) break;
+                visible += length;
+            }
+            file.Write(json[..visible]);
+            json = json[visible..];
+            if (json.IsEmpty) break;
+            foreach (var unit in units[..rune.EncodeToUtf16(units)])
+            {
+                "\\u"u8.CopyTo(escape);
+                ((int)unit).TryFormat(escape[2..], out _, "X4");
+                file.Write(escape);
+            }
+            json = json[rune.Utf8SequenceLength..];
         }
-        return Encoding.UTF8.GetBytes(escaped.ToString());
-    }
-
-    private static bool HasInvisible(ReadOnlySpan<byte> utf8)
-    {
-        while (!utf8.IsEmpty)
-        {
-            Rune.DecodeFromUtf8(utf8, out var rune, out var length);
-            if (IsInvisible(rune)) return true;
-            utf8 = utf8[length..];
-        }
-        return false;
     }
 
     private static bool IsInvisible(Rune rune) => SafeFileName.IsInvisible(Rune.GetUnicodeCategory(rune));
 
-    // One instance for the process: System.Text.Json builds its metadata per options instance, milliseconds each time.
-    private static readonly JsonSerializerOptions DescriptionJson =
-        new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonWriterOptions DescriptionJson =
+        new() { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>"NAME" for the first, then "NAME (2)", "NAME (3)"...</summary>
     internal static string NumberedName(string name, int i) => i == 1 ? name : SafeFileName.Shorten(name, SafeFileName.MaxBytes - 8) + $" ({i})";
@@ -349,14 +392,21 @@ public static class SubmissionOpener
 public sealed class VerifiedSubmission : IDisposable
 {
     private readonly string _working, _outputDirectory, _folderName;
-    private readonly Manifest _manifest;
-    private JsonObject? _ours;   // see Ours()
+    private ReadManifest _manifest;
+    private List<VerifiedFile> _files;
     private bool _done;
 
-    internal VerifiedSubmission(string working, string outputDirectory, string folderName, Manifest manifest, List<OpenedFile> files) =>
-        (_working, _outputDirectory, _folderName, _manifest, Files) = (working, outputDirectory, folderName, manifest, files);
+    internal VerifiedSubmission(string working, string outputDirectory, string folderName, ReadManifest manifest, List<VerifiedFile> files) =>
+        (_working, _outputDirectory, _folderName, _manifest, _files) = (working, outputDirectory, folderName, manifest, files);
 
-    public IReadOnlyList<OpenedFile> Files { get; }
+    public IReadOnlyList<OpenedFile> Files => new OpenedFileList(_files);
+
+    /// <summary>
+    /// About how much memory it holds until published: its names, types and message (up to 64 MiB in a valid
+    /// submission), a few hundred bytes a file beside. A caller keeping many waiting can bound them by this.
+    /// </summary>
+    public long HeldBytes =>
+        _manifest.Message.Length + 2L * _manifest.Reference.Length + _files.Sum(f => f.Name.Length + f.ContentType.Length + 300L);
 
     /// <summary>
     /// fsyncs every file and the working folder, then renames the folder into view as its reference, never onto
@@ -378,7 +428,7 @@ public sealed class VerifiedSubmission : IDisposable
             var (final, already) = ClaimInView();
             if (already) return AlreadyOpened(final, receivedAt);
             _done = true;
-            return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, final);
+            return new OpenedSubmission(_manifest.Reference, receivedAt, Encoding.UTF8.GetString(_manifest.Message), Files, final);
         }
         catch
         {
@@ -417,8 +467,9 @@ public sealed class VerifiedSubmission : IDisposable
 
     private OpenedSubmission AlreadyOpened(string folder, DateTimeOffset receivedAt)
     {
+        var opened = new OpenedSubmission(_manifest.Reference, receivedAt, Encoding.UTF8.GetString(_manifest.Message), Files, folder, AlreadyOpened: true);
         Dispose(); // opening an inbox twice makes no "(2)" copies of what is already there
-        return new OpenedSubmission(_manifest.Reference, receivedAt, _manifest.Message, Files, folder, AlreadyOpened: true);
+        return opened;
     }
 
     /// <summary>
@@ -439,35 +490,66 @@ public sealed class VerifiedSubmission : IDisposable
         }
     }
 
-    /// <summary>This submission's manifest.json, read only when there is a folder to compare it with: it can be tens of MB.</summary>
-    private JsonObject Ours() =>
-        _ours ??= JsonNode.Parse(File.ReadAllBytes(Path.Combine(_working, SubmissionOpener.ManifestFileName)))!.AsObject();
-
     private bool Describes(string folder)
     {
         try
         {
-            var ours = Ours();
-            var theirs = JsonNode.Parse(File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.ManifestFileName)));
-            if (theirs is JsonObject older && !older.ContainsKey("messageSha256"))
-            {
-                // Opened before manifest.json held the message's hash: then the message saved, compared as bytes
-                // (read as text, a leading U+FEFF was dropped and the submission never recognised).
-                ours = ours.DeepClone().AsObject();
-                ours.Remove("messageSha256");
-                if (!File.ReadAllBytes(Path.Combine(folder, SubmissionOpener.MessageFileName)).AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(_manifest.Message)))
-                    return false;
-            }
-            return JsonNode.DeepEquals(theirs, ours);
+            bool same, withoutMessageHash;
+            using (var ours = File.OpenRead(Path.Combine(_working, SubmissionOpener.ManifestFileName)))
+            using (var theirs = File.OpenRead(Path.Combine(folder, SubmissionOpener.ManifestFileName)))
+                same = SameJson(ours, theirs, out withoutMessageHash);
+            if (!same || !withoutMessageHash) return same;
+            // Opened before manifest.json held the message's hash: then the message saved, compared as bytes
+            // (read as text, a leading U+FEFF was dropped and the submission never recognised).
+            var message = Path.Combine(folder, SubmissionOpener.MessageFileName);
+            return new FileInfo(message).Length == _manifest.Message.Length && File.ReadAllBytes(message).AsSpan().SequenceEqual(_manifest.Message);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException)
         {
             return false; // not an opened submission (or not readable): open it beside
         }
     }
 
+    /// <summary>
+    /// Whether two manifest.json files say the same, read side by side a token at a time (strings compared as the text
+    /// they escape, so one written before invisible characters were escaped still matches): parsed whole, the two took
+    /// ten times the size of a manifest of long names. Their members come in the order open has always written them.
+    /// A folder opened before the message's hash was written has none: <paramref name="withoutMessageHash"/>.
+    /// </summary>
+    private static bool SameJson(Stream ours, Stream theirs, out bool withoutMessageHash)
+    {
+        const string MessageHash = "messageSha256";
+        withoutMessageHash = false;
+        var (a, b) = (new JsonSource(ours, ours.Length), new JsonSource(theirs, theirs.Length));
+        Utf8JsonReader x = JsonSource.Start(), y = JsonSource.Start();
+        while (true)
+        {
+            var more = a.Read(ref x);
+            if (more != b.Read(ref y)) return false;
+            if (!more) return true;
+            if (x.TokenType == JsonTokenType.PropertyName && y.TokenType == JsonTokenType.PropertyName && x.CurrentDepth == 1
+                && x.ValueTextEquals(MessageHash) && !y.ValueTextEquals(MessageHash) && !withoutMessageHash)
+            {
+                withoutMessageHash = true;
+                a.Read(ref x); // the hash
+                a.Read(ref x); // the next member's name
+            }
+            if (x.TokenType != y.TokenType) return false;
+            var same = x.TokenType switch
+            {
+                JsonTokenType.String or JsonTokenType.PropertyName => a.Utf8(ref x).SequenceEqual(b.Utf8(ref y)),
+                JsonTokenType.Number => x.ValueSpan.SequenceEqual(y.ValueSpan),
+                _ => true,
+            };
+            if (!same) return false;
+        }
+    }
+
+    /// <summary>Deletes the working folder unless published, and lets go of the names and message held.</summary>
     public void Dispose()
     {
+        // Up to 64 MiB: free once the caller lets go of what Publish returned, even if it keeps this a while.
+        (_files, _manifest) = ([], _manifest with { Reference = "", Message = [] });
         if (_done) return;
         _done = true;
         try { Directory.Delete(_working, recursive: true); } catch (IOException) { }

@@ -70,6 +70,13 @@ public static class OpenCommand
     /// <summary>Verified blobs waiting to be published: bounds the unpublished plaintext when the disk is slower than the CPU.</summary>
     private const int MaxWaitingToPublish = 8;
 
+    /// <summary>
+    /// The memory those may hold (<see cref="VerifiedSubmission.HeldBytes"/>: names and messages, a few KB for most).
+    /// One that would take them past it is published by its verifier instead: a valid submission may carry 64 MiB of
+    /// names, and eight such waiting took gigabytes.
+    /// </summary>
+    private const long MaxWaitingBytes = 16 << 20;
+
     /// <summary>Publishers: enough fsyncs in flight for the file system to share its journal commits among them.</summary>
     private const int Publishers = 4;
 
@@ -82,28 +89,51 @@ public static class OpenCommand
     /// <returns>the number of blobs refused or not written, and of those left unopened by an interruption</returns>
     private static (int Refused, int NotReached) OpenAll(string[] paths, JournalistKey key, string outputDirectory, CancellationToken interrupted)
     {
-        var outcomes = paths.Select(_ => new TaskCompletionSource<OpenedSubmission>()).ToArray();
-        using var verified = new BlockingCollection<(int Index, VerifiedSubmission Submission)>(MaxWaitingToPublish);
+        // What each blob came to, in a few words: the submissions themselves (their names and messages) are let go
+        // once published, not kept until the last blob is reported.
+        var outcomes = paths.Select(_ => new TaskCompletionSource<Opened>()).ToArray();
+        using var verified = new BlockingCollection<(int Index, VerifiedSubmission Submission, long Held)>(MaxWaitingToPublish);
+        long waitingBytes = 0;
         var showProgress = paths.Length == 1 && !Console.IsErrorRedirected;
         int next = -1, verifying = Math.Min(Environment.ProcessorCount, paths.Length);
+
+        void Publish(int i, VerifiedSubmission submission)
+        {
+            using (submission)
+            {
+                if (interrupted.IsCancellationRequested) { outcomes[i].SetCanceled(interrupted); return; } // disposed: deleted
+                try { outcomes[i].SetResult(Opened.From(submission.Publish())); }
+                catch (Exception e) { outcomes[i].SetException(e); }
+            }
+        }
+
         var threads = StartThreads(verifying, "oniondrop open: verify", () =>
         {
             for (int i; (i = Interlocked.Increment(ref next)) < paths.Length;)
             {
                 if (interrupted.IsCancellationRequested) { outcomes[i].SetCanceled(interrupted); continue; }
-                try { verified.Add((i, VerifyOne(paths[i], key, outputDirectory, showProgress, interrupted))); }
-                catch (Exception e) { outcomes[i].SetException(e); }
+                VerifiedSubmission submission;
+                try { submission = VerifyOne(paths[i], key, outputDirectory, showProgress, interrupted); }
+                catch (Exception e) { outcomes[i].SetException(e); continue; }
+                var held = submission.HeldBytes;
+                if (Interlocked.Add(ref waitingBytes, held) <= MaxWaitingBytes) verified.Add((i, submission, held));
+                else
+                {
+                    Interlocked.Add(ref waitingBytes, -held);
+                    Publish(i, submission);
+                    // Its names are garbage now: left to the GC they stayed (in its oldest generation, collected
+                    // seldom) until two or three such blobs' worth had piled up.
+                    GC.Collect();
+                }
             }
             if (Interlocked.Decrement(ref verifying) == 0) verified.CompleteAdding();
         }).Concat(StartThreads(Publishers, "oniondrop open: publish", () =>
         {
-            foreach (var (i, submission) in verified.GetConsumingEnumerable())
-                using (submission)
-                {
-                    if (interrupted.IsCancellationRequested) { outcomes[i].SetCanceled(interrupted); continue; } // disposed: deleted
-                    try { outcomes[i].SetResult(submission.Publish()); }
-                    catch (Exception e) { outcomes[i].SetException(e); }
-                }
+            foreach (var (i, submission, held) in verified.GetConsumingEnumerable())
+            {
+                Publish(i, submission);
+                Interlocked.Add(ref waitingBytes, -held);
+            }
         })).ToArray();
 
         int refused = 0, notReached = 0;
@@ -116,7 +146,13 @@ public static class OpenCommand
         return (refused, notReached);
     }
 
-    private static bool IsInterrupted(Task<OpenedSubmission> outcome)
+    /// <summary>What the report says of an opened blob.</summary>
+    private sealed record Opened(int Files, bool HasMessage, string Directory, bool AlreadyOpened)
+    {
+        public static Opened From(OpenedSubmission s) => new(s.Files.Count, !string.IsNullOrWhiteSpace(s.Message), s.Directory, s.AlreadyOpened);
+    }
+
+    private static bool IsInterrupted(Task<Opened> outcome)
     {
         try { outcome.Wait(); return false; }
         catch (AggregateException e) { return e.InnerException is OperationCanceledException; }
@@ -143,7 +179,7 @@ public static class OpenCommand
     }
 
     /// <returns>1 if the blob was refused or could not be written (said on stderr in one line), else 0</returns>
-    private static int Report(string blob, Task<OpenedSubmission> outcome)
+    private static int Report(string blob, Task<Opened> outcome)
     {
         try
         {
@@ -154,8 +190,8 @@ public static class OpenCommand
                 return 0;
             }
             // message.txt is always written (empty without a message), so that every opened folder looks alike.
-            var message = string.IsNullOrWhiteSpace(opened.Message) ? ", no message," : " and the message";
-            Console.Out.WriteLine($"{blob}: {opened.Files.Count} file(s){message} in {opened.Directory}");
+            var message = opened.HasMessage ? " and the message" : ", no message,";
+            Console.Out.WriteLine($"{blob}: {opened.Files} file(s){message} in {opened.Directory}");
             return 0;
         }
         catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
