@@ -68,6 +68,8 @@ public static class TorrcTemplate
         new("HiddenServiceSingleHopMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
         new("HiddenServiceNonAnonymousMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
         new("SafeLogging", _ => "1", "tor's log must not hold addresses", MustAppear: false),
+        new("ProtocolWarnings", _ => "0", "it raises tor's info-level notes on relays and circuits that break the protocol to warn, " +
+            "and the daemon forwards tor's log to the journal", MustAppear: false),
         new("HashedControlSessionPassword", _ => null, "password control authentication is not used", MustAppear: false),
     ];
 
