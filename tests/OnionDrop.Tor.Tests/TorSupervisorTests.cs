@@ -489,15 +489,10 @@ public class TorSupervisorTests
     {
         using var data = new TempDirectory();
         using var system = new TempDirectory("oniondrop-systemtor-");
-        // Stands in for Debian's tor@default: a tor we did not start through the supervisor, with a control socket.
         var socket = system.Combine("control");
-        var psi = ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
-            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
-             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]);
-        using var systemTor = Process.Start(psi)!;
+        using var systemTor = await StartSystemTorAsync(system);
         try
         {
-            for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
             var options = new TorSupervisorOptions { Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = socket };
 
             string address;
@@ -538,16 +533,7 @@ public class TorSupervisorTests
         using var system = new TempDirectory("oniondrop-systemtor-");
         var socket = system.Combine("control");
         var cookie = system.Combine("data", "control_auth_cookie");
-        var psi = ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
-            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
-             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]);
-        async Task<Process> StartSystemTorAsync()
-        {
-            var tor = Process.Start(psi)!;
-            for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
-            return tor;
-        }
-        var systemTor = await StartSystemTorAsync();
+        var systemTor = await StartSystemTorAsync(system);
         var logger = new TestLogger<TorSupervisor>();
         using var supervisor = new TorSupervisor(new TorSupervisorOptions
         {
@@ -563,7 +549,7 @@ public class TorSupervisorTests
             systemTor.Kill();
             await systemTor.WaitForExitAsync();
             systemTor.Dispose();
-            systemTor = await StartSystemTorAsync();
+            systemTor = await StartSystemTorAsync(system);
             using var cts = new CancellationTokenSource(Timeout);
             var after = await supervisor.WaitForAsync(s => s.Restarts == 1 && s.Phase != TorPhase.Restarting, cts.Token);
 
@@ -579,6 +565,71 @@ public class TorSupervisorTests
             systemTor.Kill();
             await systemTor.WaitForExitAsync();
             systemTor.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Stands in for Debian's tor@default: a tor we did not start through the supervisor, with its control socket at
+    /// <paramref name="system"/>/control once this returns.
+    /// </summary>
+    private static async Task<Process> StartSystemTorAsync(TempDirectory system)
+    {
+        var socket = system.Combine("control");
+        var tor = Process.Start(ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
+            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
+             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]))!;
+        for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
+        return tor;
+    }
+
+    [Test]
+    public async Task System_mode_refuses_a_damaged_key_file_by_name_and_adds_nothing_from_it()
+    {
+        // Only the "ED25519-V3:" prefix was checked: text after a space went to tor as more ADD_ONION arguments, here
+        // a second port that tor then served (to an SSH daemon, say), and a key cut short met tor's "Failed to decode".
+        using var data = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        using var systemTor = await StartSystemTorAsync(system);
+        try
+        {
+            var options = new TorSupervisorOptions { Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = system.Combine("control") };
+            string address;
+            using (var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>()))
+            {
+                await supervisor.StartAsync(CancellationToken.None);
+                address = supervisor.Current.OnionAddress!;
+                await supervisor.StopAsync(CancellationToken.None);
+            }
+            var key = File.ReadAllText(options.OnionServiceKeyFile).Trim();
+            Assert.That(key, Does.Match("^ED25519-V3:[A-Za-z0-9+/]{86}==$"), "tor's own key, as kept");
+
+            foreach (var damaged in new[]
+                     {
+                         key + " Port=22,127.0.0.1:22", key + "\nPort=22,127.0.0.1:22", key[..40], key + "AAAA", key.Replace("ED25519-V3:", "ED25519-V3: "),
+                         key[..30] + "*" + key[31..], "ED25519-V3:",
+                     })
+            {
+                File.WriteAllText(options.OnionServiceKeyFile, damaged + "\n");
+                using var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>());
+                var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(Timeout), damaged);
+                Assert.That(e!.Message, Does.StartWith($"the onion service key {options.OnionServiceKeyFile} is damaged").And.Contain("Put the key back"), damaged);
+                Assert.That(e.Message, Does.Not.Contain(key[11..40]), "the secret key is not written into the message (and so the journal)");
+                Assert.That(supervisor.Current.OnionAddress, Is.Null, "no service was added");
+                await supervisor.StopAsync(CancellationToken.None);
+            }
+
+            File.WriteAllText(options.OnionServiceKeyFile, key + "\n");
+            using (var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>()))
+            {
+                await supervisor.StartAsync(CancellationToken.None);
+                Assert.That(supervisor.Current.OnionAddress, Is.EqualTo(address), "the key put back gives the address back");
+                await supervisor.StopAsync(CancellationToken.None);
+            }
+        }
+        finally
+        {
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
         }
     }
 }
