@@ -117,6 +117,7 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
 {
     public static async Task<SystemTorSession> StartAsync(TorSupervisorOptions options, ILogger logger, CancellationToken cancellationToken)
     {
+        TorrcTemplate.CheckWebSocketPath(options.DataDir, options.WebSocket, addOnion: true);
         var keyFile = options.OnionServiceKeyFile;
         var storedKey = await ReadKeyAsync(keyFile, logger, cancellationToken);
         TorControlClient control;

@@ -632,4 +632,36 @@ public class TorSupervisorTests
             await systemTor.WaitForExitAsync();
         }
     }
+
+    [TestCase("onion drop", "WebSocketDirectory", "a space")]
+    [TestCase("donn\u00e9es", "WebSocketDirectory", "a non-ASCII character")]
+    [TestCase("it's", "WebSocketDirectory", "a quote")]
+    [TestCase(null, "DataDir", "a space")]
+    public async Task System_mode_refuses_a_web_socket_path_that_ADD_ONION_cannot_take_before_connecting(string? socketDirectory, string setting, string named)
+    {
+        // tor's ADD_ONION refuses a target with a space, a quote, a control or a non-ASCII character ("512 Bad arguments to
+        // ADD_ONION: Cannot parse keyword argument(s)", tor 0.4.9); the space did not even reach it (an ArgumentException).
+        using var parent = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        using var systemTor = await StartSystemTorAsync(system);
+        try
+        {
+            var data = socketDirectory is null ? parent.Combine("drop box") : parent.Combine("data");
+            var directory = socketDirectory is null ? data : parent.Combine(socketDirectory);
+            Directory.CreateDirectory(directory);
+            var options = new TorSupervisorOptions
+            {
+                Mode = TorSupervisorMode.System, DataDir = data, SystemTorControlSocket = system.Combine("control"), WebSocket = Path.Combine(directory, "web.sock"),
+            };
+            using var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>());
+            var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(Timeout));
+            Assert.That(e!.Message, Does.StartWith($"{setting} \"{directory}\" holds {named}, which tor cannot read in ADD_ONION"));
+            Assert.That(File.Exists(options.OnionServiceKeyFile), Is.False, "no service was made");
+        }
+        finally
+        {
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+        }
+    }
 }
