@@ -18,7 +18,7 @@ public static class RunningConfiguration
     public static IEnumerable<string> ListenerKeys => Listeners.Select(kind => "net/listeners/" + kind);
 
     public static readonly string[] Options =
-        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication", "HeartbeatPeriod", "Log"];
+        ["HiddenServiceOptions", "HiddenServiceSingleHopMode", "HiddenServiceNonAnonymousMode", "SafeLogging", "CookieAuthentication", "HeartbeatPeriod", "ProtocolWarnings", "Log"];
 
     /// <summary>Asks the running tor (GETINFO net/listeners/*, GETCONF) and returns what it runs with that the daemon does not allow.</summary>
     public static async Task<IReadOnlyList<string>> ProblemsAsync(TorControlClient control, TorrcValues values, CancellationToken cancellationToken = default)
@@ -48,7 +48,7 @@ public static class RunningConfiguration
         // Listed in HiddenServiceOptions only when set: tor's default is off.
         if (All("HiddenServicePoWDefensesEnabled") is not ["1"] and var pow)
             problems.Add($"HiddenServicePoWDefensesEnabled {(pow.Length == 0 ? "0 (tor's default)" : string.Join(",", pow))} (must be 1)");
-        foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1"), ("HeartbeatPeriod", "0") })
+        foreach (var (key, required) in new[] { ("HiddenServiceSingleHopMode", "0"), ("HiddenServiceNonAnonymousMode", "0"), ("SafeLogging", "1"), ("CookieAuthentication", "1"), ("HeartbeatPeriod", "0"), ("ProtocolWarnings", "0") })
             if (All(key) is var set && set.Any(v => v != required))
                 problems.Add($"{key} {string.Join(",", set)} (must be {required})");
         foreach (var log in All("Log").Where(TorrcTemplate.LogsBelowNotice))

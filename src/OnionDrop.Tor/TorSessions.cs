@@ -117,6 +117,9 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
 {
     public static async Task<SystemTorSession> StartAsync(TorSupervisorOptions options, ILogger logger, CancellationToken cancellationToken)
     {
+        TorrcTemplate.CheckWebSocketPath(options.DataDir, options.WebSocket, addOnion: true);
+        var keyFile = options.OnionServiceKeyFile;
+        var storedKey = await ReadKeyAsync(keyFile, logger, cancellationToken);
         TorControlClient control;
         try
         {
@@ -131,8 +134,6 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
         {
             await control.AuthenticateAsync(cancellationToken: cancellationToken);
             await CheckTorCanReachWebSocketAsync(control, options, cancellationToken);
-            var keyFile = options.OnionServiceKeyFile;
-            var storedKey = await ReadKeyAsync(keyFile, logger, cancellationToken);
             var result = await control.AddOnionAsync(
                 storedKey ?? "NEW:ED25519-V3",
                 ["80,unix:" + options.WebSocket],
@@ -141,8 +142,10 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
                 cancellationToken);
             if (storedKey is null)
             {
-                if (result.PrivateKey is null) throw new TorStartException("tor created the onion service but returned no key to keep");
-                await WriteKeyAsync(keyFile, result.PrivateKey);
+                // Checked as it will be read back at the next start, lest the new address be refused then.
+                if (result.PrivateKey is not { } created || !IsKey(created))
+                    throw new TorStartException("tor created the onion service but returned no ED25519-V3 key the daemon can keep");
+                await WriteKeyAsync(keyFile, created);
                 logger.LogInformation("Created a new onion service key in {KeyFile}", keyFile);
             }
             return new SystemTorSession(control, result.ServiceId);
@@ -182,10 +185,22 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
             File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
         var key = (await File.ReadAllTextAsync(keyFile, cancellationToken)).Trim();
-        if (!key.StartsWith("ED25519-V3:", StringComparison.Ordinal))
-            throw new TorConfigurationException($"{keyFile} does not hold an ED25519-V3 onion service key");
+        // The key goes into ADD_ONION as it is: anything after a space would be read as more arguments (another Port=).
+        if (!IsKey(key))
+            throw new TorConfigurationException($"the onion service key {keyFile} is damaged (not \"ED25519-V3:\" and the base64 of 64 bytes, " +
+                "alone on its line): it holds this service's address, which sources know. Put the key back from a backup; or, to start over " +
+                "with a new address on purpose, delete it");
         return key;
     }
+
+    /// <summary>What tor's ADD_ONION gives for a new key: "ED25519-V3:" and the base64 of the 64-byte expanded secret key, nothing else.</summary>
+    internal static bool IsKey(string key) =>
+        key.StartsWith(KeyPrefix, StringComparison.Ordinal) && key[KeyPrefix.Length..] is var body && body.Length == 88 && body.EndsWith("==", StringComparison.Ordinal)
+        && body.AsSpan(0, 86).IndexOfAnyExcept(Base64Alphabet) < 0 && Convert.FromBase64String(body).Length == 64;
+
+    private const string KeyPrefix = "ED25519-V3:";
+    private static readonly System.Buffers.SearchValues<char> Base64Alphabet =
+        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
 
     private static async Task WriteKeyAsync(string keyFile, string key)
     {

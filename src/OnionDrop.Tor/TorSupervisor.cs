@@ -63,7 +63,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         _lastProgressAt = DateTimeOffset.UtcNow;
         _reportedStuck = false;
         ITorSession session = options.Mode == TorSupervisorMode.System
-            ? await SystemTorSession.StartAsync(options, logger, cancellationToken)
+            ? await AnsweredAsync($"the system tor at {options.SystemTorControlSocket}", ct => SystemTorSession.StartAsync(options, logger, ct), cancellationToken)
             : await LaunchedTorSession.StartAsync(options, logger, cancellationToken);
         try
         {
@@ -72,8 +72,11 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
                 launched.Process.LogLine += line => { if (line.Severity >= TorSeverity.Warn) Update(s => s with { LastWarning = line.Message }); };
                 if (launched.Process.LastWarning is { } early) Update(s => s with { LastWarning = early });
             }
-            await session.Control.SetEventsAsync(["STATUS_CLIENT", "STATUS_GENERAL", "HS_DESC"], cancellationToken);
-            var phase = BootstrapStatus.ParsePhase(await session.Control.GetInfoAsync("status/bootstrap-phase", cancellationToken));
+            var phase = await AnsweredAsync(Describe(session), async ct =>
+            {
+                await session.Control.SetEventsAsync(["STATUS_CLIENT", "STATUS_GENERAL", "HS_DESC"], ct);
+                return BootstrapStatus.ParsePhase(await session.Control.GetInfoAsync("status/bootstrap-phase", ct));
+            }, cancellationToken);
             logger.LogInformation("Onion service address: {OnionAddress}", session.OnionAddress);
             _publication = new DescriptorPublication(session.OnionAddress);
             Update(s => s with { Phase = TorPhase.Bootstrapping, OnionAddress = session.OnionAddress, TorPid = session.TorPid });
@@ -84,6 +87,21 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         {
             await session.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Runs a step of setting up a session within <see cref="TorSupervisorOptions.ConnectTimeout"/>: a stopped or hung tor
+    /// fails the start (or this reconnect, tried again with backoff) in words that say so, instead of holding it.
+    /// </summary>
+    private async Task<T> AnsweredAsync<T>(string tor, Func<CancellationToken, Task<T>> step, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(options.ConnectTimeout);
+        try { return await step(deadline.Token); }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TorStartException($"{tor} is not answering on its control socket: no reply within {options.ConnectTimeout.TotalSeconds:0} s (stopped or hung?)");
         }
     }
 
@@ -189,7 +207,7 @@ public sealed class TorSupervisor(TorSupervisorOptions options, ILogger<TorSuper
         }
     }
 
-    private static string Describe(ITorSession session) => session.TorPid is { } pid ? $"tor (pid {pid})" : "the system tor";
+    private string Describe(ITorSession session) => session.TorPid is { } pid ? $"tor (pid {pid})" : $"the system tor at {options.SystemTorControlSocket}";
 
     private async Task AbandonAsync(ITorSession session, TimeSpan silent, CancellationToken stoppingToken)
     {

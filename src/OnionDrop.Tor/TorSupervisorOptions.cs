@@ -35,6 +35,14 @@ public sealed class TorSupervisorOptions
     /// </summary>
     public TimeSpan UnresponsiveAfter { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// How long setting up a control connection may take: in System mode connecting, authenticating and ADD_ONION, in
+    /// both modes the SETEVENTS and GETINFO after (the launched tor's own start is bounded by TorProcess). A tor that is
+    /// stopped (SIGSTOP) or hung accepts the connection (the kernel does) and then answers nothing: unbounded, a start
+    /// waited until systemd's start timeout, and a reconnect for as long as tor stayed so.
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The web server's Unix socket, the onion service's target; DATA/web.sock unless set.</summary>
     public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, "web.sock"); set => _webSocket = value; }
     private string? _webSocket;

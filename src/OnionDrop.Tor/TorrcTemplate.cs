@@ -68,6 +68,8 @@ public static class TorrcTemplate
         new("HiddenServiceSingleHopMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
         new("HiddenServiceNonAnonymousMode", _ => "0", "the server's location must stay hidden", MustAppear: false),
         new("SafeLogging", _ => "1", "tor's log must not hold addresses", MustAppear: false),
+        new("ProtocolWarnings", _ => "0", "it raises tor's info-level notes on relays and circuits that break the protocol to warn, " +
+            "and the daemon forwards tor's log to the journal", MustAppear: false),
         new("HashedControlSessionPassword", _ => null, "password control authentication is not used", MustAppear: false),
     ];
 
@@ -76,7 +78,7 @@ public static class TorrcTemplate
     public static string Render(string template, TorrcValues values, IEnumerable<string> extraLines, string templateName = FileName)
     {
         CheckPath("DataDir", values.DataDir);
-        if (values.WebSocket != Path.Combine(values.DataDir, "web.sock")) CheckPath("WebSocketDirectory", Path.GetDirectoryName(values.WebSocket)!);
+        CheckWebSocketPath(values.DataDir, values.WebSocket);
         var text = template.Replace("{{DATA_DIR}}", values.DataDir).Replace("{{WEB_SOCKET}}", values.WebSocket).Replace("{{OWNER_PID}}", values.OwnerPid.ToString());
         var lines = new List<(string Source, int Number, string Text)>();
         var n = 0;
@@ -139,18 +141,27 @@ public static class TorrcTemplate
     /// A path goes into torrc as it is, and tor reads it up to the first space or '#' (a quoted value does not help: its
     /// socket options split the path again), and a line break would start another option: refused with the reason,
     /// not left to tor's "Unrecognized ControlSocketPort option" or to a contradiction of the line it cut short.
+    /// ADD_ONION (the system tor, <paramref name="addOnion"/>) takes a '#', but no space, quote, control or non-ASCII
+    /// character: "Cannot parse keyword argument(s)", tor 0.4.9.
     /// </summary>
-    private static void CheckPath(string setting, string path)
+    /// <exception cref="TorConfigurationException">The path holds such a character; the message names the setting.</exception>
+    public static void CheckPath(string setting, string path, bool addOnion = false)
     {
         foreach (var c in path)
         {
-            var what = c is ' ' or '\t' ? "a space" : char.IsControl(c) ? "a control character" : c == '#' ? "'#'" : null;
+            var what = c is ' ' or '\t' ? "a space" : char.IsControl(c) ? "a control character" : c == '#' && !addOnion ? "'#'"
+                : !addOnion ? null : c is '"' or '\'' ? "a quote" : !char.IsAscii(c) ? "a non-ASCII character" : null;
             if (what is null) continue;
             var shown = string.Concat(path.Select(ch => char.IsControl(ch) ? $"\\x{(int)ch:x2}" : ch.ToString()));   // one line
-            throw new TorConfigurationException($"{setting} \"{shown}\" holds {what}, which tor cannot read in a path in torrc: " +
-                "choose a path without spaces, '#' or control characters");
+            throw new TorConfigurationException($"{setting} \"{shown}\" holds {what}, which tor cannot read in " + (addOnion
+                ? "ADD_ONION (the onion service's target, the web socket): choose a path of ASCII letters, digits and punctuation other than quotes"
+                : "a path in torrc: choose a path without spaces, '#' or control characters"));
         }
     }
+
+    /// <summary>The web socket's directory, named by the setting that put it there: the data directory, unless WebSocketDirectory says otherwise.</summary>
+    public static void CheckWebSocketPath(string dataDir, string webSocket, bool addOnion = false) =>
+        CheckPath(webSocket == Path.Combine(dataDir, "web.sock") ? "DataDir" : "WebSocketDirectory", Path.GetDirectoryName(webSocket)!, addOnion);
 
     /// <summary>
     /// The option a line sets, as tor reads it: "+Option" (append) and "/Option" (clear) name Option, and so

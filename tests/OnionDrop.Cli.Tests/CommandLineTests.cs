@@ -114,6 +114,21 @@ public class CommandLineTests
     }
 
     [Test]
+    public async Task ServeWithTheSystemTorStopsWithExit2OnAWebSocketPathTorCannotTakeBeforeMakingAnything()
+    {
+        // ADD_ONION refused it once tor was asked: exit 1, and systemd restarted the daemon every few seconds.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        var socketDirectory = dir.Combine("onion drop");
+        var r = await Run(["serve", "--data-dir", data, "--tor", "system", "--recipient", key], new()
+        {
+            ["ONIONDROP_WEB_SOCKET_DIRECTORY"] = socketDirectory, ["ONIONDROP_SYSTEM_TOR_CONTROL_SOCKET"] = dir.Combine("no-tor-here"),
+        });
+        AssertOneLineError(r, 2, "serve", $"bad configuration: WebSocketDirectory \"{socketDirectory}\" holds a space");
+        Assert.That(Directory.Exists(data) || Directory.Exists(socketDirectory), Is.False, "nothing started, nothing made");
+    }
+
+    [Test]
     public async Task ServeStopsWithExit2InOneLineWhenTorIsMissingOrRefusesItsTorrc()
     {
         // Both exited 1, the host's "Hosting failed to start" and a stack trace with them: under Restart=on-failure,

@@ -128,6 +128,26 @@ public sealed class OptionsValidatorTests
     }
 
     [Test]
+    public void A_web_socket_path_the_system_tor_cannot_take_is_refused_at_start_and_only_for_the_system_tor()
+    {
+        // ADD_ONION refuses it when tor is asked (a space, a quote, a non-ASCII character): that exited 1, and systemd
+        // restarted the daemon every few seconds. The path is tor's only: the data directory itself may hold a space.
+        var o = Valid();
+        o.Tor = TorMode.System;
+        o.DataDir = "/srv/drop box";
+        Assert.That(Errors(o), Has.One.StartsWith("DataDir \"/srv/drop box\" holds a space, which tor cannot read in ADD_ONION"));
+        o.WebSocketDirectory = "/run/onion drop";
+        Assert.That(Errors(o), Has.One.StartsWith("WebSocketDirectory \"/run/onion drop\" holds a space"));
+        o.WebSocketDirectory = "/run/donn\u00e9es";
+        Assert.That(Errors(o), Has.One.StartsWith("WebSocketDirectory \"/run/donn\u00e9es\" holds a non-ASCII character"));
+        o.WebSocketDirectory = "/run/oniondrop";
+        Assert.That(Errors(o), Is.Empty);
+        o.WebSocketDirectory = "/run/onion drop";
+        o.Tor = TorMode.None;
+        Assert.That(Errors(o), Is.Empty, "no tor is given the path");
+    }
+
+    [Test]
     public async Task The_daemon_refuses_to_start_on_a_public_address()
     {
         using var dir = new TempDirectory();

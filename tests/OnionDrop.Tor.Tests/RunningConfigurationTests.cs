@@ -25,6 +25,7 @@ public sealed class RunningConfigurationTests
             new("HiddenServicePoWDefensesEnabled", "1"), new("HiddenServiceMaxStreams", "20"),
             new("HiddenServiceSingleHopMode", "0"), new("HiddenServiceNonAnonymousMode", "0"),
             new("SafeLogging", "1"), new("CookieAuthentication", "1"), new("HeartbeatPeriod", "0"),
+            new("ProtocolWarnings", "0"),
         };
         foreach (var (key, value) in changes)
         {
@@ -60,6 +61,7 @@ public sealed class RunningConfigurationTests
     [TestCase("SafeLogging", "0")]
     [TestCase("CookieAuthentication", "0")]
     [TestCase("HeartbeatPeriod", "21600")]
+    [TestCase("ProtocolWarnings", "1")]
     [TestCase("HiddenServicePoWDefensesEnabled", "0")]
     [TestCase("-HiddenServicePoWDefensesEnabled", "")]   // tor's default, 0, is not listed in HiddenServiceOptions
     public void A_setting_off_its_required_value_stops_the_start(string key, string value) =>
@@ -79,25 +81,41 @@ public sealed class RunningConfigurationTests
         // tor lists a kind's listeners on one line, each a QuotedString: net/listeners/control="unix:/d/tor/control.sock"
         // "unix:/d/tor/second.sock". Read as one key=value, only the first was seen, and the daemon's own socket passed.
         using var data = new TempDirectory();
-        var values = new TorrcValues(data.Path, Environment.ProcessId);
         var second = data.Combine("tor", "second.sock");
+        Assert.That(await ProblemsOfARealTorAsync(data, $"ControlSocket {second}"), Is.EqualTo(new[] { $"a control listener on unix:{second}" }));
+    }
+
+    [Test]
+    public async Task Protocol_warnings_in_a_real_tor_stop_the_start()
+    {
+        // ProtocolWarnings 1 raises tor's info-level notes about relays and circuits that break the protocol to warn,
+        // which the daemon forwards to the journal.
+        using var data = new TempDirectory();
+        Assert.That(await ProblemsOfARealTorAsync(data, "ProtocolWarnings 1"), Is.EqualTo(new[] { "ProtocolWarnings 1 (must be 0)" }));
+    }
+
+    /// <summary>Runs a real tor from a torrc of our own (past the template's check) with <paramref name="extra"/> lines, and asks what the running check finds.</summary>
+    private static async Task<IReadOnlyList<string>> ProblemsOfARealTorAsync(TempDirectory data, params string[] extra)
+    {
+        var values = new TorrcValues(data.Path, Environment.ProcessId);
         Directory.CreateDirectory(values.OnionServiceDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.SetUnixFileMode(values.TorDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var torrc = data.Combine("torrc");
         File.WriteAllLines(torrc,
         [
-            "SocksPort 0", $"DataDirectory {values.TorDir}", $"ControlSocket {values.ControlSocket}", $"ControlSocket {second}",
+            "SocksPort 0", $"DataDirectory {values.TorDir}", $"ControlSocket {values.ControlSocket}",
             "CookieAuthentication 1", "Log notice stdout", "HeartbeatPeriod 0", OfflineTor.DirAuthority, $"__OwningControllerProcess {Environment.ProcessId}",
             $"HiddenServiceDir {values.OnionServiceDir}", $"HiddenServicePort 80 unix:{values.WebSocket}", "HiddenServicePoWDefensesEnabled 1",
+            .. extra,
         ]);
         File.WriteAllText(data.Combine("defaults"), "");
         using var tor = Process.Start(ChildProcess.StartInfo(TorProcess.ResolveTor("tor"), ["-f", torrc, "--defaults-torrc", data.Combine("defaults")]))!;
         try
         {
-            for (var i = 0; i < 100 && !File.Exists(second); i++) await Task.Delay(100);
+            for (var i = 0; i < 100 && !File.Exists(values.ControlSocket); i++) await Task.Delay(100);
             await using var control = await TorControlClient.ConnectUnixAsync(values.ControlSocket);
             await control.AuthenticateAsync();
-            Assert.That(await RunningConfiguration.ProblemsAsync(control, values), Is.EqualTo(new[] { $"a control listener on unix:{second}" }));
+            return await RunningConfiguration.ProblemsAsync(control, values);
         }
         finally
         {

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
 using OnionDrop.Testing;
 using OnionDrop.Tor.Control;
 
@@ -489,15 +491,10 @@ public class TorSupervisorTests
     {
         using var data = new TempDirectory();
         using var system = new TempDirectory("oniondrop-systemtor-");
-        // Stands in for Debian's tor@default: a tor we did not start through the supervisor, with a control socket.
         var socket = system.Combine("control");
-        var psi = ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
-            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
-             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]);
-        using var systemTor = Process.Start(psi)!;
+        using var systemTor = await StartSystemTorAsync(system);
         try
         {
-            for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
             var options = new TorSupervisorOptions { Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = socket };
 
             string address;
@@ -538,16 +535,7 @@ public class TorSupervisorTests
         using var system = new TempDirectory("oniondrop-systemtor-");
         var socket = system.Combine("control");
         var cookie = system.Combine("data", "control_auth_cookie");
-        var psi = ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
-            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
-             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]);
-        async Task<Process> StartSystemTorAsync()
-        {
-            var tor = Process.Start(psi)!;
-            for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
-            return tor;
-        }
-        var systemTor = await StartSystemTorAsync();
+        var systemTor = await StartSystemTorAsync(system);
         var logger = new TestLogger<TorSupervisor>();
         using var supervisor = new TorSupervisor(new TorSupervisorOptions
         {
@@ -563,7 +551,7 @@ public class TorSupervisorTests
             systemTor.Kill();
             await systemTor.WaitForExitAsync();
             systemTor.Dispose();
-            systemTor = await StartSystemTorAsync();
+            systemTor = await StartSystemTorAsync(system);
             using var cts = new CancellationTokenSource(Timeout);
             var after = await supervisor.WaitForAsync(s => s.Restarts == 1 && s.Phase != TorPhase.Restarting, cts.Token);
 
@@ -579,6 +567,266 @@ public class TorSupervisorTests
             systemTor.Kill();
             await systemTor.WaitForExitAsync();
             systemTor.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Stands in for Debian's tor@default: a tor we did not start through the supervisor, with its control socket at
+    /// <paramref name="system"/>/control once this returns.
+    /// </summary>
+    private static async Task<Process> StartSystemTorAsync(TempDirectory system)
+    {
+        var socket = system.Combine("control");
+        var tor = Process.Start(ChildProcess.StartInfo(TorProcess.ResolveTor("tor"),
+            ["--SocksPort", "0", "--DataDirectory", system.Combine("data"), "--ControlSocket", socket, "--CookieAuthentication", "1",
+             "--DirAuthority", Offline[0]["DirAuthority ".Length..], "--Log", "notice stdout", "--__OwningControllerProcess", Environment.ProcessId.ToString()]))!;
+        for (var i = 0; i < 100 && !File.Exists(socket); i++) await Task.Delay(100);
+        return tor;
+    }
+
+    [Test]
+    public async Task System_mode_refuses_a_damaged_key_file_by_name_and_adds_nothing_from_it()
+    {
+        // Only the "ED25519-V3:" prefix was checked: text after a space went to tor as more ADD_ONION arguments, here
+        // a second port that tor then served (to an SSH daemon, say), and a key cut short met tor's "Failed to decode".
+        using var data = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        using var systemTor = await StartSystemTorAsync(system);
+        try
+        {
+            var options = new TorSupervisorOptions { Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = system.Combine("control") };
+            string address;
+            using (var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>()))
+            {
+                await supervisor.StartAsync(CancellationToken.None);
+                address = supervisor.Current.OnionAddress!;
+                await supervisor.StopAsync(CancellationToken.None);
+            }
+            var key = File.ReadAllText(options.OnionServiceKeyFile).Trim();
+            Assert.That(key, Does.Match("^ED25519-V3:[A-Za-z0-9+/]{86}==$"), "tor's own key, as kept");
+
+            foreach (var damaged in new[]
+                     {
+                         key + " Port=22,127.0.0.1:22", key + "\nPort=22,127.0.0.1:22", key[..40], key + "AAAA", key.Replace("ED25519-V3:", "ED25519-V3: "),
+                         key[..30] + "*" + key[31..], "ED25519-V3:",
+                     })
+            {
+                File.WriteAllText(options.OnionServiceKeyFile, damaged + "\n");
+                using var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>());
+                var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(Timeout), damaged);
+                Assert.That(e!.Message, Does.StartWith($"the onion service key {options.OnionServiceKeyFile} is damaged").And.Contain("Put the key back"), damaged);
+                Assert.That(e.Message, Does.Not.Contain(key[11..40]), "the secret key is not written into the message (and so the journal)");
+                Assert.That(supervisor.Current.OnionAddress, Is.Null, "no service was added");
+                await supervisor.StopAsync(CancellationToken.None);
+            }
+
+            File.WriteAllText(options.OnionServiceKeyFile, key + "\n");
+            using (var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>()))
+            {
+                await supervisor.StartAsync(CancellationToken.None);
+                Assert.That(supervisor.Current.OnionAddress, Is.EqualTo(address), "the key put back gives the address back");
+                await supervisor.StopAsync(CancellationToken.None);
+            }
+        }
+        finally
+        {
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+        }
+    }
+
+    [TestCase("onion drop", "WebSocketDirectory", "a space")]
+    [TestCase("donn\u00e9es", "WebSocketDirectory", "a non-ASCII character")]
+    [TestCase("it's", "WebSocketDirectory", "a quote")]
+    [TestCase(null, "DataDir", "a space")]
+    public async Task System_mode_refuses_a_web_socket_path_that_ADD_ONION_cannot_take_before_connecting(string? socketDirectory, string setting, string named)
+    {
+        // tor's ADD_ONION refuses a target with a space, a quote, a control or a non-ASCII character ("512 Bad arguments to
+        // ADD_ONION: Cannot parse keyword argument(s)", tor 0.4.9); the space did not even reach it (an ArgumentException).
+        using var parent = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        using var systemTor = await StartSystemTorAsync(system);
+        try
+        {
+            var data = socketDirectory is null ? parent.Combine("drop box") : parent.Combine("data");
+            var directory = socketDirectory is null ? data : parent.Combine(socketDirectory);
+            Directory.CreateDirectory(directory);
+            var options = new TorSupervisorOptions
+            {
+                Mode = TorSupervisorMode.System, DataDir = data, SystemTorControlSocket = system.Combine("control"), WebSocket = Path.Combine(directory, "web.sock"),
+            };
+            using var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>());
+            var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(Timeout));
+            Assert.That(e!.Message, Does.StartWith($"{setting} \"{directory}\" holds {named}, which tor cannot read in ADD_ONION"));
+            Assert.That(File.Exists(options.OnionServiceKeyFile), Is.False, "no service was made");
+        }
+        finally
+        {
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+        }
+    }
+
+    [Test]
+    public async Task A_first_start_against_a_stopped_system_tor_fails_in_time_saying_tor_is_not_answering()
+    {
+        // A stopped (or hung) tor still accepts the connection, the kernel does, and then answers nothing: the start
+        // waited for it, under systemd until the unit's start timeout, and said nothing.
+        using var data = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        using var systemTor = await StartSystemTorAsync(system);
+        Assert.That(PosixProcess.Signal(systemTor.Id, PosixProcess.SIGSTOP), Is.True);
+        try
+        {
+            using var supervisor = new TorSupervisor(new TorSupervisorOptions
+            {
+                Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = system.Combine("control"), ConnectTimeout = TimeSpan.FromSeconds(2),
+            }, new TestLogger<TorSupervisor>());
+            var clock = Stopwatch.StartNew();
+            var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.That(e!.Message, Is.EqualTo($"the system tor at {system.Combine("control")} is not answering on its control socket: no reply within 2 s (stopped or hung?)"));
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
+        }
+        finally
+        {
+            PosixProcess.Signal(systemTor.Id, PosixProcess.SIGCONT);
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+        }
+    }
+
+    [Test]
+    public async Task A_reconnect_to_a_stopped_system_tor_is_given_up_in_time_tried_again_and_made_once_it_answers()
+    {
+        using var data = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        using var systemTor = await StartSystemTorAsync(system);
+        var logger = new TestLogger<TorSupervisor>();
+        using var supervisor = new TorSupervisor(new TorSupervisorOptions
+        {
+            Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = system.Combine("control"),
+            RestartDelay = TimeSpan.FromMilliseconds(200), UnresponsiveAfter = TimeSpan.FromSeconds(2), ConnectTimeout = TimeSpan.FromSeconds(2),
+        }, logger);
+        await supervisor.StartAsync(CancellationToken.None);
+        var address = supervisor.Current.OnionAddress;
+        try
+        {
+            // Stopped: the watchdog drops the connection, and each reconnect meets a tor that answers nothing.
+            Assert.That(PosixProcess.Signal(systemTor.Id, PosixProcess.SIGSTOP), Is.True);
+            string[] Failures() => logger.Lines.Where(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Error && l.Message.StartsWith("Reconnecting to the system tor failed"))
+                .Select(l => l.Message).ToArray();
+            var deadline = Stopwatch.StartNew();
+            while (deadline.Elapsed < TimeSpan.FromSeconds(30) && Failures().Length < 2) await Task.Delay(200);
+            Assert.That(Failures(), Has.Length.AtLeast(2), "each reconnect gives up, and the next is tried");
+            Assert.That(Failures()[0], Does.Contain("is not answering on its control socket: no reply within 2 s (stopped or hung?)"));
+            var state = supervisor.Current;
+            Assert.That((state.Phase, state.Published), Is.EqualTo((TorPhase.Restarting, false)));
+            Assert.That(state.Describe(), Does.Contain("not answering"), "the status says why");
+
+            PosixProcess.Signal(systemTor.Id, PosixProcess.SIGCONT);
+            using var cts = new CancellationTokenSource(Timeout);
+            var after = await supervisor.WaitForAsync(s => s.Phase is TorPhase.Bootstrapping or TorPhase.Running, cts.Token);
+            Assert.That(after.OnionAddress, Is.EqualTo(address), "the same service, added again once tor answers");
+        }
+        finally
+        {
+            PosixProcess.Signal(systemTor.Id, PosixProcess.SIGCONT);
+            await supervisor.StopAsync(CancellationToken.None);
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+        }
+    }
+
+    [Test]
+    public async Task A_tor_that_stops_answering_right_after_authentication_fails_the_start_in_time()
+    {
+        // SETEVENTS and GETINFO, sent once the service is set up (in both modes), had no bound either. Here the real
+        // system tor is reached through a proxy that passes nothing on from SETEVENTS, as a tor that hangs right then.
+        using var data = new TempDirectory();
+        using var system = new TempDirectory("oniondrop-systemtor-");
+        using var systemTor = await StartSystemTorAsync(system);
+        await using var proxy = new FreezingProxy(system.Combine("proxy"), system.Combine("control"), freezeAt: "SETEVENTS");
+        try
+        {
+            using var supervisor = new TorSupervisor(new TorSupervisorOptions
+            {
+                Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = system.Combine("proxy"), ConnectTimeout = TimeSpan.FromSeconds(2),
+            }, new TestLogger<TorSupervisor>());
+            var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20)));
+            Assert.That(proxy.Frozen, Is.True, "ADD_ONION was answered; SETEVENTS was not");
+            Assert.That(e!.Message, Is.EqualTo($"the system tor at {system.Combine("proxy")} is not answering on its control socket: no reply within 2 s (stopped or hung?)"));
+        }
+        finally
+        {
+            systemTor.Kill();
+            await systemTor.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>
+    /// Between the supervisor and a real tor: passes everything on until the supervisor sends a command that starts
+    /// with the given word, and from then on nothing either way, as a tor that hangs right then.
+    /// </summary>
+    private sealed class FreezingProxy : IAsyncDisposable
+    {
+        private readonly Socket _listener = new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        private readonly List<Socket> _sockets = [];
+        private readonly Task _accepting;
+
+        public FreezingProxy(string path, string torSocket, string freezeAt)
+        {
+            _listener.Bind(new UnixDomainSocketEndPoint(path));
+            _listener.Listen();
+            _accepting = AcceptAsync(torSocket, freezeAt);
+        }
+
+        public bool Frozen { get; private set; }
+
+        private async Task AcceptAsync(string torSocket, string freezeAt)
+        {
+            try
+            {
+                while (true)
+                {
+                    var client = await _listener.AcceptAsync();
+                    var tor = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                    await tor.ConnectAsync(new UnixDomainSocketEndPoint(torSocket));
+                    lock (_sockets) _sockets.AddRange([client, tor]);
+                    _ = FromTorAsync(new NetworkStream(tor), new NetworkStream(client));
+                    _ = ToTorAsync(new StreamReader(new NetworkStream(client), Encoding.Latin1), new NetworkStream(tor), freezeAt);
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+        }
+
+        private async Task FromTorAsync(Stream tor, Stream client)
+        {
+            var buffer = new byte[4096];
+            try
+            {
+                for (int n; (n = await tor.ReadAsync(buffer)) > 0 && !Frozen;) await client.WriteAsync(buffer.AsMemory(0, n));
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+        }
+
+        private async Task ToTorAsync(StreamReader client, Stream tor, string freezeAt)
+        {
+            try
+            {
+                while (await client.ReadLineAsync() is { } line)
+                {
+                    if (line.StartsWith(freezeAt, StringComparison.Ordinal)) Frozen = true;
+                    if (!Frozen) await tor.WriteAsync(Encoding.Latin1.GetBytes(line + "\r\n"));
+                }
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _listener.Dispose();
+            lock (_sockets) foreach (var socket in _sockets) socket.Dispose();
+            await _accepting;
         }
     }
 }

@@ -76,6 +76,9 @@ public class TorrcTemplateTests
     [TestCase("__HashedControlSessionPassword 16:ABC", "HashedControlSessionPassword")]
     [TestCase("CookieAuthFile /tmp/cookie", "absence of CookieAuthFile")]
     [TestCase("HeartbeatPeriod 30 minutes", "HeartbeatPeriod")]
+    // Raises tor's info-level notes on other parties' protocol violations, which name circuits and relays, to warn.
+    [TestCase("ProtocolWarnings 1", "ProtocolWarnings")]
+    [TestCase("ProtocolW 1", "ProtocolWarnings")]
     public void Contradicting_lines_are_refused_by_name(string line, string named)
     {
         var fromTemplate = Assert.Throws<TorConfigurationException>(() => TorrcTemplate.Render(Template + line + "\n", Values, []));
@@ -101,6 +104,7 @@ public class TorrcTemplateTests
     [TestCase("SocksPort 0 # off, as required")]
     [TestCase("Log notice file /var/log/tor/info.log")]
     [TestCase("__OwningControllerProcess 4242")]
+    [TestCase("ProtocolWarnings 0")]
     public void Prefixed_or_zeroed_lines_that_agree_are_accepted(string line)
     {
         var template = line.StartsWith("__Owning") ? Template.Replace("__OwningControllerProcess {{OWNER_PID}}", line) : Template + line + "\n";

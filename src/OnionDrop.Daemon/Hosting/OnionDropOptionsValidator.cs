@@ -65,6 +65,8 @@ public sealed class OnionDropOptionsValidator : IValidateOptions<OnionDropOption
             errors.Add($"Retention:CheckInterval must be between 00:00:01 and 1.00:00:00 (got {options.Retention.CheckInterval})");
         if (options.Tor == TorMode.Launch && !string.IsNullOrWhiteSpace(options.DataDir) && TorSetup.TorrcProblem(options) is { } torrc)
             errors.Add(torrc);
+        if (options.Tor == TorMode.System && !string.IsNullOrWhiteSpace(options.DataDir) && TorSetup.SystemTorProblem(options) is { } socket)
+            errors.Add(socket);
         if (options.Tor == TorMode.Launch)
         {
             try { OnionDrop.Tor.TorProcess.ResolveTor(options.TorPath); }

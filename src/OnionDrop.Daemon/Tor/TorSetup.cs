@@ -43,6 +43,17 @@ public static class TorSetup
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"TorrcTemplate: cannot read {templatePath}: {e.Message}"; }
     }
 
+    /// <summary>What the system tor would refuse in the web socket's path, which it gets in ADD_ONION, in one line; null when nothing.</summary>
+    public static string? SystemTorProblem(OnionDropOptions o)
+    {
+        try
+        {
+            TorrcTemplate.CheckWebSocketPath(Path.GetFullPath(o.DataDir), Path.GetFullPath(WebListeners.SocketPath(o)), addOnion: true);
+            return null;
+        }
+        catch (TorConfigurationException e) { return e.Message; }
+    }
+
     public static TorSupervisorOptions SupervisorOptions(OnionDropOptions o) => new()
     {
         Mode = o.Tor == TorMode.System ? TorSupervisorMode.System : TorSupervisorMode.Launch,
