@@ -67,6 +67,7 @@ internal static class OnionServiceKey
         throw new TorStartException(
             $"the onion service key {key} {problem ?? "is missing"}" + (address is null ? "" : $", but this service was {address}") +
             $": {consequence}, and {known} could no longer reach you. Put the key back from a " +
-            $"backup; or, to start over with a new address on purpose, delete {onionServiceDir}");
+            $"backup; or, to start over with a new address on purpose, delete {onionServiceDir}",
+            badConfiguration: true);   // only the operator can put it right: a restart every few seconds would not
     }
 }

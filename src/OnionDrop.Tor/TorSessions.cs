@@ -187,9 +187,9 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
         var key = (await File.ReadAllTextAsync(keyFile, cancellationToken)).Trim();
         // The key goes into ADD_ONION as it is: anything after a space would be read as more arguments (another Port=).
         if (!IsKey(key))
-            throw new TorConfigurationException($"the onion service key {keyFile} is damaged (not \"ED25519-V3:\" and the base64 of 64 bytes, " +
+            throw new TorStartException($"the onion service key {keyFile} is damaged (not \"ED25519-V3:\" and the base64 of 64 bytes, " +
                 "alone on its line): it holds this service's address, which sources know. Put the key back from a backup; or, to start over " +
-                "with a new address on purpose, delete it");
+                "with a new address on purpose, delete it", badConfiguration: true);
         return key;
     }
 

@@ -146,6 +146,24 @@ public class CommandLineTests
     }
 
     [Test]
+    public async Task ServeStopsWithExit2InOneLineOnADamagedOnionServiceKey()
+    {
+        // It exited 1, and systemd started it again every few seconds with the same line: only the operator can put
+        // the key back (from a backup) or choose a new address.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        var service = Path.Combine(data, "tor", "onion-service");
+        Directory.CreateDirectory(service, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        const string address = "sp3k262uwy4r2k3ycr5awluarykdpag6a7y33jxop4cs2lu5uz5sseqd.onion";
+        File.WriteAllText(Path.Combine(service, "hostname"), address + "\n");
+        File.WriteAllBytes(Path.Combine(service, "hs_ed25519_secret_key"), new byte[40]);
+
+        var r = await Run(["serve", "--data-dir", data, "--tor", "launch", "--recipient", key]);
+        AssertOneLineError(r, 2, "serve", $"the onion service key {Path.Combine(service, "hs_ed25519_secret_key")} is damaged");
+        Assert.That(r.Stderr, Does.Contain(address).And.Contain("Put the key back"));
+    }
+
+    [Test]
     public async Task ServeRefusesADataDirectoryOfAnotherUserBeforeMakingAnythingInIt()
     {
         // root serving the service's directory left root-owned files there (tor's key, torrc, status.json, even

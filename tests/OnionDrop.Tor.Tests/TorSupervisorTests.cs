@@ -112,6 +112,7 @@ public class TorSupervisorTests
         {
             var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None));
             Assert.That(e!.Message, Does.Contain("is damaged").And.Contain(address).And.Contain("Put the key back"));
+            Assert.That(e.BadConfiguration, Is.True, "serve exits 2: systemd restarting it cannot put the key back");
         }
         Assert.That(File.ReadAllBytes(key), Has.Length.EqualTo(40), "the damaged key is left for the operator, not replaced");
 
@@ -613,8 +614,9 @@ public class TorSupervisorTests
             {
                 File.WriteAllText(options.OnionServiceKeyFile, damaged + "\n");
                 using var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>());
-                var e = await Assert.ThrowsAsync<TorConfigurationException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(Timeout), damaged);
+                var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(Timeout), damaged);
                 Assert.That(e!.Message, Does.StartWith($"the onion service key {options.OnionServiceKeyFile} is damaged").And.Contain("Put the key back"), damaged);
+                Assert.That(e.BadConfiguration, Is.True, "serve exits 2: systemd restarting it cannot put the key back");
                 Assert.That(e.Message, Does.Not.Contain(key[11..40]), "the secret key is not written into the message (and so the journal)");
                 Assert.That(supervisor.Current.OnionAddress, Is.Null, "no service was added");
                 await supervisor.StopAsync(CancellationToken.None);
