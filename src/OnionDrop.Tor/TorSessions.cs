@@ -127,7 +127,9 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
         }
         catch (System.Net.Sockets.SocketException e)
         {
-            throw new TorStartException($"cannot connect to the system tor's control socket {options.SystemTorControlSocket}: {e.Message}" +
+            // connect()'s ENOENT comes as "Cannot assign requested address", which points at the network instead.
+            var why = Path.Exists(options.SystemTorControlSocket) ? e.Message : "there is no such socket";
+            throw new TorStartException($"cannot connect to the system tor's control socket {options.SystemTorControlSocket}: {why}" +
                 " (is tor running with \"ControlSocket\" and \"CookieAuthentication 1\", and may the daemon's user open the socket?)");
         }
         try

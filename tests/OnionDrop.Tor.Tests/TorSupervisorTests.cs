@@ -586,6 +586,20 @@ public class TorSupervisorTests
     }
 
     [Test]
+    public async Task System_mode_without_a_control_socket_says_there_is_none()
+    {
+        // .NET reports connect()'s ENOENT on a Unix socket as "Cannot assign requested address", which sends the
+        // operator to their network settings instead of to tor's ControlSocket.
+        using var data = new TempDirectory();
+        var socket = data.Combine("no-tor-here", "control");
+        var options = new TorSupervisorOptions { Mode = TorSupervisorMode.System, DataDir = data.Path, SystemTorControlSocket = socket };
+        using var supervisor = new TorSupervisor(options, new TestLogger<TorSupervisor>());
+        var e = await Assert.ThrowsAsync<TorStartException>(() => supervisor.StartAsync(CancellationToken.None).WaitAsync(Timeout));
+        Assert.That(e!.Message, Does.Contain($"{socket}: there is no such socket").And.Not.Contain("assign"));
+        Assert.That(e.Message, Does.Contain("is tor running with \"ControlSocket\""));
+    }
+
+    [Test]
     public async Task System_mode_refuses_a_damaged_key_file_by_name_and_adds_nothing_from_it()
     {
         // Only the "ED25519-V3:" prefix was checked: text after a space went to tor as more ADD_ONION arguments, here
