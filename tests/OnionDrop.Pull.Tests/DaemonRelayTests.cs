@@ -242,6 +242,39 @@ public class DaemonRelayTests
         Assert.That(store.ListCommitted(), Is.Empty);
     }
 
+    /// <summary>
+    /// The same with a pull.sock left behind by a daemon that was killed: the second pull blamed the daemon again ("the
+    /// daemon holds DATA but pull.sock does not answer") and ended. The pull that takes the store, and with it the
+    /// socket's name, removes the dead socket.
+    /// </summary>
+    [Test]
+    public async Task A_pull_while_another_is_served_beside_a_dead_daemons_pull_socket_waits_for_it_and_then_serves()
+    {
+        Dictionary<string, int> ids;
+        using (var store = SealedBlobStore.Open(DataDir)) ids = await Submissions.CreateAsync(store, _key.PublicKey, 10, n => 1000 + n);
+        await using (var daemon = await DaemonProcess.StartAsync(DataDir, _key.PublicKey.ToString())) await daemon.KillAsync();
+        Assert.That(File.Exists(Path.Combine(DataDir, PullSocketListener.FileName)), "the killed daemon's pull.sock is left");
+
+        // The first journalist's pull, served directly, waiting for their next request.
+        using var first = System.Diagnostics.Process.Start(Oniondrop.StartInfo("pull", "--stdio", "--data-dir", DataDir, "--as", "dora"))!;
+        try
+        {
+            Assert.That(await first.StandardOutput.ReadLineAsync(), Is.EqualTo(PullProtocol.Greeting));
+            var received = _temp.Combine("received");
+            var fetch = Oniondrop.RunAsync(["fetch", "-o", received, "--via", $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as erin"], TimeSpan.FromMinutes(2));
+            await Task.WhenAny(fetch, Task.Delay(TimeSpan.FromSeconds(8)));
+            Assert.That(fetch.IsCompleted, Is.False, fetch.IsCompleted ? fetch.Result.ToString() : "");
+            first.StandardInput.Close(); // the first journalist is done
+            Assert.That(first.WaitForExit(TimeSpan.FromSeconds(30)), Is.True);
+
+            var result = await fetch;
+            Assert.That(result.ExitCode, Is.Zero, result.ToString());
+            Assert.That(result.Stderr, Does.Contain("another pull is being served while the daemon is stopped; waiting for it to end"));
+            Assert.That(Directory.GetFiles(received).Select(Path.GetFileName).Order(), Is.EqualTo(ids.Keys.Select(id => id + ".sealed").Order()));
+        }
+        finally { if (!first.HasExited) first.Kill(); }
+    }
+
     [Test]
     public async Task Pull_without_stdio_or_with_a_bad_name_says_why()
     {

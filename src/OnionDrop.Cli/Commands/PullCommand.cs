@@ -109,7 +109,14 @@ public static class PullCommand
             // A daemon starting (waiting for the store) is let have it: this pull then relays to it.
             var daemonStarting = DataDirectoryLock.IsWanted(options.DataDir);
             if (!daemonStarting)
-                try { return (SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions()), null); }
+                try
+                {
+                    var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions());
+                    // Holding daemon.lock, this pull holds pull.sock's name too: one there is a killed daemon's, and left
+                    // there it would have the next pull blame a daemon that is not running, not wait for this one.
+                    try { File.Delete(socket); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                    return (store, null);
+                }
                 catch (StoreLockedException) { }
             try { return (null, await PullRelay.ConnectAsync(socket, ct)); }
             catch (SocketException e) when (attempt >= 20)
