@@ -331,8 +331,19 @@ if ! grep -qE '^[^#[:space:]]' "$keys"; then
   say "  restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as NAME\" ssh-ed25519 AAAA... NAME"
 fi
 [ "$tor" = system ] && say "the system tor: systemctl enable --now tor (Debian's tor@default, control socket /run/tor/control)"
+# The installed program checks the config as the service's start would, as the service's user: one it refuses (an
+# upgrade may require more of it) would leave the drop box down after the restart, so it is said now.
+config_ok=1
+if ((real)) && ! grep -q REPLACE_WITH_A_JOURNALIST_PUBLIC_KEY "$config"; then
+  if verdict=$(setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- "$link" serve --check --config "$config" 2>&1 </dev/null); then
+    say "config: accepted by the installed program"
+  else
+    config_ok=0; say "WARNING: the installed program refuses $config, and the daemon would not start with it: ${verdict##*$'\n'}"
+  fi
+fi
 if systemd_running && systemctl is-active --quiet oniondrop; then
-  if ((changed + stale)) || ((unit_changed)); then say "the daemon still runs the previous program or unit: systemctl restart oniondrop"
+  if ((!config_ok)); then say "the daemon still runs the previous program: fix $config first, then systemctl restart oniondrop"
+  elif ((changed + stale)) || ((unit_changed)); then say "the daemon still runs the previous program or unit: systemctl restart oniondrop"
   else say "the daemon runs (unchanged)"; fi
 else
   say "start: systemctl enable --now oniondrop"

@@ -36,7 +36,7 @@ public class CommandLineTests
         Assert.That(r.Stderr + r.Stdout, Does.Not.Contain("   at ").And.Not.Contain("Exception"), "no stack trace");
     }
 
-    [TestCase("serve", "--data-dir", "--recipient", "--listen", "--tor", "--config")]
+    [TestCase("serve", "--data-dir", "--recipient", "--listen", "--tor", "--config", "--check")]
     [TestCase("status", "--json", "--data-dir", "Exit codes")]
     public async Task HelpDescribesEveryOption(string command, params string[] mentions)
     {
@@ -143,6 +143,31 @@ public class CommandLineTests
         AssertOneLineError(bogus, 2, "serve", "bad configuration: tor exited with code 1 before it was ready: ");
         Assert.That(bogus.Stderr, Does.Contain("Unknown option 'Bogus'"), "in tor's own words");
         Assert.That(bogus.Stdout, Does.Not.Contain("Hosting failed to start"));
+    }
+
+    [Test]
+    public async Task ServeCheckSaysWhetherTheDaemonWouldAcceptItsConfigurationAndStartsNothing()
+    {
+        // Before an upgrade's restart: a config the new program refuses (a key listed twice, a torrc template without a
+        // line it now requires) is said with exit 2 while the running daemon still serves, not after the restart.
+        var key = JournalistKey.Generate().PublicKey.ToString();
+        var data = dir.Combine("data");
+        var template = dir.Combine("torrc.template");
+        File.WriteAllLines(template, File.ReadAllLines(Path.Combine(RepoPaths.Root, "torrc.template")).Where(l => !l.StartsWith("HeartbeatPeriod")));
+        var listen = $"127.0.0.1:{FreePort.Next()}";
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPEndPoint.Parse(listen)); // the running daemon's
+        taken.Start();
+
+        var fine = await Run(["serve", "--check", "--data-dir", data, "--tor", "launch", "--recipient", key, "--listen", listen]);
+        Assert.That(fine.ExitCode, Is.Zero, fine.ToString());
+        Assert.That(fine.Stdout.Trim(), Is.EqualTo("oniondrop serve: the configuration is fine"), fine.ToString());
+        Assert.That(Directory.GetFileSystemEntries(data), Is.Empty, "nothing started: the data directory is made (0700, to see that it can be) and left empty");
+
+        AssertOneLineError(await Run(["serve", "--check", "--data-dir", data, "--tor", "launch", "--recipient", key, "--recipient", key]),
+            2, "serve", "is the same key as Recipients[0]");
+        AssertOneLineError(await Run(["serve", "--check", "--data-dir", data, "--tor", "launch", "--recipient", key], new() { ["ONIONDROP_TORRC_TEMPLATE"] = template }),
+            2, "serve", "lacks the required line \"HeartbeatPeriod 0\"");
+        Assert.That(Directory.GetFileSystemEntries(data), Is.Empty);
     }
 
     [Test]

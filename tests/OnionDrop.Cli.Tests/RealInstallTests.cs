@@ -23,7 +23,10 @@ public class RealInstallTests
         done
         asroot() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@" </dev/null; } # what sudo leaves
         echo "== first"; asroot bash "$install" --recipient "$key" --nuget-packages "$packages"
+        cp /etc/oniondrop/oniondrop.json "$work/oniondrop.json"   # the second install finds a config the daemon would refuse
+        sed -i "s|\"$key\"|\"$key\", \"$key\"|" /etc/oniondrop/oniondrop.json
         echo "== second"; asroot bash "$install" --nuget-packages "$packages"
+        cp "$work/oniondrop.json" /etc/oniondrop/oniondrop.json
         echo "== builder uid $(id -u oniondrop-build)"
         ssh-keygen -q -t ed25519 -N '' -f "$work/alice"
         echo "restrict,command=\"/usr/local/bin/oniondrop pull --stdio --config /etc/oniondrop/oniondrop.json --as alice\" $(cat "$work/alice.pub")" >> /etc/oniondrop/authorized_keys
@@ -58,7 +61,13 @@ public class RealInstallTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(r.Stdout, Does.Not.Contain("WARNING"), "nothing to warn about on a machine like this one");
+            Assert.That(parts.Where(p => !p.StartsWith("second\n", StringComparison.Ordinal)), Has.None.Contain("WARNING"), "nothing to warn about on a machine like this one");
+            Assert.That(Part("first"), Does.Contain("config: accepted by the installed program"));
+            Assert.That(Part("second").Split('\n').Where(l => l.Contains("WARNING")), Is.EqualTo(new[]
+            {
+                "install.sh: WARNING: the installed program refuses /etc/oniondrop/oniondrop.json, and the daemon would not start with it: " +
+                $"oniondrop serve: bad configuration: Recipients[1] \"{key[..20]}...\" is the same key as Recipients[0]: list each journalist's key once (was another key meant?)",
+            }), "the key listed twice, said before a restart; nothing else to warn about");
             Assert.That(Part("first"), Does.Contain("user oniondrop: created").And.Contain("user oniondrop-build: created")
                 .And.Contain("publishing the daemon (dotnet publish -c Release) as oniondrop-build").And.Contain("/etc/ssh/sshd_config.d/oniondrop.conf: installed"));
             Assert.That(Part("second"), Does.Contain("user oniondrop-build: exists").And.Contain("0 files installed").And.Contain("oniondrop.json: exists, not changed"));
