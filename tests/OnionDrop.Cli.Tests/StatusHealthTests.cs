@@ -71,6 +71,10 @@ public class StatusHealthTests
         var v = Judge(Status(t => t with { Published = false, BootstrapPercent = 5, BootstrapSummary = "Connecting to a relay" }));
         Assert.That(v.Code, Is.EqualTo(HealthCode.NotPublished));
         Assert.That(v.Reason, Does.Contain("waiting for the network").And.Contain("5%").And.Contain("Connecting to a relay"));
+
+        // Stuck while relays refuse it (a firewall, a censored network), tor's own complaint is the clue: it was left out.
+        var refused = Judge(Status(t => t with { Published = false, BootstrapPercent = 14, BootstrapSummary = "Handshaking with a relay", LastProblem = "a relay closed the connection" }));
+        Assert.That(refused.Reason, Does.EndWith("(bootstrap 14%: Handshaking with a relay; tor's last problem: a relay closed the connection)"));
     }
 
     [Test]

@@ -64,7 +64,9 @@ public static class StatusHealth
             if (!tor.Published)
                 return new(HealthCode.NotPublished, tor.BootstrapPercent < 100
                     ? $"onion service not published: tor is waiting for the network (bootstrap {tor.BootstrapPercent}%" +
-                      (tor.BootstrapSummary is { } summary ? ": " + summary : "") + ")"
+                      (tor.BootstrapSummary is { } summary ? ": " + summary : "") +
+                      // Stuck while relays refuse it (a firewall, a censored network), tor's complaint is the clue.
+                      (tor.LastProblem is { } last ? "; tor's last problem: " + last : "") + ")"
                     : "onion service not published yet: tor is bootstrapped, descriptor not uploaded");
         }
 
