@@ -142,7 +142,8 @@ public static class StatusCommand
             if (t.LastProblem is { } problem) rows.Add(("tor problem", problem));
         }
         rows.Add(("submissions", s.Submissions is { } w
-            ? $"{w.Waiting} waiting ({StatusHealth.Bytes(w.WaitingBytes)})" + (w.OldestWaitingSince is { } d ? $", oldest since {d:yyyy-MM-dd} ({w.OldestWaitingDays} days)" : "") + AsOf(w.AsOf)
+            ? $"{w.Waiting} waiting ({StatusHealth.Bytes(w.WaitingBytes)})" + (w.OldestWaitingSince is { } d ? $", oldest since {d:yyyy-MM-dd} ({w.OldestWaitingDays} days)" : "") + AsOf(w.AsOf) +
+              (w.AsOf is null ? "" : " (counted at start and daily, so that no count dates a submission: fetch to see what arrived since)")
             : "unknown"));
         rows.Add(("free disk", $"{StatusHealth.Bytes(s.Disk.FreeBytes)} of {StatusHealth.Bytes(s.Disk.TotalBytes)} under {s.Disk.Path}" + AsOf(s.Disk.AsOf)));
         if (live && s.Listen is { } l) rows.Add(("loopback", $"http://{l}/"));
