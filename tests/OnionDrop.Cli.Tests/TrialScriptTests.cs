@@ -53,6 +53,9 @@ public class TrialScriptTests
             Assert.That(onion, Is.EqualTo(File.ReadAllText(Path.Combine(trialDir, "data", "tor", "onion-service", "hostname")).Trim()));
             Assert.That(File.GetUnixFileMode(Path.Combine(trialDir, "journalist.key")), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
             Assert.That(Output(), Does.Contain("journalist key:"));
+            // keygen's heading for the public key came out with the key itself swallowed beneath it.
+            Assert.That(Output(), Does.Not.Contain("public key (give it to the server"));
+            Assert.That(Output(), Does.Contain("its public key: " + File.ReadAllText(Path.Combine(trialDir, "journalist.pub")).Trim()));
 
             using (var client = new HttpClient())
             {
