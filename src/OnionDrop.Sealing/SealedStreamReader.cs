@@ -142,7 +142,10 @@ internal sealed class SealedStreamReader : Stream
         finally { CryptographicOperations.ZeroMemory(secret); }
         throw new SealedFormatException(found
             ? "the recipient stanza for this key does not decrypt: header corrupted"
-            : $"not sealed to this key ({key.PublicKey.ToString()[..12]}...): none of its {recipients} recipient stanza(s) is for it");
+            // Said in the journalist's words, with the usual cause: a key missing from the server's Recipients.
+            : $"sealed to {recipients} other key{(recipients == 1 ? "" : "s")}, not to this one ({key.PublicKey.ToString()[..12]}...): " +
+              "if it should be yours, ask the operator whether the server's Recipients list your public key " +
+              "(a submission is sealed only to the keys listed when it arrived)");
     }
 
     public override int Read(Span<byte> buffer)

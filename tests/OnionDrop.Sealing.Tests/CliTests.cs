@@ -150,7 +150,7 @@ public class CliTests
 
         Assert.That(open.ExitCode, Is.EqualTo(130), await stderr);
         Assert.That(await stderr, Does.Contain("oniondrop open: interrupted: 1 of 1 blob(s) not opened, nothing of them left in"));
-        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty, "no working folder, nothing in view");
+        Assert.That(Directory.Exists(output), Is.False, "no working folder, nothing in view, and so not the folder it made either");
         _ = await stdout;
     }
 
@@ -367,6 +367,31 @@ public class CliTests
         var result = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("out"), missing]);
         Assert.That(result.ExitCode, Is.Not.Zero);
         Assert.That(result.Stderr.Trim(), Does.StartWith($"oniondrop open: {missing}: ").And.Not.Contains("\n"));
+    }
+
+    /// <summary>
+    /// It said "none of its 1 recipient stanza(s) is for it", jargon with no next step, and left behind the empty
+    /// output folder it had made.
+    /// </summary>
+    [Test]
+    public async Task A_blob_sealed_to_other_keys_says_so_in_plain_words_and_leaves_no_folder_it_made()
+    {
+        using var dir = new TempDirectory();
+        var key = Seal.PrivateCopy("journalist.key", dir);
+        var blob = Path.Combine(RepoPaths.Vectors, "fail_wrong_key.sealed");
+        var open = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("opened"), blob]);
+        Assert.That(open.ExitCode, Is.EqualTo(1), open.ToString());
+        Assert.That(open.Stderr.Trim(), Is.EqualTo($"oniondrop open: {blob}: sealed to 1 other key, not to this one (odpk1ajfyzcr...): " +
+            "if it should be yours, ask the operator whether the server's Recipients list your public key (a submission is sealed only to the keys listed when it arrived)"));
+        Assert.That(Directory.Exists(dir.Combine("opened")), Is.False, "an empty folder it made is left behind");
+
+        using var others = JournalistKey.Generate();
+        using var third = JournalistKey.Generate();
+        File.WriteAllBytes(dir.Combine("two.sealed"), await Seal.ToBytesAsync([others.PublicKey, third.PublicKey], "m", ("a.txt", "a"u8.ToArray())));
+        Directory.CreateDirectory(dir.Combine("mine"));
+        var two = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("mine"), dir.Combine("two.sealed")]);
+        Assert.That(two.Stderr, Does.Contain(": sealed to 2 other keys, not to this one ("), two.ToString());
+        Assert.That(Directory.Exists(dir.Combine("mine")), Is.True, "a folder that was there before is not its to remove");
     }
 
     [Test]

@@ -159,7 +159,7 @@ public static class FetchCommand
             if (!transport.HasExited) transport.Kill(entireProcessTree: true);
             await transport.WaitForExitAsync(CancellationToken.None);
             await EndOfRelay(relayed); // its message, if any, is above ours
-            if (e is PullNeverStartedException && madeDir) TryRemoveEmpty(dir); // a typo in the host leaves no empty folder behind
+            if (e is PullNeverStartedException && madeDir) OutputDirectory.RemoveIfEmpty(dir); // a typo in the host leaves no empty folder behind
             var why = e switch
             {
                 PullNeverStartedException => NeverStarted(psi.FileName, transport.ExitCode),
@@ -214,12 +214,6 @@ public static class FetchCommand
         127 => "the --via command did not start oniondrop pull (exit 127: command not found)",
         _ => $"the server ended before the pull began ({transport} exited {exitCode}; any message from it is above): nothing was fetched",
     };
-
-    private static void TryRemoveEmpty(string dir)
-    {
-        try { Directory.Delete(dir, recursive: false); }
-        catch (IOException) { } // not empty after all: leave it
-    }
 
     private static int Fail(string message, int code)
     {

@@ -41,6 +41,7 @@ public static class OpenCommand
             using (key)
             {
                 var outputDirectory = parseResult.GetValue(output)!;
+                var madeDirectory = !Directory.Exists(outputDirectory);
                 if (OutputDirectory.CannotWriteTo(outputDirectory) is { } why)
                 {
                     Console.Error.WriteLine($"oniondrop open: {outputDirectory}: {why}");
@@ -54,6 +55,8 @@ public static class OpenCommand
                 using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
                 var paths = parseResult.GetValue(blobs)!;
                 var (refused, notReached) = OpenAll(paths, key, outputDirectory, interrupted.Token);
+                // A run that opened nothing leaves no empty folder of its own making (one that was there stays).
+                if (madeDirectory) OutputDirectory.RemoveIfEmpty(outputDirectory);
                 // The renames into view are durable before we say so (one directory fsync for every blob).
                 if (Directory.Exists(outputDirectory)) FileSync.Fsync(outputDirectory);
                 if (notReached > 0)
