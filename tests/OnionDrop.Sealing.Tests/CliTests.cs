@@ -359,14 +359,34 @@ public class CliTests
         Assert.That(result.Stderr.Trim(), Is.EqualTo($"oniondrop open: {dir.Combine("not-a-dir")}: is a file, not a directory"), "one line, not one per blob");
     }
 
+    /// <summary>
+    /// A missing blob or key said .NET's "Could not find file '...'." (and "cannot read key file: " before it); a shell
+    /// glob that matched nothing reaches open as itself, `empty/*.sealed`, which deserves the likely reason.
+    /// </summary>
     [Test]
     public async Task OpenWithAMissingBlobSaysSoInOneLine()
     {
         using var dir = new TempDirectory();
+        var key = Seal.PrivateCopy("journalist.key", dir);
         var missing = dir.Combine("nope.sealed");
-        var result = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("out"), missing]);
-        Assert.That(result.ExitCode, Is.Not.Zero);
-        Assert.That(result.Stderr.Trim(), Does.StartWith($"oniondrop open: {missing}: ").And.Not.Contains("\n"));
+        var result = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("out"), missing]);
+        Assert.That(result.ExitCode, Is.EqualTo(1), result.ToString());
+        Assert.That(result.Stderr.Trim(), Is.EqualTo($"oniondrop open: {missing}: no such file"));
+
+        Directory.CreateDirectory(dir.Combine("empty"));
+        var pattern = dir.Combine("empty", "*.sealed");
+        var unmatched = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("out"), pattern]);
+        Assert.That(unmatched.ExitCode, Is.EqualTo(1), unmatched.ToString());
+        Assert.That(unmatched.Stderr.Trim(), Is.EqualTo($"oniondrop open: {pattern}: no such file (a pattern that matched nothing: is the folder empty?)"));
+
+        var noKey = dir.Combine("nosuch.key");
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        var open = await Oniondrop.RunAsync(["open", "--key", noKey, "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.EqualTo(2), open.ToString());
+        Assert.That(open.Stderr.Trim(), Is.EqualTo($"oniondrop open: key file {noKey}: no such file"));
+        var fetch = await Oniondrop.RunAsync(["fetch", "--via", "true", "--open", "--key", noKey, "-o", dir.Combine("out")]);
+        Assert.That(fetch.ExitCode, Is.EqualTo(2), fetch.ToString());
+        Assert.That(fetch.Stderr.Trim(), Is.EqualTo($"oniondrop fetch: key file {noKey}: no such file"), "fetch --open reads the key the same way");
     }
 
     /// <summary>

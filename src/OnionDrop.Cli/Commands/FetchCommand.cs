@@ -50,16 +50,8 @@ public static class FetchCommand
             {
                 var keyPath = parse.GetValue(keyFile);
                 if (keyPath is null) return Fail("--open needs --key FILE", 2);
-                if (KeyFilePermissions.Warning(keyPath) is { } loose) Console.Error.WriteLine("oniondrop fetch: " + loose);
-                try
-                {
-                    var fromScript = Passphrases.FromFileOrEnvironment(parse.GetValue(passphraseFile));
-                    key = JournalistKey.Load(keyPath, () => fromScript ?? Passphrases.Ask($"Passphrase for {keyPath}: "));
-                }
-                catch (Exception e) when (e is FormatException or PassphraseException or IOException or UnauthorizedAccessException)
-                {
-                    return Fail($"{keyPath}: {e.Message}", 2);
-                }
+                key = SecretKeyFile.Load("fetch", keyPath, parse.GetValue(passphraseFile));
+                if (key is null) return 2;
             }
             else if (parse.GetValue(keyFile) is not null) return Fail("--key is only used with --open", 2);
 
