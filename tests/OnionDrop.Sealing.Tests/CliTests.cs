@@ -414,6 +414,33 @@ public class CliTests
         Assert.That(Directory.Exists(dir.Combine("mine")), Is.True, "a folder that was there before is not its to remove");
     }
 
+    /// <summary>A cut or altered blob gave the reason ("chunk 3 (the last) fails authentication: ...") and no next step.</summary>
+    [TestCase("fail_truncated_mid_chunk", true)]
+    [TestCase("fail_bitflip_body", true)]
+    [TestCase("fail_bitflip_stanza", true)]
+    [TestCase("fail_trailing_garbage", true)]
+    [TestCase("fail_truncated_at_chunk_boundary", true)]
+    [TestCase("fail_truncated_header", true)]
+    [TestCase("fail_empty", true)]
+    [TestCase("fail_wrong_key", false)]
+    [TestCase("fail_not_sealed", false)]
+    [TestCase("fail_unknown_version", false)]
+    [TestCase("fail_manifest_member_twice", false)]
+    public async Task A_damaged_blob_is_refused_with_the_way_to_another_copy(string vector, bool damaged)
+    {
+        using var dir = new TempDirectory();
+        var blob = Path.Combine(RepoPaths.Vectors, vector + ".sealed");
+        var open = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.EqualTo(1), open.ToString());
+        const string advice = ": this copy is damaged (fetch it again if the server still has it, or ask a colleague for theirs); nothing of it was opened";
+        var line = open.Stderr.Trim();
+        Assert.That(line, Does.StartWith($"oniondrop open: {blob}: ").And.Not.Contain("\n"));
+        Assert.That(line.EndsWith(advice), Is.EqualTo(damaged), line);
+        Assert.That(line.IndexOf(advice), Is.EqualTo(line.LastIndexOf(advice)), "said once");
+        if (vector == "fail_truncated_mid_chunk")
+            Assert.That(line, Is.EqualTo($"oniondrop open: {blob}: chunk 3 (the last) fails authentication: truncated mid-chunk, corrupted, or followed by trailing data{advice}"));
+    }
+
     [Test]
     public async Task A_key_file_others_can_read_is_warned_about_once_and_still_opens()
     {

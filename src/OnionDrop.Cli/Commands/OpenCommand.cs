@@ -194,6 +194,11 @@ public static class OpenCommand
             Console.Out.WriteLine($"{blob}: {opened.Files} file(s){message} in {opened.Directory}");
             return 0;
         }
+        catch (SealedFormatException e) when (e.Damaged)
+        {
+            Console.Error.WriteLine($"oniondrop open: {blob}: {OneLine(e.Message)}: {DamagedAdvice}");
+            return 1;
+        }
         catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"oniondrop open: {blob}: {OneLine(e.Message)}");
@@ -207,6 +212,9 @@ public static class OpenCommand
             return 1;
         }
     }
+
+    /// <summary>The next step for a blob whose bytes are not the ones sealed: the copy, not the key, is at fault.</summary>
+    private const string DamagedAdvice = "this copy is damaged (fetch it again if the server still has it, or ask a colleague for theirs); nothing of it was opened";
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ");
 
