@@ -460,6 +460,30 @@ public class CliTests
         Assert.That(quiet.Stderr, Is.Empty, "a link to a 0600 key is the key's own business");
     }
 
+    /// <summary>A public key given as --key was first warned about as a secret key others can read ("chmod 600 pub"), then refused.</summary>
+    [Test]
+    public async Task A_public_key_given_as_the_key_is_named_without_a_warning_about_its_modes()
+    {
+        using var dir = new TempDirectory();
+        var pub = dir.Combine("pub");
+        File.WriteAllText(pub, "odpk1ajfyzcrk6ix6jswfzggwkapwsymi2aa4c3577thdju2eez6tlvpich2aqm\n");
+        File.SetUnixFileMode(pub, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        var open = await Oniondrop.RunAsync(["open", "--key", pub, "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.EqualTo(2), open.ToString());
+        Assert.That(open.Stderr.Trim(), Is.EqualTo($"oniondrop open: {pub}: that is a public key; opening needs the secret key file"));
+
+        // A protected key others can read is still warned about, before its passphrase is asked.
+        var loose = Seal.PrivateCopy("journalist-protected.key", dir);
+        File.SetUnixFileMode(loose, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        var noPassphrase = await Oniondrop.RunAsync(["open", "--key", loose, "-o", dir.Combine("out"), blob]);
+        Assert.That(noPassphrase.ExitCode, Is.EqualTo(2), noPassphrase.ToString());
+        var lines = noPassphrase.Stderr.TrimEnd().Split('\n');
+        Assert.That(lines, Has.Length.EqualTo(2), noPassphrase.ToString());
+        Assert.That(lines[0], Is.EqualTo($"oniondrop open: warning: {loose} can be read by others (mode 0604): a secret key should be yours alone (chmod 600 {loose})"));
+        Assert.That(lines[1], Does.StartWith($"oniondrop open: {loose}: ").And.Contains("no terminal"));
+    }
+
     [Test]
     public async Task Keygen_makes_the_key_files_name_durable_before_it_prints_the_public_key()
     {

@@ -9,11 +9,20 @@ internal static class SecretKeyFile
     /// <returns>the key, or null once one line on stderr, after "oniondrop COMMAND: ", has said why not</returns>
     public static JournalistKey? Load(string command, string path, string? passphraseFile)
     {
-        if (KeyFilePermissions.Warning(path) is { } loose) Console.Error.WriteLine($"oniondrop {command}: {loose}");
+        // Said once the file proves to hold a secret key (before its passphrase is asked): a public key given by
+        // mistake, 0644 as it may be, was warned about as a secret one before being named for what it is.
+        var loose = KeyFilePermissions.Warning(path);
+        void Warn()
+        {
+            if (loose is not null) Console.Error.WriteLine($"oniondrop {command}: {loose}");
+            loose = null;
+        }
         try
         {
             var fromScript = Passphrases.FromFileOrEnvironment(passphraseFile);
-            return JournalistKey.Load(path, () => fromScript ?? Passphrases.Ask($"Passphrase for {path}: "));
+            var key = JournalistKey.Load(path, () => { Warn(); return fromScript ?? Passphrases.Ask($"Passphrase for {path}: "); });
+            Warn();
+            return key;
         }
         catch (FormatException e) when (e.InnerException is FileNotFoundException or DirectoryNotFoundException)
         {
