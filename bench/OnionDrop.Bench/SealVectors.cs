@@ -68,7 +68,7 @@ public sealed class SealVectors : IBenchmark
         await Fail("fail_missing_final_tag", await Seal(toJournalist, "no-final", "", [("a.txt", "text/plain", "x"u8.ToArray())], finalTag: 0), "without its final chunk");
         await Fail("fail_bitflip_header", Flip(baseBlob, HeaderLength(1) - 5, 0x10), "header or first chunk fails authentication");
         await Fail("fail_bitflip_recipient_count", Flip(baseBlob, 8, 0x02), "header or first chunk fails authentication");
-        await Fail("fail_bitflip_key_id", Flip(baseBlob, 10, 0x01), "not sealed to this key");
+        await Fail("fail_bitflip_key_id", Flip(baseBlob, 10, 0x01), "not to this one");
         await Fail("fail_bitflip_stanza", Flip(baseBlob, 10 + 8 + 40, 0x01), "recipient stanza for this key does not decrypt");
         var twoRecipients = await Seal([other.PublicKey, journalist.PublicKey], "two", "", [("a.txt", "text/plain", "hello"u8.ToArray())]);
         await Fail("fail_bitflip_other_stanza", Flip(twoRecipients, 10 + 30, 0x80), "header or first chunk fails authentication");
@@ -80,7 +80,7 @@ public sealed class SealVectors : IBenchmark
         var sibling = await Seal(toJournalist, "sibling", "", [("a.bin", "application/octet-stream", Seeded(200 * 1024, 5))]);
         await Fail("fail_chunk_from_other_blob", [.. header, .. chunks[0], .. Chunks(sibling, HeaderLength(1))[1], .. chunks[2], .. chunks[3]], "chunk 2 fails authentication");
         await Fail("fail_header_from_other_blob", [.. sibling[..HeaderLength(1)], .. chunks[0], .. chunks[1], .. chunks[2], .. chunks[3]], "header or first chunk fails authentication");
-        await Fail("fail_wrong_key", await Seal([other.PublicKey], "wrong-key", "", [("a.txt", "text/plain", "secret"u8.ToArray())]), "not sealed to this key");
+        await Fail("fail_wrong_key", await Seal([other.PublicKey], "wrong-key", "", [("a.txt", "text/plain", "secret"u8.ToArray())]), "not to this one");
         // Chunks are fixed-size, so bytes after a short final chunk make it fail to authenticate; after a full
         // final chunk they are reported as trailing data.
         await Fail("fail_trailing_garbage_after_short_final", [.. baseBlob, .. "garbage"u8], "chunk 4 (the last) fails authentication");

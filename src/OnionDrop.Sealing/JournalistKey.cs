@@ -163,7 +163,7 @@ public sealed class JournalistKey : IDisposable
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
             length = file.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FormatException($"cannot read key file: {e.Message}"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FormatException($"cannot read key file: {e.Message}", e); }
         if (length > MaxKeyFileBytes) throw new FormatException($"not an OnionDrop secret key file (over {MaxKeyFileBytes / 1024} KiB; a key file is a few hundred bytes)");
         var lines = Encoding.UTF8.GetString(bytes, 0, length).Split('\n');
         var line = lines.Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0 && !l.StartsWith('#'));

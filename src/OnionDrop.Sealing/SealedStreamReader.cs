@@ -98,22 +98,22 @@ internal sealed class SealedStreamReader : Stream
     {
         Span<byte> pre = stackalloc byte[SealedFormat.PreambleLength + SealedFormat.RecipientCountLength];
         var n = source.ReadAtLeast(pre, pre.Length, throwOnEndOfStream: false);
-        if (n == 0) throw new SealedFormatException("empty file");
+        if (n == 0) throw new SealedFormatException("empty file", damaged: true);
         var magicSeen = Math.Min(n, SealedFormat.Magic.Length);
         if (!pre[..magicSeen].SequenceEqual(SealedFormat.Magic[..magicSeen]))
             throw new SealedFormatException("not an OnionDrop sealed blob (bad magic)");
         if (n > 6 && pre[6] != SealedFormat.Version)
             throw new SealedFormatException($"unknown format version {pre[6]} (this oniondrop reads version {SealedFormat.Version})");
-        if (n < pre.Length) throw new SealedFormatException("truncated header");
+        if (n < pre.Length) throw new SealedFormatException("truncated header", damaged: true);
         if (pre[7] != 0) throw new SealedFormatException($"unknown format flags 0x{pre[7]:x2}");
         recipients = BinaryPrimitives.ReadUInt16LittleEndian(pre[8..]);
         if (recipients is 0 or > SealedFormat.MaxRecipients)
-            throw new SealedFormatException($"invalid recipient count {recipients}");
+            throw new SealedFormatException($"invalid recipient count {recipients}", damaged: true);
 
         var header = new byte[SealedFormat.HeaderLength(recipients)];
         pre.CopyTo(header);
         if (source.ReadAtLeast(header.AsSpan(pre.Length), header.Length - pre.Length, throwOnEndOfStream: false) < header.Length - pre.Length)
-            throw new SealedFormatException("truncated header");
+            throw new SealedFormatException("truncated header", damaged: true);
         return header;
     }
 
@@ -140,9 +140,12 @@ internal sealed class SealedStreamReader : Stream
             }
         }
         finally { CryptographicOperations.ZeroMemory(secret); }
-        throw new SealedFormatException(found
-            ? "the recipient stanza for this key does not decrypt: header corrupted"
-            : $"not sealed to this key ({key.PublicKey.ToString()[..12]}...): none of its {recipients} recipient stanza(s) is for it");
+        throw found
+            ? new SealedFormatException("the recipient stanza for this key does not decrypt: header corrupted", damaged: true)
+            // Said in the journalist's words, with the usual cause: a key missing from the server's Recipients.
+            : new SealedFormatException($"sealed to {recipients} other key{(recipients == 1 ? "" : "s")}, not to this one ({key.PublicKey.ToString()[..12]}...): " +
+              "if it should be yours, ask the operator whether the server's Recipients list your public key " +
+              "(a submission is sealed only to the keys listed when it arrived)");
     }
 
     public override int Read(Span<byte> buffer)
@@ -240,7 +243,7 @@ internal sealed class SealedStreamReader : Stream
                 if (tag == SecretStream.TagFinal)
                 {
                     if (offset < n || (n == BlockSize && _source.Read(one) != 0))
-                        throw new SealedFormatException($"trailing data after the final chunk ({_chunk})");
+                        throw new SealedFormatException($"trailing data after the final chunk ({_chunk})", damaged: true);
                     slot.Final = true;
                     return false;
                 }
@@ -266,16 +269,16 @@ internal sealed class SealedStreamReader : Stream
         if (n == 0)
             throw new SealedFormatException(number == 1
                 ? "truncated: no chunks after the header"
-                : $"truncated: the stream ends after chunk {number - 1} without its final chunk");
+                : $"truncated: the stream ends after chunk {number - 1} without its final chunk", damaged: true);
         if (n < SecretStream.ABytes)
-            throw new SealedFormatException($"truncated mid-chunk: chunk {number} has only {n} bytes");
+            throw new SealedFormatException($"truncated mid-chunk: chunk {number} has only {n} bytes", damaged: true);
         var ad = number == 1 ? _header : [];
         if (!_stream.TryPull(cipher, plain, ad, out written, out var tag))
             throw new SealedFormatException(
                 number == 1 ? "header or first chunk fails authentication: corrupted or tampered"
                 // A short chunk is the end of the file: a cut chunk, or a short final chunk with bytes appended.
                 : n < SealedFormat.CipherChunkSize ? $"chunk {number} (the last) fails authentication: truncated mid-chunk, corrupted, or followed by trailing data"
-                : $"chunk {number} fails authentication: corrupted, reordered or from another blob");
+                : $"chunk {number} fails authentication: corrupted, reordered or from another blob", damaged: true);
         if (tag == SecretStream.TagFinal)
         {
             if (written == 0) throw new SealedFormatException("the final chunk is empty (not written by an OnionDrop sealer)");
@@ -283,7 +286,7 @@ internal sealed class SealedStreamReader : Stream
         else if (tag != SecretStream.TagMessage)
             throw new SealedFormatException($"chunk {number} has an unexpected tag {tag}");
         else if (n < SealedFormat.CipherChunkSize)
-            throw new SealedFormatException($"truncated: the stream ends after chunk {number} without its final chunk");
+            throw new SealedFormatException($"truncated: the stream ends after chunk {number} without its final chunk", damaged: true);
         return tag;
     }
 

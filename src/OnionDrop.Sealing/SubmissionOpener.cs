@@ -32,7 +32,11 @@ internal sealed class OpenedFileList(IReadOnlyList<VerifiedFile> files) : IReadO
 }
 
 /// <summary>Refusal of a sealed blob, with a one-line reason fit for stderr.</summary>
-public sealed class SealedFormatException(string reason) : Exception(reason);
+/// <param name="damaged">its bytes are not the ones sealed (cut short, altered, added to): another copy may open</param>
+public sealed class SealedFormatException(string reason, bool damaged = false) : Exception(reason)
+{
+    public bool Damaged { get; } = damaged;
+}
 
 /// <summary>
 /// Opens sealed blobs on the journalist's machine: writes files and message under a fresh folder in the

@@ -150,7 +150,7 @@ public class CliTests
 
         Assert.That(open.ExitCode, Is.EqualTo(130), await stderr);
         Assert.That(await stderr, Does.Contain("oniondrop open: interrupted: 1 of 1 blob(s) not opened, nothing of them left in"));
-        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty, "no working folder, nothing in view");
+        Assert.That(Directory.Exists(output), Is.False, "no working folder, nothing in view, and so not the folder it made either");
         _ = await stdout;
     }
 
@@ -359,14 +359,86 @@ public class CliTests
         Assert.That(result.Stderr.Trim(), Is.EqualTo($"oniondrop open: {dir.Combine("not-a-dir")}: is a file, not a directory"), "one line, not one per blob");
     }
 
+    /// <summary>
+    /// A missing blob or key said .NET's "Could not find file '...'." (and "cannot read key file: " before it); a shell
+    /// glob that matched nothing reaches open as itself, `empty/*.sealed`, which deserves the likely reason.
+    /// </summary>
     [Test]
     public async Task OpenWithAMissingBlobSaysSoInOneLine()
     {
         using var dir = new TempDirectory();
+        var key = Seal.PrivateCopy("journalist.key", dir);
         var missing = dir.Combine("nope.sealed");
-        var result = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("out"), missing]);
-        Assert.That(result.ExitCode, Is.Not.Zero);
-        Assert.That(result.Stderr.Trim(), Does.StartWith($"oniondrop open: {missing}: ").And.Not.Contains("\n"));
+        var result = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("out"), missing]);
+        Assert.That(result.ExitCode, Is.EqualTo(1), result.ToString());
+        Assert.That(result.Stderr.Trim(), Is.EqualTo($"oniondrop open: {missing}: no such file"));
+
+        Directory.CreateDirectory(dir.Combine("empty"));
+        var pattern = dir.Combine("empty", "*.sealed");
+        var unmatched = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("out"), pattern]);
+        Assert.That(unmatched.ExitCode, Is.EqualTo(1), unmatched.ToString());
+        Assert.That(unmatched.Stderr.Trim(), Is.EqualTo($"oniondrop open: {pattern}: no such file (a pattern that matched nothing: is the folder empty?)"));
+
+        var noKey = dir.Combine("nosuch.key");
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        var open = await Oniondrop.RunAsync(["open", "--key", noKey, "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.EqualTo(2), open.ToString());
+        Assert.That(open.Stderr.Trim(), Is.EqualTo($"oniondrop open: key file {noKey}: no such file"));
+        var fetch = await Oniondrop.RunAsync(["fetch", "--via", "true", "--open", "--key", noKey, "-o", dir.Combine("out")]);
+        Assert.That(fetch.ExitCode, Is.EqualTo(2), fetch.ToString());
+        Assert.That(fetch.Stderr.Trim(), Is.EqualTo($"oniondrop fetch: key file {noKey}: no such file"), "fetch --open reads the key the same way");
+    }
+
+    /// <summary>
+    /// It said "none of its 1 recipient stanza(s) is for it", jargon with no next step, and left behind the empty
+    /// output folder it had made.
+    /// </summary>
+    [Test]
+    public async Task A_blob_sealed_to_other_keys_says_so_in_plain_words_and_leaves_no_folder_it_made()
+    {
+        using var dir = new TempDirectory();
+        var key = Seal.PrivateCopy("journalist.key", dir);
+        var blob = Path.Combine(RepoPaths.Vectors, "fail_wrong_key.sealed");
+        var open = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("opened"), blob]);
+        Assert.That(open.ExitCode, Is.EqualTo(1), open.ToString());
+        Assert.That(open.Stderr.Trim(), Is.EqualTo($"oniondrop open: {blob}: sealed to 1 other key, not to this one (odpk1ajfyzcr...): " +
+            "if it should be yours, ask the operator whether the server's Recipients list your public key (a submission is sealed only to the keys listed when it arrived)"));
+        Assert.That(Directory.Exists(dir.Combine("opened")), Is.False, "an empty folder it made is left behind");
+
+        using var others = JournalistKey.Generate();
+        using var third = JournalistKey.Generate();
+        File.WriteAllBytes(dir.Combine("two.sealed"), await Seal.ToBytesAsync([others.PublicKey, third.PublicKey], "m", ("a.txt", "a"u8.ToArray())));
+        Directory.CreateDirectory(dir.Combine("mine"));
+        var two = await Oniondrop.RunAsync(["open", "--key", key, "-o", dir.Combine("mine"), dir.Combine("two.sealed")]);
+        Assert.That(two.Stderr, Does.Contain(": sealed to 2 other keys, not to this one ("), two.ToString());
+        Assert.That(Directory.Exists(dir.Combine("mine")), Is.True, "a folder that was there before is not its to remove");
+    }
+
+    /// <summary>A cut or altered blob gave the reason ("chunk 3 (the last) fails authentication: ...") and no next step.</summary>
+    [TestCase("fail_truncated_mid_chunk", true)]
+    [TestCase("fail_bitflip_body", true)]
+    [TestCase("fail_bitflip_stanza", true)]
+    [TestCase("fail_trailing_garbage", true)]
+    [TestCase("fail_truncated_at_chunk_boundary", true)]
+    [TestCase("fail_truncated_header", true)]
+    [TestCase("fail_empty", true)]
+    [TestCase("fail_wrong_key", false)]
+    [TestCase("fail_not_sealed", false)]
+    [TestCase("fail_unknown_version", false)]
+    [TestCase("fail_manifest_member_twice", false)]
+    public async Task A_damaged_blob_is_refused_with_the_way_to_another_copy(string vector, bool damaged)
+    {
+        using var dir = new TempDirectory();
+        var blob = Path.Combine(RepoPaths.Vectors, vector + ".sealed");
+        var open = await Oniondrop.RunAsync(["open", "--key", Seal.PrivateCopy("journalist.key", dir), "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.EqualTo(1), open.ToString());
+        const string advice = ": this copy is damaged (fetch it again if the server still has it, or ask a colleague for theirs); nothing of it was opened";
+        var line = open.Stderr.Trim();
+        Assert.That(line, Does.StartWith($"oniondrop open: {blob}: ").And.Not.Contain("\n"));
+        Assert.That(line.EndsWith(advice), Is.EqualTo(damaged), line);
+        Assert.That(line.IndexOf(advice), Is.EqualTo(line.LastIndexOf(advice)), "said once");
+        if (vector == "fail_truncated_mid_chunk")
+            Assert.That(line, Is.EqualTo($"oniondrop open: {blob}: chunk 3 (the last) fails authentication: truncated mid-chunk, corrupted, or followed by trailing data{advice}"));
     }
 
     [Test]
@@ -386,6 +458,30 @@ public class CliTests
         File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var quiet = await Oniondrop.RunAsync(["open", "--key", dir.Combine("linked.key"), "-o", dir.Combine("out"), blob]);
         Assert.That(quiet.Stderr, Is.Empty, "a link to a 0600 key is the key's own business");
+    }
+
+    /// <summary>A public key given as --key was first warned about as a secret key others can read ("chmod 600 pub"), then refused.</summary>
+    [Test]
+    public async Task A_public_key_given_as_the_key_is_named_without_a_warning_about_its_modes()
+    {
+        using var dir = new TempDirectory();
+        var pub = dir.Combine("pub");
+        File.WriteAllText(pub, "odpk1ajfyzcrk6ix6jswfzggwkapwsymi2aa4c3577thdju2eez6tlvpich2aqm\n");
+        File.SetUnixFileMode(pub, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var blob = Path.Combine(RepoPaths.Vectors, "good_two_files.sealed");
+        var open = await Oniondrop.RunAsync(["open", "--key", pub, "-o", dir.Combine("out"), blob]);
+        Assert.That(open.ExitCode, Is.EqualTo(2), open.ToString());
+        Assert.That(open.Stderr.Trim(), Is.EqualTo($"oniondrop open: {pub}: that is a public key; opening needs the secret key file"));
+
+        // A protected key others can read is still warned about, before its passphrase is asked.
+        var loose = Seal.PrivateCopy("journalist-protected.key", dir);
+        File.SetUnixFileMode(loose, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        var noPassphrase = await Oniondrop.RunAsync(["open", "--key", loose, "-o", dir.Combine("out"), blob]);
+        Assert.That(noPassphrase.ExitCode, Is.EqualTo(2), noPassphrase.ToString());
+        var lines = noPassphrase.Stderr.TrimEnd().Split('\n');
+        Assert.That(lines, Has.Length.EqualTo(2), noPassphrase.ToString());
+        Assert.That(lines[0], Is.EqualTo($"oniondrop open: warning: {loose} can be read by others (mode 0604): a secret key should be yours alone (chmod 600 {loose})"));
+        Assert.That(lines[1], Does.StartWith($"oniondrop open: {loose}: ").And.Contains("no terminal"));
     }
 
     [Test]

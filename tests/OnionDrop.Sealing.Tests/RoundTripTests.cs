@@ -39,7 +39,7 @@ public class RoundTripTests
         }
         using var empty = new TempDirectory();
         var refused = Assert.Throws<SealedFormatException>(() => Seal.Open(blob, _keys[3], empty.Path));
-        Assert.That(refused!.Message, Does.StartWith("not sealed to this key"));
+        Assert.That(refused!.Message, Does.StartWith("sealed to 3 other keys, not to this one"));
         Assert.That(Directory.EnumerateFileSystemEntries(empty.Path), Is.Empty);
     }
 
@@ -323,7 +323,7 @@ public class RoundTripTests
         }
         await using (var blob = File.OpenRead(blobPath))
             Assert.That(() => SubmissionOpener.Open(blob, _keys[3], dir.Combine("out3"), "big.sealed"),
-                Throws.TypeOf<SealedFormatException>().With.Message.StartsWith("not sealed to this key"));
+                Throws.TypeOf<SealedFormatException>().With.Message.StartsWith("sealed to 3 other keys, not to this one"));
         Assert.That(Directory.Exists(dir.Combine("out3")) ? Directory.EnumerateFileSystemEntries(dir.Combine("out3")) : [], Is.Empty);
     }
 }

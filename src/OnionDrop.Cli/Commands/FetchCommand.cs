@@ -50,16 +50,8 @@ public static class FetchCommand
             {
                 var keyPath = parse.GetValue(keyFile);
                 if (keyPath is null) return Fail("--open needs --key FILE", 2);
-                if (KeyFilePermissions.Warning(keyPath) is { } loose) Console.Error.WriteLine("oniondrop fetch: " + loose);
-                try
-                {
-                    var fromScript = Passphrases.FromFileOrEnvironment(parse.GetValue(passphraseFile));
-                    key = JournalistKey.Load(keyPath, () => fromScript ?? Passphrases.Ask($"Passphrase for {keyPath}: "));
-                }
-                catch (Exception e) when (e is FormatException or PassphraseException or IOException or UnauthorizedAccessException)
-                {
-                    return Fail($"{keyPath}: {e.Message}", 2);
-                }
+                key = SecretKeyFile.Load("fetch", keyPath, parse.GetValue(passphraseFile));
+                if (key is null) return 2;
             }
             else if (parse.GetValue(keyFile) is not null) return Fail("--key is only used with --open", 2);
 
@@ -159,7 +151,7 @@ public static class FetchCommand
             if (!transport.HasExited) transport.Kill(entireProcessTree: true);
             await transport.WaitForExitAsync(CancellationToken.None);
             await EndOfRelay(relayed); // its message, if any, is above ours
-            if (e is PullNeverStartedException && madeDir) TryRemoveEmpty(dir); // a typo in the host leaves no empty folder behind
+            if (e is PullNeverStartedException && madeDir) OutputDirectory.RemoveIfEmpty(dir); // a typo in the host leaves no empty folder behind
             var why = e switch
             {
                 PullNeverStartedException => NeverStarted(psi.FileName, transport.ExitCode),
@@ -214,12 +206,6 @@ public static class FetchCommand
         127 => "the --via command did not start oniondrop pull (exit 127: command not found)",
         _ => $"the server ended before the pull began ({transport} exited {exitCode}; any message from it is above): nothing was fetched",
     };
-
-    private static void TryRemoveEmpty(string dir)
-    {
-        try { Directory.Delete(dir, recursive: false); }
-        catch (IOException) { } // not empty after all: leave it
-    }
 
     private static int Fail(string message, int code)
     {

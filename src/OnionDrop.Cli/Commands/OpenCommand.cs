@@ -24,23 +24,11 @@ public static class OpenCommand
         };
         command.SetAction(parseResult =>
         {
-            var keyPath = parseResult.GetValue(keyFile)!;
-            if (KeyFilePermissions.Warning(keyPath) is { } loose) Console.Error.WriteLine("oniondrop open: " + loose);
-            JournalistKey key;
-            try
-            {
-                var fromScript = Passphrases.FromFileOrEnvironment(parseResult.GetValue(passphraseFile));
-                key = JournalistKey.Load(keyPath, () => fromScript ?? Passphrases.Ask($"Passphrase for {keyPath}: "));
-            }
-            catch (Exception e) when (e is FormatException or PassphraseException)
-            {
-                Console.Error.WriteLine($"oniondrop open: {keyPath}: {e.Message}");
-                return 2;
-            }
-
+            if (SecretKeyFile.Load("open", parseResult.GetValue(keyFile)!, parseResult.GetValue(passphraseFile)) is not { } key) return 2;
             using (key)
             {
                 var outputDirectory = parseResult.GetValue(output)!;
+                var madeDirectory = !Directory.Exists(outputDirectory);
                 if (OutputDirectory.CannotWriteTo(outputDirectory) is { } why)
                 {
                     Console.Error.WriteLine($"oniondrop open: {outputDirectory}: {why}");
@@ -54,6 +42,8 @@ public static class OpenCommand
                 using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
                 var paths = parseResult.GetValue(blobs)!;
                 var (refused, notReached) = OpenAll(paths, key, outputDirectory, interrupted.Token);
+                // A run that opened nothing leaves no empty folder of its own making (one that was there stays).
+                if (madeDirectory) OutputDirectory.RemoveIfEmpty(outputDirectory);
                 // The renames into view are durable before we say so (one directory fsync for every blob).
                 if (Directory.Exists(outputDirectory)) FileSync.Fsync(outputDirectory);
                 if (notReached > 0)
@@ -170,12 +160,22 @@ public static class OpenCommand
     {
         // Opening a directory says "Access to the path is denied", which sends the journalist to chmod.
         if (Directory.Exists(blob)) throw new IOException($"is a directory, not a sealed file (did you mean {Path.Combine(blob, "*.sealed")}?)");
-        using var input = new FileStream(blob, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+        using var input = OpenBlob(blob);
         var progress = showProgress ? new TerminalProgress(blob, input.Length) : null;
         // Checked at each chunk: an interruption ends the verification, which deletes its working folder.
         var checkedProgress = new Progress(read => { interrupted.ThrowIfCancellationRequested(); progress?.Report(read); });
         try { return SubmissionOpener.Verify(input, key, outputDirectory, Path.GetFileName(blob), checkedProgress); }
         finally { progress?.Done(); }
+    }
+
+    private static FileStream OpenBlob(string blob)
+    {
+        try { return new FileStream(blob, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // Not .NET's "Could not find file '...'.". A shell glob that matched nothing comes as itself (`inbox/*.sealed`).
+            throw new IOException(blob.AsSpan().IndexOfAny("*?[") >= 0 ? "no such file (a pattern that matched nothing: is the folder empty?)" : "no such file");
+        }
     }
 
     /// <returns>1 if the blob was refused or could not be written (said on stderr in one line), else 0</returns>
@@ -194,6 +194,11 @@ public static class OpenCommand
             Console.Out.WriteLine($"{blob}: {opened.Files} file(s){message} in {opened.Directory}");
             return 0;
         }
+        catch (SealedFormatException e) when (e.Damaged)
+        {
+            Console.Error.WriteLine($"oniondrop open: {blob}: {OneLine(e.Message)}: {DamagedAdvice}");
+            return 1;
+        }
         catch (Exception e) when (e is SealedFormatException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"oniondrop open: {blob}: {OneLine(e.Message)}");
@@ -207,6 +212,9 @@ public static class OpenCommand
             return 1;
         }
     }
+
+    /// <summary>The next step for a blob whose bytes are not the ones sealed: the copy, not the key, is at fault.</summary>
+    private const string DamagedAdvice = "this copy is damaged (fetch it again if the server still has it, or ask a colleague for theirs); nothing of it was opened";
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ");
 

@@ -18,4 +18,11 @@ internal static class OutputDirectory
         catch (UnauthorizedAccessException) { return "permission denied: cannot write there"; }
         catch (IOException e) { return "cannot write there: " + e.Message; }
     }
+
+    /// <summary>Removes <paramref name="directory"/> if nothing is in it: rmdir refuses one that is not empty.</summary>
+    public static void RemoveIfEmpty(string directory)
+    {
+        try { Directory.Delete(directory, recursive: false); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // not empty after all: leave it
+    }
 }
