@@ -44,7 +44,7 @@ public sealed class TorSupervisorOptions
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The web server's Unix socket, the onion service's target; DATA/web.sock unless set.</summary>
-    public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, "web.sock"); set => _webSocket = value; }
+    public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, TorrcValues.WebSocketName); set => _webSocket = value; }
     private string? _webSocket;
 
     /// <summary>

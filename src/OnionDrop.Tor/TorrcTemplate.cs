@@ -6,11 +6,14 @@ namespace OnionDrop.Tor;
 /// <summary>What the daemon fills into torrc.template's placeholders.</summary>
 public sealed record TorrcValues(string DataDir, int OwnerPid)
 {
+    /// <summary>The web server's Unix socket's name, which the daemon listens on and tor forwards the onion service to.</summary>
+    public const string WebSocketName = "web.sock";
+
     public string TorDir => Path.Combine(DataDir, "tor");
     public string ControlSocket => Path.Combine(TorDir, "control.sock");
     public string OnionServiceDir => Path.Combine(TorDir, "onion-service");
     /// <summary>The onion service's target: DATA/web.sock unless the daemon keeps it elsewhere.</summary>
-    public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, "web.sock"); init => _webSocket = value; }
+    public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, WebSocketName); init => _webSocket = value; }
     private readonly string? _webSocket;
 }
 
@@ -161,7 +164,7 @@ public static class TorrcTemplate
 
     /// <summary>The web socket's directory, named by the setting that put it there: the data directory, unless WebSocketDirectory says otherwise.</summary>
     public static void CheckWebSocketPath(string dataDir, string webSocket, bool addOnion = false) =>
-        CheckPath(webSocket == Path.Combine(dataDir, "web.sock") ? "DataDir" : "WebSocketDirectory", Path.GetDirectoryName(webSocket)!, addOnion);
+        CheckPath(webSocket == Path.Combine(dataDir, TorrcValues.WebSocketName) ? "DataDir" : "WebSocketDirectory", Path.GetDirectoryName(webSocket)!, addOnion);
 
     /// <summary>
     /// The option a line sets, as tor reads it: "+Option" (append) and "/Option" (clear) name Option, and so

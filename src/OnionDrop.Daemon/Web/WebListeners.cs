@@ -18,7 +18,7 @@ namespace OnionDrop.Daemon.Web;
 /// </param>
 public sealed class WebListeners(IOptions<OnionDropOptions> options, OnionDrop.Storage.SealedBlobStore store) : IConfigureOptions<KestrelServerOptions>
 {
-    public const string SocketName = "web.sock";
+    public const string SocketName = OnionDrop.Tor.TorrcValues.WebSocketName;
 
     /// <summary>Room for part headers, boundaries and the message on top of the files' own bytes.</summary>
     public static long MaxRequestBodyBytes(OnionDropOptions o) =>
