@@ -51,7 +51,7 @@ public static class CompactCommand
                     if (DataDirectoryOptions.OtherOwner(options.DataDir) is { } owner)
                         return Fail($"the daemon is not running and {options.DataDir} belongs to uid {owner}: run this as that user " +
                                     "(e.g. sudo -u oniondrop oniondrop compact), so catalog.db keeps its owner", 1);
-                    using (var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions())) store.Compact();
+                    using (var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with { Holder = StoreHolder.Compact })) store.Compact();
                     how = "here (the daemon is not running)";
                 }
             }
