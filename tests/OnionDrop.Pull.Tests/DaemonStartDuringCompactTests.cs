@@ -9,8 +9,8 @@ namespace OnionDrop.Pull.Tests;
 /// The daemon started (by the operator, or by systemd restarting it) while `oniondrop compact` or `recover` holds the
 /// store, run with the daemon stopped. strace stops the command (SIGSTOP) right after a chosen system call, so it is
 /// caught at that very point; the real daemon starts and waits for the store; then the command goes on (SIGCONT).
-/// compact finishes a rebuild under way (LiteDB's rebuild cannot stop halfway); recover finishes (the daemon needs
-/// what it makes). The daemon says what it waited for.
+/// compact gives way if its rebuild has not begun (the catalog as it was), and finishes one under way (LiteDB's rebuild
+/// cannot stop halfway); recover finishes (the daemon needs what it makes). The daemon says what it waited for.
 /// </summary>
 public class DaemonStartDuringCompactTests
 {
@@ -23,6 +23,25 @@ public class DaemonStartDuringCompactTests
 
     [SetUp] public void SetUp() => (_temp, _key) = (new TempDirectory(), JournalistKey.Generate());
     [TearDown] public void TearDown() { _key.Dispose(); _temp.Dispose(); }
+
+    [Test]
+    public async Task Compact_gives_way_to_the_daemon_starting_before_its_rebuild_and_leaves_the_catalog_as_it_was()
+    {
+        var kept = await FillAndDeleteAsync();
+        var inode = await InodeAsync(Catalog);
+
+        // Stopped as it opens the store (it counts the sealed files), before anything is rebuilt.
+        var compact = await RunStoppedAfterAsync("openat", Blobs, "compact", "--data-dir", DataDir);
+        var said = await StartTheDaemonMeanwhileAsync(compact);
+
+        var result = await compact.Run;
+        Assert.That(result.ExitCode, Is.EqualTo(1), result.ToString());
+        Assert.That(result.Stderr.Trim(), Is.EqualTo("oniondrop compact: the daemon started and takes the store over: nothing was compacted; " +
+                                                     "run compact again: it asks the daemon now"));
+        Assert.That(await InodeAsync(Catalog), Is.EqualTo(inode), "catalog.db not rebuilt: the same file");
+        Assert.That(said, Has.One.Contains($"store: {DataDir} was in use by oniondrop compact, which let go after"));
+        AssertKept(kept);
+    }
 
     [Test]
     public async Task A_rebuild_under_way_when_the_daemon_starts_is_finished_and_the_daemon_waits_for_it()
