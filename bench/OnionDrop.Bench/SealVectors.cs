@@ -69,7 +69,7 @@ public sealed class SealVectors : IBenchmark
         await Fail("fail_bitflip_header", Flip(baseBlob, HeaderLength(1) - 5, 0x10), "header or first chunk fails authentication");
         await Fail("fail_bitflip_recipient_count", Flip(baseBlob, 8, 0x02), "header or first chunk fails authentication");
         await Fail("fail_bitflip_key_id", Flip(baseBlob, 10, 0x01), "not to this one");
-        await Fail("fail_bitflip_stanza", Flip(baseBlob, 10 + 8 + 40, 0x01), "recipient stanza for this key does not decrypt");
+        await Fail("fail_bitflip_stanza", Flip(baseBlob, 10 + 8 + 40, 0x01), "but the part only this key unlocks has been altered (the key is fine)");
         var twoRecipients = await Seal([other.PublicKey, journalist.PublicKey], "two", "", [("a.txt", "text/plain", "hello"u8.ToArray())]);
         await Fail("fail_bitflip_other_stanza", Flip(twoRecipients, 10 + 30, 0x80), "header or first chunk fails authentication");
         await Fail("fail_bitflip_first_chunk", Flip(baseBlob, header.Length + 100, 0x01), "header or first chunk fails authentication");

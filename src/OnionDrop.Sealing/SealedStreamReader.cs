@@ -141,7 +141,11 @@ internal sealed class SealedStreamReader : Stream
         }
         finally { CryptographicOperations.ZeroMemory(secret); }
         throw found
-            ? new SealedFormatException("the recipient stanza for this key does not decrypt: header corrupted", damaged: true)
+            // A stanza with this key's id that does not open. Never the key's fault: a key file's secret is checked against
+            // its public key as it is read, and the id is derived from that. So its bytes were altered (or are another
+            // key's, this key's id written over): said in the journalist's words, the copy at fault.
+            ? new SealedFormatException($"sealed to this key ({key.PublicKey.ToString()[..12]}...), but the part only this key unlocks " +
+                                        "has been altered (the key is fine)", damaged: true)
             // Said in the journalist's words, with the usual cause: a key missing from the server's Recipients.
             : new SealedFormatException($"sealed to {recipients} other key{(recipients == 1 ? "" : "s")}, not to this one ({key.PublicKey.ToString()[..12]}...): " +
               "if it should be yours, ask the operator whether the server's Recipients list your public key " +

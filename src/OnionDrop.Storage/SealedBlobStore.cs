@@ -49,6 +49,9 @@ public sealed class SealedBlobStore : ISealedBlobStore
     public string BlobsDir { get; }
     public SealedBlobStoreOptions Options => _options;
 
+    /// <summary>What held the store when <see cref="SealedBlobStoreOptions.LockWait"/> had Open wait for it, and how long; null if it did not.</summary>
+    public (StoreHolder Holder, TimeSpan Time)? WaitedFor => _lock.WaitedFor;
+
     private SealedBlobStore(string dataDir, DataDirectoryLock dataLock, SealedBlobStoreOptions options)
     {
         DataDir = dataDir;
@@ -192,7 +195,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
         // Everything this process creates from here on is private unless deliberately widened (pull.sock).
         Posix.SetUmask(0b000_111_111);
         CreatePrivateDirectory(dataDir);
-        var dataLock = DataDirectoryLock.TryAcquire(dataDir, options.LockWait) ?? throw new StoreLockedException(dataDir);
+        var dataLock = DataDirectoryLock.TryAcquire(dataDir, options.LockWait, options.Holder)
+                       ?? throw new StoreLockedException(dataDir, DataDirectoryLock.HeldBy(dataDir));
         try
         {
             CreatePrivateDirectory(Path.Combine(dataDir, BlobsDirectoryName));

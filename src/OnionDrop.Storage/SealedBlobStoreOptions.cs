@@ -32,6 +32,9 @@ public sealed record SealedBlobStoreOptions
     /// </summary>
     public TimeSpan LockWait { get; init; } = TimeSpan.Zero;
 
+    /// <summary>What this process is, named in daemon.lock while it holds the store, for a process waiting for it to say.</summary>
+    public StoreHolder Holder { get; init; } = StoreHolder.Unknown;
+
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
     /// <summary>The clock that decides "today" (arrival day, retention); tests move it.</summary>

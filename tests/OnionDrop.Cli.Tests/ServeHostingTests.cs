@@ -146,7 +146,7 @@ public class ServeHostingTests
         var second = await Oniondrop.RunAsync(["serve", "--data-dir", data, "--recipient", key, "--tor", "none"], TimeSpan.FromSeconds(90));
 
         Assert.That(second.ExitCode, Is.EqualTo(1), second.ToString());
-        Assert.That(second.Stderr.Trim().Split('\n')[^1], Is.EqualTo($"oniondrop serve: {data} is in use by another oniondrop process (it holds daemon.lock)"));
+        Assert.That(second.Stderr.Trim().Split('\n')[^1], Is.EqualTo($"oniondrop serve: {data} is in use by another oniondrop daemon (it holds daemon.lock)"));
         Assert.That(Path.Exists(socket), "the running daemon's web.sock is still there");
         Assert.That(await InodeAsync(), Is.EqualTo(before), "the same socket, not another");
         using var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);

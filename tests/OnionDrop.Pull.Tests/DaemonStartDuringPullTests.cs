@@ -85,7 +85,7 @@ public class DaemonStartDuringPullTests
         Assert.That(serving, Is.LessThan(TimeSpan.FromSeconds(20)), "the daemon waited for the pull to end");
         var said = daemon.Output.Split('\n').Where(l => l.Contains("store: ")).ToList();
         TestContext.Out.WriteLine(string.Join('\n', said));
-        Assert.That(said, Has.One.Contains($"store: {DataDir} was in use by another oniondrop process"), daemon.Output);
+        Assert.That(said, Has.One.Contains($"store: {DataDir} was in use by a journalist's pull served while the daemon was stopped, which let go after"), daemon.Output);
 
         // Ended, not merely quiet: the relay holds what it sent, and whatever the pull still had on its way is dropped.
         var pull = int.Parse(File.ReadAllText(_temp.Combine("pull.pid")));

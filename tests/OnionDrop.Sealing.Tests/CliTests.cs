@@ -441,6 +441,36 @@ public class CliTests
             Assert.That(line, Is.EqualTo($"oniondrop open: {blob}: chunk 3 (the last) fails authentication: truncated mid-chunk, corrupted, or followed by trailing data{advice}"));
     }
 
+    /// <summary>
+    /// A blob whose header names this key, but whose part for it (the submission's key, sealed to this one) does not
+    /// open. The key is never the cause: a key file's secret is checked against its public key when it is read, and the
+    /// name in the header is derived from that public key. So the part was altered (a flipped bit: the vector), or is
+    /// another key's with this key's name written over it. It said "the recipient stanza for this key does not decrypt:
+    /// header corrupted", jargon to a journalist at an offline laptop.
+    /// </summary>
+    [Test]
+    public async Task A_blob_whose_part_for_this_key_was_altered_says_so_in_plain_words()
+    {
+        using var dir = new TempDirectory();
+        var keyFile = Seal.PrivateCopy("journalist.key", dir);
+        using var key = JournalistKey.Load(keyFile);
+        using var other = JournalistKey.Generate();
+        var renamed = dir.Combine("renamed.sealed");
+        var blob = await Seal.ToBytesAsync([other.PublicKey], "m", ("a.txt", "a"u8.ToArray()));
+        key.PublicKey.KeyId.Span.CopyTo(blob.AsSpan(SealedFormat.PreambleLength + SealedFormat.RecipientCountLength));
+        File.WriteAllBytes(renamed, blob);
+
+        foreach (var path in new[] { Path.Combine(RepoPaths.Vectors, "fail_bitflip_stanza.sealed"), renamed })
+        {
+            var open = await Oniondrop.RunAsync(["open", "--key", keyFile, "-o", dir.Combine("out"), path]);
+            Assert.That(open.ExitCode, Is.EqualTo(1), open.ToString());
+            Assert.That(open.Stderr.Trim(), Is.EqualTo($"oniondrop open: {path}: sealed to this key (odpk1ajfyzcr...), but the part only this key " +
+                "unlocks has been altered (the key is fine): this copy is damaged (fetch it again if the server still has it, or ask a colleague for theirs); " +
+                "nothing of it was opened"));
+            Assert.That(Directory.Exists(dir.Combine("out")), Is.False, open.ToString());
+        }
+    }
+
     [Test]
     public async Task A_key_file_others_can_read_is_warned_about_once_and_still_opens()
     {

@@ -172,6 +172,42 @@ public class SealedBlobStoreTests
         Assert.That(DataDirectoryLock.IsWanted(DataDir), Is.False, "nobody waits once it holds the store");
     }
 
+    /// <summary>
+    /// The daemon's log and its refusal to start say what held the store: its holder names itself in daemon.lock for as long
+    /// as it holds it, and one that names nothing (an older oniondrop, a probe) is not taken for the last one that did.
+    /// </summary>
+    [Test]
+    public async Task A_process_waiting_for_the_store_learns_what_held_it()
+    {
+        var compact = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { Holder = StoreHolder.Compact });
+        Assert.That(DataDirectoryLock.HeldBy(DataDir), Is.EqualTo(StoreHolder.Compact));
+        var refused = Assert.Throws<StoreLockedException>(() => SealedBlobStore.Open(DataDir));
+        Assert.That(refused!.Message, Is.EqualTo($"{DataDir} is in use by oniondrop compact (it holds daemon.lock)"));
+        Assert.That(DataDirectoryLock.IsHeld(DataDir), "a probe");
+        Assert.That(DataDirectoryLock.HeldBy(DataDir), Is.EqualTo(StoreHolder.Compact), "a probe names nothing, and leaves the name");
+
+        var waiter = Task.Run(() => SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { LockWait = TimeSpan.FromSeconds(30), Holder = StoreHolder.Daemon }));
+        while (!DataDirectoryLock.IsWanted(DataDir)) await Task.Delay(20);
+        await Task.Delay(300);
+        compact.Dispose();
+        using (var daemon = await waiter.WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            Assert.That(daemon.WaitedFor?.Holder, Is.EqualTo(StoreHolder.Compact));
+            Assert.That(daemon.WaitedFor?.Time, Is.GreaterThan(TimeSpan.FromSeconds(0.2)));
+            Assert.That(DataDirectoryLock.HeldBy(DataDir), Is.EqualTo(StoreHolder.Daemon));
+        }
+        Assert.That(File.ReadAllBytes(Path.Combine(DataDir, DataDirectoryLock.FileName)), Is.Empty, "no name once let go");
+
+        using (var unnamed = SealedBlobStore.Open(DataDir))
+        {
+            Assert.That(DataDirectoryLock.HeldBy(DataDir), Is.EqualTo(StoreHolder.Unknown));
+            Assert.That(Assert.Throws<StoreLockedException>(() => SealedBlobStore.Open(DataDir))!.Message,
+                Is.EqualTo($"{DataDir} is in use by another oniondrop process (it holds daemon.lock)"));
+        }
+        using (var first = SealedBlobStore.Open(DataDir))
+            Assert.That(first.WaitedFor, Is.Null, "it did not wait");
+    }
+
     [Test]
     public void Ids_that_are_not_canonical_never_reach_the_file_system()
     {

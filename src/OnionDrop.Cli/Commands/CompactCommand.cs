@@ -51,7 +51,15 @@ public static class CompactCommand
                     if (DataDirectoryOptions.OtherOwner(options.DataDir) is { } owner)
                         return Fail($"the daemon is not running and {options.DataDir} belongs to uid {owner}: run this as that user " +
                                     "(e.g. sudo -u oniondrop oniondrop compact), so catalog.db keeps its owner", 1);
-                    using (var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions())) store.Compact();
+                    using (var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with { Holder = StoreHolder.Compact }))
+                    {
+                        // The drop box comes first: a daemon that started meanwhile (it waits for the store, 30 s at most)
+                        // gets it before the rebuild begins, the catalog as it was. A rebuild under way is finished: LiteDB's
+                        // cannot stop halfway, and it takes a second or less.
+                        if (DataDirectoryLock.IsWanted(options.DataDir))
+                            return Fail("the daemon started and takes the store over: nothing was compacted; run compact again: it asks the daemon now", 1);
+                        store.Compact();
+                    }
                     how = "here (the daemon is not running)";
                 }
             }

@@ -111,7 +111,7 @@ public static class PullCommand
             if (!daemonStarting)
                 try
                 {
-                    var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions());
+                    var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with { Holder = StoreHolder.Pull });
                     // Holding daemon.lock, this pull holds pull.sock's name too: one there is a killed daemon's, and left
                     // there it would have the next pull blame a daemon that is not running, not wait for this one.
                     try { File.Delete(socket); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }

@@ -32,7 +32,7 @@ public static class RecoverCommand
             int? recovered;
             try
             {
-                using var store = SealedBlobStore.OpenRecovering(options.DataDir, options.Retention.ToStoreOptions(), out recovered);
+                using var store = SealedBlobStore.OpenRecovering(options.DataDir, options.Retention.ToStoreOptions() with { Holder = StoreHolder.Recover }, out recovered);
             }
             catch (StoreLockedException) { return Fail("the daemon is running: stop it first (systemctl stop oniondrop)", 1); }
             catch (UnauthorizedAccessException e) { return Fail($"{options.DataDir}: {e.Message} (run as the daemon's user)", 1); }

@@ -22,13 +22,14 @@ public static class StorageSetup
             // A pull served directly while the daemon was stopped lets go as soon as it sees the daemon waiting (within a
             // second); `compact` or `recover` run by hand do not, and are given this long to end.
             var lockWait = TimeSpan.FromSeconds(30);
-            var held = DataDirectoryLock.IsHeld(options.DataDir);
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with { Logger = log, LockWait = lockWait });
-            if (held)
-                log.LogWarning("store: {DataDir} was in use by another oniondrop process, which let go after {Seconds:0.0} s " +
-                               "(a journalist's pull, served while the daemon was stopped, stops for the daemon; its fetch says to run it again)",
-                    options.DataDir, clock.Elapsed.TotalSeconds);
+            var store = SealedBlobStore.Open(options.DataDir, options.Retention.ToStoreOptions() with
+            {
+                Logger = log, LockWait = lockWait, Holder = StoreHolder.Daemon,
+            });
+            if (store.WaitedFor is { } waited)
+                log.LogWarning("store: {DataDir} was in use by {Holder}, which let go after {Seconds:0.0} s{Why}", options.DataDir,
+                    DataDirectoryLock.Describe(waited.Holder), waited.Time.TotalSeconds,
+                    waited.Holder == StoreHolder.Pull ? " (it stops for the daemon; its fetch says to run it again)" : "");
             return store;
         });
         services.AddSingleton<ISealedBlobStore>(sp => sp.GetRequiredService<SealedBlobStore>());
