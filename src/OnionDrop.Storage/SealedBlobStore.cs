@@ -78,11 +78,32 @@ public sealed class SealedBlobStore : ISealedBlobStore
         {
             Db = db;
             Submissions = db.GetCollection("submissions");
-            Submissions.EnsureIndex("seq", unique: true);
-            Submissions.EnsureIndex("state");
+            EnsureIndexes();
             Meta = db.GetCollection("meta");
             Deleting = db.GetCollection("deleting");
             LogWriter = LogWriterProbe.Of(db);
+        }
+
+        public void EnsureIndexes()
+        {
+            Submissions.EnsureIndex("seq", unique: true);
+            Submissions.EnsureIndex("state");
+        }
+
+        /// <summary>
+        /// LiteDB's rebuild (5.0.19 to 5.0.21 at least) remakes each secondary index under a loop guard sized from its
+        /// new, still empty file, and fails ("Detected loop in FindAll") past 2,550 entries (litedb-org/LiteDB#2827). So
+        /// they are dropped first and made again after, from the rebuilt file; an index lost to a crash in between is
+        /// made again at the next open. The _id index is not remade that way. Ends with the log written into catalog.db,
+        /// so that the files' sizes say what the rebuild gave back.
+        /// </summary>
+        public void Rebuild()
+        {
+            Submissions.DropIndex("seq");
+            Submissions.DropIndex("state");
+            Db.Rebuild();
+            EnsureIndexes();
+            Db.Checkpoint();
         }
 
         public static Catalog Open(string file)
@@ -137,11 +158,14 @@ public sealed class SealedBlobStore : ISealedBlobStore
         }
     }
 
-    /// <summary>Whether closing the catalog can write its whole log into catalog.db (which may grow by as much), with a margin.</summary>
+    /// <summary>
+    /// Whether closing the catalog can write its whole log into catalog.db (which may grow by as much), with a margin;
+    /// the same room holds the new copy a rebuild writes.
+    /// </summary>
     private bool HasRoomToClose(out long free, out long needed)
     {
         free = new DriveInfo(DataDir).AvailableFreeSpace;
-        needed = CatalogFiles(DataDir).Sum(f => new FileInfo(f).Length) + (1L << 20);
+        needed = CatalogBytes() + (1L << 20);
         return free >= needed;
     }
 
@@ -730,10 +754,16 @@ public sealed class SealedBlobStore : ISealedBlobStore
     private long Rebuild() => Use(catalog =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            long freed;
-            try { freed = catalog.Db.Rebuild(); }
+            // The rebuild writes a new copy of the catalog beside it; on a disk without room for it, LiteDB can hang
+            // closing its engine over the dropped indexes' log pages it cannot write (seen in FullDiskTests): so nothing
+            // is written unless the copy fits.
+            if (!HasRoomToClose(out var free, out var needed))
+                throw new IOException($"No space left on device: compacting needs {needed:N0} bytes free in {DataDir} ({free:N0} now)");
+            var before = CatalogBytes();
+            try { catalog.Rebuild(); }
             catch
             {
+                catalog.Failed = true; // reopened at its next use, indexes and all, whatever state the failure left LiteDB's engine in
                 // A rebuild that failed (a full disk) leaves its new file half-made: it goes now, not at the next start.
                 foreach (var temp in RebuildTempFiles(DataDir)) TryDelete(temp);
                 throw;
@@ -742,8 +772,10 @@ public sealed class SealedBlobStore : ISealedBlobStore
             var backups = RebuildFiles(DataDir, "backup").ToList();
             foreach (var (backup, _) in backups) File.Delete(backup);
             if (backups.Count > 0) FileSync.Fsync(DataDir);
-            return freed;
+            return Math.Max(0, before - CatalogBytes());
         });
+
+    private long CatalogBytes() => CatalogFiles(DataDir).Sum(f => new FileInfo(f).Length);
 
     /// <summary>
     /// The catalog entry only: its file goes once the deletion is durable (<see cref="DeleteFiles"/>). A crash in

@@ -114,7 +114,7 @@ public sealed class FullDiskTests
         var filler = Path.Combine(disk.Path, "filler");
         SmallTmpfs.Fill(filler);
 
-        Assert.That(() => store.Compact(), Throws.InstanceOf<IOException>());
+        Assert.That(() => store.Compact(), Throws.InstanceOf<IOException>().With.Message.Contains("compacting needs"));
         Assert.That(Directory.GetFiles(data, "catalog-temp*"), Is.Empty, "the rebuild's new file goes with its failure");
 
         File.Delete(filler);

@@ -96,6 +96,27 @@ public class RetentionTests
         }
     }
 
+    /// <summary>
+    /// LiteDB from 5.0.19 to 5.0.21 at least fails a rebuild ("Detected loop in FindAll") once a collection with a
+    /// secondary index holds more than 2,550 documents (litedb-org/LiteDB#2827): a drop box with a backlog of 3,000
+    /// could no longer compact, by command or after retention.
+    /// </summary>
+    [Test]
+    public async Task Compaction_of_a_catalog_with_thousands_of_waiting_submissions_keeps_every_one()
+    {
+        using var store = Open(new SealedBlobStoreOptions());
+        var ids = new List<string>();
+        for (var i = 0; i < 3_000; i++) ids.Add((await SealedBlobStoreTests.StoreAsync(store, 1, i)).Record.Id);
+        for (var i = 0; i < 100; i++) store.Acknowledge(ids[i], "alice");
+
+        store.Compact();
+
+        Assert.That(store.ListCommitted().Select(r => r.Id), Is.EquivalentTo(ids.Skip(100)));
+        Assert.That(store.ListWaiting("bob").Select(r => r.Id), Is.EqualTo(ids.Skip(100)), "in order of arrival: the seq index works");
+        var (next, _) = await SealedBlobStoreTests.StoreAsync(store, 1, 3_000);
+        Assert.That(store.ListWaiting("bob").Last().Id, Is.EqualTo(next.Id), "a submission after the compaction comes last");
+    }
+
     [Test]
     public async Task Compaction_gives_the_space_of_deleted_entries_back()
     {
