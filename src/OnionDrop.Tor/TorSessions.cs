@@ -134,7 +134,7 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
         }
         try
         {
-            await control.AuthenticateAsync(cancellationToken: cancellationToken);
+            await control.AuthenticateAsync(cancellationToken);
             await CheckTorCanReachWebSocketAsync(control, options, cancellationToken);
             var result = await control.AddOnionAsync(
                 storedKey ?? "NEW:ED25519-V3",
