@@ -47,7 +47,6 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     public string DataDir { get; }
     public string BlobsDir { get; }
-    public SealedBlobStoreOptions Options => _options;
 
     private SealedBlobStore(string dataDir, DataDirectoryLock dataLock, SealedBlobStoreOptions options)
     {
@@ -508,8 +507,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
             .Where("(state = @0 OR state = @1) AND seq > @2", nameof(SubmissionState.Committed), nameof(SubmissionState.Acknowledged), afterSequence)
             .OrderBy("seq").ToList().Select(ToRecord).ToList());
 
-    public IReadOnlyList<SubmissionRecord> ListWaiting(string recipient, long afterSequence = 0) => Use(catalog => catalog.Submissions.Query()
-            .Where("state = @0 AND seq > @1", nameof(SubmissionState.Committed), afterSequence)
+    public IReadOnlyList<SubmissionRecord> ListWaiting(string recipient) => Use(catalog => catalog.Submissions.Query()
+            .Where("state = @0", nameof(SubmissionState.Committed))
             .OrderBy("seq").ToList().Select(ToRecord)
             .Where(r => !r.AcknowledgedBy.Contains(recipient)).ToList());
 
