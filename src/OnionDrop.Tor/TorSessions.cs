@@ -63,7 +63,7 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
     /// <summary>tor writes HiddenServiceDir/hostname when it loads (or creates) the service key, right at start.</summary>
     private static async Task<string> ReadHostnameAsync(TorProcess tor, CancellationToken cancellationToken)
     {
-        var hostname = Path.Combine(tor.Values.OnionServiceDir, "hostname");
+        var hostname = tor.Values.HostnameFile;
         for (var i = 0; i < 300; i++)
         {
             if (File.Exists(hostname))
