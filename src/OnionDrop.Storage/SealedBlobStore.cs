@@ -16,7 +16,7 @@ namespace OnionDrop.Storage;
 public sealed class SealedBlobStore : ISealedBlobStore
 {
     public const string CatalogFileName = "catalog.db";
-    /// <summary>What LiteDB names its log beside <see cref="CatalogFileName"/>, and the old file a rebuild keeps.</summary>
+    /// <summary>What LiteDB names its log beside <see cref="CatalogFileName"/> (a rebuild's files: <see cref="RebuildFiles"/>).</summary>
     private const string CatalogLogFileName = "catalog-log.db";
     public const string BlobsDirectoryName = "blobs";
     public const string SparesDirectoryName = "spare";
