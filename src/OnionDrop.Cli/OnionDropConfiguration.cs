@@ -47,7 +47,7 @@ public static partial class OnionDropConfiguration
     /// <summary>The command-line layer: only the flags actually given.</summary>
     public sealed record Flags(string? DataDir = null, IReadOnlyList<string>? Recipients = null, string? Listen = null, string? Tor = null);
 
-    public sealed record Loaded(IConfigurationRoot Configuration, string? ConfigFile)
+    public sealed record Loaded(IConfigurationRoot Configuration)
     {
         /// <summary>Binds the options as the daemon will, turning binder errors into one clear line.</summary>
         public OnionDropOptions Options()
@@ -98,7 +98,7 @@ public static partial class OnionDropConfiguration
                     merged.Remove(key);
             foreach (var (k, v) in layer) merged[k] = v;
         }
-        return new Loaded(new ConfigurationBuilder().AddInMemoryCollection(merged).Build(), file);
+        return new Loaded(new ConfigurationBuilder().AddInMemoryCollection(merged).Build());
     }
 
     private static string? ChooseFile(string? configFile, IDictionary environment)

@@ -324,7 +324,7 @@ public sealed class DirectFileWriter : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Pinned blocks (never moved by the GC) starting on the alignment O_DIRECT needs, kept for reuse:
-    /// a run that writes a thousand files should not allocate a thousand pairs of them.
+    /// a run that writes a thousand files should not allocate a thousand sets of them.
     /// </summary>
     private static class BlockPool
     {

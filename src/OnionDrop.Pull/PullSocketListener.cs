@@ -35,7 +35,7 @@ public sealed class PullSocketListener(ISealedBlobStore store, string dataDir, I
 
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>Completes once the socket accepts connections.</summary>
+    /// <summary>Completes once the socket accepts connections (for tests, which connect as soon as it does).</summary>
     public Task Listening => _listening.Task;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

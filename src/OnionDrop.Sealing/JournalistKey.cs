@@ -108,7 +108,7 @@ public sealed class JournalistKey : IDisposable
         finally { CryptographicOperations.ZeroMemory(boxKey); }
     }
 
-    /// <summary>True if the key file needs a passphrase (so a CLI asks only when needed).</summary>
+    /// <summary>Whether the key file is passphrase-protected, read without the passphrase. (<see cref="Load"/> asks for one only then: callers need not check first.)</summary>
     public static bool IsProtected(string path) => ReadKeyLine(path)[1] == "argon2id";
 
     /// <summary>Loads a key file; asks <paramref name="passphrase"/> only if the file is protected.</summary>

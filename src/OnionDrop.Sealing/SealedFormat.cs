@@ -36,7 +36,6 @@ internal static class SealedFormat
     /// <summary>The most files an OnionDrop server seals into one submission (its MaxFiles setting is at most this).</summary>
     public const int MaxFiles = 10_000;
 
-    /// <summary>Strict UTF-8 for reading; writing replaces lone surrogates (which no HTTP form can carry) with U+FFFD.</summary>
-    public static readonly Encoding StrictUtf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+    /// <summary>The sealer's: lone surrogates (which no HTTP form can carry) become U+FFFD. The opener checks what it reads with Unicode.Utf8.IsValid.</summary>
     public static readonly Encoding Utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false);
 }

@@ -192,7 +192,7 @@ public static class SubmissionOpener
         return latest;
     }
 
-    /// <summary>Parses the record framing (docs/sealed-format.md, "Plaintext records"), writing each file as it streams.</summary>
+    /// <summary>Parses the record framing (docs/sealed-format.md, "3. Plaintext: records"), writing each file as it streams.</summary>
     /// <param name="heavy">set once it has taken the <see cref="HeavyTurn"/>, which the caller gives back</param>
     private static (ReadManifest, List<VerifiedFile>) ReadRecords(SealedStreamReader plain, string working, ref bool heavy)
     {

@@ -1,12 +1,12 @@
 namespace OnionDrop.Storage;
 
 /// <summary>
-/// Receiving: being written (a blobs/*.partial file, no catalog entry yet). Committed: visible, waiting to be
-/// pulled. Acknowledged: the deletion policy's quorum holds a verified copy (kept only if the operator keeps
-/// acknowledged blobs for some days). Damaged: the catalog entry's file was found missing or short at open;
-/// never offered to pull, kept so the operator sees it.
+/// A catalog entry's state (an upload still being written has no entry: it is only a blobs/*.partial file).
+/// Committed: visible, waiting to be pulled. Acknowledged: the deletion policy's quorum holds a verified copy (kept
+/// only if the operator keeps acknowledged blobs for some days). Damaged: the catalog entry's file was found missing
+/// or short at open; never offered to pull, kept so the operator sees it. Stored by name in the catalog.
 /// </summary>
-public enum SubmissionState { Receiving, Committed, Acknowledged, Damaged }
+public enum SubmissionState { Committed, Acknowledged, Damaged }
 
 /// <summary>A catalog entry. Deliberately nothing about the source: no address, agent, name or exact time.</summary>
 public sealed record SubmissionRecord(
@@ -77,7 +77,7 @@ public interface ISealedBlobStore : IDisposable
     IReadOnlyList<SubmissionRecord> ListCommitted(long afterSequence = 0);
 
     /// <summary>What <paramref name="recipient"/> still has to pull: committed and not yet acknowledged by it, in pull order.</summary>
-    IReadOnlyList<SubmissionRecord> ListWaiting(string recipient, long afterSequence = 0);
+    IReadOnlyList<SubmissionRecord> ListWaiting(string recipient);
 
     SubmissionRecord? Find(string id);
 

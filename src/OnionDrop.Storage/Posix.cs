@@ -4,7 +4,10 @@ using Microsoft.Win32.SafeHandles;
 
 namespace OnionDrop.Storage;
 
-/// <summary>The POSIX calls the store (and fetch) need that .NET does not expose: flock, umask (fsync is in <c>OnionDrop.Files</c>).</summary>
+/// <summary>
+/// The POSIX calls .NET does not expose that the store, fetch, the pull relay and status need: flock, umask, and open
+/// without following a link (fsync is in <c>OnionDrop.Files</c>).
+/// </summary>
 public static class Posix
 {
     private const int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4;

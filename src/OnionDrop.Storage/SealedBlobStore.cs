@@ -16,7 +16,7 @@ namespace OnionDrop.Storage;
 public sealed class SealedBlobStore : ISealedBlobStore
 {
     public const string CatalogFileName = "catalog.db";
-    /// <summary>What LiteDB names its log beside <see cref="CatalogFileName"/>, and the old file a rebuild keeps.</summary>
+    /// <summary>What LiteDB names its log beside <see cref="CatalogFileName"/> (a rebuild's files: <see cref="RebuildFiles"/>).</summary>
     private const string CatalogLogFileName = "catalog-log.db";
     public const string BlobsDirectoryName = "blobs";
     public const string SparesDirectoryName = "spare";
@@ -47,7 +47,6 @@ public sealed class SealedBlobStore : ISealedBlobStore
 
     public string DataDir { get; }
     public string BlobsDir { get; }
-    public SealedBlobStoreOptions Options => _options;
 
     /// <summary>What held the store when <see cref="SealedBlobStoreOptions.LockWait"/> had Open wait for it, and how long; null if it did not.</summary>
     public (StoreHolder Holder, TimeSpan Time)? WaitedFor => _lock.WaitedFor;
@@ -536,8 +535,8 @@ public sealed class SealedBlobStore : ISealedBlobStore
             .Where("(state = @0 OR state = @1) AND seq > @2", nameof(SubmissionState.Committed), nameof(SubmissionState.Acknowledged), afterSequence)
             .OrderBy("seq").ToList().Select(ToRecord).ToList());
 
-    public IReadOnlyList<SubmissionRecord> ListWaiting(string recipient, long afterSequence = 0) => Use(catalog => catalog.Submissions.Query()
-            .Where("state = @0 AND seq > @1", nameof(SubmissionState.Committed), afterSequence)
+    public IReadOnlyList<SubmissionRecord> ListWaiting(string recipient) => Use(catalog => catalog.Submissions.Query()
+            .Where("state = @0", nameof(SubmissionState.Committed))
             .OrderBy("seq").ToList().Select(ToRecord)
             .Where(r => !r.AcknowledgedBy.Contains(recipient)).ToList());
 

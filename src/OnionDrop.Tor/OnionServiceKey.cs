@@ -38,7 +38,7 @@ internal static class OnionServiceKey
             if (bytes.Length != FileLength || !bytes.AsSpan().StartsWith(Header))
                 problem = $"is damaged (not tor's ed25519 secret key: {bytes.Length} bytes)";
         }
-        var hostname = Path.Combine(onionServiceDir, "hostname");
+        var hostname = Path.Combine(onionServiceDir, TorrcValues.HostnameFileName);
         var address = File.Exists(hostname) ? File.ReadAllText(hostname).Trim() : null;
         if (problem is null && address is null) return;   // a new service: tor makes its key
         var consequence = "tor would make a new key and a new address";

@@ -231,7 +231,7 @@ public sealed class TorProcess : IAsyncDisposable
 
     private async Task SetUpControlAsync(CancellationToken cancellationToken)
     {
-        await Control.AuthenticateAsync(cancellationToken: cancellationToken);
+        await Control.AuthenticateAsync(cancellationToken);
         // Ownership by connection replaces ownership by pid (control-spec §3.23): tor exits as soon as we go.
         await Control.TakeOwnershipAsync(cancellationToken);
         await Control.ResetConfAsync("__OwningControllerProcess", cancellationToken);

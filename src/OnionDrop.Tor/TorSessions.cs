@@ -63,7 +63,7 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
     /// <summary>tor writes HiddenServiceDir/hostname when it loads (or creates) the service key, right at start.</summary>
     private static async Task<string> ReadHostnameAsync(TorProcess tor, CancellationToken cancellationToken)
     {
-        var hostname = Path.Combine(tor.Values.OnionServiceDir, "hostname");
+        var hostname = tor.Values.HostnameFile;
         for (var i = 0; i < 300; i++)
         {
             if (File.Exists(hostname))
@@ -134,7 +134,7 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
         }
         try
         {
-            await control.AuthenticateAsync(cancellationToken: cancellationToken);
+            await control.AuthenticateAsync(cancellationToken);
             await CheckTorCanReachWebSocketAsync(control, options, cancellationToken);
             var result = await control.AddOnionAsync(
                 storedKey ?? "NEW:ED25519-V3",

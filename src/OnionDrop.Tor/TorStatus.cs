@@ -1,10 +1,9 @@
 namespace OnionDrop.Tor;
 
 /// <summary>Where the supervised tor is in its life.</summary>
+/// <remarks>With OnionDrop:Tor None the supervisor is never started and has no phase to report: status.json's "tor" is null.</remarks>
 public enum TorPhase
 {
-    /// <summary>Tor is not used (TorMode None).</summary>
-    Disabled,
     /// <summary>Starting tor or connecting to it.</summary>
     Starting,
     /// <summary>Tor runs and is bootstrapping into the network.</summary>
@@ -47,7 +46,6 @@ public sealed record TorState(
     /// <summary>One line for humans and systemd's STATUS=.</summary>
     public string Describe() => Phase switch
     {
-        TorPhase.Disabled => "tor disabled",
         TorPhase.Stopped => "tor stopped",
         TorPhase.Restarting => $"tor restarting (restart {Restarts})" + (LastWarning is null ? "" : $": {LastWarning}"),
         _ when !Answering => "tor not answering" + (LastWarning is null ? "" : $": {LastWarning}"),

@@ -3,7 +3,10 @@ namespace OnionDrop.Tor;
 /// <summary>Launch our own tor, or use the system's tor through its control socket.</summary>
 public enum TorSupervisorMode { Launch, System }
 
-/// <summary>The supervisor's settings; the daemon fills them from its OnionDropOptions.</summary>
+/// <summary>
+/// The supervisor's settings. The daemon fills the mode and paths from its OnionDropOptions (Daemon/Tor/TorSetup.cs);
+/// the timings are no setting of the daemon's and keep their defaults there: the tests shorten them.
+/// </summary>
 public sealed class TorSupervisorOptions
 {
     public TorSupervisorMode Mode { get; set; } = TorSupervisorMode.Launch;

@@ -12,6 +12,9 @@ public sealed record TorrcValues(string DataDir, int OwnerPid)
     public string TorDir => Path.Combine(DataDir, "tor");
     public string ControlSocket => Path.Combine(TorDir, "control.sock");
     public string OnionServiceDir => Path.Combine(TorDir, "onion-service");
+    /// <summary>Where tor writes the service's address ("xxx.onion") in <see cref="OnionServiceDir"/>.</summary>
+    public const string HostnameFileName = "hostname";
+    public string HostnameFile => Path.Combine(OnionServiceDir, HostnameFileName);
     /// <summary>The onion service's target: DATA/web.sock unless the daemon keeps it elsewhere.</summary>
     public string WebSocket { get => _webSocket ?? Path.Combine(DataDir, WebSocketName); init => _webSocket = value; }
     private readonly string? _webSocket;

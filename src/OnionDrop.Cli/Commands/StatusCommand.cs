@@ -65,14 +65,10 @@ public static class StatusCommand
         }
     }
 
-    /// <summary>statvfs of the data directory, as the daemon measures it; null if it cannot be read.</summary>
+    /// <summary>The data directory's disk, as the daemon measures it; null if it cannot be read.</summary>
     private static DiskStatus? DiskNow(string dir)
     {
-        try
-        {
-            var drive = new DriveInfo(dir);
-            return new DiskStatus(dir, drive.AvailableFreeSpace, drive.TotalSize);
-        }
+        try { return DiskStatus.Of(dir); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return null; }
     }
 

@@ -69,6 +69,13 @@ public sealed record SubmissionsStatus(int Waiting, long WaitingBytes, DateOnly?
 /// <param name="Path">The data directory whose filesystem this is.</param>
 public sealed record DiskStatus(string Path, long FreeBytes, long TotalBytes)
 {
+    /// <summary>The file system under <paramref name="path"/> now (statvfs), as the daemon and `oniondrop status` both measure it.</summary>
+    public static DiskStatus Of(string path)
+    {
+        var drive = new DriveInfo(path);
+        return new DiskStatus(path, drive.AvailableFreeSpace, drive.TotalSize);
+    }
+
     /// <summary>When these figures were taken (as <see cref="SubmissionsStatus.AsOf"/>); a low disk shows in Problems at once.</summary>
     public DateTimeOffset? AsOf { get; init; }
 }

@@ -112,8 +112,7 @@ public sealed class StatusFileWriter : BackgroundService, IHostedLifecycleServic
             problems.Add("store unreadable: " + e.Message);
         }
 
-        var drive = new DriveInfo(options.DataDir);
-        var disk = new DiskStatus(options.DataDir, drive.AvailableFreeSpace, drive.TotalSize);
+        var disk = DiskStatus.Of(options.DataDir);
 
         LogChanges(disk, problems);
         if (disk.FreeBytes < StatusHealth.LowDiskBytes)   // after LogChanges, which says so in its own words

@@ -34,7 +34,7 @@ public sealed class OnionServiceAddress(IOptions<OnionDropOptions> options)
     {
         try
         {
-            var file = Path.Combine(options.Value.DataDir, "tor", "onion-service", "hostname");
+            var file = new TorrcValues(options.Value.DataDir, Environment.ProcessId).HostnameFile;
             if (!File.Exists(file)) return null;
             var host = File.ReadAllText(file).Trim().ToLowerInvariant();
             return IsV3OnionName(host) ? host : null;

@@ -47,7 +47,7 @@ public sealed class Pages(OnionDropOptions options)
         // maxlength cuts a long text silently, as it is typed or pasted: the hint says where.
         var message = options.MaxMessageChars == 0 ? "" : $"""
             <label for="message">{E(t["MessageLabel"])}</label>
-            <textarea id="message" name="message" rows="8" cols="60" maxlength="{options.MaxMessageChars}" aria-describedby="message-hint"></textarea>
+            <textarea id="message" name="{UploadHandler.MessageField}" rows="8" cols="60" maxlength="{options.MaxMessageChars}" aria-describedby="message-hint"></textarea>
             <p class="hint" id="message-hint">{E(t["MessageHint"] + " " + t.FormatCount("MessageLimit", options.MaxMessageChars, options.MaxMessageChars))}</p>
 
             """;
@@ -76,7 +76,7 @@ public sealed class Pages(OnionDropOptions options)
             <input type="hidden" name="{UploadHandler.OnceField}" value="{E(once)}">
             <h2>{E(t["SubmissionHeading"])}</h2>
             <label for="files">{E(t["FilesLabel"])}</label>
-            <input type="file" id="files" name="files"{multiple} aria-describedby="files-hint">
+            <input type="file" id="files" name="{UploadHandler.FilesField}"{multiple} aria-describedby="files-hint">
             <p class="hint" id="files-hint">{E(t.FormatCount("FilesHint", options.MaxFiles, options.MaxFiles, t.FormatSize(options.MaxSubmissionBytes)))}</p>
             {message}<button type="submit">{E(t["SubmitButton"])}</button>
             <p class="note">{E(t["SendingNote"])}</p>

@@ -1,7 +1,8 @@
 namespace OnionDrop.Daemon.Web;
 
 /// <summary>
-/// The only record the web side keeps of its traffic: totals since start, for the status file. No per-
+/// The only record the web side keeps of its traffic: totals since start, in memory. Nothing outside the process
+/// reads them (status.json does not carry them); the tests wait on them to know an upload was dealt with. No per-
 /// request sizes, times, paths or agents, since any of those could help tie a submission to a source.
 /// </summary>
 public sealed class SubmissionCounters

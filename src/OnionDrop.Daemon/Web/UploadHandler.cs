@@ -32,8 +32,8 @@ public sealed record ReceivedSubmission(string Reference, int Files, long Bytes,
 public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipients recipients, RecentSubmissions recent, OnionDropOptions options,
     ILogger<UploadHandler> log)
 {
-    /// <summary>The form's hidden field holding its one-time token (Pages.Form).</summary>
-    public const string OnceField = "once";
+    /// <summary>The form's fields (Pages.Form): its file input, its message box, and the hidden one-time token.</summary>
+    public const string FilesField = "files", MessageField = "message", OnceField = "once";
 
     private const int ChunkBytes = 64 * 1024;
     private const int MaxBoundaryLength = 200;
@@ -93,7 +93,7 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
                     bytes = await SealFileAsync(section.Body, sealer, buffer, read, bytes, context.RequestAborted);
                     await sealer.EndFileAsync(context.RequestAborted);
                 }
-                else if (part.Name == "message" && message is null)
+                else if (part.Name == MessageField && message is null)
                     message = await ReadMessageAsync(section.Body, buffer);
                 else if (part.Name == OnceField && once is null)
                 {
@@ -317,9 +317,6 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
     /// </summary>
     private sealed partial record FormPart(string Name, string? FileName)
     {
-        /// <summary>The form's file input (Pages.cs).</summary>
-        private const string FilesField = "files";
-
         public static FormPart? Parse(string? header)
         {
             if (string.IsNullOrEmpty(header)) return null;

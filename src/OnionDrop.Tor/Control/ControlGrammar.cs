@@ -115,7 +115,10 @@ public static class ControlGrammar
         }
     }
 
-    /// <summary>Quotes a value for a command argument (control-spec §2.1 QuotedString).</summary>
+    /// <summary>
+    /// Quotes a value as a QuotedString (control-spec §2.1). The daemon sends no quoted argument: the tests use it to
+    /// write tor's side of a conversation, and to check <see cref="ReadQuoted"/> against it.
+    /// </summary>
     public static string Quote(string value)
     {
         var sb = new StringBuilder("\"");

@@ -91,15 +91,14 @@ public sealed class TorControlClient : IAsyncDisposable
     /// AUTHCHALLENGE; proves we hold the cookie without sending it, and checks tor holds it too), then
     /// COOKIE (the cookie itself, hex), then NULL (no authentication configured).
     /// </summary>
-    /// <param name="cookieFile">Overrides the COOKIEFILE tor reports (e.g. a path seen from another namespace).</param>
     /// <exception cref="TorAuthenticationException">No usable method, unreadable cookie, or tor refused us.</exception>
-    public async Task AuthenticateAsync(string? cookieFile = null, CancellationToken cancellationToken = default)
+    public async Task AuthenticateAsync(CancellationToken cancellationToken = default)
     {
         var info = await ProtocolInfoAsync(cancellationToken);
         var methods = info.AuthMethods;
         if (methods.Contains("SAFECOOKIE") || methods.Contains("COOKIE"))
         {
-            var path = cookieFile ?? info.CookieFile
+            var path = info.CookieFile
                        ?? throw new TorAuthenticationException("tor offers cookie authentication but names no cookie file");
             byte[] cookie;
             try { cookie = await File.ReadAllBytesAsync(path, cancellationToken); }
