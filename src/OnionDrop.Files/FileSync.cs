@@ -48,8 +48,12 @@ public static class FileSync
             throw new IOException($"fcntl: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
     }
 
-    private static IOException Error(string call, string path) =>
-        new($"{call} {path}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+    /// <summary>With errno as its HResult, as .NET's own IOExceptions carry it (a full disk shows as <see cref="WriteFailure.IsDiskFull"/>).</summary>
+    private static IOException Error(string call, string path)
+    {
+        var errno = Marshal.GetLastPInvokeError();
+        return new($"{call} {path}: {new Win32Exception(errno).Message}", errno);
+    }
 
     [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] private static extern int fsync(int fd);

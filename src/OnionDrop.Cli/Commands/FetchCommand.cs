@@ -58,6 +58,8 @@ public static class FetchCommand
             // Made and tried before connecting, so that an unwritable DIR fails before anything is transferred.
             var madeDir = !Directory.Exists(dir);
             if (OutputDirectory.CannotWriteTo(dir) is { } why) return Fail($"{dir}: {why}", 2);
+            // Only what --open writes is plaintext: sealed files may go anywhere.
+            if (key is not null && OutputDirectory.KeepsNoModesWarning(dir) is { } exposed) Console.Error.WriteLine("oniondrop fetch: " + exposed);
             try
             {
                 // Another fetch into DIR is refused before logging in anywhere (the fetch itself holds the lock throughout).
