@@ -108,6 +108,37 @@ public class UsbStickFetchTests
         Assert.That(StillOnServer(), Is.Empty);
     }
 
+    /// <summary>
+    /// fetch --open onto a stick with room for the sealed file but not for what it holds opened (--keep-free counts
+    /// blobs only): the sealed file is kept and acknowledged (it is safe), the opening is refused in one line naming the
+    /// folder, with nothing of it left, and `open` does it once there is room.
+    /// </summary>
+    [Test]
+    public async Task Fetch_open_onto_a_stick_too_full_to_open_keeps_the_sealed_file_and_open_does_it_later()
+    {
+        await using var stick = await ExFatStick.MountAsync(16);
+        var sent = await SubmitAsync(2 << 20);
+        var id = sent.Keys.Single();
+        var inbox = stick.Combine("inbox");
+        Directory.CreateDirectory(inbox);
+        var filler = stick.Fill(leave: 3 << 20);   // the blob (2 MiB) fits, the blob and its opened file do not
+
+        var fetch = await Fetch(inbox, "--keep-free", "0", "--open", "--key", KeyFile);
+
+        Assert.That(fetch.ExitCode, Is.EqualTo(1), fetch.ToString());
+        var lines = fetch.Stderr.Trim().Split('\n');
+        Assert.That(lines[1], Does.Match($@"^oniondrop fetch: {id}\.sealed: not opened: no space left in {Regex.Escape(inbox)} \([0-9.]+ [KM]iB free; " +
+                                         @"this submission needs about 2\.0 MiB\): nothing of it was kept; make room there or open it into another folder, then run open again$"));
+        Assert.That(HashesIn(inbox), Is.EquivalentTo(sent), "the sealed file is whole");
+        Assert.That(StillOnServer(), Is.Empty, "and, being safe, acknowledged");
+        Assert.That(Directory.GetDirectories(inbox), Is.Empty, "nothing opened, no working folder left");
+
+        File.Delete(filler);
+        var open = await Oniondrop.RunAsync(["open", "--key", KeyFile, "-o", inbox, Path.Combine(inbox, id + ".sealed")]);
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        Assert.That(Directory.GetDirectories(inbox).Select(Path.GetFileName), Is.EqualTo(new[] { id }));
+    }
+
     [Test]
     public async Task A_keep_free_that_is_no_size_is_refused_before_connecting()
     {
