@@ -48,7 +48,6 @@ public static class FileSync
             throw new IOException($"fcntl: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
     }
 
-    /// <summary>With errno as its HResult, as .NET's own IOExceptions carry it (a full disk shows as <see cref="WriteFailure.IsDiskFull"/>).</summary>
     /// <summary>FAT's largest file (4 GiB less a byte), where statfs says the file system is FAT (the kernel's vfat or msdos).</summary>
     public const long FatMaxFileBytes = uint.MaxValue;
     private const long MsdosSuperMagic = 0x4d44;
@@ -67,6 +66,7 @@ public static class FileSync
         return statfs(path, buffer) == 0 ? BitConverter.ToInt64(buffer, 0) : null;
     }
 
+    /// <summary>With errno as its HResult, as .NET's own IOExceptions carry it (a full disk shows as <see cref="WriteFailure.IsDiskFull"/>).</summary>
     private static IOException Error(string call, string path)
     {
         var errno = Marshal.GetLastPInvokeError();

@@ -137,7 +137,7 @@ public static class SubmissionOpener
         if (!WriteFailure.IsDiskFull(e)) return null;
         string free;
         try { free = WriteFailure.Size(new DriveInfo(outputDirectory).AvailableFreeSpace) + " free"; }
-        catch (Exception) { free = "full"; }
+        catch (Exception x) when (x is IOException or UnauthorizedAccessException) { free = "full"; }
         var need = needs is { } n ? $"; this submission needs about {WriteFailure.Size(n)}" : "";
         return new IOException($"no space left in {outputDirectory} ({free}{need}): {NothingKept}; make room there or open it into another folder, then run open again",
                                WriteFailure.ENOSPC);
