@@ -115,13 +115,17 @@ public sealed class DirectFileWriter : IDisposable, IAsyncDisposable
     public async ValueTask FlushAsync()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!_switched)
+        try
         {
-            _file.Flush();
-            return;
+            if (!_switched)
+            {
+                _file.Flush();
+                return;
+            }
+            await Drain();
+            if (_file.Length != _written) _file.SetLength(_written);
         }
-        await Drain();
-        if (_file.Length != _written) _file.SetLength(_written);
+        catch (ArgumentOutOfRangeException) { throw WriteFailure.FileTooLarge(_file.Name); }
     }
 
     /// <summary>
@@ -150,9 +154,13 @@ public sealed class DirectFileWriter : IDisposable, IAsyncDisposable
         if (_switched) return 0;
         var n = (int)Math.Min(data.Length, _directFrom - _written);
         _hash?.AppendData(data[..n]);
-        _file.Write(data[..n]);
-        _written += n;
-        if (_written == _directFrom) SwitchToBlocks();
+        try
+        {
+            _file.Write(data[..n]);
+            _written += n;
+            if (_written == _directFrom) SwitchToBlocks();
+        }
+        catch (ArgumentOutOfRangeException) { throw WriteFailure.FileTooLarge(_file.Name); } // EFBIG, as .NET reports it
         return n;
     }
 
@@ -278,14 +286,18 @@ public sealed class DirectFileWriter : IDisposable, IAsyncDisposable
 
     private void WriteBlock(ReadOnlyMemory<byte> block, long offset)
     {
-        try { RandomAccess.Write(_handle, block.Span, offset); }
-        catch (IOException e) when (_direct && (e.HResult & 0xFFFF) == 22 /* EINVAL */)
+        try
         {
-            // A filesystem that took the flag but not the write: go through the page cache instead.
-            _direct = false;
-            FileSync.ClearDirectIo(_handle);
-            RandomAccess.Write(_handle, block.Span, offset);
+            try { RandomAccess.Write(_handle, block.Span, offset); }
+            catch (IOException e) when (_direct && (e.HResult & 0xFFFF) == 22 /* EINVAL */)
+            {
+                // A filesystem that took the flag but not the write: go through the page cache instead.
+                _direct = false;
+                FileSync.ClearDirectIo(_handle);
+                RandomAccess.Write(_handle, block.Span, offset);
+            }
         }
+        catch (ArgumentOutOfRangeException) { throw WriteFailure.FileTooLarge(_file.Name); } // EFBIG, as .NET reports it
         if (!_direct) FileSync.StartWriteback(_handle, offset, block.Length);
     }
 

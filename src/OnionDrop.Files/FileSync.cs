@@ -48,12 +48,35 @@ public static class FileSync
             throw new IOException($"fcntl: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
     }
 
-    private static IOException Error(string call, string path) =>
-        new($"{call} {path}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+    /// <summary>FAT's largest file (4 GiB less a byte), where statfs says the file system is FAT (the kernel's vfat or msdos).</summary>
+    public const long FatMaxFileBytes = uint.MaxValue;
+    private const long MsdosSuperMagic = 0x4d44;
+
+    /// <summary>
+    /// The largest file <paramref name="path"/>'s file system takes, as far as it matters here: FAT32's 4 GiB less a
+    /// byte, known by statfs; long.MaxValue for any other (ext4's 16 TiB, exFAT's and NTFS's more, are no blob's size).
+    /// FAT through FUSE shows as "fuse": a write there past its limit fails with EFBIG instead (<see cref="WriteFailure"/>).
+    /// </summary>
+    public static long MaxFileBytes(string path) => FileSystemType(path) == MsdosSuperMagic ? FatMaxFileBytes : long.MaxValue;
+
+    /// <summary>statfs(2)'s f_type (the file system's magic number, as `stat -f -c %t` shows it in hex); null if statfs fails.</summary>
+    public static long? FileSystemType(string path)
+    {
+        var buffer = new byte[256];   // struct statfs: 120 bytes on x86-64, f_type first
+        return statfs(path, buffer) == 0 ? BitConverter.ToInt64(buffer, 0) : null;
+    }
+
+    /// <summary>With errno as its HResult, as .NET's own IOExceptions carry it (a full disk shows as <see cref="WriteFailure.IsDiskFull"/>).</summary>
+    private static IOException Error(string call, string path)
+    {
+        var errno = Marshal.GetLastPInvokeError();
+        return new($"{call} {path}: {new Win32Exception(errno).Message}", errno);
+    }
 
     [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] private static extern int fsync(int fd);
     [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
     [DllImport("libc", SetLastError = true)] private static extern int fcntl(int fd, int cmd, int arg);
+    [DllImport("libc", SetLastError = true)] private static extern int statfs(string path, byte[] buf);
     [DllImport("libc", SetLastError = true)] private static extern int sync_file_range(int fd, long offset, long nbytes, uint flags);
 }

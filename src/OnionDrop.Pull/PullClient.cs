@@ -17,6 +17,13 @@ public sealed record FetchResult(int Received, int AlreadyHeld, long BytesReceiv
 
     /// <summary>Listed, then gone from the server before their GET: completed by a colleague's fetch, or past their keeping time.</summary>
     public int GoneMeanwhile { get; init; }
+
+    /// <summary>
+    /// Left on the server because the disk had no room for them (<see cref="FetchOptions.KeepFreeBytes"/> kept free):
+    /// one cause for all, said once, not a line per blob. Not in <see cref="Problems"/>.
+    /// </summary>
+    public int NoRoom { get; init; }
+    public long NoRoomBytes { get; init; }
 }
 
 public sealed class FetchOptions
@@ -122,22 +129,28 @@ public static class PullClient
                 outgoing.Writer.TryWrite($"{(kind == Kind.Get ? Get : Ack)} {id}");
             }
             // Bytes of blobs asked for and not yet here: the disk must keep room for them too.
-            long comingBytes = 0;
+            long comingBytes = 0, noRoomBytes = 0;
+            var noRoom = 0;
+            var maxFile = FileSync.MaxFileBytes(dir);
             // The next blob that leaves the disk its reserve once it is here; those that would not stay on the
-            // server (a server, or a flood of submissions, must not fill the journalist's disk).
+            // server (a server, or a flood of submissions, must not fill the journalist's disk), as do those larger
+            // than a file there can be (FAT32's 4 GiB), which no rerun would change.
             void RequestNextGet()
             {
                 while (toGet.TryDequeue(out var next))
                 {
-                    var free = new DriveInfo(dir).AvailableFreeSpace;
-                    if (next.Size <= free - comingBytes - options.KeepFreeBytes)   // this way round, a huge size cannot wrap
+                    if (next.Size > maxFile) lock (problems) problems.Add(TooLarge(next.Id, next.Size, dir));
+                    else if (next.Size <= new DriveInfo(dir).AvailableFreeSpace - comingBytes - options.KeepFreeBytes)   // this way round, a huge size cannot wrap
                     {
                         comingBytes += next.Size;
                         Request(Kind.Get, next.Id);
                         return;
                     }
-                    lock (problems) problems.Add($"{next.Id}: {next.Size} bytes would leave less than {options.KeepFreeBytes} bytes free in {dir} " +
-                                                 $"({free} free now); left on the server");
+                    else
+                    {
+                        noRoom++;
+                        noRoomBytes = noRoomBytes > long.MaxValue - next.Size ? long.MaxValue : noRoomBytes + next.Size;
+                    }
                     done++;
                 }
             }
@@ -239,7 +252,8 @@ public static class PullClient
             // Gone before its BYE (killed after the last ACKED, say): a cut like any other; a run again finds nothing lost.
             if (bye is null) throw new PullConnectionLostException("connection closed before the server's BYE");
             if (bye != Bye) throw new PullProtocolException($"expected BYE, got: {Printable(bye)}");
-            return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems) { NotListed = notListed, GoneMeanwhile = goneMeanwhile };
+            return new FetchResult(receivedCount, held, received, acknowledged, waiting.Count, problems)
+                { NotListed = notListed, GoneMeanwhile = goneMeanwhile, NoRoom = noRoom, NoRoomBytes = noRoomBytes };
         }
         finally
         {
@@ -292,17 +306,30 @@ public static class PullClient
         var partial = Path.Combine(dir, id + ".partial");
         var final = Path.Combine(dir, id + ".sealed");
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var file = new FileStream(partial, new FileStreamOptions
+        FileStream file;
+        try
         {
-            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite, PreallocationSize = size,
-        });
+            file = new FileStream(partial, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite, PreallocationSize = size,
+            });
+        }
+        // The space reserved for it (fallocate) was not there: .NET says so in words of its own, without errno.
+        catch (IOException e) when (!WriteFailure.IsDiskFull(e) && !File.Exists(partial) && new DriveInfo(dir).AvailableFreeSpace < size)
+        {
+            throw new IOException($"No space left on device : '{partial}'", WriteFailure.ENOSPC);
+        }
+        var tooLarge = false;
         try
         {
             await reader.ReadPayloadAsync(size, async chunk =>
             {
+                if (tooLarge) return;   // the rest is read and dropped, so that the next reply is read in step
                 hash.AppendData(chunk.Span);
-                await file.WriteAsync(chunk, cancellationToken);
+                try { await file.WriteAsync(chunk, cancellationToken); }
+                catch (ArgumentOutOfRangeException) { tooLarge = true; }   // EFBIG, as .NET reports it
+                catch (IOException e) when (WriteFailure.IsFileTooLarge(e)) { tooLarge = true; }
             }, cancellationToken);
         }
         catch
@@ -310,6 +337,13 @@ public static class PullClient
             await file.DisposeAsync();
             TryDelete(partial);
             throw;
+        }
+        if (tooLarge)
+        {
+            await file.DisposeAsync();
+            TryDelete(partial);
+            lock (problems) problems.Add(TooLarge(id, size, dir));
+            return Task.FromResult<string?>(null);
         }
         var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
         if (!actual.Equals(sha, StringComparison.OrdinalIgnoreCase) || !sha.Equals(listed.Sha256Hex, StringComparison.OrdinalIgnoreCase))
@@ -340,6 +374,11 @@ public static class PullClient
             }
         }, CancellationToken.None);
     }
+
+    /// <summary>A blob no file in <paramref name="dir"/> can hold: no rerun changes that, another folder does.</summary>
+    private static string TooLarge(string id, long size, string dir) =>
+        $"{id}: {WriteFailure.Size(size)} is more than a file in {dir} can be (File too large); left on the server: fetch it into a folder on another " +
+        $"file system (FAT32, as many USB sticks are, takes at most 4 GiB - 1 byte a file)";
 
     private static async Task<bool> MatchesAsync(string path, Listed item, CancellationToken cancellationToken)
     {

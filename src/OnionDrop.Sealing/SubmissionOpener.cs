@@ -96,10 +96,10 @@ public static class SubmissionOpener
         // abandoned folder from one still being written.
         var working = Path.Combine(outputDirectory, $"{WorkingPrefix}{PidScope}-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}");
         if (Path.Exists(working)) throw new IOException("working folder name collision: " + working);
-        Directory.CreateDirectory(working, PrivateDir);
         var heavy = false;
         try
         {
+            Directory.CreateDirectory(working, PrivateDir);
             ReadManifest manifest;
             List<VerifiedFile> files;
             using (var plain = new SealedStreamReader(sealedBlob, key, progress))
@@ -111,15 +111,42 @@ public static class SubmissionOpener
             var folderName = SafeFileName.Neutralise(manifest.Reference, SafeFileName.Neutralise(fallback, "submission"));
             return new VerifiedSubmission(working, outputDirectory, folderName, manifest, files);
         }
-        catch
+        catch (Exception e)
         {
             try { Directory.Delete(working, recursive: true); } catch (IOException) { }
+            if (Explained(e, outputDirectory, sealedBlob.CanSeek ? sealedBlob.Length : null) is { } said) throw said;
             throw;
         }
         finally
         {
             if (heavy) HeavyTurn.Release();
         }
+    }
+
+    /// <summary>
+    /// A full disk or a file too large for the file system, said so that the journalist knows where and what to do
+    /// (.NET names the file in the hidden working folder, already deleted); null for any other failure.
+    /// </summary>
+    /// <param name="needs">about what the submission takes there (its sealed size), if known</param>
+    internal static IOException? Explained(Exception e, string outputDirectory, long? needs)
+    {
+        const string NothingKept = "nothing of it was kept";
+        if (e is FileTooLargeException tooLarge)
+            return new IOException($"\"{tooLarge.FileName}\" is larger than a file in {outputDirectory} can be (File too large): {NothingKept}; open it into a folder " +
+                                   "on another file system (FAT32, as many USB sticks are, takes at most 4 GiB - 1 byte a file)", WriteFailure.EFBIG);
+        if (!WriteFailure.IsDiskFull(e)) return null;
+        string free;
+        try { free = WriteFailure.Size(new DriveInfo(outputDirectory).AvailableFreeSpace) + " free"; }
+        catch (Exception x) when (x is IOException or UnauthorizedAccessException) { free = "full"; }
+        var need = needs is { } n ? $"; this submission needs about {WriteFailure.Size(n)}" : "";
+        return new IOException($"no space left in {outputDirectory} ({free}{need}): {NothingKept}; make room there or open it into another folder, then run open again",
+                               WriteFailure.ENOSPC);
+    }
+
+    /// <summary>EFBIG while writing one of the submission's files, with the file's name as the source gave it (made printable).</summary>
+    private sealed class FileTooLargeException(string fileName) : IOException("File too large", WriteFailure.EFBIG)
+    {
+        public string FileName { get; } = fileName;
     }
 
     /// <summary>Output directories already swept by this process (once is enough: later leftovers are our own).</summary>
@@ -244,13 +271,20 @@ public static class SubmissionOpener
     /// </summary>
     private static VerifiedFile ReadFile(SealedStreamReader plain, string path, byte[] name, string safe, byte[] contentType)
     {
+        try { return WriteFile(plain, path, name, safe, contentType); }
+        catch (IOException e) when (WriteFailure.IsFileTooLarge(e)) { throw new FileTooLargeException(SafeFileName.Neutralise(Encoding.UTF8.GetString(name))); }
+    }
+
+    private static VerifiedFile WriteFile(SealedStreamReader plain, string path, byte[] name, string safe, byte[] contentType)
+    {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long size;
         // Before DirectFileWriter's switch, writes of at least the buffer's size go straight to the file;
         // small records are gathered first.
-        using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer }))
-        using (var output = new DirectFileWriter(file, DirectFrom, hash))
+        var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = WriteBuffer });
+        try
         {
+            using var output = new DirectFileWriter(file, DirectFrom, hash);
             while (true)
             {
                 var type = plain.ReadByte();
@@ -272,6 +306,15 @@ public static class SubmissionOpener
             output.Flush();
             size = output.Length;
         }
+        catch
+        {
+            // The file goes with its working folder. Closing it flushes what its buffer holds, and that failing too (the
+            // disk still full) hid why it stopped: a damaged blob, a full disk, a file too large.
+            try { file.Dispose(); }
+            catch (Exception e) when (e is IOException or ArgumentOutOfRangeException) { }
+            throw;
+        }
+        file.Dispose();   // output.Flush() left nothing in its buffer
         Span<byte> end = stackalloc byte[8 + 32];
         ReadExactly(plain, end);
         var sha = hash.GetHashAndReset();
@@ -434,9 +477,10 @@ public sealed class VerifiedSubmission : IDisposable
             _done = true;
             return new OpenedSubmission(_manifest.Reference, receivedAt, Encoding.UTF8.GetString(_manifest.Message), Files, final);
         }
-        catch
+        catch (Exception e)
         {
             Dispose();
+            if (SubmissionOpener.Explained(e, _outputDirectory, needs: null) is { } said) throw said;
             throw;
         }
     }

@@ -8,7 +8,10 @@ internal static class Seal
 {
     public static readonly DateTimeOffset ReceivedAt = new(2026, 5, 4, 3, 2, 1, TimeSpan.Zero);
 
-    public static async Task<byte[]> ToBytesAsync(IReadOnlyList<RecipientPublicKey> recipients, string message, params (string Name, byte[] Data)[] files)
+    public static Task<byte[]> ToBytesAsync(IReadOnlyList<RecipientPublicKey> recipients, string message, params (string Name, byte[] Data)[] files) =>
+        ToBytesAsync("ref-1", recipients, message, files);
+
+    public static async Task<byte[]> ToBytesAsync(string reference, IReadOnlyList<RecipientPublicKey> recipients, string message, params (string Name, byte[] Data)[] files)
     {
         var output = new MemoryStream();
         await using (var sealer = new SubmissionSealer(output, recipients))
@@ -19,7 +22,7 @@ internal static class Seal
                 for (var o = 0; o < data.Length; o += 10_000) await sealer.WriteAsync(data.AsMemory(o, Math.Min(10_000, data.Length - o)));
                 await sealer.EndFileAsync();
             }
-            await sealer.CompleteAsync("ref-1", message, ReceivedAt);
+            await sealer.CompleteAsync(reference, message, ReceivedAt);
         }
         return output.ToArray();
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using OnionDrop.Files;
 using OnionDrop.Pull;
 using OnionDrop.Sealing;
 using OnionDrop.Storage;
@@ -29,9 +30,16 @@ public static class FetchCommand
             HelpName = "SECONDS",
             DefaultValueFactory = _ => (int)PullClient.DefaultIdleTimeout.TotalSeconds,
         };
+        var keepFree = new Option<string>("--keep-free")
+        {
+            Description = "Free space to leave on DIR's disk: a blob that would leave less stays on the server (so no server, and no flood of " +
+                          "submissions, fills the disk). On a USB stick that carries only sealed files, 0 uses all of it",
+            HelpName = "SIZE",
+            DefaultValueFactory = _ => "1G",
+        };
         var command = new Command("fetch", "Collect sealed submissions from the drop box over SSH. Nothing is deleted there before it is safely here.")
         {
-            host, output, port, sshArgs, via, open, keyFile, passphraseFile, idleTimeout,
+            host, output, port, sshArgs, via, open, keyFile, passphraseFile, idleTimeout, keepFree,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -44,6 +52,8 @@ public static class FetchCommand
             if (idleSeconds < 0 || idleSeconds > MaxIdleSeconds)
                 return Fail($"--idle-timeout must be 0 (no limit) or from 1 to {MaxIdleSeconds} seconds, not {idleSeconds}", 2);
             TimeSpan? idle = idleSeconds == 0 ? null : TimeSpan.FromSeconds(idleSeconds);
+            if (ParseSize(parse.GetValue(keepFree)!) is not { } keepFreeBytes)
+                return Fail($"--keep-free takes a size such as 0, 500M or 2G (K, M, G, T: KiB, MiB, GiB, TiB), not {parse.GetValue(keepFree)}", 2);
 
             JournalistKey? key = null;
             if (parse.GetValue(open))
@@ -58,6 +68,8 @@ public static class FetchCommand
             // Made and tried before connecting, so that an unwritable DIR fails before anything is transferred.
             var madeDir = !Directory.Exists(dir);
             if (OutputDirectory.CannotWriteTo(dir) is { } why) return Fail($"{dir}: {why}", 2);
+            // Only what --open writes is plaintext: sealed files may go anywhere.
+            if (key is not null && OutputDirectory.KeepsNoModesWarning(dir) is { } exposed) Console.Error.WriteLine("oniondrop fetch: " + exposed);
             try
             {
                 // Another fetch into DIR is refused before logging in anywhere (the fetch itself holds the lock throughout).
@@ -79,7 +91,7 @@ public static class FetchCommand
             psi.Environment.Remove(Passphrases.EnvironmentVariable);
 
             using (key)
-                return await RunAsync(psi, dir, madeDir, key, idle, ct);
+                return await RunAsync(psi, dir, madeDir, key, idle, keepFreeBytes, ct);
         });
         return command;
     }
@@ -99,7 +111,17 @@ public static class FetchCommand
         return psi;
     }
 
-    private static async Task<int> RunAsync(ProcessStartInfo psi, string dir, bool madeDir, JournalistKey? key, TimeSpan? idleTimeout, CancellationToken ct)
+    /// <summary>"0", "500M", "2G": bytes, or KiB, MiB, GiB, TiB by the suffix; null if it is no such size.</summary>
+    private static long? ParseSize(string text)
+    {
+        var t = text.Trim().ToUpperInvariant();
+        var shift = t.EndsWith('K') ? 10 : t.EndsWith('M') ? 20 : t.EndsWith('G') ? 30 : t.EndsWith('T') ? 40 : 0;
+        if (shift > 0) t = t[..^1];
+        if (t.Length == 0 || !t.All(char.IsAsciiDigit) || !long.TryParse(t, out var n) || n > long.MaxValue >> shift) return null;
+        return n << shift;
+    }
+
+    private static async Task<int> RunAsync(ProcessStartInfo psi, string dir, bool madeDir, JournalistKey? key, TimeSpan? idleTimeout, long keepFree, CancellationToken ct)
     {
         Process transport;
         try { transport = Process.Start(psi)!; }
@@ -118,6 +140,7 @@ public static class FetchCommand
             OutputDirectory = dir,
             Progress = progress.Report,
             IdleTimeout = idleTimeout,
+            KeepFreeBytes = keepFree,
             Stored = key is null ? null : (path, _) =>
             {
                 try
@@ -161,6 +184,9 @@ public static class FetchCommand
                 // Here, not on the server: DIR made unwritable (or full) mid-way.
                 FetchDirectoryBusyException => e.Message,
                 UnauthorizedAccessException => $"permission denied writing into {dir} {progress.Stage}; nothing unacknowledged was deleted: run fetch again once you can write there",
+                // Filled by something else since fetch checked its room (another program, another fetch onto the same stick).
+                _ when WriteFailure.IsDiskFull(e) => $"{dir} is full (no space left on the disk) {progress.Stage}; nothing unacknowledged was deleted: " +
+                                                     "make room there or fetch into another folder, then run fetch again to resume",
                 IOException => $"cannot write into {dir} {progress.Stage} ({e.Message.ReplaceLineEndings(" ")}); nothing unacknowledged was deleted: run fetch again to resume",
                 _ => e.Message,
             };
@@ -175,6 +201,11 @@ public static class FetchCommand
         }
         progress.Clear();
         foreach (var p in result.Problems.Concat(openProblems)) Console.Error.WriteLine("oniondrop fetch: " + TerminalText.Printable(p));
+        // One line for every blob the disk had no room for (a nearly full USB stick: it was a line per blob, in bytes).
+        if (result.NoRoom > 0)
+            Console.Error.WriteLine(TerminalText.Printable($"oniondrop fetch: {result.NoRoom} submission(s) ({WriteFailure.Size(result.NoRoomBytes)}) left on the server: " +
+                $"not enough room in {dir} ({WriteFailure.Size(FreeBytes(dir))} free, and fetch keeps {WriteFailure.Size(keepFree)} free: --keep-free); " +
+                "make room there or fetch into another folder, then run fetch again"));
         // Acknowledged all the same, so no later fetch offers them again: the journalist must know the way back.
         if (openProblems.Count > 0)
             Console.Error.WriteLine(TerminalText.Printable($"oniondrop fetch: the {openProblems.Count} sealed file(s) not opened are kept in {dir}, and " +
@@ -186,7 +217,13 @@ public static class FetchCommand
         if (result.GoneMeanwhile > 0) summary += $"; {result.GoneMeanwhile} gone from the server meanwhile (fetched by a colleague, or past their keeping time)";
         if (key is not null) summary += $"; {opened} opened";
         Console.Error.WriteLine(summary);
-        return result.Problems.Count + openProblems.Count == 0 ? 0 : 1;
+        return result.Problems.Count + openProblems.Count + result.NoRoom == 0 ? 0 : 1;
+    }
+
+    private static long FreeBytes(string dir)
+    {
+        try { return new DriveInfo(dir).AvailableFreeSpace; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return 0; }
     }
 
     /// <summary>Waits for the transport's stderr to end, though not for a grandchild (a ProxyCommand) that keeps it open.</summary>

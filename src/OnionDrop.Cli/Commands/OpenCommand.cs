@@ -34,6 +34,7 @@ public static class OpenCommand
                     Console.Error.WriteLine($"oniondrop open: {outputDirectory}: {why}");
                     return 2;
                 }
+                if (OutputDirectory.KeepsNoModesWarning(outputDirectory) is { } exposed) Console.Error.WriteLine("oniondrop open: " + exposed);
                 // Ctrl-C or SIGTERM (a shutdown): stop between chunks, delete the working folders (unverified
                 // plaintext) and say so. The runtime's default ended the process at once, leaving them behind, silent.
                 using var interrupted = new CancellationTokenSource();

@@ -19,6 +19,28 @@ internal static class OutputDirectory
         catch (IOException e) { return "cannot write there: " + e.Message; }
     }
 
+    /// <summary>
+    /// A warning when <paramref name="directory"/> keeps no Unix modes (FAT and exFAT, as USB sticks come): a file made
+    /// 0600 there shows 0777, or whatever the mount says, so opened files can be read by every account. A warning, not
+    /// a refusal, as for a key file there (<see cref="KeyFilePermissions"/>); null where modes are kept.
+    /// </summary>
+    public static string? KeepsNoModesWarning(string directory)
+    {
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        UnixFileMode mode;
+        try
+        {
+            var probe = Path.Combine(directory, $".oniondrop-probe-{Environment.ProcessId}");
+            using (new FileStream(probe, new FileStreamOptions
+                   { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = Private, Options = FileOptions.DeleteOnClose }))
+                mode = File.GetUnixFileMode(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; } // writing there fails and says so
+        return (mode & ~Private) == 0 ? null
+            : $"warning: {directory} keeps no Unix permissions (as on FAT or exFAT, a USB stick's usual format): " +
+              "what is opened there can be read by every account on this machine, and by anyone who gets the disk";
+    }
+
     /// <summary>Removes <paramref name="directory"/> if nothing is in it: rmdir refuses one that is not empty.</summary>
     public static void RemoveIfEmpty(string directory)
     {
