@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using OnionDrop.Files;
 using OnionDrop.Tor.Control;
 
 namespace OnionDrop.Tor;
@@ -218,6 +219,8 @@ internal sealed class SystemTorSession(TorControlClient control, string serviceI
             stream.Flush(flushToDisk: true);
         }
         File.Move(temp, keyFile);
+        // The rename is only in the directory until it is fsynced: a power cut could lose the key, and the address.
+        FileSync.Fsync(Path.GetDirectoryName(Path.GetFullPath(keyFile))!);
     }
 
     public TorControlClient Control => control;

@@ -99,6 +99,11 @@ public sealed class DebianTor : IAsyncDisposable
         ["sh", "-c", "u=$0 g=$1; shift; HOME=/nonexistent setpriv --reuid=$u --regid=$u --groups=$g --inh-caps=-all -- \"$@\"; exit $?",
          DaemonUid.ToString(), TorGid.ToString()];
 
+    /// <summary>The same, under `strace -f`, which writes the calls named in <paramref name="calls"/> (comma-separated) to <paramref name="trace"/>.</summary>
+    public string[] AsDaemonUserTraced(string trace, string calls) =>
+        ["strace", "-f", "-qq", "--seccomp-bpf", "-s", "300", "-o", trace, "-e", "trace=" + calls,
+         "setpriv", $"--reuid={DaemonUid}", $"--regid={DaemonUid}", $"--groups={TorGid}", "--inh-caps=-all", "--", "env", "HOME=/nonexistent"];
+
     /// <summary>
     /// The same, under the two rules of the unit's sandbox that matter here, which no systemd runs for us: chown fails
     /// with EPERM (SystemCallFilter=~@privileged holds @chown; SystemCallErrorNumber=EPERM), injected by strace; and

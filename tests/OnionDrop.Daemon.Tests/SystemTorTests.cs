@@ -120,6 +120,61 @@ public class SystemTorTests
             .And.Contain("WebSocketDirectory = /run/oniondrop").And.Contain("WebSocketGroup = debian-tor"));
     }
 
+    /// <summary>
+    /// The onion service's secret key is the daemon's to keep in system mode, and losing it loses the address every
+    /// source was given. A power cut can undo what is only in the page cache, so the order is checked from the
+    /// kernel's side: on the first start the key goes to KEY.tmp, is fsynced, renamed to KEY, and the data directory
+    /// is fsynced after the rename (without which the new name may not survive, however durable the file is).
+    /// </summary>
+    [Test]
+    public async Task The_first_start_writes_the_onion_key_durably_rename_and_directory_included()
+    {
+        var (data, runDir) = await _tor.DaemonDirectoriesAsync("keysync");
+        var trace = _tor.Combine("keysync", "strace.txt");
+        await using (var daemon = await ReadableByTheDaemon(() => DaemonProcess.StartAsync(data, _recipient, tor: "system", settings: new Dictionary<string, object>
+               {
+                   ["SystemTorControlSocket"] = _tor.ControlSocket, ["WebSocketDirectory"] = runDir, ["WebSocketGroup"] = User,
+               }, wrapper: _tor.AsDaemonUserTraced(trace, "openat,close,write,pwrite64,rename,renameat,renameat2,link,linkat,fsync,fdatasync"))))
+        {
+            await OnionAddressAsync(daemon);
+            Assert.That(await daemon.StopAsync(), Is.EqualTo(0), daemon.Output);
+        }
+
+        var key = Path.Combine(data, "onion-service.key");
+        Assert.That(File.Exists(key), "the key file was written");
+        var calls = StraceLog.Parse(File.ReadLines(trace));
+        var problems = KeyWriteOrder(calls, key);
+        TestContext.Out.WriteLine(string.Join('\n', calls.Where(c => c.Path is { } p && (p.StartsWith(key) || p == data) || StraceLog.Paths(c).Any(p => p.StartsWith(key)))
+            .Select(c => $"{c.Start}: {c.Name}({c.Args}) = {c.Result}  [{c.Path}]")));
+        Assert.That(problems, Is.Empty);
+    }
+
+    /// <summary>What is missing or out of order in writing <paramref name="key"/> by temp file and rename; empty when all is well.</summary>
+    private static List<string> KeyWriteOrder(IReadOnlyList<Syscall> calls, string key)
+    {
+        var temp = key + ".tmp";
+        var dir = Path.GetDirectoryName(key)!;
+        bool IsSync(Syscall c) => c.Name is "fsync" or "fdatasync" && c.Result == 0;
+        var writes = calls.Where(c => c.Name is "write" or "pwrite64" && c.Path == temp && c.Result > 0).ToList();
+        var sync = calls.LastOrDefault(c => IsSync(c) && c.Path == temp);
+        // .NET's File.Move without overwrite is rename(2), or link(2) then unlink(2) on some versions: either makes the name.
+        var rename = calls.FirstOrDefault(c => c.Name is "rename" or "renameat" or "renameat2" or "link" or "linkat" && c.Result == 0
+                                               && StraceLog.Paths(c) is [var from, var to] && from == temp && to == key);
+        if (writes.Count == 0) return ["no write to " + temp];
+        if (sync is null) return [temp + " is never fsynced"];
+        if (rename is null) return ["no rename " + temp + " -> " + key];
+        var problems = new List<string>();
+        if (writes.Any(w => !w.EndedBefore(sync))) problems.Add("a write to the key after its fsync");
+        if (!sync.EndedBefore(rename)) problems.Add("renamed before the key's fsync returned");
+        // Before the daemon logs that it keeps the key, so a later fsync of the directory (a catalog commit's) cannot pass for it.
+        var said = calls.FirstOrDefault(c => c.Name is "write" && c.Args.Contains("Created a new onion service key"));
+        if (said is null) problems.Add("the daemon never logged \"Created a new onion service key\"");
+        else if (!calls.Any(c => IsSync(c) && c.Path == dir && rename.EndedBefore(c) && c.EndedBefore(said)))
+            problems.Add($"the data directory {dir} is not fsynced between the rename (trace line {rename.Start}) and the log line saying the key is kept " +
+                         $"(line {said.Start}): a power cut can lose the key's name");
+        return problems;
+    }
+
     /// <summary>curl as <paramref name="user"/> to the socket; stdout starts with the status line ("HTTP/1.1 200 OK").</summary>
     private static Task<ProcessResult> CurlAs(string user, string socket, string host) =>
         ChildProcess.RunAsync("runuser", ["-u", user, "--", "curl", "-sS", "-i", "--max-time", "20", "--unix-socket", socket, $"http://{host}/"],
