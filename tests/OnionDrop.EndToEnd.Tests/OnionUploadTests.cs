@@ -10,7 +10,8 @@ namespace OnionDrop.EndToEnd.Tests;
 /// The whole path a source's upload takes, on a private Tor network: `oniondrop serve --tor launch` starts
 /// its tor, which joins the network and publishes the onion service; a client's curl reaches the .onion
 /// through its SOCKS port and uploads a file and a message; the journalist's key opens identical bytes.
-/// Then tor is killed: the daemon restarts it, the address stays, and a new upload succeeds. One network
+/// Then tor is killed: the daemon restarts it, the address stays, and a new upload succeeds; a journalist fetches
+/// through Tor from the operator's SSH onion service, as the README says, and opens what was sent. One network
 /// and one daemon serve the whole fixture, in order (each test runs after the one before it, whether that passed
 /// or not).
 /// </summary>
@@ -24,6 +25,8 @@ public partial class OnionUploadTests
     private string _recipient = null!;
     private string _secretKey = null!;
     private string _address = null!;
+    private LoopbackSshd? _sshd;
+    private Task<string> _sshOnion = null!;
 
     [OneTimeSetUp]
     public async Task StartNetworkAndDaemon()
@@ -36,6 +39,8 @@ public partial class OnionUploadTests
         _recipient = Regex.Match(keygen.Stdout + keygen.Stderr, "odpk1[a-z0-9]+").Value;
 
         var data = _work.Combine("data");
+        // The journalists' SSH onion service publishes while the daemon's does; only the fetch test waits for it.
+        _sshOnion = StartSshOnionServiceAsync(data);
         _daemon = await DaemonProcess.StartAsync(data, _recipient, tor: "launch",
             settings: new Dictionary<string, object> { ["TorExtraConfig"] = _network.JoinLines });
         var published = await WaitForTorAsync(t => t.GetProperty("published").GetBoolean(), PublishTimeout);
@@ -48,6 +53,9 @@ public partial class OnionUploadTests
     {
         if (_daemon is not null) await _daemon.DisposeAsync();
         if (_network is not null) await _network.DisposeAsync();
+        // Its tor gone with the network, a publication still waited for ends too.
+        if (_sshOnion is not null) await _sshOnion.ContinueWith(_ => { });
+        _sshd?.Dispose();
         _work?.Dispose();
     }
 
@@ -80,7 +88,41 @@ public partial class OnionUploadTests
         await UploadAndOpenAsync("after-restart.bin", 1 << 20, "sent after tor was killed");
     }
 
+    /// <summary>
+    /// README, "The journalist's workflow", step 2: `oniondrop fetch --via 'torsocks ssh -T oniondrop@ADDRESS.onion'`.
+    /// The operator's SSH onion service is a tor of its own on the network, set up as docs/operations.md says
+    /// ("SSH for journalists"), in front of a real sshd whose key line forces `oniondrop pull --stdio` (relayed to
+    /// the running daemon); the journalist's torsocks uses the network's client, as it would Debian's tor on 9050.
+    /// sshd listens on a loopback port, not 22: only the onion service leads there.
+    /// </summary>
     [Test, DependsOnTest(nameof(Killed_tor_is_restarted_with_the_same_address_and_uploads_still_work), AllowFailure = true)]
+    public async Task Journalist_fetches_through_tor_from_the_ssh_onion_service_and_opens_what_was_uploaded()
+    {
+        var torsocks = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "torsocks")).FirstOrDefault(File.Exists);
+        Assert.That(torsocks, Is.Not.Null, "torsocks is not installed (Debian's torsocks: scripts/setup-deps installs it)");
+
+        var (reference, bytes) = await UploadAsync("fetched.bin", 1 << 20, "fetched by a journalist through tor");
+        var sshAddress = await _sshOnion;
+        var sshd = _sshd!;
+        sshd.AddKnownHost(sshAddress);
+
+        var waiting = Directory.GetFiles(Path.Combine(_daemon.DataDir, "blobs"), "*.sealed").Select(Path.GetFileName).Order().ToArray();
+        var inbox = _work.Combine("inbox");
+        var via = string.Join(' ', ["torsocks", "ssh", "-T", .. sshd.ClientOptions.Select(ShellQuoted), $"{Environment.UserName}@{sshAddress}"]);
+        var psi = Oniondrop.StartInfo("fetch", "--via", via, "-o", inbox);
+        psi.Environment["TORSOCKS_TOR_ADDRESS"] = "127.0.0.1";
+        psi.Environment["TORSOCKS_TOR_PORT"] = _network.SocksPort.ToString();
+        var fetch = await ChildProcess.RunAsync(psi, TimeSpan.FromMinutes(4));
+        Assert.That(fetch.ExitCode, Is.Zero, fetch + "\n--- sshd log\n" + (File.Exists(sshd.LogFile) ? File.ReadAllText(sshd.LogFile) : ""));
+        TestContext.Progress.WriteLine(fetch.Stderr.Trim());
+
+        Assert.That(Directory.GetFiles(inbox).Select(Path.GetFileName).Order(), Is.EqualTo(waiting), "every waiting submission, as ID.sealed");
+        Assert.That(waiting, Does.Contain(reference + ".sealed"));
+        Assert.That(File.Exists(Path.Combine(_daemon.DataDir, "blobs", reference + ".sealed")), Is.False, "deleted on the server once acknowledged");
+        await AssertOpensAsync(Path.Combine(inbox, reference + ".sealed"), "fetched.bin", bytes, "fetched by a journalist through tor");
+    }
+
+    [Test, DependsOnTest(nameof(Journalist_fetches_through_tor_from_the_ssh_onion_service_and_opens_what_was_uploaded), AllowFailure = true)]
     public async Task Stopping_the_daemon_stops_its_tor()
     {
         var torPid = (await WaitForTorAsync(t => t.GetProperty("pid").ValueKind == JsonValueKind.Number, TimeSpan.FromSeconds(30))).GetProperty("pid").GetInt32();
@@ -89,7 +131,29 @@ public partial class OnionUploadTests
         Assert.That(PosixProcess.IsAlive(torPid), Is.False, "tor outlived the daemon");
     }
 
+    /// <summary>
+    /// A real sshd on a loopback port whose key line forces `oniondrop pull --stdio` on the daemon's data directory,
+    /// and in front of it an onion service for port 22 in a tor of its own, set up as docs/operations.md says.
+    /// </summary>
+    private async Task<string> StartSshOnionServiceAsync(string dataDir)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        _sshd = await LoopbackSshd.StartAsync(_work.Combine("ssh"), $"/usr/bin/dotnet {Oniondrop.Dll} pull --stdio --data-dir {dataDir} --as alice");
+        var address = await _network.StartOnionServiceAsync("ssh-onion", 22, $"127.0.0.1:{_sshd.Port}", PublishTimeout);
+        TestContext.Progress.WriteLine($"ssh onion service published after {clock.Elapsed.TotalSeconds:0.0} s: {address}");
+        return address;
+    }
+
     private async Task UploadAndOpenAsync(string fileName, int size, string message)
+    {
+        var (reference, bytes) = await UploadAsync(fileName, size, message);
+        var blob = Path.Combine(_daemon.DataDir, "blobs", reference + ".sealed");
+        Assert.That(File.Exists(blob), Is.True, blob);
+        await AssertOpensAsync(blob, fileName, bytes, message);
+    }
+
+    /// <summary>Uploads random bytes and a message through the onion service, as a source; returns the receipt's reference.</summary>
+    private async Task<(string Reference, byte[] Bytes)> UploadAsync(string fileName, int size, string message)
     {
         var file = _work.Combine(fileName);
         var bytes = RandomNumberGenerator.GetBytes(size);
@@ -103,10 +167,13 @@ public partial class OnionUploadTests
         Assert.That(curl.ExitCode, Is.Zero, curl.ToString());
         var reference = ReferenceInReceipt().Match(curl.Stdout);
         Assert.That(reference.Success, Is.True, "no reference in the receipt:\n" + curl.Stdout);
+        return (reference.Groups[1].Value, bytes);
+    }
 
-        var blob = Path.Combine(_daemon.DataDir, "blobs", reference.Groups[1].Value + ".sealed");
-        Assert.That(File.Exists(blob), Is.True, blob);
-        var output = _work.Combine("opened-" + reference.Groups[1].Value);
+    /// <summary>Opens a sealed file with the journalist's key: the file and the message must be the ones sent.</summary>
+    private async Task AssertOpensAsync(string blob, string fileName, byte[] bytes, string message)
+    {
+        var output = _work.Combine("opened-" + Path.GetFileNameWithoutExtension(blob));
         Directory.CreateDirectory(output);
         var open = await Oniondrop.RunAsync(["open", "-k", _secretKey, "-o", output, blob]);
         Assert.That(open.ExitCode, Is.Zero, open.ToString());
@@ -117,6 +184,8 @@ public partial class OnionUploadTests
         var openedMessage = opened.Single(f => Path.GetFileName(f) == "message.txt");
         Assert.That(await File.ReadAllTextAsync(openedMessage, Encoding.UTF8), Does.Contain(message));
     }
+
+    private static string ShellQuoted(string s) => "'" + s.Replace("'", "'\\''") + "'";
 
     /// <summary>Polls the daemon's status file until its "tor" object satisfies <paramref name="condition"/>.</summary>
     private async Task<JsonElement> WaitForTorAsync(Func<JsonElement, bool> condition, TimeSpan timeout)

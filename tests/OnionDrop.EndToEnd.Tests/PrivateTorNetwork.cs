@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using OnionDrop.Testing;
+using OnionDrop.Tor;
 using OnionDrop.Tor.Control;
 
 namespace OnionDrop.EndToEnd.Tests;
@@ -11,6 +13,7 @@ namespace OnionDrop.EndToEnd.Tests;
 public sealed class PrivateTorNetwork : IAsyncDisposable
 {
     private readonly TempDirectory _dir;
+    private readonly List<Process> _services = [];
 
     private PrivateTorNetwork(TempDirectory dir, IReadOnlyList<string> joinLines, int socksPort)
     {
@@ -35,6 +38,64 @@ public sealed class PrivateTorNetwork : IAsyncDisposable
         await using var control = await TorControlClient.ConnectUnixAsync(Path.Combine(_dir.Path, "client", "control"));
         await control.AuthenticateAsync();
         await control.SignalAsync("NEWNYM");
+    }
+
+    /// <summary>
+    /// Starts one more tor, joined to the network, that publishes an onion service from its torrc as an operator's
+    /// system tor would (HiddenServiceDir, HiddenServicePort VIRTPORT TARGET: docs/operations.md), and returns its
+    /// address once the service is published. It stops with the network (`tornet down` finds DIR/NAME/pid).
+    /// </summary>
+    public async Task<string> StartOnionServiceAsync(string name, int virtualPort, string target, TimeSpan timeout)
+    {
+        var dir = Path.Combine(_dir.Path, name);
+        System.IO.Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string torrc = Path.Combine(dir, "torrc"), controlSocket = Path.Combine(dir, "control"), serviceDir = Path.Combine(dir, "service");
+        await File.WriteAllLinesAsync(torrc, [
+            .. JoinLines,
+            $"DataDirectory {dir}",
+            $"Log notice file {Path.Combine(dir, "notice.log")}",
+            "SocksPort 0",
+            $"ControlSocket {controlSocket}",
+            "CookieAuthentication 1",
+            $"__OwningControllerProcess {Environment.ProcessId}",
+            // Offline until we listen for HS_DESC events, so that the first uploads are not missed.
+            "DisableNetwork 1",
+            $"HiddenServiceDir {serviceDir}",
+            $"HiddenServicePort {virtualPort} {target}",
+        ]);
+        var psi = ChildProcess.StartInfo("tor", ["-f", torrc, "--defaults-torrc", Path.Combine(_dir.Path, "empty")]);
+        var tor = Process.Start(psi) ?? throw new InvalidOperationException("could not start tor");
+        _services.Add(tor);
+        // What tor prints before its log file takes over is drained, so that a full pipe never blocks it.
+        tor.OutputDataReceived += (_, _) => { };
+        tor.ErrorDataReceived += (_, _) => { };
+        tor.BeginOutputReadLine();
+        tor.BeginErrorReadLine();
+        await File.WriteAllTextAsync(Path.Combine(dir, "pid"), tor.Id.ToString());
+
+        using var cts = new CancellationTokenSource(timeout);
+        string Log() => File.Exists(Path.Combine(dir, "notice.log")) ? File.ReadAllText(Path.Combine(dir, "notice.log")) : "(no notice.log)";
+        try
+        {
+            while (!File.Exists(controlSocket))
+            {
+                if (tor.HasExited) throw new InvalidOperationException($"the {name} tor exited {tor.ExitCode}:\n{Log()}");
+                await Task.Delay(50, cts.Token);
+            }
+            await using var control = await TorControlClient.ConnectUnixAsync(controlSocket, cts.Token);
+            await control.AuthenticateAsync(cts.Token);
+            await control.SetEventsAsync(["HS_DESC"], cts.Token);
+            var address = (await File.ReadAllTextAsync(Path.Combine(serviceDir, "hostname"), cts.Token)).Trim();
+            var publication = new DescriptorPublication(address);
+            await control.CommandAsync("SETCONF DisableNetwork=0", cts.Token);
+            await foreach (var e in control.Events.ReadAllAsync(cts.Token))
+                if (e is HsDescEvent hs && publication.Observe(hs)) return address;
+            throw new InvalidOperationException($"the {name} tor closed its control connection:\n{Log()}");
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"the {name} tor did not publish its onion service within {timeout}:\n{Log()}");
+        }
     }
 
     private static string Script => Path.Combine(RepoPaths.Root, "scripts", "tornet");
@@ -63,6 +124,7 @@ public sealed class PrivateTorNetwork : IAsyncDisposable
     {
         var result = await ChildProcess.RunAsync(Script, ["down", _dir.Path]);
         TestContext.Progress.WriteLine(result.Stderr.Trim());
+        foreach (var tor in _services) tor.Dispose();
         _dir.Dispose();
     }
 }

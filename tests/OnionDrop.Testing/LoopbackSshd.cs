@@ -101,6 +101,10 @@ public sealed class LoopbackSshd : IDisposable
         }
     }
 
+    /// <summary>Trusts this server's host key under another name too, such as an onion address that leads to it.</summary>
+    public void AddKnownHost(string host) =>
+        File.AppendAllText(Path.Combine(Directory, "known_hosts"), $"{host} {File.ReadAllText(Path.Combine(Directory, "host_ed25519.pub")).Trim()}\n");
+
     private static async Task KeygenAsync(string path)
     {
         var result = await ChildProcess.RunAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "oniondrop-test", "-f", path]);
