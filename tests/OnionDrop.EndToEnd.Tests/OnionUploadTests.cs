@@ -11,7 +11,8 @@ namespace OnionDrop.EndToEnd.Tests;
 /// its tor, which joins the network and publishes the onion service; a client's curl reaches the .onion
 /// through its SOCKS port and uploads a file and a message; the journalist's key opens identical bytes.
 /// Then tor is killed: the daemon restarts it, the address stays, and a new upload succeeds; a journalist fetches
-/// through Tor from the operator's SSH onion service, as the README says, and opens what was sent. One network
+/// through Tor from the operator's SSH onion service, as the README says (torsocks), then as docs/operations.md
+/// says (an ssh_config ProxyCommand), and opens what was sent. One network
 /// and one daemon serve the whole fixture, in order (each test runs after the one before it, whether that passed
 /// or not).
 /// </summary>
@@ -98,8 +99,7 @@ public partial class OnionUploadTests
     [Test, DependsOnTest(nameof(Killed_tor_is_restarted_with_the_same_address_and_uploads_still_work), AllowFailure = true)]
     public async Task Journalist_fetches_through_tor_from_the_ssh_onion_service_and_opens_what_was_uploaded()
     {
-        var torsocks = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "torsocks")).FirstOrDefault(File.Exists);
-        Assert.That(torsocks, Is.Not.Null, "torsocks is not installed (Debian's torsocks: scripts/setup-deps installs it)");
+        Assert.That(OnPath("torsocks"), Is.True, "torsocks is not installed (Debian's torsocks: scripts/setup-deps installs it)");
 
         var (reference, bytes) = await UploadAsync("fetched.bin", 1 << 20, "fetched by a journalist through tor");
         var sshAddress = await _sshOnion;
@@ -122,7 +122,40 @@ public partial class OnionUploadTests
         await AssertOpensAsync(Path.Combine(inbox, reference + ".sealed"), "fetched.bin", bytes, "fetched by a journalist through tor");
     }
 
+    /// <summary>
+    /// docs/operations.md, "SSH for journalists": plain `oniondrop fetch oniondrop@ADDRESS.onion` with the `Host *.onion`
+    /// ProxyCommand it gives for ~/.ssh/config. The block is read from the doc itself, its port 9050 replaced by the
+    /// network's SOCKS port, and given to ssh with -F (ssh reads ~/.ssh/config from the passwd entry's home, not $HOME,
+    /// so -F is how a test puts a file in its place; everything else is the journalist's command). ssh cannot resolve
+    /// a .onion name: only the ProxyCommand gets it there. Reuses the SSH onion service the torsocks fetch reached.
+    /// </summary>
     [Test, DependsOnTest(nameof(Journalist_fetches_through_tor_from_the_ssh_onion_service_and_opens_what_was_uploaded), AllowFailure = true)]
+    public async Task Journalist_fetches_through_the_documented_ssh_config_proxycommand_and_opens_what_was_uploaded()
+    {
+        Assert.That(OnPath("nc"), Is.True, "nc is not installed (Debian's netcat-openbsd, as docs/operations.md says: scripts/setup-deps installs it)");
+        var documented = SshConfigInOperationsDoc().Match(await File.ReadAllTextAsync(Path.Combine(RepoPaths.Root, "docs", "operations.md")));
+        Assert.That(documented.Success, Is.True, "docs/operations.md gives no ```-block starting 'Host *.onion'");
+        var block = documented.Groups[1].Value;
+        Assert.That(block, Does.Contain("127.0.0.1:9050"), "the documented ProxyCommand should use Debian's tor, 127.0.0.1:9050");
+        var config = _work.Combine("ssh_config");
+        await File.WriteAllTextAsync(config, block.Replace("127.0.0.1:9050", $"127.0.0.1:{_network.SocksPort}") + "\n");
+
+        var (reference, bytes) = await UploadAsync("proxycommand.bin", 256 << 10, "fetched through the ssh_config ProxyCommand");
+        var sshAddress = await _sshOnion;
+        var sshd = _sshd!;
+        var inbox = _work.Combine("inbox-proxycommand");
+        // The fixture's client options (its key, its known_hosts), with this config in place of their -F /dev/null.
+        Assert.That(sshd.ClientOptions.Take(2), Is.EqualTo(new[] { "-F", "/dev/null" }));
+        string[] options = ["-F", config, .. sshd.ClientOptions.Skip(2)];
+        var fetch = await Oniondrop.RunAsync(["fetch", .. options.Select(o => "--ssh-arg=" + o), "-o", inbox, $"{Environment.UserName}@{sshAddress}"], TimeSpan.FromMinutes(4));
+        Assert.That(fetch.ExitCode, Is.Zero, $"{fetch}\n--- {config}\n{File.ReadAllText(config)}--- sshd log\n" + (File.Exists(sshd.LogFile) ? File.ReadAllText(sshd.LogFile) : ""));
+        TestContext.Progress.WriteLine(fetch.Stderr.Trim());
+
+        Assert.That(File.Exists(Path.Combine(_daemon.DataDir, "blobs", reference + ".sealed")), Is.False, "deleted on the server once acknowledged");
+        await AssertOpensAsync(Path.Combine(inbox, reference + ".sealed"), "proxycommand.bin", bytes, "fetched through the ssh_config ProxyCommand");
+    }
+
+    [Test, DependsOnTest(nameof(Journalist_fetches_through_the_documented_ssh_config_proxycommand_and_opens_what_was_uploaded), AllowFailure = true)]
     public async Task Stopping_the_daemon_stops_its_tor()
     {
         var torPid = (await WaitForTorAsync(t => t.GetProperty("pid").ValueKind == JsonValueKind.Number, TimeSpan.FromSeconds(30))).GetProperty("pid").GetInt32();
@@ -187,6 +220,9 @@ public partial class OnionUploadTests
 
     private static string ShellQuoted(string s) => "'" + s.Replace("'", "'\\''") + "'";
 
+    private static bool OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => d.Length > 0 && File.Exists(Path.Combine(d, program)));
+
     /// <summary>Polls the daemon's status file until its "tor" object satisfies <paramref name="condition"/>.</summary>
     private async Task<JsonElement> WaitForTorAsync(Func<JsonElement, bool> condition, TimeSpan timeout)
     {
@@ -212,4 +248,8 @@ public partial class OnionUploadTests
 
     [GeneratedRegex("id=\"reference\">([A-Z0-9-]+)<")]
     private static partial Regex ReferenceInReceipt();
+
+    /// <summary>The lines of a fenced block (indented, in a list item) that starts with `Host *.onion`.</summary>
+    [GeneratedRegex(@"^[ \t]*```[ \t]*\n([ \t]*Host \*\.onion\n.*?)\n[ \t]*```", RegexOptions.Multiline | RegexOptions.Singleline)]
+    private static partial Regex SshConfigInOperationsDoc();
 }
