@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using OnionDrop.Files;
 
 namespace OnionDrop.Tor;
 
@@ -17,6 +18,25 @@ internal static class OnionServiceKey
     private const string PublicKeyFile = "hs_ed25519_public_key";
     // tor's public key file: "== ed25519v1-public: type0 ==", NUL-padded to 32 bytes, then the 32-byte key.
     private static ReadOnlySpan<byte> PublicHeader => "== ed25519v1-public: type0 ==\0\0\0"u8;
+
+    /// <summary>
+    /// tor writes the key, its public key and hostname by temp file and rename, and fsyncs none of them nor their
+    /// directory (seen with strace on Debian's tor): a power cut in the first seconds after a new service is made
+    /// could lose them, and the address with them. Called once tor has written hostname (its last): the files, then the
+    /// folders that name them, up to the data directory (on a first start all of them are new). A few fsyncs per start.
+    /// </summary>
+    public static void MakeDurable(string onionServiceDir, ILogger logger)
+    {
+        try
+        {
+            foreach (var name in new[] { SecretKeyFile, PublicKeyFile, TorrcValues.HostnameFileName })
+                if (File.Exists(Path.Combine(onionServiceDir, name))) FileSync.Fsync(Path.Combine(onionServiceDir, name));
+            var torDir = Path.GetDirectoryName(onionServiceDir)!;
+            foreach (var dir in new[] { onionServiceDir, torDir, Path.GetDirectoryName(torDir)! }) FileSync.Fsync(dir);
+        }
+        // Not a reason to keep the drop box down: tor serves from what it has read; the next start tries again.
+        catch (IOException e) { logger.LogWarning("could not fsync the onion service's key files in {Dir}: {Error}", onionServiceDir, e.Message); }
+    }
 
     /// <summary>
     /// Throws when the directory names a service (tor's hostname file) whose key is missing or damaged; makes a key

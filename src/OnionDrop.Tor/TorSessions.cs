@@ -43,7 +43,9 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
         }, logger, cancellationToken);
         try
         {
-            return new LaunchedTorSession(tor, await ReadHostnameAsync(tor, cancellationToken));
+            var address = await ReadHostnameAsync(tor, cancellationToken);
+            OnionServiceKey.MakeDurable(tor.Values.OnionServiceDir, logger);
+            return new LaunchedTorSession(tor, address);
         }
         catch
         {
