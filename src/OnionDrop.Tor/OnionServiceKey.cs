@@ -25,17 +25,16 @@ internal static class OnionServiceKey
     /// could lose them, and the address with them. Called once tor has written hostname (its last): the files, then the
     /// folders that name them, up to the data directory (on a first start all of them are new). A few fsyncs per start.
     /// </summary>
-    public static void MakeDurable(string onionServiceDir, ILogger logger)
+    public static void MakeDurable(TorrcValues values, ILogger logger)
     {
         try
         {
-            foreach (var name in new[] { SecretKeyFile, PublicKeyFile, TorrcValues.HostnameFileName })
-                if (File.Exists(Path.Combine(onionServiceDir, name))) FileSync.Fsync(Path.Combine(onionServiceDir, name));
-            var torDir = Path.GetDirectoryName(onionServiceDir)!;
-            foreach (var dir in new[] { onionServiceDir, torDir, Path.GetDirectoryName(torDir)! }) FileSync.Fsync(dir);
+            foreach (var file in new[] { SecretKeyFile, PublicKeyFile }.Select(f => Path.Combine(values.OnionServiceDir, f)).Append(values.HostnameFile))
+                if (File.Exists(file)) FileSync.Fsync(file);
+            foreach (var dir in new[] { values.OnionServiceDir, values.TorDir, values.DataDir }) FileSync.Fsync(dir);
         }
         // Not a reason to keep the drop box down: tor serves from what it has read; the next start tries again.
-        catch (IOException e) { logger.LogWarning("could not fsync the onion service's key files in {Dir}: {Error}", onionServiceDir, e.Message); }
+        catch (IOException e) { logger.LogWarning("could not fsync the onion service's key files in {Dir}: {Error}", values.OnionServiceDir, e.Message); }
     }
 
     /// <summary>

@@ -44,7 +44,7 @@ internal sealed class LaunchedTorSession(TorProcess tor, string onionAddress) : 
         try
         {
             var address = await ReadHostnameAsync(tor, cancellationToken);
-            OnionServiceKey.MakeDurable(tor.Values.OnionServiceDir, logger);
+            OnionServiceKey.MakeDurable(tor.Values, logger);
             return new LaunchedTorSession(tor, address);
         }
         catch
