@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using OnionDrop.Sealing;
 using OnionDrop.Storage;
 using OnionDrop.Testing;
@@ -28,11 +27,6 @@ public class DaemonStartDuringPullTests
     [TearDown] public void TearDown() { _key.Dispose(); _temp.Dispose(); }
 
     private string Pull => $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as alice";
-
-    private static string Sha256Of(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
-
-    private static Dictionary<string, string> HashesIn(string dir) =>
-        Directory.GetFiles(dir, "*.sealed").ToDictionary(p => Path.GetFileNameWithoutExtension(p), Sha256Of);
 
     /// <remarks>
     /// The relay stops in the middle of the 99th blob, after the server has recorded fetch's first 64 acknowledgements
@@ -100,7 +94,7 @@ public class DaemonStartDuringPullTests
                                                "nothing unacknowledged was deleted: run fetch again to resume"));
         Assert.That(first.Stderr, Does.Contain("oniondrop fetch: connection lost").And.EndWith("nothing unacknowledged was deleted: run fetch again to resume\n"));
         Assert.That(Directory.GetFiles(Received, "*.partial"), Is.Empty, "a blob cut off is not kept");
-        var held = HashesIn(Received);
+        var held = SealedFiles.HashesIn(Received);
         foreach (var (id, sha) in held) Assert.That(sha, Is.EqualTo(hashes[id]), id);
         var onServer = Directory.GetFiles(Blobs, "*.sealed").Select(p => Path.GetFileNameWithoutExtension(p)).ToHashSet();
         var deleted = hashes.Keys.Except(onServer).ToList();
@@ -111,7 +105,7 @@ public class DaemonStartDuringPullTests
         var rerun = await Oniondrop.RunAsync(["fetch", "-o", Received, "--via", Pull]);
         Assert.That(rerun.ExitCode, Is.Zero, rerun.ToString());
         Assert.That(rerun.Stderr, Does.Contain($"{Count - held.Count} new submission(s)").And.Contain($"{held.Count - 64} already here"), rerun.ToString());
-        Assert.That(HashesIn(Received), Is.EquivalentTo(hashes), "every blob exactly once, intact");
+        Assert.That(SealedFiles.HashesIn(Received), Is.EquivalentTo(hashes), "every blob exactly once, intact");
         Assert.That(Directory.GetFiles(Received), Has.Length.EqualTo(Count), "nothing else");
         Assert.That(Directory.GetFiles(Blobs, "*.sealed"), Is.Empty, "each deleted once acknowledged, through the daemon");
         Assert.That(daemon.HasExited, Is.False, daemon.Output);

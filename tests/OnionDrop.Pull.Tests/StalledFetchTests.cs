@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using OnionDrop.Sealing;
 using OnionDrop.Storage;
 using OnionDrop.Testing;
@@ -23,8 +22,6 @@ public class StalledFetchTests
     [TearDown] public void TearDown() { _key.Dispose(); _temp.Dispose(); }
 
     private string Pull => $"dotnet {Oniondrop.Dll} pull --stdio --data-dir {DataDir} --as alice";
-
-    private static string Sha256Of(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 
     [Test]
     public async Task A_server_that_stops_sending_mid_blob_is_given_up_after_the_idle_timeout_and_the_rerun_resumes()
@@ -55,7 +52,7 @@ public class StalledFetchTests
             "the connection stalled; nothing unacknowledged was deleted: run fetch again to resume, with a larger --idle-timeout if the link is only slow"));
         Assert.That(clock.Elapsed, Is.GreaterThan(TimeSpan.FromSeconds(2)).And.LessThan(TimeSpan.FromSeconds(60)));
         Assert.That(Directory.GetFiles(Received, "*.partial"), Is.Empty, "the 99th blob's partial file is gone");
-        var held = Directory.GetFiles(Received).ToDictionary(p => Path.GetFileNameWithoutExtension(p), Sha256Of);
+        var held = Directory.GetFiles(Received).ToDictionary(p => Path.GetFileNameWithoutExtension(p), SealedFiles.Sha256Of);
         Assert.That(held.Keys, Is.EquivalentTo(listed.Take(98).Select(r => r.Id)), "every blob received whole, nothing else");
         foreach (var (id, sha) in held) Assert.That(sha, Is.EqualTo(hashes[id]), id);
         using (var store = SealedBlobStore.Open(DataDir, new SealedBlobStoreOptions { LockWait = TimeSpan.FromSeconds(10) })) // once the pull is gone
@@ -70,7 +67,7 @@ public class StalledFetchTests
         Assert.That(rerun.ExitCode, Is.Zero, rerun.ToString());
         Assert.That(rerun.Stderr, Does.Contain("2 new submission(s)").And.Contain("34 already here"));
         Assert.That(Directory.GetFiles(Received).Select(Path.GetFileName), Is.EquivalentTo(listed.Select(r => r.Id + ".sealed")), "every blob exactly once");
-        foreach (var (id, sha) in hashes) Assert.That(Sha256Of(Path.Combine(Received, id + ".sealed")), Is.EqualTo(sha), id);
+        foreach (var (id, sha) in hashes) Assert.That(SealedFiles.Sha256Of(Path.Combine(Received, id + ".sealed")), Is.EqualTo(sha), id);
         using (var store = SealedBlobStore.Open(DataDir)) Assert.That(store.ListCommitted(), Is.Empty);
     }
 }

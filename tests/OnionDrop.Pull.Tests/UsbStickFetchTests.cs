@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using OnionDrop.Sealing;
 using OnionDrop.Storage;
@@ -42,10 +41,17 @@ public class UsbStickFetchTests
         return store.ListWaiting("alice").Select(r => r.Id).ToList();
     }
 
-    private static Dictionary<string, string> HashesIn(string dir) =>
-        Directory.GetFiles(dir, "*.sealed").ToDictionary(p => Path.GetFileNameWithoutExtension(p), p => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(p))));
-
     private Task<ProcessResult> Fetch(string dir, params string[] more) => Oniondrop.RunAsync(["fetch", "-o", dir, .. more, "--via", Pull]);
+
+    /// <summary>Once the filler is gone, a rerun with the whole stick brings every blob sent, and the server lets them all go.</summary>
+    private async Task RoomMadeTheRerunFetchesEverything(string filler, string inbox, Dictionary<string, string> sent)
+    {
+        File.Delete(filler);
+        var rerun = await Fetch(inbox, "--keep-free", "0");
+        Assert.That(rerun.ExitCode, Is.Zero, rerun.ToString());
+        Assert.That(SealedFiles.HashesIn(inbox), Is.EquivalentTo(sent));
+        Assert.That(StillOnServer(), Is.Empty);
+    }
 
     /// <summary>
     /// Everything fetch does in DIR works there: the folder's flock, files created 0600 (shown 0777), fsync of file
@@ -66,7 +72,7 @@ public class UsbStickFetchTests
         Assert.That(lines[0], Is.EqualTo($"oniondrop fetch: warning: {inbox} keeps no Unix permissions (as on FAT or exFAT, a USB stick's usual format): " +
                                          "what is opened there can be read by every account on this machine, and by anyone who gets the disk"));
         Assert.That(lines[1], Does.StartWith("oniondrop fetch: 3 new submission(s)").And.EndWith("; 3 opened"));
-        Assert.That(HashesIn(inbox), Is.EquivalentTo(sent));
+        Assert.That(SealedFiles.HashesIn(inbox), Is.EquivalentTo(sent));
         Assert.That(Directory.GetDirectories(inbox).Select(Path.GetFileName), Is.EquivalentTo(sent.Keys));
         Assert.That(Directory.GetFiles(inbox, "*.partial"), Is.Empty);
         Assert.That(StillOnServer(), Is.Empty, "acknowledged once on the stick");
@@ -95,17 +101,13 @@ public class UsbStickFetchTests
                                          @"\([0-9.]+ KiB free, and fetch keeps 0 B free: --keep-free\); make room there or fetch into another folder, then run fetch again$"));
         Assert.That(lines[1], Does.StartWith("oniondrop fetch: 1 new submission(s)"));
         Assert.That(StillOnServer(), Has.Count.EqualTo(2));
-        Assert.That(HashesIn(inbox).Keys, Is.EquivalentTo(sent.Keys.Except(StillOnServer())), "the one fetched is the one acknowledged");
+        Assert.That(SealedFiles.HashesIn(inbox).Keys, Is.EquivalentTo(sent.Keys.Except(StillOnServer())), "the one fetched is the one acknowledged");
 
         var keeping = await Fetch(inbox);
         Assert.That(keeping.ExitCode, Is.EqualTo(1), keeping.ToString());
         Assert.That(keeping.Stderr, Does.Contain("and fetch keeps 1.0 GiB free: --keep-free"), "the default reserve, said as such");
 
-        File.Delete(filler);
-        var rerun = await Fetch(inbox, "--keep-free", "0");
-        Assert.That(rerun.ExitCode, Is.Zero, rerun.ToString());
-        Assert.That(HashesIn(inbox), Is.EquivalentTo(sent));
-        Assert.That(StillOnServer(), Is.Empty);
+        await RoomMadeTheRerunFetchesEverything(filler, inbox, sent);
     }
 
     /// <summary>
@@ -129,7 +131,7 @@ public class UsbStickFetchTests
         var lines = fetch.Stderr.Trim().Split('\n');
         Assert.That(lines[1], Does.Match($@"^oniondrop fetch: {id}\.sealed: not opened: no space left in {Regex.Escape(inbox)} \([0-9.]+ [KM]iB free; " +
                                          @"this submission needs about 2\.0 MiB\): nothing of it was kept; make room there or open it into another folder, then run open again$"));
-        Assert.That(HashesIn(inbox), Is.EquivalentTo(sent), "the sealed file is whole");
+        Assert.That(SealedFiles.HashesIn(inbox), Is.EquivalentTo(sent), "the sealed file is whole");
         Assert.That(StillOnServer(), Is.Empty, "and, being safe, acknowledged");
         Assert.That(Directory.GetDirectories(inbox), Is.Empty, "nothing opened, no working folder left");
 
@@ -177,11 +179,7 @@ public class UsbStickFetchTests
         Assert.That(Directory.GetFileSystemEntries(inbox), Is.Empty, "no .partial, nothing shown as complete");
         Assert.That(StillOnServer(), Is.EquivalentTo(sent.Keys));
 
-        File.Delete(filler);
-        var rerun = await Fetch(inbox, "--keep-free", "0");
-        Assert.That(rerun.ExitCode, Is.Zero, rerun.ToString());
-        Assert.That(HashesIn(inbox), Is.EquivalentTo(sent));
-        Assert.That(StillOnServer(), Is.Empty);
+        await RoomMadeTheRerunFetchesEverything(filler, inbox, sent);
     }
 
     /// <summary>
@@ -205,12 +203,12 @@ public class UsbStickFetchTests
         Assert.That(lines[0], Is.EqualTo($"oniondrop fetch: {big}: 3.0 MiB is more than a file in {inbox} can be (File too large); left on the server: " +
                                          "fetch it into a folder on another file system (FAT32, as many USB sticks are, takes at most 4 GiB - 1 byte a file)"));
         Assert.That(lines[1], Does.StartWith("oniondrop fetch: 3 new submission(s)"));
-        Assert.That(HashesIn(inbox), Is.EquivalentTo(sent.Where(s => s.Key != big)));
+        Assert.That(SealedFiles.HashesIn(inbox), Is.EquivalentTo(sent.Where(s => s.Key != big)));
         Assert.That(Directory.GetFiles(inbox, "*.partial"), Is.Empty);
         Assert.That(StillOnServer(), Is.EqualTo(new[] { big }));
 
         var elsewhere = await Fetch(inbox);
         Assert.That(elsewhere.ExitCode, Is.Zero, elsewhere.ToString());
-        Assert.That(HashesIn(inbox), Is.EquivalentTo(sent));
+        Assert.That(SealedFiles.HashesIn(inbox), Is.EquivalentTo(sent));
     }
 }
