@@ -8,20 +8,21 @@ namespace OnionDrop.Files;
 /// </summary>
 public static class WriteFailure
 {
-    public const int ENOSPC = 28, EFBIG = 27;
+    public const int ENOSPC = 28, EFBIG = 27, EDQUOT = 122;
 
-    public static bool IsDiskFull(Exception e) => e is IOException && (e.HResult & 0xFFFF) == ENOSPC;
+    /// <summary>ENOSPC, or EDQUOT (a quota is as full as a disk to whoever writes), possibly wrapped (by the catalog, say).</summary>
+    public static bool IsDiskFull(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e is IOException && (e.HResult & 0xFFFF) is ENOSPC or EDQUOT) return true;
+        return false;
+    }
 
     public static bool IsFileTooLarge(Exception e) => e is IOException && (e.HResult & 0xFFFF) == EFBIG;
 
+    /// <summary>A refusal for want of room, made before the disk itself says so: it reads as a full disk to <see cref="IsDiskFull"/>.</summary>
+    public static IOException DiskFull(string message, Exception? cause = null) => new(message, cause) { HResult = ENOSPC };
+
     public static IOException FileTooLarge(string path) => new($"File too large : '{path}'", EFBIG);
 
-    /// <summary>"3.0 MiB": sizes as a journalist reads them.</summary>
-    public static string Size(long bytes) => bytes switch
-    {
-        < 1024 => $"{bytes} B",
-        < 1024 * 1024 => $"{bytes / 1024.0:0.0} KiB",
-        < 1024L * 1024 * 1024 => $"{bytes / 1048576.0:0.0} MiB",
-        _ => $"{bytes / 1073741824.0:0.0} GiB",
-    };
 }

@@ -318,7 +318,7 @@ public static class PullClient
         // The space reserved for it (fallocate) was not there: .NET says so in words of its own, without errno.
         catch (IOException e) when (!WriteFailure.IsDiskFull(e) && !File.Exists(partial) && new DriveInfo(dir).AvailableFreeSpace < size)
         {
-            throw new IOException($"No space left on device : '{partial}'", WriteFailure.ENOSPC);
+            throw WriteFailure.DiskFull($"No space left on device : '{partial}'");
         }
         var tooLarge = false;
         try
@@ -377,7 +377,7 @@ public static class PullClient
 
     /// <summary>A blob no file in <paramref name="dir"/> can hold: no rerun changes that, another folder does.</summary>
     private static string TooLarge(string id, long size, string dir) =>
-        $"{id}: {WriteFailure.Size(size)} is more than a file in {dir} can be (File too large); left on the server: fetch it into a folder on another " +
+        $"{id}: {ByteSize.Format(size)} is more than a file in {dir} can be (File too large); left on the server: fetch it into a folder on another " +
         $"file system (FAT32, as many USB sticks are, takes at most 4 GiB - 1 byte a file)";
 
     private static async Task<bool> MatchesAsync(string path, Listed item, CancellationToken cancellationToken)

@@ -136,9 +136,9 @@ public static class SubmissionOpener
                                    "on another file system (FAT32, as many USB sticks are, takes at most 4 GiB - 1 byte a file)", WriteFailure.EFBIG);
         if (!WriteFailure.IsDiskFull(e)) return null;
         string free;
-        try { free = WriteFailure.Size(new DriveInfo(outputDirectory).AvailableFreeSpace) + " free"; }
+        try { free = ByteSize.Format(new DriveInfo(outputDirectory).AvailableFreeSpace) + " free"; }
         catch (Exception x) when (x is IOException or UnauthorizedAccessException) { free = "full"; }
-        var need = needs is { } n ? $"; this submission needs about {WriteFailure.Size(n)}" : "";
+        var need = needs is { } n ? $"; this submission needs about {ByteSize.Format(n)}" : "";
         return new IOException($"no space left in {outputDirectory} ({free}{need}): {NothingKept}; make room there or open it into another folder, then run open again",
                                WriteFailure.ENOSPC);
     }

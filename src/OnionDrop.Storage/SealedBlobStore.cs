@@ -134,7 +134,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             catalog.Failed = true;
             if (e is IOException) throw;
             if (HasRoomToClose(out _, out _)) throw new CatalogFailedException($"the catalog failed: {e.Message}", e);
-            throw new IOException($"No space left on device: the catalog failed ({e.Message})", e);
+            throw WriteFailure.DiskFull($"No space left on device: the catalog failed ({e.Message})", e);
         }
         finally { _rebuild.ExitReadLock(); }
     }
@@ -148,7 +148,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_catalog != failed) return _catalog; // reopened meanwhile
             if (!HasRoomToClose(out var free, out var needed))
-                throw new IOException($"No space left on device: the catalog reopens once {needed:N0} bytes are free in {DataDir} ({free:N0} now)");
+                throw WriteFailure.DiskFull($"No space left on device: the catalog reopens once {needed:N0} bytes are free in {DataDir} ({free:N0} now)");
             failed.LogWriter.ForgetLeakedTransactions();
             failed.Db.Dispose();
             _catalog = Catalog.Open(Path.Combine(DataDir, CatalogFileName));
@@ -483,7 +483,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             // stops for good at its first failed write (see Use), does not meet a full disk on our account. (Checked
             // outside Use: refusing here is no failure of the catalog.)
             if (new DriveInfo(DataDir).AvailableFreeSpace is var free && free < CatalogHeadroomBytes)
-                throw new IOException($"No space left on device: {free:N0} bytes free in {DataDir}, and the catalog keeps {CatalogHeadroomBytes:N0} for itself");
+                throw WriteFailure.DiskFull($"No space left on device: {free:N0} bytes free in {DataDir}, and the catalog keeps {CatalogHeadroomBytes:N0} for itself");
             return Use(catalog => Insert(catalog, entries));
         }
     }
@@ -757,7 +757,7 @@ public sealed class SealedBlobStore : ISealedBlobStore
             // closing its engine over the dropped indexes' log pages it cannot write (seen in FullDiskTests): so nothing
             // is written unless the copy fits.
             if (!HasRoomToClose(out var free, out var needed))
-                throw new IOException($"No space left on device: compacting needs {needed:N0} bytes free in {DataDir} ({free:N0} now)");
+                throw WriteFailure.DiskFull($"No space left on device: compacting needs {needed:N0} bytes free in {DataDir} ({free:N0} now)");
             var before = CatalogBytes();
             try { catalog.Rebuild(); }
             catch

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
 using OnionDrop.Daemon.Status;
+using OnionDrop.Files;
 using OnionDrop.Sealing;
 using OnionDrop.Storage;
 using OnionDrop.Testing;
@@ -55,7 +56,7 @@ public sealed class StatusFiguresTests
         Assert.That(log.Lines.Where(l => l.StartsWith("Submissions waiting")), Is.EqualTo(new[]
         {
             "Submissions waiting: 0 (0 B), oldest since -",
-            $"Submissions waiting: 1 ({StatusHealth.Bytes(nextDay.Submissions.WaitingBytes)}), oldest since {store.ListCommitted().Single().ArrivedOn:yyyy-MM-dd}",
+            $"Submissions waiting: 1 ({ByteSize.Format(nextDay.Submissions.WaitingBytes)}), oldest since {store.ListCommitted().Single().ArrivedOn:yyyy-MM-dd}",
         }), "the journal: one line as each day's figures are taken, none in between");
     }
 

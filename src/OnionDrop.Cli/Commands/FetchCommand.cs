@@ -203,15 +203,15 @@ public static class FetchCommand
         foreach (var p in result.Problems.Concat(openProblems)) Console.Error.WriteLine("oniondrop fetch: " + TerminalText.Printable(p));
         // One line for every blob the disk had no room for (a nearly full USB stick: it was a line per blob, in bytes).
         if (result.NoRoom > 0)
-            Console.Error.WriteLine(TerminalText.Printable($"oniondrop fetch: {result.NoRoom} submission(s) ({WriteFailure.Size(result.NoRoomBytes)}) left on the server: " +
-                $"not enough room in {dir} ({WriteFailure.Size(FreeBytes(dir))} free, and fetch keeps {WriteFailure.Size(keepFree)} free: --keep-free); " +
+            Console.Error.WriteLine(TerminalText.Printable($"oniondrop fetch: {result.NoRoom} submission(s) ({ByteSize.Format(result.NoRoomBytes)}) left on the server: " +
+                $"not enough room in {dir} ({ByteSize.Format(FreeBytes(dir))} free, and fetch keeps {ByteSize.Format(keepFree)} free: --keep-free); " +
                 "make room there or fetch into another folder, then run fetch again"));
         // Acknowledged all the same, so no later fetch offers them again: the journalist must know the way back.
         if (openProblems.Count > 0)
             Console.Error.WriteLine(TerminalText.Printable($"oniondrop fetch: the {openProblems.Count} sealed file(s) not opened are kept in {dir}, and " +
                 $"no later fetch retries them: once the cause is fixed, run oniondrop open --key FILE -o {dir} {Path.Combine(dir, "ID.sealed")}"));
-        var summary = $"oniondrop fetch: {result.Received} new submission(s), {FetchProgressReport.Size(result.BytesReceived)} in {progress.Elapsed.TotalSeconds:0.0} s " +
-                      $"({FetchProgressReport.Size((long)(result.BytesReceived / Math.Max(progress.Elapsed.TotalSeconds, 0.001)))}/s) into {dir}";
+        var summary = $"oniondrop fetch: {result.Received} new submission(s), {ByteSize.Format(result.BytesReceived)} in {progress.Elapsed.TotalSeconds:0.0} s " +
+                      $"({ByteSize.Format((long)(result.BytesReceived / Math.Max(progress.Elapsed.TotalSeconds, 0.001)))}/s) into {dir}";
         if (result.AlreadyHeld > 0) summary += $"; {result.AlreadyHeld} already here";
         if (result.NotListed > 0) summary += $"; {result.NotListed} more waiting on the server: run fetch again";
         if (result.GoneMeanwhile > 0) summary += $"; {result.GoneMeanwhile} gone from the server meanwhile (fetched by a colleague, or past their keeping time)";
@@ -272,7 +272,7 @@ public static class FetchCommand
             if (!_terminal || (_lastShown is { } last && _clock.Elapsed - last < TimeSpan.FromMilliseconds(250) && p.Done < p.Total)) return;
             _lastShown = _clock.Elapsed;
             var rate = p.Bytes / Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
-            Console.Error.Write($"\r{p.Done}/{p.Total} submissions  {Size(p.Bytes)} of {Size(p.TotalBytes)}  {Size((long)rate)}/s  → {dir}\x1b[K");
+            Console.Error.Write($"\r{p.Done}/{p.Total} submissions  {ByteSize.Format(p.Bytes)} of {ByteSize.Format(p.TotalBytes)}  {ByteSize.Format((long)rate)}/s  → {dir}\x1b[K");
             _shown = true;
         }
 
@@ -281,13 +281,5 @@ public static class FetchCommand
             if (_shown) Console.Error.Write("\r\x1b[K");
             _shown = false;
         }
-
-        public static string Size(long bytes) => bytes switch
-        {
-            < 1024 => $"{bytes} B",
-            < 1024 * 1024 => $"{bytes / 1024.0:0.0} KiB",
-            < 1024L * 1024 * 1024 => $"{bytes / 1048576.0:0.0} MiB",
-            _ => $"{bytes / 1073741824.0:0.00} GiB",
-        };
     }
 }

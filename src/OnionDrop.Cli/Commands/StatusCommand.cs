@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnionDrop.Daemon.Status;
+using OnionDrop.Files;
 using OnionDrop.Storage;
 
 namespace OnionDrop.Cli.Commands;
@@ -138,10 +139,10 @@ public static class StatusCommand
             if (t.LastProblem is { } problem) rows.Add(("tor problem", problem));
         }
         rows.Add(("submissions", s.Submissions is { } w
-            ? $"{w.Waiting} waiting ({StatusHealth.Bytes(w.WaitingBytes)})" + (w.OldestWaitingSince is { } d ? $", oldest since {d:yyyy-MM-dd} ({w.OldestWaitingDays} days)" : "") + AsOf(w.AsOf) +
+            ? $"{w.Waiting} waiting ({ByteSize.Format(w.WaitingBytes)})" + (w.OldestWaitingSince is { } d ? $", oldest since {d:yyyy-MM-dd} ({w.OldestWaitingDays} days)" : "") + AsOf(w.AsOf) +
               (w.AsOf is null ? "" : " (counted at start and daily, so that no count dates a submission: fetch to see what arrived since)")
             : "unknown"));
-        rows.Add(("free disk", $"{StatusHealth.Bytes(s.Disk.FreeBytes)} of {StatusHealth.Bytes(s.Disk.TotalBytes)} under {s.Disk.Path}" + AsOf(s.Disk.AsOf)));
+        rows.Add(("free disk", $"{ByteSize.Format(s.Disk.FreeBytes)} of {ByteSize.Format(s.Disk.TotalBytes)} under {s.Disk.Path}" + AsOf(s.Disk.AsOf)));
         if (live && s.Listen is { } l) rows.Add(("loopback", $"http://{l}/"));
         foreach (var problem in s.Problems) rows.Add(("problem", problem));
         return string.Concat(rows.Select(r => $"  {r.Item1,-14} {r.Item2}\n"));

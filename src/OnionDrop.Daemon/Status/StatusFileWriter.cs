@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OnionDrop.Daemon.Hosting;
+using OnionDrop.Files;
 using OnionDrop.Storage;
 using OnionDrop.Tor;
 
@@ -116,7 +117,7 @@ public sealed class StatusFileWriter : BackgroundService, IHostedLifecycleServic
 
         LogChanges(disk, problems);
         if (disk.FreeBytes < StatusHealth.LowDiskBytes)   // after LogChanges, which says so in its own words
-            problems.Add($"low disk: under {StatusHealth.Bytes(StatusHealth.LowDiskBytes)} free under {disk.Path}");
+            problems.Add($"low disk: under {ByteSize.Format(StatusHealth.LowDiskBytes)} free under {disk.Path}");
 
         var today = DateOnly.FromDateTime(now.UtcDateTime);
         // Also when the store turns readable or unreadable: the operator must not wait a day for the figures back.
@@ -152,7 +153,7 @@ public sealed class StatusFileWriter : BackgroundService, IHostedLifecycleServic
     {
         if (submissions is null) return;
         log.LogInformation("Submissions waiting: {Waiting} ({Size}), oldest since {Oldest}", submissions.Waiting,
-            StatusHealth.Bytes(submissions.WaitingBytes), submissions.OldestWaitingSince?.ToString("yyyy-MM-dd") ?? "-");
+            ByteSize.Format(submissions.WaitingBytes), submissions.OldestWaitingSince?.ToString("yyyy-MM-dd") ?? "-");
     }
 
     /// <summary>Operator log: problems and low disk when they start and end.</summary>
@@ -168,8 +169,8 @@ public sealed class StatusFileWriter : BackgroundService, IHostedLifecycleServic
         var low = disk.FreeBytes < StatusHealth.LowDiskBytes;
         if (low != lowDiskLogged)
         {
-            if (low) log.LogWarning("Low disk: {Free} free under {Path}", StatusHealth.Bytes(disk.FreeBytes), disk.Path);
-            else log.LogInformation("Disk space back: {Free} free", StatusHealth.Bytes(disk.FreeBytes));
+            if (low) log.LogWarning("Low disk: {Free} free under {Path}", ByteSize.Format(disk.FreeBytes), disk.Path);
+            else log.LogInformation("Disk space back: {Free} free", ByteSize.Format(disk.FreeBytes));
             lowDiskLogged = low;
         }
     }

@@ -1,3 +1,5 @@
+using OnionDrop.Files;
+
 namespace OnionDrop.Daemon.Status;
 
 /// <summary>`oniondrop status` exit codes: 0 healthy, otherwise the first thing wrong, most serious first.</summary>
@@ -46,7 +48,7 @@ public static class StatusHealth
         {
             var stale = $"daemon pid {s.Pid} is running but not writing its status file (stale: last written {Ago(age)})";
             if (diskNow?.Invoke() is { } disk && disk.FreeBytes < LowDiskBytes)
-                return new(HealthCode.Degraded, $"low disk: {Bytes(disk.FreeBytes)} free under {disk.Path}; {stale}");
+                return new(HealthCode.Degraded, $"low disk: {ByteSize.Format(disk.FreeBytes)} free under {disk.Path}; {stale}");
             return new(HealthCode.DaemonNotRunning, stale + ": hung?");
         }
 
@@ -74,7 +76,7 @@ public static class StatusHealth
             return new(HealthCode.Degraded, s.Problems[0]);
         // A daemon that writes asOf takes its figures at start and daily, and says a low disk in Problems at once; an older one did neither.
         if (s.Disk.AsOf is null && s.Disk.FreeBytes < LowDiskBytes)
-            return new(HealthCode.Degraded, $"low disk: {Bytes(s.Disk.FreeBytes)} free under {s.Disk.Path}");
+            return new(HealthCode.Degraded, $"low disk: {ByteSize.Format(s.Disk.FreeBytes)} free under {s.Disk.Path}");
         return new(HealthCode.Healthy, "healthy");
     }
 
@@ -85,14 +87,6 @@ public static class StatusHealth
         : t.TotalHours < 48 ? $"{t.TotalHours:0} h ago"
         : $"{t.TotalDays:0} days ago";
 
-    public static string Bytes(long n) => n switch
-    {
-        >= 1L << 40 => $"{n / (double)(1L << 40):0.0} TiB",
-        >= 1L << 30 => $"{n / (double)(1L << 30):0.0} GiB",
-        >= 1L << 20 => $"{n / (double)(1L << 20):0.0} MiB",
-        >= 1L << 10 => $"{n / (double)(1L << 10):0.0} KiB",
-        _ => $"{n} B",
-    };
 
     /// <summary>Whether a process with this pid exists (in our pid namespace).</summary>
     public static bool ProcessExists(int pid)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using OnionDrop.Files;
 
 namespace OnionDrop.Daemon.Web;
 
@@ -102,7 +103,7 @@ public sealed class SourceSite(Pages pages, UploadHandler uploads, HostAllowList
             context.Abort();
             return;
         }
-        catch (Exception e) when (UploadHandler.IsDiskFull(e))
+        catch (Exception e) when (WriteFailure.IsDiskFull(e))
         {
             counters.CountFailed();
             uploads.LogDiskFull(e);

@@ -280,17 +280,6 @@ public sealed partial class UploadHandler(ISealedBlobStore store, SealingRecipie
         return n;
     }
 
-    /// <summary>ENOSPC (28) or EDQUOT (122), possibly wrapped by the store or the catalog.</summary>
-    public static bool IsDiskFull(Exception? e)
-    {
-        for (; e is not null; e = e.InnerException)
-            if (e is IOException io && ((io.HResult & 0xFFFF) is 28 or 122 ||
-                                         io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) ||
-                                         io.Message.Contains("quota", StringComparison.OrdinalIgnoreCase)))
-                return true;
-        return false;
-    }
-
     /// <summary>
     /// Once, when the disk fills: journald stamps every line, so one per refused upload would record when each source
     /// tried. Said again only after a commit has found the disk no longer low (StatusFileWriter logs that moment).
