@@ -9,12 +9,12 @@ namespace OnionDrop.EndToEnd.Tests;
 /// <summary>
 /// The whole path a source's upload takes, on a private Tor network: `oniondrop serve --tor launch` starts
 /// its tor, which joins the network and publishes the onion service; a client's curl reaches the .onion
-/// through its SOCKS port and uploads a file and a message; the journalist's key opens identical bytes.
-/// Then tor is killed: the daemon restarts it, the address stays, and a new upload succeeds; a journalist fetches
-/// through Tor from the operator's SSH onion service, as the README says (torsocks), then as docs/operations.md
-/// says (an ssh_config ProxyCommand), and opens what was sent. One network
-/// and one daemon serve the whole fixture, in order (each test runs after the one before it, whether that passed
-/// or not).
+/// through its SOCKS port and uploads a file and a message; the journalist's key opens identical bytes. So does
+/// Firefox set up as Tor Browser, sending the form, and it reaches nothing but the onion service. Then tor is
+/// killed: the daemon restarts it, the address stays, and a new upload succeeds; a journalist fetches through Tor
+/// from the operator's SSH onion service, as the README says (torsocks), then as docs/operations.md says (an
+/// ssh_config ProxyCommand), and opens what was sent. One network and one daemon serve the whole fixture, in order
+/// (each test runs after the one before it, whether that passed or not).
 /// </summary>
 [Category("EndToEnd"), NonParallelizable, TestFixture]
 public partial class OnionUploadTests
@@ -66,7 +66,98 @@ public partial class OnionUploadTests
         await UploadAndOpenAsync("first.bin", 3 << 20, "A message with accents: café, and a newline\nsecond line");
     }
 
+    /// <summary>
+    /// The source's own path: Firefox ESR (Tor Browser's engine), headless, with the prefs of Tor Browser that decide
+    /// how it reaches the site (browser/app/profile/000-tor-browser.js and 001-base-profile.js) and JavaScript off (its
+    /// "Safest" level), opens http://ADDRESS.onion/ through the network's SOCKS port, sends a file and a message and
+    /// sees the receipt; the journalist's key opens the same bytes, name and message. Every stream the browser opened
+    /// through tor went to the onion service, and the pages name no other origin. Screenshots of the form and the
+    /// receipt are attached to the result.
+    /// </summary>
     [Test, DependsOnTest(nameof(Upload_through_the_onion_service_opens_to_identical_bytes), AllowFailure = true)]
+    public async Task Firefox_set_up_as_tor_browser_at_safest_sends_the_form_to_the_onion_address_and_sees_the_receipt()
+    {
+        Assert.That(File.Exists(Marionette.FirefoxPath), Is.True, "firefox-esr missing: run scripts/setup-deps");
+        var prefs = new Dictionary<string, object>
+        {
+            ["javascript.enabled"] = false,
+            // Everything through tor's SOCKS port, names resolved by tor; no proxy exception, not even localhost.
+            ["network.proxy.type"] = 1,
+            ["network.proxy.socks"] = "127.0.0.1",
+            ["network.proxy.socks_port"] = _network.SocksPort,
+            ["network.proxy.socks_version"] = 5,
+            ["network.proxy.socks_remote_dns"] = true,
+            ["network.proxy.no_proxies_on"] = "",
+            ["network.proxy.allow_hijacking_localhost"] = true,
+            // No resolver at all (tor-browser#33962) and no DNS over HTTPS. Tor Browser leaves blockDotOnion at Firefox's
+            // default, true: a .onion name never goes to a resolver, and with remote DNS it goes to tor instead.
+            ["network.dns.disabled"] = true,
+            ["network.dns.blockDotOnion"] = true,
+            ["network.trr.mode"] = 5,
+            ["network.http.http3.enable"] = false,
+            // HTTPS-Only mode, which leaves .onion on http; private browsing only; .onion counted as secure.
+            ["dom.security.https_only_mode"] = true,
+            ["dom.security.https_only_mode.upgrade_onion"] = false,
+            ["browser.privatebrowsing.autostart"] = true,
+            ["dom.securecontext.allowlist_onions"] = true,
+            ["privacy.resistFingerprinting"] = true,
+        };
+        var artifacts = Path.Combine(TestContext.CurrentContext.WorkDirectory, "artifacts");
+        Directory.CreateDirectory(artifacts);
+        const string fileName = "procès-verbal 2026.pdf";
+        const string message = "Bonjour, the minutes attached show the vote was moved: café, naïve, €.";
+        var bytes = RandomNumberGenerator.GetBytes(512 << 10);
+        var file = Path.Combine(_work.Combine("browser-files"), fileName);
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        await File.WriteAllBytesAsync(file, bytes);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string form, receipt;
+        IReadOnlyList<string> streams;
+        await using (var recorder = await _network.RecordClientStreamsAsync())
+        {
+            await using (var firefox = await Marionette.LaunchAsync(prefs))
+            {
+                await firefox.NavigateAsync($"http://{_address}/");
+                form = await firefox.PageSourceAsync();
+                Assert.That(form, Does.Contain("type=\"file\""), "the form did not load:\n" + form);
+                Save(artifacts, "tor-form.png", await firefox.ScreenshotAsync());
+
+                await firefox.ChooseFileAsync("input[type=file]", file);
+                await firefox.SendAsync("WebDriver:ElementSendKeys", new { id = await firefox.ElementAsync("textarea#message"), text = message });
+                receipt = await firefox.ClickAndReadAsync("button[type=submit]", leaving: "type=\"file\"", TimeSpan.FromMinutes(3));
+                Save(artifacts, "tor-receipt.png", await firefox.ScreenshotAsync());
+            }
+            streams = recorder.Targets;
+        }
+        TestContext.Progress.WriteLine($"Firefox through tor: form, upload and receipt in {clock.Elapsed.TotalSeconds:0.0} s; streams: {string.Join(", ", streams)}");
+
+        var reference = ReferenceInReceipt().Match(receipt);
+        Assert.That(reference.Success, Is.True, "no reference in the receipt:\n" + receipt);
+
+        var blob = Path.Combine(_daemon.DataDir, "blobs", reference.Groups[1].Value + ".sealed");
+        var opened = _work.Combine("opened-browser");
+        Directory.CreateDirectory(opened);
+        var open = await Oniondrop.RunAsync(["open", "-k", _secretKey, "-o", opened, blob]);
+        Assert.That(open.ExitCode, Is.Zero, open.ToString());
+        var folder = Directory.GetDirectories(opened).Single();
+        var manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(folder, "manifest.json"))).RootElement;
+        var sent = manifest.GetProperty("files").EnumerateArray().Single();
+        Assert.That(sent.GetProperty("originalName").GetString(), Is.EqualTo(fileName));
+        Assert.That(await File.ReadAllBytesAsync(Path.Combine(folder, sent.GetProperty("savedAs").GetString()!)), Is.EqualTo(bytes));
+        Assert.That(await File.ReadAllTextAsync(Path.Combine(folder, "message.txt"), Encoding.UTF8), Is.EqualTo(message));
+
+        // Nothing but the onion service. Firefox also tries its port 443 once a page: its guess at /favicon.ico (the pages
+        // name no icon), upgraded to https because Tor Browser's prefs make an .onion page a secure context (and Firefox
+        // upgrades a secure page's images, security.mixed_content.upgrade_display_content). The service has no port 443:
+        // tor ends that stream at once, and the circuit carries on.
+        Assert.That(streams, Does.Contain(_address + ":80"), "the pages came through tor");
+        Assert.That(streams, Is.All.EqualTo(_address + ":80").Or.EqualTo(_address + ":443"), "the browser reached something other than the onion service through tor");
+        foreach (var page in new[] { form, receipt })
+            Assert.That(page, Does.Not.Match(@"(src|href|action)=""(https?:)?//"), "no resource from another origin");
+    }
+
+    [Test, DependsOnTest(nameof(Firefox_set_up_as_tor_browser_at_safest_sends_the_form_to_the_onion_address_and_sees_the_receipt), AllowFailure = true)]
     public async Task Killed_tor_is_restarted_with_the_same_address_and_uploads_still_work()
     {
         var before = await WaitForTorAsync(t => t.GetProperty("pid").ValueKind == JsonValueKind.Number, TimeSpan.FromSeconds(30));
@@ -216,6 +307,13 @@ public partial class OnionUploadTests
         Assert.That(await File.ReadAllBytesAsync(openedFile), Is.EqualTo(bytes), "the opened file differs from the upload");
         var openedMessage = opened.Single(f => Path.GetFileName(f) == "message.txt");
         Assert.That(await File.ReadAllTextAsync(openedMessage, Encoding.UTF8), Does.Contain(message));
+    }
+
+    private static void Save(string directory, string name, byte[] png)
+    {
+        var path = Path.Combine(directory, name);
+        File.WriteAllBytes(path, png);
+        TestContext.AddTestAttachment(path, name);
     }
 
     private static string ShellQuoted(string s) => "'" + s.Replace("'", "'\\''") + "'";

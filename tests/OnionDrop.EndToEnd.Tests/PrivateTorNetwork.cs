@@ -41,6 +41,48 @@ public sealed class PrivateTorNetwork : IAsyncDisposable
     }
 
     /// <summary>
+    /// Records where the client's SOCKS users go, as tor sees it: the target ("HOST:PORT") of every stream an
+    /// application opens from now until the recorder is disposed (STREAM events with PURPOSE=USER; tor's own
+    /// directory streams are left out). What a browser behind this client reaches, and nothing else, is here.
+    /// </summary>
+    public async Task<StreamRecorder> RecordClientStreamsAsync()
+    {
+        var control = await TorControlClient.ConnectUnixAsync(Path.Combine(_dir.Path, "client", "control"));
+        await control.AuthenticateAsync();
+        await control.SetEventsAsync(["STREAM"]);
+        return new StreamRecorder(control);
+    }
+
+    public sealed class StreamRecorder : IAsyncDisposable
+    {
+        private readonly TorControlClient _control;
+        private readonly Task _reading;
+        private readonly List<string> _targets = [];
+
+        internal StreamRecorder(TorControlClient control)
+        {
+            _control = control;
+            _reading = Task.Run(async () =>
+            {
+                // STREAM ID STATUS CIRCUIT TARGET [KEY=VALUE...] (control-spec §4.1.2): a new stream, or a name to resolve.
+                await foreach (var e in control.Events.ReadAllAsync())
+                    if (e is UnrecognizedEvent { Keyword: "STREAM" } stream && stream.Text.Split(' ') is [_, "NEW" or "NEWRESOLVE", _, var target, .. var rest]
+                        && rest.Contains("PURPOSE=USER"))
+                        lock (_targets) _targets.Add(target);
+            });
+        }
+
+        /// <summary>The targets of the streams opened so far, in order, repeats kept.</summary>
+        public IReadOnlyList<string> Targets { get { lock (_targets) return [.. _targets]; } }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _control.DisposeAsync();
+            await _reading.ContinueWith(_ => { });
+        }
+    }
+
+    /// <summary>
     /// Starts one more tor, joined to the network, that publishes an onion service from its torrc as an operator's
     /// system tor would (HiddenServiceDir, HiddenServicePort VIRTPORT TARGET: docs/operations.md), and returns its
     /// address once the service is published. It stops with the network (`tornet down` finds DIR/NAME/pid).

@@ -3,9 +3,8 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnionDrop.Testing;
 
-namespace OnionDrop.Daemon.Tests;
+namespace OnionDrop.Testing;
 
 /// <summary>
 /// Debian's Firefox ESR, headless, with JavaScript off in its profile: the engine Tor Browser is built on, driven
@@ -27,7 +26,8 @@ public sealed class Marionette : IAsyncDisposable
     private Marionette(Process browser, TempDirectory profile, TcpClient client) =>
         (_browser, _profile, _client, _stream) = (browser, profile, client, client.GetStream());
 
-    public static async Task<Marionette> LaunchAsync()
+    /// <param name="prefs">More prefs for the profile's user.js (bool, int or string values), e.g. a proxy.</param>
+    public static async Task<Marionette> LaunchAsync(IReadOnlyDictionary<string, object>? prefs = null)
     {
         var profile = new TempDirectory("oniondrop-firefox-");
         var port = FreePort.Next();
@@ -39,10 +39,15 @@ public sealed class Marionette : IAsyncDisposable
             user_pref("datareporting.policy.dataSubmissionEnabled", false);
             user_pref("network.captive-portal-service.enabled", false);
             user_pref("network.connectivity-service.enabled", false);
-            """);
+            user_pref("services.settings.server", "data:,#remote-settings-dummy/v1");
+
+            """ + string.Concat((prefs ?? new Dictionary<string, object>()).Select(p => $"user_pref({JsonSerializer.Serialize(p.Key)}, {JsonSerializer.Serialize(p.Value)});\n")));
         var psi = ChildProcess.StartInfo(FirefoxPath, ["--headless", "--marionette", "--no-remote", "--profile", profile.Path, "about:blank"]);
         // Its caches and temporary files go to the profile's folder too, and go with it.
         psi.Environment["HOME"] = psi.Environment["TMPDIR"] = psi.Environment["XDG_CACHE_HOME"] = profile.Path;
+        // Firefox fetches Remote Settings from Mozilla at start (through the proxy, when it has one); a release build takes
+        // services.settings.server, above, only with this set.
+        psi.Environment["MOZ_REMOTE_SETTINGS_DEVTOOLS"] = "1";
         var browser = Process.Start(psi)!;
         _ = browser.StandardError.ReadToEndAsync();
         _ = browser.StandardOutput.ReadToEndAsync();
@@ -112,13 +117,19 @@ public sealed class Marionette : IAsyncDisposable
         {
             var url = (string)(await SendAsync("WebDriver:GetCurrentURL"))!["value"]!;
             if (url.StartsWith("about:neterror", StringComparison.Ordinal)) return Uri.UnescapeDataString(url);
-            var page = (string)(await SendAsync("WebDriver:GetPageSource"))!["value"]!;
+            var page = await PageSourceAsync();
             if (page.Contains("data-l10n-id=\"neterror-page-title\"", StringComparison.Ordinal))
                 return "Firefox's own network error page (the connection failed or was reset), not the site's:\n" + page;
             if (!page.Contains(leaving, StringComparison.Ordinal) || DateTime.UtcNow > deadline) return page;
             await Task.Delay(200);
         }
     }
+
+    public async Task<string> PageSourceAsync() => (string)(await SendAsync("WebDriver:GetPageSource"))!["value"]!;
+
+    /// <summary>A PNG of the whole page, not only what fits in the window.</summary>
+    public async Task<byte[]> ScreenshotAsync() =>
+        Convert.FromBase64String((string)(await SendAsync("WebDriver:TakeScreenshot", new { full = true }))!["value"]!);
 
     private async Task<JsonNode> ReceiveAsync()
     {
