@@ -4,10 +4,10 @@ using Microsoft.Win32.SafeHandles;
 
 namespace OnionDrop.Files;
 
-/// <summary>The file calls the store and the opener need that .NET does not expose: fsync by path (file or directory), writeback of a range, O_DIRECT.</summary>
+/// <summary>The file calls the store, the opener and fetch need that .NET does not expose: fsync by path (file or directory), writeback of a range, O_DIRECT, a reservation with errno.</summary>
 public static class FileSync
 {
-    private const int O_RDONLY = 0, O_CLOEXEC = 0x80000, O_DIRECT = 0x4000, EINTR = 4, F_GETFL = 3, F_SETFL = 4;
+    private const int O_RDONLY = 0, O_CLOEXEC = 0x80000, O_DIRECT = 0x4000, EINTR = 4, F_GETFL = 3, F_SETFL = 4, FALLOC_FL_KEEP_SIZE = 1;
     private const uint SYNC_FILE_RANGE_WRITE = 2;
 
     /// <summary>fsync(2) of a file or directory by path (Linux flushes an inode through any descriptor of it).</summary>
@@ -30,6 +30,20 @@ public static class FileSync
     /// </summary>
     public static void StartWriteback(SafeFileHandle file, long offset, long count) =>
         sync_file_range((int)file.DangerousGetHandle(), offset, count, SYNC_FILE_RANGE_WRITE);
+
+    /// <summary>
+    /// Reserves <paramref name="length"/> bytes for an open file (fallocate, its size kept): a full disk or a file
+    /// larger than the file system takes fails here, with errno (<see cref="WriteFailure"/>), rather than midway.
+    /// .NET's PreallocationSize says either without errno, so EFBIG (tmpfs checks a file size limit here) could not
+    /// be told from anything else. Any other failure (EOPNOTSUPP: exFAT through FUSE) is ignored: the writes say it.
+    /// </summary>
+    public static void Reserve(SafeFileHandle file, string path, long length)
+    {
+        if (length <= 0) return;
+        int rc;
+        do rc = fallocate((int)file.DangerousGetHandle(), FALLOC_FL_KEEP_SIZE, 0, length); while (rc < 0 && Marshal.GetLastPInvokeError() == EINTR);
+        if (rc < 0 && Marshal.GetLastPInvokeError() is WriteFailure.ENOSPC or WriteFailure.EFBIG) throw Error("fallocate", path);
+    }
 
     /// <summary>Turns on O_DIRECT for an open file; false where the filesystem refuses the flag.</summary>
     public static bool TrySetDirectIo(SafeHandle file)
@@ -79,4 +93,5 @@ public static class FileSync
     [DllImport("libc", SetLastError = true)] private static extern int fcntl(int fd, int cmd, int arg);
     [DllImport("libc", SetLastError = true)] private static extern int statfs(string path, byte[] buf);
     [DllImport("libc", SetLastError = true)] private static extern int sync_file_range(int fd, long offset, long nbytes, uint flags);
+    [DllImport("libc", SetLastError = true)] private static extern int fallocate(int fd, int mode, long offset, long len);
 }

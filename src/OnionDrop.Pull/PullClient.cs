@@ -306,23 +306,17 @@ public static class PullClient
         var partial = Path.Combine(dir, id + ".partial");
         var final = Path.Combine(dir, id + ".sealed");
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        FileStream file;
-        try
+        var file = new FileStream(partial, new FileStreamOptions
         {
-            file = new FileStream(partial, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite, PreallocationSize = size,
-            });
-        }
-        // The space reserved for it (fallocate) was not there: .NET says so in words of its own, without errno.
-        catch (IOException e) when (!WriteFailure.IsDiskFull(e) && !File.Exists(partial) && new DriveInfo(dir).AvailableFreeSpace < size)
-        {
-            throw WriteFailure.DiskFull($"No space left on device : '{partial}'");
-        }
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
         var tooLarge = false;
         try
         {
+            // Its space reserved first: a full disk stops here, with errno; a file too large is left on the server.
+            try { FileSync.Reserve(file.SafeFileHandle, partial, size); }
+            catch (IOException e) when (WriteFailure.IsFileTooLarge(e)) { tooLarge = true; }
             await reader.ReadPayloadAsync(size, async chunk =>
             {
                 if (tooLarge) return;   // the rest is read and dropped, so that the next reply is read in step

@@ -57,7 +57,39 @@ public static class ChildProcess
 /// </summary>
 public static class Oniondrop
 {
-    public static string Dll => Path.Combine(AppContext.BaseDirectory, "oniondrop.dll");
+    /// <summary>
+    /// oniondrop.dll beside the tests, or, when other accounts cannot reach that folder, a copy of it that they can.
+    /// Tests run it as nobody and as the daemon's user too; a checkout in root's home (0700 on Debian: `git clone`
+    /// as root on a fresh machine) shuts them out, so there the build output is copied once, per test run, to a
+    /// 0755 folder in /tmp, removed when the run ends.
+    /// </summary>
+    public static string Dll => Runnable.Value;
+
+    private static readonly Lazy<string> Runnable = new(() =>
+    {
+        var built = AppContext.BaseDirectory;
+        if (OthersCanReach(built)) return Path.Combine(built, "oniondrop.dll");
+        var copy = Directory.CreateTempSubdirectory("oniondrop-test-bin-").FullName;
+        CopyTree(built, copy);
+        File.SetUnixFileMode(copy, (UnixFileMode)0b111_101_101);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(copy, recursive: true); } catch (IOException) { } };
+        return Path.Combine(copy, "oniondrop.dll");
+    });
+
+    private static bool OthersCanReach(string dir)
+    {
+        for (var d = new DirectoryInfo(dir); d is not null; d = d.Parent)
+            if (!d.UnixFileMode.HasFlag(UnixFileMode.OtherExecute)) return false;
+        return true;
+    }
+
+    private static void CopyTree(string from, string to)
+    {
+        foreach (var d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, d)));
+        foreach (var f in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(f, Path.Combine(to, Path.GetRelativePath(from, f)));
+    }
 
     public static ProcessStartInfo StartInfo(params string[] args)
     {
