@@ -10,8 +10,8 @@
 #   --nuget-packages DIR                                   build from this NuGet package folder (readable by the
 #                                                          build account), downloading nothing: an offline copy
 #
-# What it does: installs Debian's tor; builds the daemon (Release) as the unprivileged system user
-# oniondrop-build, installs it to /opt/oniondrop and links
+# What it does: installs Debian's tor (and ICU, OpenSSL, CA certificates for .NET); builds the daemon (Release)
+# as the unprivileged system user oniondrop-build, installs it to /opt/oniondrop and links
 # /usr/local/bin/oniondrop; creates the system user `oniondrop`; creates /var/lib/oniondrop (0700) and
 # /etc/oniondrop/oniondrop.json (commented, holding the recipients' public keys: from --recipient, else a
 # placeholder the daemon refuses until you replace it); installs /etc/systemd/system/oniondrop.service;
@@ -84,13 +84,18 @@ if ((uninstall)); then
   exit 0
 fi
 
-# 1. Debian packages the service needs at run time.
+# 1. Debian packages the service needs at run time: tor, and what .NET loads (ICU, OpenSSL) and its NuGet restore
+#    trusts (CA certificates). Microsoft's dotnet package brings the last three; a .NET unpacked from its tarball does not.
 if ((deps)); then
-  if dpkg-query -W -f='${Status}' tor 2>/dev/null | grep -q "install ok installed"; then say "tor: already installed"
+  packages=(tor libicu72 libssl3 ca-certificates) missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then say "${packages[*]}: already installed"
   else
-    say "tor: installing Debian's package"
+    say "installing Debian's ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tor >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   command -v dotnet >/dev/null || { echo "install.sh: the .NET 10 SDK (dotnet) is needed to build; see README" >&2; exit 1; }
 fi
