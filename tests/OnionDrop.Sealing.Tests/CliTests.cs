@@ -132,6 +132,11 @@ public class CliTests
         var output = dir.Combine("out");
 
         var psi = Oniondrop.StartInfo("open", "--key", dir.Combine("me.key"), "-o", output, fifo);
+        // As in a terminal, Ctrl-C is not ignored: a test run started in the background (`scripts/test &`) passes SIGINT
+        // down ignored, and the runtime keeps it so. env execs in place, so open.Id is oniondrop's own.
+        psi.ArgumentList.Insert(0, psi.FileName);
+        psi.ArgumentList.Insert(0, "--default-signal=INT");
+        psi.FileName = "env";
         using var open = System.Diagnostics.Process.Start(psi)!;
         var stderr = open.StandardError.ReadToEndAsync();
         var stdout = open.StandardOutput.ReadToEndAsync();
