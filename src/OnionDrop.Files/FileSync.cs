@@ -59,7 +59,7 @@ public static class FileSync
         var fd = (int)file.DangerousGetHandle();
         var flags = fcntl(fd, F_GETFL, 0);
         if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_DIRECT) != 0)
-            throw new IOException($"fcntl: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+            throw ErrnoException("fcntl", Marshal.GetLastPInvokeError());
     }
 
     /// <summary>FAT's largest file (4 GiB less a byte), where statfs says the file system is FAT (the kernel's vfat or msdos).</summary>
@@ -80,12 +80,13 @@ public static class FileSync
         return statfs(path, buffer) == 0 ? BitConverter.ToInt64(buffer, 0) : null;
     }
 
-    /// <summary>With errno as its HResult, as .NET's own IOExceptions carry it (a full disk shows as <see cref="WriteFailure.IsDiskFull"/>).</summary>
-    private static IOException Error(string call, string path)
-    {
-        var errno = Marshal.GetLastPInvokeError();
-        return new($"{call} {path}: {new Win32Exception(errno).Message}", errno);
-    }
+    /// <summary>
+    /// A failed call's IOException, with errno as its HResult as .NET's own IOExceptions carry it (a full disk shows as
+    /// <see cref="WriteFailure.IsDiskFull"/>), and strerror's words after <paramref name="what"/>.
+    /// </summary>
+    public static IOException ErrnoException(string what, int errno) => new($"{what}: {new Win32Exception(errno).Message}", errno);
+
+    private static IOException Error(string call, string path) => ErrnoException($"{call} {path}", Marshal.GetLastPInvokeError());
 
     [DllImport("libc", SetLastError = true)] private static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] private static extern int fsync(int fd);

@@ -139,8 +139,7 @@ public static class SubmissionOpener
         try { free = ByteSize.Format(new DriveInfo(outputDirectory).AvailableFreeSpace) + " free"; }
         catch (Exception x) when (x is IOException or UnauthorizedAccessException) { free = "full"; }
         var need = needs is { } n ? $"; this submission needs about {ByteSize.Format(n)}" : "";
-        return new IOException($"no space left in {outputDirectory} ({free}{need}): {NothingKept}; make room there or open it into another folder, then run open again",
-                               WriteFailure.ENOSPC);
+        return WriteFailure.DiskFull($"no space left in {outputDirectory} ({free}{need}): {NothingKept}; make room there or open it into another folder, then run open again");
     }
 
     /// <summary>EFBIG while writing one of the submission's files, with the file's name as the source gave it (made printable).</summary>

@@ -1,6 +1,6 @@
-using System.ComponentModel;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using OnionDrop.Files;
 
 namespace OnionDrop.Storage;
 
@@ -27,7 +27,7 @@ public static class Posix
         if (rc == 0) return true;
         var errno = Marshal.GetLastPInvokeError();
         if (errno == 11 /* EWOULDBLOCK */) return false;
-        throw new IOException($"flock: {new Win32Exception(errno).Message}", errno);
+        throw FileSync.ErrnoException("flock", errno);
     }
 
     /// <summary>
@@ -37,7 +37,7 @@ public static class Posix
     public static SafeFileHandle? TryLockDirectory(string path)
     {
         var fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) throw Error(path, Marshal.GetLastPInvokeError());
+        if (fd < 0) throw FileSync.ErrnoException(path, Marshal.GetLastPInvokeError());
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         if (TryLockExclusive(handle)) return handle;
         handle.Dispose();
@@ -60,7 +60,7 @@ public static class Posix
             2 /* ENOENT */ => new FileNotFoundException(null, path),
             13 /* EACCES */ => new UnauthorizedAccessException($"{path}: permission denied"),
             40 /* ELOOP */ => new IOException($"{path} is a symbolic link: refused"),
-            _ => Error(path, errno),
+            _ => FileSync.ErrnoException(path, errno),
         };
     }
 
@@ -74,11 +74,8 @@ public static class Posix
         var fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0) return new SafeFileHandle(fd, ownsHandle: true);
         var errno = Marshal.GetLastPInvokeError();
-        throw errno == 2 /* ENOENT */ ? new FileNotFoundException(null, path) : Error(path, errno);
+        throw errno == 2 /* ENOENT */ ? new FileNotFoundException(null, path) : FileSync.ErrnoException(path, errno);
     }
-
-    /// <summary>With errno as its HResult, as .NET's own IOExceptions carry it (so a full disk is seen as one).</summary>
-    private static IOException Error(string path, int errno) => new($"{path}: {new Win32Exception(errno).Message}", errno);
 
     /// <summary>The path by which this process reaches an open handle's file.</summary>
     public static string PathOf(SafeFileHandle handle) => $"/proc/self/fd/{handle.DangerousGetHandle()}";

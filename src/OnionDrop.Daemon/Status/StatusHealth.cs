@@ -87,7 +87,6 @@ public static class StatusHealth
         : t.TotalHours < 48 ? $"{t.TotalHours:0} h ago"
         : $"{t.TotalDays:0} days ago";
 
-
     /// <summary>Whether a process with this pid exists (in our pid namespace).</summary>
     public static bool ProcessExists(int pid)
     {
