@@ -43,7 +43,7 @@ public abstract class UploadServer : IAsyncDisposable
         for (var i = 0; i < 300; i++)
         {
             if (process.HasExited) throw new InvalidOperationException("server exited during start-up");
-            try { if ((await http.GetAsync(url)).IsSuccessStatusCode) return; } catch (HttpRequestException) { }
+            try { if ((await http.GetAsync(url)).IsSuccessStatusCode) return; } catch (Exception e) when (e is HttpRequestException or System.Net.Sockets.SocketException) { }   // not up yet (ENOTCONN comes unwrapped)
             await Task.Delay(100);
         }
         throw new TimeoutException("server did not come up: " + url);
