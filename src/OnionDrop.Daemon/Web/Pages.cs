@@ -145,6 +145,7 @@ public sealed class Pages(OnionDropOptions options)
             <meta name="referrer" content="no-referrer">
             <title>{E(page.Title)} · {E(options.NewsroomName)}</title>
             <link rel="stylesheet" href="/style.css">
+            <link rel="icon" href="data:,">
             </head>
             <body>
             <header><div class="wrap">
