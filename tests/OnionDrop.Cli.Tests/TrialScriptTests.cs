@@ -172,7 +172,7 @@ public class TrialScriptTests
         }
 
         Assert.That(await PackagesAsync("--trial"), Is.EquivalentTo(new[] { "tor", "jq", "libicu72", "ca-certificates" }));
-        Assert.That(await PackagesAsync(), Is.SupersetOf(new[] { "tor", "jq", "libicu72", "ca-certificates", "chromium", "openssh-server", "onionshare-cli" }), "the suite's");
+        Assert.That(await PackagesAsync(), Is.SupersetOf(new[] { "tor", "jq", "libicu72", "ca-certificates", "chromium", "w3m", "tmux", "openssh-server", "onionshare-cli" }), "the suite's");
         Assert.That(File.ReadAllText(Path.Combine(RepoPaths.Root, "scripts", "trial")), Does.Contain("scripts/setup-deps\" --trial"));
     }
 }

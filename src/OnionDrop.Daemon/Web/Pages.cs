@@ -45,8 +45,10 @@ public sealed class Pages(OnionDropOptions options)
         var welcome = string.IsNullOrWhiteSpace(options.WelcomeText) ? "" : $"<p class=\"welcome\">{E(options.WelcomeText.Trim())}</p>\n";
         // MaxMessageChars 0 turns messages off: a box whose every text would be refused is no box to show.
         // maxlength cuts a long text silently, as it is typed or pasted: the hint says where.
+        // The label has a block of its own: a text browser ignores the style sheet, and an inline label beside a
+        // box of several lines is drawn beside its last line, after the box (w3m).
         var message = options.MaxMessageChars == 0 ? "" : $"""
-            <label for="message">{E(t["MessageLabel"])}</label>
+            <div><label for="message">{E(t["MessageLabel"])}</label></div>
             <textarea id="message" name="{UploadHandler.MessageField}" rows="8" cols="60" maxlength="{options.MaxMessageChars}" aria-describedby="message-hint"></textarea>
             <p class="hint" id="message-hint">{E(t["MessageHint"] + " " + t.FormatCount("MessageLimit", options.MaxMessageChars, options.MaxMessageChars))}</p>
 
